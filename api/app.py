@@ -1,0 +1,76 @@
+"""The Flask application factory.
+
+``create_app()`` reads its configuration from the environment (``DATABASE_URL``, ``SECRET_KEY``);
+tests pass a mapping instead: ``create_app({"TESTING": True, "DATABASE_URL": ...})``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+import delivery_ui
+from api import db, pages, security
+
+INSTANCE_DIR = Path("instance")
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the web application.
+
+    Parameters
+    ----------
+    test_config
+        Settings that replace those read from the environment (``DATABASE_URL``, ``SECRET_KEY``,
+        ``TESTING``, ``SESSION_COOKIE_SECURE``...).
+
+    Returns
+    -------
+    Flask
+        The application, with its database engine created but no connection opened yet.
+    """
+    instance_path = Path(os.environ.get("CAT_ENGINE_INSTANCE", INSTANCE_DIR)).resolve()
+    app = Flask(
+        "api",
+        template_folder=str(delivery_ui.TEMPLATES),
+        static_folder=str(delivery_ui.STATIC),
+        instance_path=str(instance_path),
+    )
+    app.config.from_mapping(
+        DATABASE_URL=os.environ.get("DATABASE_URL") or None,
+        SECRET_KEY=os.environ.get("SECRET_KEY") or None,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=os.environ.get("SESSION_COOKIE_SECURE", "") in {"1", "true", "yes"},
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+    )
+    if test_config is not None:
+        app.config.from_mapping(test_config)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret_key(instance_path)
+
+    db.init_app(app)
+    security.init_app(app)
+    app.register_blueprint(pages.bp)
+    return app
+
+
+def _instance_secret_key(instance_path: Path) -> str:
+    """A random key kept in ``instance/secret_key``, so sessions survive restarts and all workers
+    of one server agree on it. Set ``SECRET_KEY`` in production instead."""
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, key.encode())
+    finally:
+        os.close(fd)
+    return key

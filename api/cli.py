@@ -1,0 +1,214 @@
+"""The ``cat-engine`` command line.
+
+Every command reads the database from ``--database-url`` or ``DATABASE_URL`` (default: a SQLite file
+under ``instance/``). Errors a person can fix print one line and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from storage import DatabaseError, check_connection, make_engine, mask_url
+
+EXIT_USAGE = 2
+
+
+class CommandError(click.ClickException):
+    """A problem with the input or the environment, told in one line (exit status 2)."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file=None) -> None:
+        click.echo(f"cat-engine: error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    """Turns the project's domain errors into :class:`CommandError` for every subcommand."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DatabaseError as error:
+            raise CommandError(str(error)) from None
+        except SQLAlchemyError as error:
+            url = ctx.obj.url if isinstance(ctx.obj, _Settings) else "the database"
+            first = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            raise CommandError(f"database error on {mask_url(url)}: {first}") from None
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+
+
+class _Settings:
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+
+    def engine(self) -> Engine:
+        """The database engine, checked to be reachable."""
+        if self._engine is None:
+            engine = make_engine(self.url)
+            check_connection(engine)
+            self.url = engine.url
+            self._engine = engine
+        return self._engine
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    envvar="DATABASE_URL",
+    metavar="URL",
+    help="SQLAlchemy URL of the database [env: DATABASE_URL; default: "
+    "sqlite:///instance/cat-engine.sqlite3].",
+)
+@click.version_option(package_name="cat-engine", prog_name="cat-engine")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None) -> None:
+    """An explainable computerized adaptive testing engine."""
+    ctx.obj = _Settings(database_url or None)
+
+
+@cli.group(cls=_Group)
+def db() -> None:
+    """Create and migrate the database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@click.pass_obj
+def db_upgrade(settings: _Settings, revision: str) -> None:
+    """Apply migrations up to REVISION (all of them by default)."""
+    from storage.migrate import current_revision, upgrade
+
+    engine = settings.engine()
+    upgrade(engine, revision)
+    click.echo(f"database {mask_url(engine.url)} is at revision {current_revision(engine)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.pass_obj
+def db_downgrade(settings: _Settings, revision: str) -> None:
+    """Revert migrations down to REVISION ('base' removes every table; '-1' one step)."""
+    from storage.migrate import current_revision, downgrade
+
+    engine = settings.engine()
+    downgrade(engine, revision)
+    at = current_revision(engine) or "base (empty)"
+    click.echo(f"database {mask_url(engine.url)} is at revision {at}")
+
+
+@db.command("current")
+@click.pass_obj
+def db_current(settings: _Settings) -> None:
+    """Print the database's revision and the newest one the code knows."""
+    from storage.migrate import current_revision, head_revision
+
+    engine = settings.engine()
+    current = current_revision(engine)
+    head = head_revision()
+    state = "up to date" if current == head else "run 'cat-engine db upgrade'"
+    click.echo(f"current: {current or 'none'}  head: {head}  ({state})")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does.")
+@click.pass_obj
+def db_revision(settings: _Settings, message: str) -> None:
+    """Autogenerate a new migration from the models (developers; review the file it writes)."""
+    from api.models import metadata
+    from storage.migrate import revision
+
+    revision(settings.engine(), message, metadata)
+
+
+@cli.command()
+@click.option("--no-serve", is_flag=True, help="Only build the demo database; do not serve it.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--items", "n_items", default=320, show_default=True, type=click.IntRange(min=1),
+    help="How many items to generate for the bank.",
+)
+@click.option("--seed", default=20261123, show_default=True, help="Seed of the item generator.")
+@click.pass_obj
+def demo(
+    settings: _Settings, no_serve: bool, host: str, port: int, n_items: int, seed: int
+) -> None:
+    """Build a demo database (generated items, demo accounts, one adaptive test) and serve it.
+
+    Refuses to touch a database that was not made by this command.
+    """
+    from api.demo import DEMO_PASSWORD, build_demo
+
+    engine = settings.engine()
+    click.echo(f"Building the demo database in {mask_url(engine.url)} ...")
+    summary = build_demo(engine, n_items=n_items, seed=seed)
+    skills = ", ".join(f"{skill} {count}" for skill, count in summary.items_per_skill.items())
+    click.echo(f"  {'Rebuilt' if summary.rebuilt else 'Built'}: {summary.items} items ({skills})")
+    click.echo(f"  Test: {summary.test_name}")
+    students = [u for u in summary.usernames if u.startswith("student")]
+    others = [u for u in summary.usernames if not u.startswith("student")]
+    click.echo(
+        f"  Demo accounts: {students[0]}..{students[-1]}, {', '.join(others)}; "
+        f"password '{DEMO_PASSWORD}'."
+    )
+    click.echo(
+        "  These accounts exist only in this demo database; never use them on a real one."
+    )
+    if no_serve:
+        return
+    engine.dispose()
+    _serve(settings.url, host, port, workers=1)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers", default=2, show_default=True, type=click.IntRange(min=1),
+    help="gunicorn worker processes (ignored by the development server).",
+)
+@click.pass_obj
+def serve(settings: _Settings, host: str, port: int, workers: int) -> None:
+    """Serve the web application (gunicorn where installed, else Flask's development server)."""
+    from storage.migrate import current_revision, head_revision
+
+    engine = settings.engine()
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise CommandError(
+            f"database {mask_url(engine.url)} is at revision {current or 'none'}, the code needs "
+            f"{head}: run 'cat-engine db upgrade' first"
+        )
+    engine.dispose()
+    _serve(settings.url, host, port, workers=workers)
+
+
+def _serve(url, host: str, port: int, workers: int) -> None:
+    import os
+
+    from api.app import create_app
+
+    if url is not None:
+        os.environ["DATABASE_URL"] = url if isinstance(url, str) else url.render_as_string(False)
+    click.echo(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)")
+    try:
+        from api.wsgi_server import run_gunicorn
+    except ImportError:  # gunicorn is not installed (e.g. on Windows)
+        create_app().run(host=host, port=port)
+        return
+    run_gunicorn(create_app, host=host, port=port, workers=workers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``cat-engine`` console script."""
+    cli.main(args=argv, prog_name="cat-engine")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,10 @@
+"""cat_engine: the adaptive testing engine itself, in numpy and scipy alone.
+
+IRT models (category probabilities, log-likelihood and Fisher information, vectorised over items and
+thetas), ability estimators, item selection, exposure control, content constraints, stopping rules,
+the pure test-session state machine, and the simulator that advances every simulee at once.
+
+May import: numpy, scipy and the standard library. Nothing of this project, no database, no HTTP:
+it takes and returns arrays and small frozen dataclasses, so it can be tested, benchmarked and
+reused on its own.
+"""

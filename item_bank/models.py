@@ -1,0 +1,169 @@
+"""Tables of the item bank: items, their tags, their parameter sets, and named tests.
+
+An item's content (stem, options, key) is what a student sees and answers; its IRT parameters
+live apart in :class:`ItemParameterSet` rows, because each calibration produces a new set and the
+old ones are kept for provenance. Exactly one set per item is active (a partial unique index
+enforces it).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storage import Base, enum_type, utcnow
+
+IRT_MODELS = ("rasch", "1pl", "2pl", "3pl", "4pl", "grm", "gpcm", "pcm")
+
+
+class ItemStatus(enum.StrEnum):
+    """An item's place in its lifecycle: draft -> pretest -> operational -> retired."""
+
+    DRAFT = "draft"
+    PRETEST = "pretest"
+    OPERATIONAL = "operational"
+    RETIRED = "retired"
+
+
+class Item(Base):
+    """One question: its content, skill, content tags and lifecycle status.
+
+    ``code`` is the identifier the assessment team uses (``item_id`` in CSV and QTI files).
+    """
+
+    __tablename__ = "items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(120), unique=True)
+    stem: Mapped[str] = mapped_column(Text)
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)
+    key: Mapped[int | None] = mapped_column(Integer)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    skill: Mapped[str] = mapped_column(String(80), index=True)
+    status: Mapped[ItemStatus] = mapped_column(
+        enum_type(ItemStatus, "item_status"),
+        default=ItemStatus.DRAFT,
+        index=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    tags: Mapped[list[ItemTag]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="ItemTag.tag"
+    )
+    parameter_sets: Mapped[list[ItemParameterSet]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="ItemParameterSet.id"
+    )
+
+    @property
+    def content_tags(self) -> list[str]:
+        """The item's content tags, sorted."""
+        return [t.tag for t in self.tags]
+
+    @property
+    def active_parameters(self) -> ItemParameterSet | None:
+        """The parameter set in use, or ``None`` when the item is not calibrated yet."""
+        return next((p for p in self.parameter_sets if p.is_active), None)
+
+    def __repr__(self) -> str:
+        return f"Item(code={self.code!r}, skill={self.skill!r}, status={self.status.value!r})"
+
+
+class ItemTag(Base):
+    """A content tag on an item (blueprint category, topic), used by content constraints."""
+
+    __tablename__ = "item_tags"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
+    item: Mapped[Item] = relationship(back_populates="tags")
+
+
+class ItemParameterSet(Base):
+    """IRT parameters of one item from one source, on the bank's theta scale (logistic, D = 1).
+
+    ``a`` discrimination, ``b`` difficulty, ``c`` lower and ``d`` upper asymptote for dichotomous
+    models; ``thresholds`` for polytomous ones (GRM, GPCM, PCM). ``source`` says where they came
+    from (``generative-model``, ``calibration``, ``import``) and ``provenance`` the details
+    (calibration run, settings, seed).
+    """
+
+    __tablename__ = "item_parameter_sets"
+    __table_args__ = (
+        CheckConstraint(
+            "model IN (" + ", ".join(f"'{m}'" for m in IRT_MODELS) + ")", name="model_known"
+        ),
+        Index(
+            "uq_item_parameter_sets_one_active",
+            "item_id",
+            unique=True,
+            sqlite_where=text("is_active"),
+            postgresql_where=text("is_active"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(16))
+    a: Mapped[float | None] = mapped_column(Float)
+    b: Mapped[float | None] = mapped_column(Float)
+    c: Mapped[float | None] = mapped_column(Float)
+    d: Mapped[float | None] = mapped_column(Float)
+    thresholds: Mapped[list[float] | None] = mapped_column(JSON)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    source: Mapped[str] = mapped_column(String(40))
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sample_size: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="parameter_sets")
+
+
+test_items = Table(
+    "test_items",
+    Base.metadata,
+    Column("test_id", ForeignKey("tests.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class AdaptiveTest(Base):
+    """A named test: which items it draws from and the engine configuration that delivers it.
+
+    ``config`` is plain JSON (item selection, exposure control, content constraints, stopping
+    rules), so the same configuration rebuilds the same engine.
+    """
+
+    __tablename__ = "tests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    items: Mapped[list[Item]] = relationship(secondary=test_items, order_by="Item.id")
+
+    def __repr__(self) -> str:
+        return f"AdaptiveTest(name={self.name!r})"

@@ -1,0 +1,103 @@
+"""Migrations upgrade and downgrade on SQLite and PostgreSQL, and match the models exactly."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from api.models import Item, ItemParameterSet, ItemStatus, metadata
+from storage import make_engine, session_factory, session_scope
+from storage.migrate import current_revision, downgrade, head_revision, upgrade
+
+TABLES = {
+    "alembic_version",
+    "app_meta",
+    "users",
+    "items",
+    "item_tags",
+    "item_parameter_sets",
+    "tests",
+    "test_items",
+    "attempts",
+    "responses",
+}
+
+
+@pytest.fixture
+def engine(any_db_url: str):
+    engine = make_engine(any_db_url)
+    yield engine
+    engine.dispose()
+
+
+def test_upgrade_downgrade_round_trip(engine) -> None:
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert set(inspect(engine).get_table_names()) == TABLES
+
+    downgrade(engine, "base")
+    assert current_revision(engine) is None
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+
+    upgrade(engine)  # and back up again on the same database
+    assert set(inspect(engine).get_table_names()) == TABLES
+
+
+def test_migrations_match_the_models(engine) -> None:
+    upgrade(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+    assert differences == []
+
+
+def _item(code: str) -> Item:
+    return Item(code=code, stem="2 + 2 = ?", options=["3", "4", "5", "22"], key=1, skill="arith")
+
+
+def test_one_active_parameter_set_per_item(engine) -> None:
+    upgrade(engine)
+    factory = session_factory(engine)
+    with session_scope(factory) as session:
+        item = _item("i1")
+        item.parameter_sets = [
+            ItemParameterSet(model="2pl", a=1.0, b=0.0, source="import", is_active=True),
+            ItemParameterSet(model="2pl", a=1.1, b=0.1, source="import", is_active=False),
+        ]
+        session.add(item)
+    with pytest.raises(IntegrityError), session_scope(factory) as session:
+        item = session.query(Item).one()
+        session.add(
+            ItemParameterSet(item=item, model="2pl", a=1.2, b=0.2, source="import", is_active=True)
+        )
+    with session_scope(factory) as session:
+        item = session.query(Item).one()
+        assert item.active_parameters.a == 1.0
+        assert len(item.parameter_sets) == 2
+
+
+def test_check_constraints_hold_in_the_database(engine) -> None:
+    upgrade(engine)
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO items (code, stem, options, rationale, skill, status, created_at, "
+                "updated_at) VALUES ('x', 's', '[]', '', 'k', 'bogus', CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+    factory = session_factory(engine)
+    with session_scope(factory) as session:
+        session.add(_item("i2"))
+    with pytest.raises(IntegrityError), session_scope(factory) as session:
+        item = session.query(Item).one()
+        session.add(ItemParameterSet(item=item, model="5pl", a=1.0, source="import"))
+    with pytest.raises(StatementError), session_scope(factory) as session:
+        item = session.query(Item).one()
+        item.status = "bogus"  # rejected by the enum type before it reaches the database
+    with session_scope(factory) as session:
+        assert session.query(Item).one().status is ItemStatus.DRAFT
