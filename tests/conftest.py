@@ -132,3 +132,20 @@ def save_screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def migrated_with_user(
+    url: str, username: str, password: str, role: str, display_name: str = ""
+) -> None:
+    """Migrate the database at ``url`` to head and add one user."""
+    from storage import make_engine, session_factory, session_scope
+    from storage.accounts import Role, User
+    from storage.migrate import upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    with session_scope(session_factory(engine)) as session:
+        user = User(username=username, display_name=display_name, role=Role(role))
+        user.set_password(password)
+        session.add(user)
+    engine.dispose()

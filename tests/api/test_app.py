@@ -7,20 +7,12 @@ import re
 import pytest
 
 from api.app import create_app
-from storage import make_engine, session_factory, session_scope
-from storage.accounts import Role, User
-from storage.migrate import upgrade
+from tests.conftest import migrated_with_user
 
 
 @pytest.fixture
 def app(any_db_url: str):
-    engine = make_engine(any_db_url)
-    upgrade(engine)
-    with session_scope(session_factory(engine)) as session:
-        user = User(username="ana", display_name="Ana Lima", role=Role.TEACHER)
-        user.set_password("right-password")
-        session.add(user)
-    engine.dispose()
+    migrated_with_user(any_db_url, "ana", "right-password", "teacher", "Ana Lima")
     app = create_app({"TESTING": True, "DATABASE_URL": any_db_url, "SECRET_KEY": "test"})
     yield app
     app.extensions["cat_engine_db"]["engine"].dispose()

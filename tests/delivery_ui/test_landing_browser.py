@@ -5,23 +5,14 @@ from __future__ import annotations
 import pytest
 
 from api.app import create_app
-from storage import make_engine, session_factory, session_scope
-from storage.accounts import Role, User
-from storage.migrate import upgrade
-from tests.conftest import LiveServer, save_screenshot
+from tests.conftest import LiveServer, migrated_with_user, save_screenshot
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def server(sqlite_url):
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    with session_scope(session_factory(engine)) as session:
-        user = User(username="student1", display_name="Student 1", role=Role.STUDENT)
-        user.set_password("demo-password")
-        session.add(user)
-    engine.dispose()
+    migrated_with_user(sqlite_url, "student1", "demo-password", "student", "Student 1")
     app = create_app({"DATABASE_URL": sqlite_url, "SECRET_KEY": "browser-test"})
     with LiveServer(app) as live:
         yield live
