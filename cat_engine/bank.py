@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -243,7 +244,7 @@ def _validate(item: ItemParameters) -> None:
         raise InvalidItemError(name, "model", f"{item.model!r} is not one of {', '.join(MODELS)}")
     for key in _NUMBER_FIELDS:
         value = getattr(item, key)
-        if not isinstance(value, (int, float)) or (key != "b" and not math.isfinite(value)):
+        if not _is_number(value) or (key != "b" and not math.isfinite(value)):
             raise InvalidItemError(name, key, f"must be a finite number, got {value!r}")
     if not (item.a > 0):
         raise InvalidItemError(name, "a", f"must be > 0, got {item.a!r}")
@@ -260,18 +261,22 @@ def _validate(item: ItemParameters) -> None:
             raise InvalidItemError(
                 name, "d", f"must be greater than c ({item.c!r}), got {item.d!r}"
             )
-        if item.model in ("rasch", "1pl", "2pl") and (item.c != 0 or item.d != 1):
-            raise InvalidItemError(name, "c", f"a {item.model} item has c = 0 and d = 1")
+        if item.model in ("rasch", "1pl", "2pl"):
+            if item.c != 0:
+                raise InvalidItemError(name, "c", f"must be 0 for a {item.model} item (use 3pl)")
+            if item.d != 1:
+                raise InvalidItemError(name, "d", f"must be 1 for a {item.model} item (use 4pl)")
         if item.model == "3pl" and item.d != 1:
             raise InvalidItemError(name, "d", "a 3pl item has d = 1 (use 4pl)")
         return
-    if item.c != 0 or item.d != 1:
-        raise InvalidItemError(name, "c", f"a {item.model} item has no c or d")
+    for key, neutral in (("c", 0), ("d", 1)):
+        if getattr(item, key) != neutral:
+            raise InvalidItemError(name, key, f"is not a parameter of a {item.model} item")
     thresholds = item.thresholds
     if len(thresholds) < 1:
         raise InvalidItemError(name, "b1", "a polytomous item needs at least one threshold")
     for k, t in enumerate(thresholds, 1):
-        if not isinstance(t, (int, float)) or not math.isfinite(t):
+        if not _is_number(t) or not math.isfinite(t):
             raise InvalidItemError(name, f"b{k}", f"must be a finite number, got {t!r}")
     if item.model == "grm":
         for k in range(1, len(thresholds)):
@@ -282,6 +287,10 @@ def _validate(item: ItemParameters) -> None:
                     f"must be greater than b{k} for a graded response item (thresholds must "
                     f"increase), got {thresholds[k]!r} after {thresholds[k - 1]!r}",
                 )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _number(record: Mapping[str, Any], key: str, default: float, item_id: str) -> float:
@@ -301,7 +310,9 @@ def _item_from_record(record: Mapping[str, Any], row: int) -> ItemParameters:
     model = str(record.get("model") or "").strip().lower()
     if "thresholds" in record and record["thresholds"] is not None:
         raw = list(record["thresholds"])
-        thresholds = tuple(_number({"t": t}, "t", math.nan, item_id) for t in raw)
+        thresholds = tuple(
+            _number({f"b{k}": t}, f"b{k}", math.nan, item_id) for k, t in enumerate(raw, 1)
+        )
     else:
         keys = sorted(
             (k for k in record if k and k[0] == "b" and k[1:].isdigit()), key=lambda k: int(k[1:])

@@ -24,7 +24,7 @@ items (local independence).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, log_expit
 
 from cat_engine.bank import FAMILY_DICHOTOMOUS, FAMILY_GPCM, FAMILY_GRM, ItemBank
 
@@ -186,13 +186,46 @@ def response_log_probability(bank: ItemBank, items, theta, responses) -> np.ndar
     items_b, responses_b = np.broadcast_arrays(items, responses)
     if bank.all_dichotomous:
         items_t, theta_t = _broadcast(items_b, theta)
-        p1 = _dichotomous(bank, items_t, theta_t)[0]
         resp = np.broadcast_to(responses_b, items_t.shape)
-        return np.log(np.maximum(np.where(resp == 1, p1, 1.0 - p1), _TINY))
+        return _dichotomous_log_probability(bank, items_t, theta_t, resp)
     p = category_probabilities(bank, items_b, theta)
     resp = np.broadcast_to(responses_b, p.shape[:-1])
-    chosen = np.take_along_axis(p, resp[..., None], axis=-1)[..., 0]
-    return np.log(np.maximum(chosen, _TINY))
+    chosen = np.log(np.maximum(np.take_along_axis(p, resp[..., None], axis=-1)[..., 0], _TINY))
+    # The outer categories are one logistic term each: take their logs directly, so that they
+    # stay accurate far in the tails where a difference of probabilities would round to 0.
+    items_t = np.broadcast_to(items_b, resp.shape)
+    theta_t = np.broadcast_to(np.asarray(theta, dtype=float), resp.shape)
+    dich = bank.family[items_t] == FAMILY_DICHOTOMOUS
+    if dich.any():
+        chosen = np.where(
+            dich,
+            _dichotomous_log_probability(bank, items_t, theta_t, np.where(dich, resp, 0)),
+            chosen,
+        )
+    grm = bank.family[items_t] == FAMILY_GRM
+    if grm.any():
+        da = bank.D * bank.a[items_t]
+        top = bank.n_categories[items_t] - 1
+        first = bank.thresholds[items_t, 0]
+        last = bank.thresholds[items_t, np.maximum(top - 1, 0)]
+        low = log_expit(-da * (theta_t - first))
+        high = log_expit(da * (theta_t - last))
+        chosen = np.where(grm & (resp == 0), low, chosen)
+        chosen = np.where(grm & (resp == top), high, chosen)
+    return chosen
+
+
+def _dichotomous_log_probability(bank: ItemBank, items, theta, responses) -> np.ndarray:
+    """log P(response) for dichotomous items, without subtracting probabilities near 1."""
+    a, b, c, d = bank.a[items], bank.b[items], bank.c[items], bank.d[items]
+    z = bank.D * a * (theta - b)
+    plain = (c == 0) & (d == 1)
+    with np.errstate(divide="ignore"):
+        p1 = np.where(plain, 0.0, np.log(np.maximum(c + (d - c) * expit(z), _TINY)))
+        p0 = np.where(plain, 0.0, np.log(np.maximum((1 - d) + (d - c) * expit(-z), _TINY)))
+    p1 = np.where(plain, log_expit(z), p1)
+    p0 = np.where(plain, log_expit(-z), p0)
+    return np.maximum(np.where(responses == 1, p1, p0), np.log(_TINY))
 
 
 def log_likelihood(bank: ItemBank, items, responses, theta) -> np.ndarray:
@@ -231,4 +264,5 @@ def simulate_responses(bank: ItemBank, items, theta, rng: np.random.Generator) -
     """Draw responses to ``items`` at ``theta`` (broadcast together) from the model."""
     p = category_probabilities(bank, items, theta)
     u = rng.random(p.shape[:-1])[..., None]
-    return (u > np.cumsum(p, axis=-1)).sum(-1).clip(max=p.shape[-1] - 1)
+    top = np.broadcast_to(bank.n_categories[np.asarray(items, dtype=np.intp)] - 1, p.shape[:-1])
+    return np.minimum((u > np.cumsum(p, axis=-1)).sum(-1), top)
