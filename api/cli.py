@@ -189,6 +189,11 @@ def serve(settings: _Settings, host: str, port: int, workers: int) -> None:
     _serve(settings.url, host, port, workers=workers)
 
 
+from api.simulate_cli import simulate_command  # noqa: E402
+
+cli.add_command(simulate_command, "simulate")
+
+
 def _serve(url, host: str, port: int, workers: int) -> None:
     import os
 

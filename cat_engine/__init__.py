@@ -8,3 +8,33 @@ May import: numpy, scipy and the standard library. Nothing of this project, no d
 it takes and returns arrays and small frozen dataclasses, so it can be tested, benchmarked and
 reused on its own.
 """
+
+from cat_engine.bank import ItemBank, ItemParameters
+from cat_engine.config import CATConfig
+from cat_engine.errors import (
+    BankExhaustedError,
+    CATError,
+    ConfigError,
+    InvalidItemError,
+    InvalidResponseError,
+    UnknownItemError,
+)
+from cat_engine.session import CATSession, SessionResult
+from cat_engine.simulation import SimulationResult, calibrate_sympson_hetter, simulate
+
+__all__ = [
+    "BankExhaustedError",
+    "CATConfig",
+    "CATError",
+    "CATSession",
+    "ConfigError",
+    "InvalidItemError",
+    "InvalidResponseError",
+    "ItemBank",
+    "ItemParameters",
+    "SessionResult",
+    "SimulationResult",
+    "UnknownItemError",
+    "calibrate_sympson_hetter",
+    "simulate",
+]

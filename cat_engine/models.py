@@ -185,9 +185,9 @@ def response_log_probability(bank: ItemBank, items, theta, responses) -> np.ndar
     responses = np.asarray(responses, dtype=np.intp)
     items_b, responses_b = np.broadcast_arrays(items, responses)
     if bank.all_dichotomous:
-        items_t, theta_t = _broadcast(items_b, theta)
-        resp = np.broadcast_to(responses_b, items_t.shape)
-        return _dichotomous_log_probability(bank, items_t, theta_t, resp)
+        theta = np.asarray(theta, dtype=float)
+        out = _dichotomous_log_probability(bank, items_b, theta, responses_b)
+        return np.broadcast_to(out, np.broadcast_shapes(items_b.shape, theta.shape))
     p = category_probabilities(bank, items_b, theta)
     resp = np.broadcast_to(responses_b, p.shape[:-1])
     chosen = np.log(np.maximum(np.take_along_axis(p, resp[..., None], axis=-1)[..., 0], _TINY))
@@ -216,16 +216,18 @@ def response_log_probability(bank: ItemBank, items, theta, responses) -> np.ndar
 
 
 def _dichotomous_log_probability(bank: ItemBank, items, theta, responses) -> np.ndarray:
-    """log P(response) for dichotomous items, without subtracting probabilities near 1."""
+    """log P(response) for dichotomous items, without subtracting probabilities near 1.
+
+    ``P(1) = c + (d - c) expit(z)`` and ``P(0) = (1 - d) + (d - c) expit(-z)``: one logistic
+    term each, accurate far into the tails. Parameters are gathered before broadcasting.
+    """
+    items = np.asarray(items, dtype=np.intp)
+    correct = np.asarray(responses) == 1
     a, b, c, d = bank.a[items], bank.b[items], bank.c[items], bank.d[items]
-    z = bank.D * a * (theta - b)
-    plain = (c == 0) & (d == 1)
-    with np.errstate(divide="ignore"):
-        p1 = np.where(plain, 0.0, np.log(np.maximum(c + (d - c) * expit(z), _TINY)))
-        p0 = np.where(plain, 0.0, np.log(np.maximum((1 - d) + (d - c) * expit(-z), _TINY)))
-    p1 = np.where(plain, log_expit(z), p1)
-    p0 = np.where(plain, log_expit(-z), p0)
-    return np.maximum(np.where(responses == 1, p1, p0), np.log(_TINY))
+    sign = np.where(correct, 1.0, -1.0)
+    base = np.where(correct, c, 1.0 - d)
+    p = base + (d - c) * expit(sign * bank.D * a * (theta - b))
+    return np.log(np.maximum(p, _TINY))
 
 
 def log_likelihood(bank: ItemBank, items, responses, theta) -> np.ndarray:
