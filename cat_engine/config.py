@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,15 @@ class CATConfig:
     constraints: ContentControl | None
     stopping: StoppingPolicy
     pretest: PretestPlan
+    _bank: ItemBank
+
+    @cached_property
+    def prior_estimate(self) -> tuple[float, float]:
+        """Theta and SE before any response (the estimator on the prior alone), computed once."""
+        log_posterior = self.grid.initial_log_posterior(1)
+        empty = np.full((1, 1), -1, dtype=np.intp)
+        theta, se = self.estimator.estimate(self._bank, empty, empty, log_posterior, self.grid)
+        return float(theta[0]), float(se[0])
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any] | None, bank: ItemBank) -> CATConfig:
@@ -106,6 +116,7 @@ class CATConfig:
             ),
             stopping=stopping,
             pretest=_pretest(settings.get("pretest") or {}),
+            _bank=bank,
         )
 
 

@@ -20,10 +20,9 @@ from cat_engine.stopping import StopContext
 def new_state(config: CATConfig, bank, n: int, rng: np.random.Generator) -> CATState:
     """State for ``n`` test takers before their first item."""
     log_posterior = config.grid.initial_log_posterior(n)
-    empty = np.full((n, 1), -1, dtype=np.intp)
-    theta, se = config.estimator.estimate(bank, empty, empty, log_posterior, config.grid)
+    theta, se = config.prior_estimate
     state = CATState.start(
-        bank, n, config.stopping.max_items, log_posterior, np.asarray(theta), np.asarray(se)
+        bank, n, config.stopping.max_items, log_posterior, np.full(n, theta), np.full(n, se)
     )
     state.theta = config.start.initial_theta(n, rng) if _uses_start_theta(config) else state.theta
     return state

@@ -256,7 +256,7 @@ class CATSession:
     # -- internals -------------------------------------------------------------------------------
 
     def _rng(self) -> np.random.Generator:
-        return np.random.default_rng([self.seed, len(self._history)])
+        return _LazyGenerator((self.seed, len(self._history)))
 
     def _choose(self) -> str:
         position = len(self._history) + 1
@@ -319,7 +319,12 @@ class CATSession:
         if not scored:
             return
         idx = self.bank.indices_of([i for i, _ in scored])
-        resp = np.array([self._checked(i, j, r) for (i, r), j in zip(scored, idx, strict=True)])
+        resp = np.array([r for _, r in scored], dtype=np.intp)
+        bad = np.flatnonzero((resp < 0) | (resp >= self.bank.n_categories[idx]))
+        if bad.size:
+            j = int(idx[bad[0]])
+            raise InvalidResponseError(scored[bad[0]][0], int(resp[bad[0]]),
+                                       int(self.bank.n_categories[j]))
         n = idx.size
         if n > state.items.shape[1]:
             state.items = np.full((1, n), -1, dtype=np.intp)
@@ -333,12 +338,17 @@ class CATSession:
             self.bank, idx[:, None], grid.points[None, :], resp[:, None]
         )
         state.log_posterior[0] += contributions.sum(axis=0)
-        estimator = self.config.estimator
-        theta, se = estimator.estimate(self.bank, state.items[:, :n], state.responses[:, :n],
-                                       state.log_posterior, grid)
-        before = state.log_posterior - contributions[-1]
-        previous, _ = estimator.estimate(self.bank, state.items[:, : n - 1],
-                                         state.responses[:, : n - 1], before, grid)
+        stored = [e for e in estimates or () if e is not None]
+        if len(stored) == n:  # the estimates made when each response arrived
+            theta, se = stored[-1]
+            previous = stored[-2][0] if n > 1 else self.config.prior_estimate[0]
+        else:
+            estimator = self.config.estimator
+            theta, se = estimator.estimate(self.bank, state.items[:, :n],
+                                           state.responses[:, :n], state.log_posterior, grid)
+            before = state.log_posterior - contributions[-1]
+            previous, _ = estimator.estimate(self.bank, state.items[:, : n - 1],
+                                             state.responses[:, : n - 1], before, grid)
         state.theta[:], state.se[:], state.theta_previous[:] = theta, se, previous
         if estimates is not None:
             self._history = [
@@ -355,3 +365,20 @@ def is_replay_sensitive(config: CATConfig) -> bool:
     configurations rebuild from the history in a few array operations.
     """
     return isinstance(config.exposure, SympsonHetter)
+
+
+class _LazyGenerator:
+    """A ``numpy.random.Generator`` seeded from ``entropy``, created only if a draw is made.
+
+    Seeding costs tens of microseconds, more than a whole maximum-information step; most live
+    steps draw nothing.
+    """
+
+    def __init__(self, entropy: tuple[int, ...]) -> None:
+        self._entropy = entropy
+        self._generator: np.random.Generator | None = None
+
+    def __getattr__(self, name: str):
+        if self._generator is None:
+            self._generator = np.random.default_rng(list(self._entropy))
+        return getattr(self._generator, name)
