@@ -25,7 +25,8 @@ DEMO_STUDENTS = 30
 DEMO_TEST_NAME = "Mathematics check-up (adaptive)"
 DEMO_TEST_CONFIG = {
     "start": {"theta": 0.0},
-    "estimator": {"method": "eap", "prior": {"mean": 0.0, "sd": 1.0}, "points": 61},
+    "estimator": {"method": "eap", "prior": {"mean": 0.0, "sd": 1.0},
+                  "grid": {"lo": -4.0, "hi": 4.0, "points": 61}},
     "selection": {"method": "mfi"},
     "exposure": {"method": "randomesque", "n": 5},
     "stopping": {"se": 0.35, "max_items": 25, "min_items": 8},
