@@ -12,18 +12,8 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from api.cli_errors import CommandError
 from storage import DatabaseError, check_connection, make_engine, mask_url
-
-EXIT_USAGE = 2
-
-
-class CommandError(click.ClickException):
-    """A problem with the input or the environment, told in one line (exit status 2)."""
-
-    exit_code = EXIT_USAGE
-
-    def show(self, file=None) -> None:
-        click.echo(f"cat-engine: error: {self.format_message()}", err=True)
 
 
 class _Group(click.Group):

@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from api.cli_errors import CommandError
+
 EXPOSURE_HELP = (
     "none | randomesque:N | progressive[:R_MAX] | eligibility:R_MAX | sympson-hetter:R_MAX"
 )
@@ -34,9 +36,7 @@ def parse_exposure(text: str) -> dict:
             return {"method": method, "r_max": float(value or 0.2)}
     except ValueError:
         pass
-    raise click.BadParameter(
-        f"{text!r} is not of the form {EXPOSURE_HELP}", param_hint="--exposure"
-    )
+    raise CommandError(f"--exposure: {text!r} is not of the form {EXPOSURE_HELP}")
 
 
 _STOP_KEYS = {"se": "se", "max": "max_items", "min": "min_items", "info": "info_below",
@@ -51,8 +51,7 @@ def parse_stop(text: str) -> dict:
         try:
             number = float(value)
         except ValueError:
-            raise click.BadParameter(f"{part!r}: expected NAME:NUMBER ({STOP_HELP})",
-                                     param_hint="--stop") from None
+            raise CommandError(f"--stop: {part!r}: expected NAME:NUMBER ({STOP_HELP})") from None
         if key in ("max", "min"):
             spec[_STOP_KEYS[key]] = int(number)
         elif key in _STOP_KEYS:
@@ -60,7 +59,7 @@ def parse_stop(text: str) -> dict:
         elif key in ("cut", "sprt"):
             spec["classification"] = {"cut": number, "method": "ci" if key == "cut" else "sprt"}
         else:
-            raise click.BadParameter(f"unknown rule {key!r} ({STOP_HELP})", param_hint="--stop")
+            raise CommandError(f"--stop: unknown rule {key!r} ({STOP_HELP})")
     return spec
 
 
@@ -99,7 +98,7 @@ def simulate_command(bank_path, examinees, theta_dist, seed, selector, estimator
     bank = ItemBank.from_csv(bank_path, D=D)
     settings = json.loads(Path(config_path).read_text()) if config_path else {}
     if not isinstance(settings, dict):
-        raise click.BadParameter("must hold a JSON object", param_hint="--config")
+        raise CommandError("--config: the file must hold a JSON object")
     source = click.get_current_context().get_parameter_source
     for name, key, value in (
         ("selector", "selection", {"method": selector}),
@@ -135,15 +134,13 @@ def _draw_thetas(spec: str, n: int, seed: int) -> np.ndarray:
     try:
         p, q = (float(x) for x in args.split(","))
     except ValueError:
-        raise click.BadParameter(f"{spec!r}: use normal:MEAN,SD or uniform:LOW,HIGH",
-                                 param_hint="--theta") from None
+        raise CommandError(f"--theta: {spec!r}: use normal:MEAN,SD or uniform:LOW,HIGH") from None
     rng = np.random.default_rng([seed, 7])
     if kind == "normal" and q > 0:
         return rng.normal(p, q, n)
     if kind == "uniform" and p < q:
         return rng.uniform(p, q, n)
-    raise click.BadParameter(f"{spec!r}: use normal:MEAN,SD (SD > 0) or uniform:LOW,HIGH",
-                             param_hint="--theta")
+    raise CommandError(f"--theta: {spec!r}: use normal:MEAN,SD (SD > 0) or uniform:LOW,HIGH")
 
 
 def _print_summary(s: dict, bank_path: str) -> None:
