@@ -17,7 +17,7 @@ from cat_engine.bank import ItemBank
 from cat_engine.config import CATConfig
 from cat_engine.engine import check_stop, choose_items, new_state, record_responses
 from cat_engine.errors import BankExhaustedError, CATError, InvalidResponseError
-from cat_engine.exposure import ExposureStats, SympsonHetter
+from cat_engine.exposure import ExposureStats
 from cat_engine.models import information, response_log_probability
 
 JSON_VERSION = 1
@@ -356,15 +356,6 @@ class CATSession:
                              *(est if est is not None else (None, None)), None)
                 for h, est in zip(self._history, estimates, strict=True)
             ]
-
-
-def is_replay_sensitive(config: CATConfig) -> bool:
-    """Whether rebuilding from history alone needs a replay of every selection.
-
-    True when exposure control withdraws items during the test (Sympson-Hetter); other
-    configurations rebuild from the history in a few array operations.
-    """
-    return isinstance(config.exposure, SympsonHetter)
 
 
 class _LazyGenerator:

@@ -90,19 +90,3 @@ class CATState:
         self.seen[rows, items] = True
         self.n_scored[rows] += 1
         self.n_given[rows] += 1
-
-    def take(self, rows: np.ndarray) -> CATState:
-        """The sub-state of ``rows`` (copies), e.g. the test takers still being tested."""
-        return CATState(
-            bank=self.bank,
-            seen=self.seen[rows],
-            excluded=self.excluded[rows],
-            items=self.items[rows],
-            responses=self.responses[rows],
-            n_scored=self.n_scored[rows],
-            n_given=self.n_given[rows],
-            log_posterior=self.log_posterior[rows],
-            theta=self.theta[rows],
-            se=self.se[rows],
-            theta_previous=self.theta_previous[rows],
-        )
