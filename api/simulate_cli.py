@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -50,8 +51,11 @@ def parse_stop(text: str) -> dict:
         key, _, value = part.partition(":")
         try:
             number = float(value)
+            if not math.isfinite(number) or (key in ("max", "min") and not number.is_integer()):
+                raise ValueError
         except ValueError:
-            raise CommandError(f"--stop: {part!r}: expected NAME:NUMBER ({STOP_HELP})") from None
+            raise CommandError(f"--stop: {part!r}: expected NAME:NUMBER, a finite number "
+                               f"(whole for max and min) ({STOP_HELP})") from None
         if key in ("max", "min"):
             spec[_STOP_KEYS[key]] = int(number)
         elif key in _STOP_KEYS:
@@ -99,6 +103,9 @@ def simulate_command(bank_path, examinees, theta_dist, seed, selector, estimator
     settings = json.loads(Path(config_path).read_text()) if config_path else {}
     if not isinstance(settings, dict):
         raise CommandError("--config: the file must hold a JSON object")
+    for section, value in settings.items():
+        if not isinstance(value, dict):
+            raise CommandError(f"--config: section {section!r} must be a JSON object")
     source = click.get_current_context().get_parameter_source
     for name, key, value in (
         ("selector", "selection", {"method": selector}),
@@ -113,8 +120,8 @@ def simulate_command(bank_path, examinees, theta_dist, seed, selector, estimator
     if settings["exposure"].get("method") == "sympson-hetter" and "k" not in settings["exposure"]:
         click.echo("Calibrating Sympson-Hetter exposure parameters by simulation ...", err=True)
     cohorts = max(1, math.ceil(examinees / 1000))
-    with click.progressbar(length=examinees, label="Simulating", file=click.get_text_stream(
-            "stderr"), show_eta=True, hidden=examinees < 5000) as bar:
+    with click.progressbar(length=examinees, label="Simulating", file=sys.stderr, show_eta=True,
+                           hidden=examinees < 5000) as bar:
         last = [0]
 
         def progress(done: int, total: int) -> None:

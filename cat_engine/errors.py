@@ -44,3 +44,31 @@ class BankExhaustedError(CATError):
 
 class ConfigError(CATError):
     """A test configuration that cannot be built: names the setting."""
+
+
+def setting(spec: dict, key: str, default, path: str, kind: type = float):
+    """``spec[key]`` as a finite ``kind`` (``float`` or ``int``); ``default`` when the key is absent
+    (an explicit ``null`` is an error).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``path.key`` when the value is not a finite number of that kind.
+    """
+    if key not in spec:
+        return default
+    value = spec[key]
+    try:
+        if isinstance(value, bool) or value is None:
+            raise TypeError
+        number = float(value)
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError
+        if kind is int:
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        return number
+    except (TypeError, ValueError):
+        what = "a whole number" if kind is int else "a finite number"
+        raise ConfigError(f"{path}.{key} must be {what}, got {value!r}") from None

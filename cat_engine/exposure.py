@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cat_engine.errors import ConfigError
+from cat_engine.errors import ConfigError, setting
 
 
 @dataclass
@@ -21,6 +21,7 @@ class ExposureStats:
 
     counts: np.ndarray  # (J,)
     tests: int = 0
+    eligibility: np.ndarray | None = None  # (J,) item-eligibility probabilities, if in use
 
     @classmethod
     def empty(cls, n_items: int) -> ExposureStats:
@@ -138,18 +139,31 @@ class ItemEligibility(ExposureControl):
         if not 0 < r_max <= 1:
             raise ConfigError(f"exposure.r_max must be in (0, 1], got {r_max}")
         self.r_max = r_max
-        self.probability: np.ndarray | None = None
 
-    def start(self, excluded: np.ndarray, rng: np.random.Generator, stats: ExposureStats) -> None:
-        j = excluded.shape[1]
-        if self.probability is None:
-            self.probability = np.ones(j)
+    def update(self, stats: ExposureStats) -> None:
+        """Move ``stats.eligibility`` one step toward the target, from the rates so far.
+
+        The probabilities are population state, kept with the statistics (never on this
+        control, which a configuration shares between sessions); call this between cohorts.
+        """
+        j = stats.counts.size
+        probability = stats.eligibility if stats.eligibility is not None else np.ones(j)
         if stats.tests:
             rates = stats.rates()
             with np.errstate(divide="ignore", invalid="ignore"):
-                update = np.where(rates > 0, self.r_max * self.probability / rates, 1.0)
-            self.probability = np.minimum(1.0, update)
-        excluded |= rng.random(excluded.shape) >= self.probability[None, :]
+                update = np.where(rates > 0, self.r_max * probability / rates, 1.0)
+            probability = np.minimum(1.0, update)
+        stats.eligibility = probability
+
+    def start(self, excluded: np.ndarray, rng: np.random.Generator, stats: ExposureStats) -> None:
+        probability = stats.eligibility
+        if probability is None:  # no history kept: one step from the rates so far
+            if not stats.tests:
+                return
+            rates = stats.rates()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                probability = np.where(rates > self.r_max, self.r_max / rates, 1.0)
+        excluded |= rng.random(excluded.shape) >= probability[None, :]
 
     def choose(self, scores: np.ndarray, ctx: ExposureContext) -> np.ndarray:
         return _argmax_finite(scores)
@@ -220,18 +234,21 @@ def make_exposure(spec: dict, n_items: int) -> ExposureControl:
     if method == "none":
         return NoExposureControl()
     if method == "randomesque":
-        return Randomesque(n=int(spec.get("n", 5)))
+        return Randomesque(n=setting(spec, "n", 5, "exposure", int))
     if method in ("progressive", "progressive-restricted"):
-        r_max = spec.get("r_max")
-        return Progressive(r_max=None if r_max is None else float(r_max))
+        return Progressive(r_max=setting(spec, "r_max", None, "exposure"))
     if method == "eligibility":
-        return ItemEligibility(r_max=float(spec.get("r_max", 0.2)))
+        return ItemEligibility(r_max=setting(spec, "r_max", 0.2, "exposure"))
     if method == "sympson-hetter":
-        r_max = float(spec.get("r_max", 0.2))
+        r_max = setting(spec, "r_max", 0.2, "exposure")
         if not 0 < r_max <= 1:
             raise ConfigError(f"exposure.r_max must be in (0, 1], got {r_max}")
-        cuts = np.asarray(spec.get("theta_cuts", []), dtype=float)
-        k = np.asarray(spec["k"], dtype=float) if "k" in spec else np.ones((cuts.size + 1, n_items))
+        try:
+            cuts = np.asarray(spec.get("theta_cuts", []), dtype=float)
+            k = np.asarray(spec["k"], dtype=float) if "k" in spec else np.ones(
+                (cuts.size + 1, n_items))
+        except (TypeError, ValueError):
+            raise ConfigError("exposure.k and exposure.theta_cuts must be numbers") from None
         k = np.atleast_2d(k)
         if k.shape != (cuts.size + 1, n_items):
             raise ConfigError(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cat_engine.bank import ItemBank
-from cat_engine.errors import ConfigError
+from cat_engine.errors import ConfigError, setting
 from cat_engine.models import category_probabilities, information
 
 TABLE_LO, TABLE_HI, TABLE_STEP = -6.0, 6.0, 0.01
@@ -162,7 +162,8 @@ class KullbackLeibler(Selector):
         log_hat = np.log(np.maximum(p_hat, 1e-300))
         cross = (window @ log_probs.reshape(q, j * k)).reshape(-1, j, k)
         kl = (p_hat * (log_hat * window.sum(1)[:, None, None] - cross)).sum(-1)
-        return _masked(kl, ctx.available)
+        spacing = float(ctx.grid_points[1] - ctx.grid_points[0]) if q > 1 else 1.0
+        return _masked(kl * spacing, ctx.available)  # a Riemann sum of the integral
 
 
 class AStratified(Selector):
@@ -222,9 +223,9 @@ def make_selector(spec: dict) -> Selector:
             f"selection.method: {method!r} is not one of {', '.join(sorted(SELECTORS))}"
         )
     if method == "astrat":
-        return AStratified(strata=int(spec.get("strata", 4)))
+        return AStratified(strata=setting(spec, "strata", 4, "selection", int))
     if method == "kl":
-        return KullbackLeibler(z=float(spec.get("z", 3.0)))
+        return KullbackLeibler(z=setting(spec, "z", 3.0, "selection"))
     return SELECTORS[method]()
 
 

@@ -337,7 +337,9 @@ class CATSession:
         contributions = response_log_probability(
             self.bank, idx[:, None], grid.points[None, :], resp[:, None]
         )
-        state.log_posterior[0] += contributions.sum(axis=0)
+        # Accumulate in the same order as answer() does, so a rebuilt posterior is bit-exact.
+        stacked = np.vstack([state.log_posterior[0], contributions])
+        state.log_posterior[0] = np.cumsum(stacked, axis=0)[-1]
         stored = [e for e in estimates or () if e is not None]
         if len(stored) == n:  # the estimates made when each response arrived
             theta, se = stored[-1]

@@ -233,6 +233,8 @@ def _run(bank, thetas, config: CATConfig, seed: int, cohorts: int, progress, sel
             continue
         state = new_state(config, bank, group.size, rng)
         state.excluded[:, pretest] = True
+        if isinstance(config.exposure, ItemEligibility):
+            config.exposure.update(stats)
         config.exposure.start(state.excluded, rng, stats)
         active = np.arange(group.size)
         while active.size:
@@ -260,19 +262,22 @@ def _run(bank, thetas, config: CATConfig, seed: int, cohorts: int, progress, sel
 
 
 def _give_pretest(state, active, positions, pretest, rng, out) -> np.ndarray:
-    """Give a pretest item to rows whose next position is a pretest slot; they count as given."""
-    while True:
-        due = np.isin(state.n_given[active] + 1, positions)
-        if not due.any():
-            return active
-        rows = active[due]
-        left = ~state.seen[np.ix_(rows, pretest)]
+    """Rows whose next position is a pretest slot get an unseen pretest item, as a live session
+    does; a row with none left takes a scored item there. Returns ``active`` unchanged."""
+    pending = active
+    while pending.size:
+        due = pending[np.isin(state.n_given[pending] + 1, positions)]
+        left = ~state.seen[np.ix_(due, pretest)]
         has = left.any(axis=1)
+        rows, left = due[has], left[has]
+        if rows.size == 0:
+            break
         pick = np.where(left, rng.random(left.shape), -1.0).argmax(axis=1)
-        chosen = np.asarray(pretest)[pick]
-        state.seen[rows[has], chosen[has]] = True
+        state.seen[rows, np.asarray(pretest)[pick]] = True
         state.n_given[rows] += 1
-        out["pretest"] += int(has.sum())
+        out["pretest"] += int(rows.size)
+        pending = rows  # consecutive pretest slots
+    return active
 
 
 def _conditional(true_theta, theta, length) -> list[dict[str, float]]:

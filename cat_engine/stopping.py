@@ -16,7 +16,7 @@ import numpy as np
 from scipy.stats import norm
 
 from cat_engine.bank import ItemBank
-from cat_engine.errors import ConfigError
+from cat_engine.errors import ConfigError, setting
 from cat_engine.models import response_log_probability
 
 
@@ -216,25 +216,29 @@ _RULE_KEYS = ("se", "max_items", "classification", "info_below", "theta_change")
 
 def _rule(key: str, value) -> Rule:
     if key == "se":
-        return StandardError(float(value))
+        return StandardError(setting({key: value}, key, None, "stopping"))
     if key == "max_items":
-        return MaxItems(int(value))
+        return MaxItems(setting({key: value}, key, None, "stopping", int))
     if key == "info_below":
-        return InformationLeft(float(value))
+        return InformationLeft(setting({key: value}, key, None, "stopping"))
     if key == "theta_change":
-        return ThetaChange(float(value))
+        return ThetaChange(setting({key: value}, key, None, "stopping"))
     if key == "classification":
         if not isinstance(value, dict) or "cut" not in value:
             raise ConfigError("stopping.classification needs a 'cut' score")
         method = str(value.get("method", "ci")).lower()
+        path = "stopping.classification"
+        cut = setting(value, "cut", None, path)
+        if cut is None:
+            raise ConfigError("stopping.classification.cut must be a finite number, got None")
         if method == "ci":
-            return ClassificationCI(float(value["cut"]), float(value.get("alpha", 0.05)))
+            return ClassificationCI(cut, setting(value, "alpha", 0.05, path))
         if method == "sprt":
             return SPRT(
-                float(value["cut"]),
-                float(value.get("delta", 0.3)),
-                float(value.get("alpha", 0.05)),
-                float(value.get("beta", 0.05)),
+                cut,
+                setting(value, "delta", 0.3, path),
+                setting(value, "alpha", 0.05, path),
+                setting(value, "beta", 0.05, path),
             )
         raise ConfigError(f"stopping.classification.method: {method!r} is not one of ci, sprt")
     if key in ("any", "all"):
@@ -263,8 +267,8 @@ def make_stopping(spec: dict) -> StoppingPolicy:
     unknown = set(spec) - set(_RULE_KEYS) - {"min_items", "combine", "rule"}
     if unknown:
         raise ConfigError(f"stopping: unknown setting(s) {', '.join(sorted(unknown))}")
-    max_items = int(spec.get("max_items", 40))
-    min_items = int(spec.get("min_items", 1))
+    max_items = setting(spec, "max_items", 40, "stopping", int)
+    min_items = setting(spec, "min_items", 1, "stopping", int)
     if max_items < 1:
         raise ConfigError(f"stopping.max_items must be at least 1, got {max_items}")
     if not 0 <= min_items <= max_items:
