@@ -84,6 +84,9 @@ class ResponseData:
     def subset_items(self, item_ids: Sequence[str]) -> ResponseData:
         """The observations of the named items only (persons kept)."""
         index = {item: j for j, item in enumerate(self.item_ids)}
+        repeated = sorted({i for i in item_ids if list(item_ids).count(i) > 1})
+        if repeated:
+            raise ResponseDataError(f"items named more than once: {_list(repeated)}")
         missing = [i for i in item_ids if i not in index]
         if missing:
             raise ResponseDataError(f"unknown item(s): {_list(missing)}")
@@ -101,10 +104,13 @@ def from_long(
     responses: Sequence,
     groups: Sequence[str] | None = None,
     rows: Sequence[int] | None = None,
+    item_order: Sequence[str] = (),
 ) -> ResponseData:
     """Build :class:`ResponseData` from parallel sequences, validating every value.
 
     ``rows`` numbers the observations in error messages (file line numbers); by default 1, 2...
+    Items come in ``item_order`` first (e.g. the columns of a wide file), then in order of first
+    appearance; persons in order of first appearance.
 
     Raises
     ------
@@ -120,7 +126,7 @@ def from_long(
     rows = np.arange(1, n + 1) if rows is None else np.asarray(rows)
     values = _whole_numbers(responses, rows)
     people, person = _factorize(person_ids)
-    items, item = _factorize(item_ids)
+    items, item = _factorize(item_ids, item_order)
     if (people == "").any() or (items == "").any():
         blank = (np.asarray(person_ids, dtype=str) == "") | (np.asarray(item_ids, dtype=str) == "")
         shown = _list([f"row {r}" for r in rows[blank]])
@@ -175,6 +181,7 @@ def from_wide(
     return from_long(
         [person_ids[r] for r in rows], [item_ids[c] for c in cols], values.tolist(),
         None if groups is None else [groups[r] for r in rows], rows=rows + 2,
+        item_order=item_ids,
     )
 
 
@@ -246,16 +253,20 @@ def _wide(header: list[str], records: list[list[str]]) -> ResponseData:
                 values.append(cell)
                 groups.append(record[group_col].strip() if group_col is not None else "")
                 rows.append(n)
-    return from_long(people, items, values, groups if group_col is not None else None, rows=rows)
+    return from_long(people, items, values, groups if group_col is not None else None, rows=rows,
+                     item_order=[header[k] for k in item_cols])
 
 
-def _factorize(labels: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct labels in order of first appearance, and each entry's code (a dict is several
-    times faster than sorting millions of strings)."""
-    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
-        uniques, codes = np.unique(labels, return_inverse=True)
-        return uniques.astype(str), codes.astype(np.intp)
-    seen: dict[str, int] = {}
+def _factorize(labels: Sequence, order: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct labels, those in ``order`` first, then in order of first appearance, and each
+    entry's code. (A dict is several times faster than sorting millions of strings.)"""
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu" and not len(order):
+        uniques, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+        by_appearance = np.argsort(first, kind="stable")
+        rank = np.empty_like(by_appearance)
+        rank[by_appearance] = np.arange(by_appearance.size)
+        return uniques[by_appearance].astype(str), rank[inverse].astype(np.intp)
+    seen: dict[str, int] = {str(v): k for k, v in enumerate(dict.fromkeys(order))}
     codes = np.fromiter((seen.setdefault(str(v), len(seen)) for v in labels), dtype=np.intp,
                         count=len(labels))
     return np.array(list(seen), dtype=str), codes
@@ -279,8 +290,8 @@ def _whole_numbers(responses: Sequence, rows: np.ndarray) -> np.ndarray:
 
 
 def _integer(value) -> int | None:
-    if isinstance(value, bool):
-        return None
+    if isinstance(value, (bool, np.bool_)):  # True/False count as 1/0, as in the vector path
+        return int(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
     try:
