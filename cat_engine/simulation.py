@@ -62,6 +62,7 @@ class SimulationResult:
     stop_reason: np.ndarray
     exposure: np.ndarray  # (J,) exposure rate of each item
     pretest_administered: int
+    items: np.ndarray  # (N, max_items) bank positions of each simulee's scored items, -1 padded
     seconds: float
     settings: dict[str, Any]
     calibration: SympsonHetterCalibration | None = None
@@ -115,6 +116,18 @@ class SimulationResult:
         """Chang and Ying's (1999) index: ``sum_j (r_j - L/J)^2 / (L/J)``, L the mean length."""
         expected = self.mean_length / self.exposure.size
         return float(((self.exposure - expected) ** 2).sum() / expected) if expected else 0.0
+
+    def conditional_exposure(self, theta_cuts) -> np.ndarray:
+        """(S, J) exposure rate of each item among simulees in each stratum of true theta
+        (``theta_cuts``: S - 1 increasing cut points)."""
+        cuts = np.asarray(theta_cuts, dtype=float)
+        stratum = np.searchsorted(cuts, self.true_theta)
+        given = self.items >= 0
+        counts = np.zeros((cuts.size + 1, len(self.item_ids)))
+        np.add.at(counts, (np.broadcast_to(stratum[:, None], self.items.shape)[given],
+                           self.items[given]), 1.0)
+        sizes = np.bincount(stratum, minlength=cuts.size + 1)
+        return counts / np.maximum(sizes, 1)[:, None]
 
     @property
     def calibration_seconds(self) -> float:
@@ -208,6 +221,7 @@ def simulate(
         stop_reason=run["reason"],
         exposure=run["counts"] / thetas.size,
         pretest_administered=run["pretest"],
+        items=run["items"],
         seconds=seconds,
         settings=settings,
         calibration=calibration,
@@ -223,6 +237,7 @@ def _run(bank, thetas, config: CATConfig, seed: int, cohorts: int, progress, sel
     out = {
         "theta": np.empty(n), "se": np.empty(n), "length": np.zeros(n, dtype=np.intp),
         "reason": np.empty(n, dtype=object), "counts": np.zeros(len(bank)), "pretest": 0,
+        "items": np.full((n, config.stopping.max_items), -1, dtype=np.intp),
     }
     stats = ExposureStats.empty(len(bank))
     pretest = [bank.index_of(i) for i in config.pretest.items if i in bank._index]
@@ -251,6 +266,8 @@ def _run(bank, thetas, config: CATConfig, seed: int, cohorts: int, progress, sel
         out["theta"][group] = state.theta
         out["se"][group] = state.se
         out["length"][group] = state.n_scored
+        width = min(state.items.shape[1], out["items"].shape[1])
+        out["items"][group, :width] = state.items[:, :width]
         given = np.bincount(state.items[state.items >= 0], minlength=len(bank))
         out["counts"] += given
         stats.counts += given
@@ -362,7 +379,11 @@ def calibrate_sympson_hetter(
                 counts[stratum] += mask[strata[rows] == stratum].sum(axis=0)
 
         run = _run(bank, thetas, config, seed, 1, None, selected)
-        exposure = run["counts"] / thetas.size
+        given = np.zeros((n_strata, len(bank)))
+        taken = run["items"] >= 0
+        np.add.at(given, (np.broadcast_to(strata[:, None], taken.shape)[taken],
+                          run["items"][taken]), 1.0)
+        exposure = given / np.maximum(per_stratum, 1.0)[:, None]  # per stratum of true theta
         history.append(float(exposure.max()))
         mean_length = float(run["length"].mean())
         floor = mean_length / len(bank)

@@ -364,3 +364,33 @@ def test_a_bad_configuration_is_a_config_error_naming_the_setting() -> None:
         simulate(BANK, thetas(5), {"selection": {"method": "best"}})
     with pytest.raises(ConfigError, match=r"stopping\.se"):
         simulate(BANK, thetas(5), {"stopping": {"se": -1}})
+
+
+def test_conditional_sympson_hetter_holds_every_theta_stratum() -> None:
+    """Conditional on strata of true theta (Stocking and Lewis, 1998), the exposure of every
+    item within every stratum is held near r_max, not only the marginal rate."""
+    from cat_engine import ItemBank, simulate
+
+    rng = np.random.default_rng(21)
+    bank = ItemBank.from_records(
+        [{"item_id": f"i{j}", "model": "2pl", "a": float(rng.uniform(0.8, 2.0)),
+          "b": float(rng.normal())} for j in range(200)]
+    )
+    thetas = rng.normal(size=1200)
+    cuts = [-0.5, 0.5]
+    settings = {
+        "exposure": {"method": "sympson-hetter", "r_max": 0.25, "theta_cuts": cuts},
+        "stopping": {"max_items": 10},
+    }
+    controlled = simulate(bank, thetas, settings, seed=4)
+    free = simulate(bank, thetas, {"stopping": {"max_items": 10}}, seed=4)
+    assert controlled.calibration is not None and controlled.calibration.feasible
+    assert controlled.calibration.k.shape == (3, 200)
+    within = controlled.conditional_exposure(cuts)
+    assert within.shape == (3, 200)
+    assert free.conditional_exposure(cuts).max() > 0.9
+    # about 400 simulees per stratum: sampling error of a rate near 0.25 is about 0.022
+    assert within.max() <= 0.25 + 0.06
+    # the marginal exposure is a mixture of the conditional ones
+    sizes = np.bincount(np.searchsorted(cuts, thetas), minlength=3)
+    np.testing.assert_allclose(sizes @ within / thetas.size, controlled.exposure, atol=1e-12)
