@@ -1,0 +1,103 @@
+"""``cat-engine dif`` and ``cat-engine link`` on files, through the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from api.cli import cli
+from cat_engine import ItemBank
+from cat_engine.models import simulate_responses
+
+BANK = ItemBank.from_records(
+    [{"item_id": f"q{j}", "model": "2pl", "a": 1.0 + 0.05 * j, "b": -1.5 + 0.15 * j}
+     for j in range(20)]
+)
+
+
+def _responses_with_dif(path, shifted: str = "q7", shift: float = 1.0) -> None:
+    rng = np.random.default_rng(8)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["person_id", "item_id", "response", "group"])
+        for group, n in (("ref", 1500), ("foc", 1500)):
+            theta = rng.normal(size=n)
+            items = np.arange(len(BANK))
+            probs_shift = np.where(np.array(BANK.item_ids) == shifted, shift, 0.0)
+            responses = simulate_responses(
+                BANK, items[None, :], theta[:, None] - (probs_shift if group == "foc" else 0), rng
+            )
+            for p in range(n):
+                for j in items:
+                    writer.writerow([f"{group}{p}", BANK.item_ids[j], int(responses[p, j]), group])
+
+
+def test_dif_flags_the_shifted_item(tmp_path) -> None:
+    path = tmp_path / "responses.csv"
+    _responses_with_dif(path)
+    out = tmp_path / "dif.json"
+    result = CliRunner().invoke(
+        cli, ["dif", str(path), "--reference", "ref", "--focal", "foc", "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "q7: " in result.output and "favours reference" in result.output
+    report = json.loads(out.read_text())
+    flagged = {r["item_id"]: r["category"] for r in report["mantel_haenszel"]}
+    assert flagged["q7"] in ("B", "C")
+    assert sum(c == "A" for c in flagged.values()) >= 16
+
+
+def test_dif_with_an_unknown_group_is_one_line_exit_2(tmp_path) -> None:
+    path = tmp_path / "responses.csv"
+    _responses_with_dif(path)
+    out = tmp_path / "dif.json"
+    result = CliRunner().invoke(
+        cli, ["dif", str(path), "--reference", "ref", "--focal", "nope", "--json", str(out)]
+    )
+    assert result.exit_code == 2
+    assert "nope" in result.output and "cat-engine: error:" in result.output
+    assert not out.exists()
+
+
+def _write_bank(path, bank: ItemBank) -> None:
+    records = bank.to_records()
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["item_id", "model", "a", "b", "c", "d"])
+        writer.writeheader()
+        for r in records:
+            writer.writerow({k: r[k] for k in writer.fieldnames})
+
+
+def test_link_recovers_known_constants(tmp_path) -> None:
+    a_true, b_true = 1.25, -0.3  # theta_ref = A theta_new + B
+    new = ItemBank.from_records(
+        [{"item_id": r["item_id"], "model": "2pl", "a": r["a"] * a_true,
+          "b": (r["b"] - b_true) / a_true} for r in BANK.to_records()]
+    )
+    _write_bank(tmp_path / "new.csv", new)
+    _write_bank(tmp_path / "ref.csv", BANK)
+    out, summary = tmp_path / "linked.csv", tmp_path / "link.json"
+    result = CliRunner().invoke(cli, ["link", str(tmp_path / "new.csv"), str(tmp_path / "ref.csv"),
+                                      "--out", str(out), "--json", str(summary)])
+    assert result.exit_code == 0, result.output
+    constants = json.loads(summary.read_text())
+    assert abs(constants["A"] - a_true) < 1e-5 and abs(constants["B"] - b_true) < 1e-5
+    linked = ItemBank.from_csv(out)
+    np.testing.assert_allclose(linked.b, BANK.b, atol=1e-5)
+    np.testing.assert_allclose(linked.a, BANK.a, atol=1e-5)
+
+
+def test_link_without_common_items_fails_cleanly(tmp_path) -> None:
+    other = ItemBank.from_records([{"item_id": "x1", "model": "2pl", "a": 1, "b": 0},
+                                   {"item_id": "x2", "model": "2pl", "a": 1, "b": 1}])
+    _write_bank(tmp_path / "new.csv", other)
+    _write_bank(tmp_path / "ref.csv", BANK)
+    out = tmp_path / "linked.csv"
+    result = CliRunner().invoke(cli, ["link", str(tmp_path / "new.csv"), str(tmp_path / "ref.csv"),
+                                      "--out", str(out)])
+    assert result.exit_code == 2
+    assert "common" in result.output
+    assert not out.exists()
