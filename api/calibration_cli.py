@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -138,3 +139,56 @@ def link_command(new_path, reference_path, method, common, out_path, json_path) 
         write_json(json_path, {"method": method, "A": result.A, "B": result.B,
                                "common_items": list(result.common_items),
                                "criterion": result.criterion})
+
+
+@click.command("calibrate")
+@click.argument("responses", type=_FILE)
+@click.option("--model", default="2pl", show_default=True,
+              type=click.Choice(["rasch", "1pl", "2pl", "3pl", "grm", "gpcm", "pcm"]),
+              help="IRT model for every item that is not fixed.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Write the item parameters (and their standard errors) here.")
+@click.option("--fixed", "fixed_path", type=_FILE,
+              help="Bank CSV of anchor items whose parameters stay fixed (fixed-parameter "
+                   "calibration onto the bank's scale).")
+@click.option("--backend", type=click.Choice(["em", "girth"]), default="em", show_default=True)
+@click.option("--max-iterations", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--tolerance", default=1e-4, show_default=True, type=click.FloatRange(min=0,
+                                                                                  min_open=True))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
+              help="Write a summary (log-likelihood, AIC, BIC, iterations, convergence) here.")
+def calibrate_command(responses, model, out_path, fixed_path, backend, max_iterations, tolerance,
+                      json_path) -> None:
+    """Estimate item parameters from RESPONSES (long person_id,item_id,response or wide CSV).
+
+    Nothing is written unless the calibration succeeds; items that cannot be estimated are
+    named in the error.
+    """
+    import time
+
+    from calibration import calibrate
+    from calibration.data import read_responses
+    from cat_engine import ItemBank
+
+    started = time.perf_counter()
+    data = read_responses(responses)
+    fixed = ItemBank.from_csv(fixed_path) if fixed_path else None
+    click.echo(f"Read {data.n_obs} responses of {data.n_persons} persons to {data.n_items} items "
+               f"in {time.perf_counter() - started:.1f} s", err=True)
+    with click.progressbar(length=max_iterations, label="EM cycles", file=sys.stderr,
+                           hidden=data.n_obs < 200_000) as bar:
+        def progress(iteration: int, log_likelihood: float) -> None:
+            bar.update(1)
+
+        result = calibrate(data, model, fixed=fixed, backend=backend,
+                           max_iterations=max_iterations, tolerance=tolerance, progress=progress)
+    summary = result.summary()
+    write_parameters(out_path, result.to_records())
+    if json_path:
+        write_json(json_path, {**summary, "settings": result.settings})
+    state = "converged" if summary["converged"] else "DID NOT CONVERGE"
+    click.echo(f"{model} on {data.n_items} items, {data.n_persons} persons: {state} after "
+               f"{summary['iterations']} cycles in {summary['seconds']:.1f} s; log-likelihood "
+               f"{summary['log_likelihood']:.2f}, AIC {summary['aic']:.1f}, "
+               f"BIC {summary['bic']:.1f}")
+    click.echo(f"Parameters written to {out_path}")

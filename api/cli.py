@@ -179,10 +179,11 @@ def serve(settings: _Settings, host: str, port: int, workers: int) -> None:
     _serve(settings.url, host, port, workers=workers)
 
 
-from api.calibration_cli import dif_command, link_command  # noqa: E402
+from api.calibration_cli import calibrate_command, dif_command, link_command  # noqa: E402
 from api.simulate_cli import simulate_command  # noqa: E402
 
 cli.add_command(simulate_command, "simulate")
+cli.add_command(calibrate_command, "calibrate")
 cli.add_command(dif_command, "dif")
 cli.add_command(link_command, "link")
 

@@ -6,3 +6,8 @@ immutable; publishing them to the bank is a separate, recorded step taken elsewh
 
 May import: cat_engine, numpy, scipy, girth and the standard library. No database, no HTTP.
 """
+
+from calibration.em import calibrate, marginal_log_likelihood
+from calibration.result import CalibrationResult
+
+__all__ = ["CalibrationResult", "calibrate", "marginal_log_likelihood"]

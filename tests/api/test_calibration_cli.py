@@ -101,3 +101,59 @@ def test_link_without_common_items_fails_cleanly(tmp_path) -> None:
     assert result.exit_code == 2
     assert "common" in result.output
     assert not out.exists()
+
+
+def _wide_responses(path, bank: ItemBank, n: int = 2000, seed: int = 3) -> None:
+    rng = np.random.default_rng(seed)
+    responses = simulate_responses(bank, np.arange(len(bank))[None, :],
+                                   rng.normal(size=n)[:, None], rng)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["person_id", *bank.item_ids])
+        for p in range(n):
+            writer.writerow([f"p{p}", *responses[p]])
+
+
+def test_calibrate_writes_parameters_that_recover_the_truth(tmp_path) -> None:
+    path, out, summary = tmp_path / "r.csv", tmp_path / "params.csv", tmp_path / "s.json"
+    _wide_responses(path, BANK)
+    result = CliRunner().invoke(cli, ["calibrate", str(path), "--model", "2pl", "--out", str(out),
+                                      "--json", str(summary)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(summary.read_text())
+    for key in ("log_likelihood", "aic", "bic", "iterations", "converged", "seconds"):
+        assert key in report
+    assert report["converged"] is True
+    estimated = ItemBank.from_csv(out)  # the output is a bank the engine reads
+    assert estimated.item_ids == BANK.item_ids
+    assert np.sqrt(np.mean((estimated.b - BANK.b) ** 2)) < 0.12
+    assert np.sqrt(np.mean((estimated.a - BANK.a) ** 2)) < 0.15
+    with open(out) as handle:
+        header = next(csv.reader(handle))
+    assert {"item_id", "model", "a", "b", "se_a", "se_b"} <= set(header)
+
+
+def test_calibrate_names_an_item_without_variance_and_writes_nothing(tmp_path) -> None:
+    path, out, summary = tmp_path / "r.csv", tmp_path / "params.csv", tmp_path / "s.json"
+    _wide_responses(path, BANK, n=300)
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    column = rows[0].index("q4")
+    for row in rows[1:]:
+        row[column] = "1"  # everyone right: no variance
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    result = CliRunner().invoke(cli, ["calibrate", str(path), "--out", str(out),
+                                      "--json", str(summary)])
+    assert result.exit_code == 2, result.output
+    assert "q4" in result.output and "cat-engine: error:" in result.output
+    assert not out.exists() and not summary.exists()
+
+
+def test_calibrate_reports_bad_rows(tmp_path) -> None:
+    path, out = tmp_path / "r.csv", tmp_path / "params.csv"
+    path.write_text("person_id,item_id,response\np1,q1,1\np1,q2,x\np2,q1,1\np2,q1,0\n")
+    result = CliRunner().invoke(cli, ["calibrate", str(path), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "row 3" in result.output
+    assert not out.exists()
