@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy import Engine, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
+from calibration import CalibrationResult, calibrate
+from calibration.data import from_long
+from cat_engine import ItemBank
+from cat_engine.models import simulate_responses
 from item_bank.demo_items import generate_demo_items
 from item_bank.models import AdaptiveTest, Item, ItemParameterSet, ItemStatus, ItemTag
 from storage import DatabaseError, mask_url
@@ -21,6 +26,8 @@ from storage.accounts import DATABASE_KIND, DEMO_KIND, AppMeta, Role, User
 from storage.migrate import downgrade, upgrade
 
 DEMO_PASSWORD = "demo-password"
+FIELD_TRIAL_RESPONSES_PER_ITEM = 1500
+FIELD_TRIAL_LENGTH = 40
 DEMO_STUDENTS = 30
 DEMO_TEST_NAME = "Mathematics check-up (adaptive)"
 DEMO_TEST_CONFIG = {
@@ -87,6 +94,7 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
             "empty database or a new SQLite file"
         )
     items = generate_demo_items(n_items, seed=seed)
+    calibration = field_trial_calibration(items, seed)
     usernames = (
         [f"student{i}" for i in range(1, DEMO_STUDENTS + 1)] + ["teacher1", "assessor1"]
     )
@@ -100,7 +108,7 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
             session = Session(bind=connection)
             session.add(AppMeta(key=DATABASE_KIND, value=DEMO_KIND))
             _add_accounts(session, usernames)
-            rows = [_item_row(item, seed) for item in items]
+            rows = [_item_row(item, seed, calibration) for item in items]
             session.add_all(rows)
             session.add(
                 AdaptiveTest(
@@ -140,7 +148,29 @@ def _add_accounts(session, usernames: list[str]) -> None:
         )
 
 
-def _item_row(item, seed: int) -> Item:
+def field_trial_calibration(items, seed: int) -> CalibrationResult:
+    """Calibrate the generated items from a simulated field trial, as a real bank would be.
+
+    The difficulty model's parameters generate the responses of simulated students, each
+    answering ``FIELD_TRIAL_LENGTH`` items drawn at random (a sparse design with about
+    ``FIELD_TRIAL_RESPONSES_PER_ITEM`` responses per item); the bank's parameters are the 3PL
+    estimates from those responses, not the generating values.
+    """
+    bank = ItemBank.from_records(
+        [{"item_id": i.item_id, "model": i.model, "a": i.a, "b": i.b, "c": i.c} for i in items]
+    )
+    rng = np.random.default_rng([seed, 1970])
+    length = min(FIELD_TRIAL_LENGTH, len(items))
+    persons = FIELD_TRIAL_RESPONSES_PER_ITEM * len(items) // length
+    chosen = np.argsort(rng.random((persons, len(items))), axis=1)[:, :length]
+    theta = rng.normal(size=persons)
+    responses = simulate_responses(bank, chosen, theta[:, None], rng)
+    data = from_long(np.repeat(np.arange(persons), length).astype(str),
+                     np.asarray(bank.item_ids)[chosen.ravel()], responses.ravel())
+    return calibrate(data, "3pl")
+
+
+def _item_row(item, seed: int, calibration: CalibrationResult) -> Item:
     row = Item(
         code=item.item_id,
         stem=item.stem,
@@ -151,20 +181,32 @@ def _item_row(item, seed: int) -> Item:
         status=ItemStatus.OPERATIONAL,
     )
     row.tags = [ItemTag(tag=tag) for tag in sorted(set(item.content_tags))]
+    j = calibration.bank.index_of(item.item_id)
+    estimated = calibration.bank
     row.parameter_sets = [
         ItemParameterSet(
-            model=item.model,
-            a=item.a,
-            b=item.b,
-            c=item.c,
+            model="3pl",
+            a=float(estimated.a[j]),
+            b=float(estimated.b[j]),
+            c=float(estimated.c[j]),
             d=None,
             is_active=True,
-            source="generative-model",
+            source="calibration",
+            sample_size=int(calibration.n_responses[j]),
             provenance={
+                "calibration": "simulated field trial (cat-engine demo)",
                 "generator": "item_bank.demo_items",
                 "seed": seed,
+                "generating_parameters": {"a": item.a, "b": item.b, "c": item.c},
                 "features": item.features,
+                "standard_errors": {k: _finite(calibration.se[k][j]) for k in ("a", "b", "c")},
+                "run": calibration.summary(),
             },
         )
     ]
     return row
+
+
+def _finite(value) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None

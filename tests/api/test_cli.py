@@ -12,13 +12,14 @@ import urllib.request
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, inspect, select
 
 from api.cli import cli
 from api.demo import DEMO_TEST_NAME
-from api.models import AdaptiveTest, Item, User
+from api.models import AdaptiveTest, Item, ItemParameterSet, User
 from storage import make_engine, session_factory, session_scope
 from storage.accounts import AppMeta
 from storage.migrate import upgrade
@@ -116,6 +117,14 @@ def test_demo_builds_a_small_bank(any_db_url) -> None:
         assert session.scalar(select(func.count()).select_from(User)) == 32
         test = session.scalars(select(AdaptiveTest)).one()
         assert test.name == DEMO_TEST_NAME and len(test.items) == 24
+        sets = session.scalars(select(ItemParameterSet)).all()
+        assert len(sets) == 24 and all(s.is_active and s.source == "calibration" for s in sets)
+        # estimated from simulated responses, not copied from the generating model
+        generating = np.array([s.provenance["generating_parameters"]["b"] for s in sets])
+        estimated = np.array([s.b for s in sets])
+        assert not np.allclose(estimated, generating)
+        assert np.corrcoef(estimated, generating)[0, 1] > 0.9
+        assert all(s.sample_size > 1000 for s in sets)
     engine.dispose()
 
 
