@@ -155,10 +155,12 @@ def link_command(new_path, reference_path, method, common, out_path, json_path) 
 @click.option("--max-iterations", default=500, show_default=True, type=click.IntRange(min=1))
 @click.option("--tolerance", default=1e-4, show_default=True, type=click.FloatRange(min=0,
                                                                                   min_open=True))
+@click.option("--fit/--no-fit", default=True, show_default=True,
+              help="Item fit (S-X2, infit, outfit) in PARAMS.csv and the summary.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Write a summary (log-likelihood, AIC, BIC, iterations, convergence) here.")
 def calibrate_command(responses, model, out_path, fixed_path, backend, max_iterations, tolerance,
-                      json_path) -> None:
+                      fit, json_path) -> None:
     """Estimate item parameters from RESPONSES (long person_id,item_id,response or wide CSV).
 
     Nothing is written unless the calibration succeeds; items that cannot be estimated are
@@ -181,14 +183,28 @@ def calibrate_command(responses, model, out_path, fixed_path, backend, max_itera
             bar.update(1)
 
         result = calibrate(data, model, fixed=fixed, backend=backend,
-                           max_iterations=max_iterations, tolerance=tolerance, progress=progress)
+                           max_iterations=max_iterations, tolerance=tolerance, progress=progress,
+                           fit=fit)
     summary = result.summary()
-    write_parameters(out_path, result.to_records())
+    records = result.to_records()
+    if result.fit is not None:
+        for record, row in zip(records, result.fit, strict=True):
+            record.update({"s_x2": row["s_x2"], "s_x2_df": row["df"], "s_x2_p": row["p_value"],
+                           "infit": row["infit"], "outfit": row["outfit"],
+                           "fit_flags": row["flags"]})
+    write_parameters(out_path, records)
     if json_path:
-        write_json(json_path, {**summary, "settings": result.settings})
+        flagged = [row["item_id"] for row in result.fit or () if row["misfit"]]
+        write_json(json_path, {**summary, "misfitting_items": flagged,
+                               "settings": result.settings})
     state = "converged" if summary["converged"] else "DID NOT CONVERGE"
     click.echo(f"{model} on {data.n_items} items, {data.n_persons} persons: {state} after "
                f"{summary['iterations']} cycles in {summary['seconds']:.1f} s; log-likelihood "
                f"{summary['log_likelihood']:.2f}, AIC {summary['aic']:.1f}, "
                f"BIC {summary['bic']:.1f}")
+    if result.fit is not None:
+        flagged = [row["item_id"] for row in result.fit if row["misfit"]]
+        click.echo(f"Item fit: {len(flagged)} of {len(result.fit)} items flagged"
+                   + (f" ({', '.join(flagged[:10])}{' ...' if len(flagged) > 10 else ''})"
+                      if flagged else ""))
     click.echo(f"Parameters written to {out_path}")

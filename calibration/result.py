@@ -51,6 +51,9 @@ class CalibrationResult:
         Wall-clock time of the run.
     n_persons : int
         Persons with at least one response (the ``N`` of BIC).
+    fit : tuple of dict, or None
+        Item fit per item (S-X2, infit, outfit, flags; see :func:`calibration.fit.item_fit`),
+        when requested with ``calibrate(..., fit=True)``.
     """
 
     bank: ItemBank
@@ -68,6 +71,7 @@ class CalibrationResult:
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
     n_persons: int = 0
+    fit: tuple[dict, ...] | None = None
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat record per item, for ``PARAMS.csv``.

@@ -130,7 +130,10 @@ def test_calibrate_writes_parameters_that_recover_the_truth(tmp_path) -> None:
     assert np.sqrt(np.mean((estimated.a - BANK.a) ** 2)) < 0.15
     with open(out) as handle:
         header = next(csv.reader(handle))
-    assert {"item_id", "model", "a", "b", "se_a", "se_b"} <= set(header)
+    assert {"item_id", "model", "a", "b", "se_a", "se_b", "s_x2", "s_x2_p", "infit",
+            "outfit"} <= set(header)
+    assert isinstance(report["misfitting_items"], list)
+    assert len(report["misfitting_items"]) <= 3  # data simulated from the fitted model
 
 
 def test_calibrate_names_an_item_without_variance_and_writes_nothing(tmp_path) -> None:
