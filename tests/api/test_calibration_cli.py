@@ -160,3 +160,35 @@ def test_calibrate_reports_bad_rows(tmp_path) -> None:
     assert result.exit_code == 2
     assert "row 3" in result.output
     assert not out.exists()
+
+
+def test_calibrate_with_fixed_anchors_puts_new_items_on_the_bank_scale(tmp_path) -> None:
+    """Anchors keep their parameters; new items are estimated on the anchors' scale even though
+    the population's mean ability is 0.6, not the 0 a free calibration would assume."""
+    rng = np.random.default_rng(12)
+    new = ItemBank.from_records(
+        [{"item_id": f"n{j}", "model": "2pl", "a": float(rng.uniform(0.8, 1.8)),
+          "b": float(rng.normal())} for j in range(6)]
+    )
+    everything = ItemBank.from_records(BANK.to_records() + new.to_records())
+    n = 4000
+    responses = simulate_responses(everything, np.arange(len(everything))[None, :],
+                                   rng.normal(0.6, 1.0, size=n)[:, None], rng)
+    path = tmp_path / "r.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["person_id", *everything.item_ids])
+        for p in range(n):
+            writer.writerow([f"p{p}", *responses[p]])
+    _write_bank(tmp_path / "anchors.csv", BANK)
+    out, summary = tmp_path / "params.csv", tmp_path / "s.json"
+    anchors_path = str(tmp_path / "anchors.csv")
+    result = CliRunner().invoke(cli, ["calibrate", str(path), "--fixed", anchors_path,
+                                      "--out", str(out), "--json", str(summary), "--no-fit"])
+    assert result.exit_code == 0, result.output
+    estimated = ItemBank.from_csv(out)
+    anchors = estimated.indices_of(BANK.item_ids)
+    np.testing.assert_allclose(estimated.b[anchors], BANK.b, atol=1e-9)  # kept exactly
+    fresh = estimated.indices_of(new.item_ids)
+    assert np.sqrt(np.mean((estimated.b[fresh] - new.b) ** 2)) < 0.15
+    assert abs(json.loads(summary.read_text())["latent_mean"] - 0.6) < 0.1
