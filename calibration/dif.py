@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from scipy import stats
@@ -417,68 +417,50 @@ class _Setup:
         smd = self._smd(smd_index, stratum, n_strata) if len(smd_index) else []
         return mh, smd
 
-    def _positions(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _cells(self, index: np.ndarray, stratum: np.ndarray, n_strata: int):
+        """Flat (item, stratum, group) cell of each observation of the ``index`` items, and
+        which observations those are."""
         position = np.full(self.data.n_items, -1, dtype=np.intp)
         position[index] = np.arange(index.size)
         pos = position[self.item]
-        return pos, pos >= 0
+        sel = pos >= 0
+        return (pos[sel] * n_strata + stratum[sel]) * 2 + self.obs_group[sel], sel
+
+    def _results(self, cls, index, stats_, category, favours) -> list:
+        """One result per item from the vectorised statistics (fields named as in ``cls``)."""
+        names = [f.name for f in fields(cls) if f.name not in ("item_id", "category", "favours")]
+        return [
+            cls(
+                item_id=self.data.item_ids[j],
+                category=str(category[k]),
+                favours=favours[k],
+                **{n: (int if n.startswith("n_") else float)(stats_[n][k]) for n in names},
+            )
+            for k, j in enumerate(index)
+        ]
 
     def _mh(self, index, stratum, n_strata) -> list[MantelHaenszelResult]:
-        pos, sel = self._positions(index)
-        flat = ((pos[sel] * n_strata + stratum[sel]) * 2 + self.obs_group[sel]) * 2 + self.response[
-            sel
-        ]
-        tables = np.bincount(flat, minlength=index.size * n_strata * 4)
+        cell, sel = self._cells(index, stratum, n_strata)
+        tables = np.bincount(cell * 2 + self.response[sel], minlength=index.size * n_strata * 4)
         stats_ = mh_statistics(tables.reshape(index.size, n_strata, 2, 2).astype(float))
         category = np.atleast_1d(
             ets_category(stats_["delta_mh"], stats_["se_delta"], stats_["p_value"])
         )
-        favours = _favours(stats_["delta_mh"], category)
-        return [
-            MantelHaenszelResult(
-                item_id=self.data.item_ids[j],
-                n_reference=int(stats_["n_reference"][k]),
-                n_focal=int(stats_["n_focal"][k]),
-                alpha_mh=float(stats_["alpha_mh"][k]),
-                delta_mh=float(stats_["delta_mh"][k]),
-                se_delta=float(stats_["se_delta"][k]),
-                chi_square=float(stats_["chi_square"][k]),
-                p_value=float(stats_["p_value"][k]),
-                category=str(category[k]),
-                favours=favours[k],
-                n_strata=int(stats_["n_strata"][k]),
-            )
-            for k, j in enumerate(index)
-        ]
+        return self._results(MantelHaenszelResult, index, stats_, category,
+                             _favours(stats_["delta_mh"], category))
 
     def _smd(self, index, stratum, n_strata) -> list[SMDResult]:
-        pos, sel = self._positions(index)
-        flat = (pos[sel] * n_strata + stratum[sel]) * 2 + self.obs_group[sel]
+        cell, sel = self._cells(index, stratum, n_strata)
         size = index.size * n_strata * 2
         y = self.response[sel].astype(float)
         shape = (index.size, n_strata, 2)
-        n = np.bincount(flat, minlength=size).reshape(shape).astype(float)
-        s1 = np.bincount(flat, weights=y, minlength=size).reshape(shape)
-        s2 = np.bincount(flat, weights=y * y, minlength=size).reshape(shape)
+        n = np.bincount(cell, minlength=size).reshape(shape).astype(float)
+        s1 = np.bincount(cell, weights=y, minlength=size).reshape(shape)
+        s2 = np.bincount(cell, weights=y * y, minlength=size).reshape(shape)
         stats_ = smd_statistics(n, s1, s2)
         category = np.atleast_1d(polytomous_category(stats_["effect_size"], stats_["p_value"]))
-        favours = _favours(stats_["smd"], category)
-        return [
-            SMDResult(
-                item_id=self.data.item_ids[j],
-                n_reference=int(stats_["n_reference"][k]),
-                n_focal=int(stats_["n_focal"][k]),
-                smd=float(stats_["smd"][k]),
-                effect_size=float(stats_["effect_size"][k]),
-                item_sd=float(stats_["item_sd"][k]),
-                chi_square=float(stats_["chi_square"][k]),
-                p_value=float(stats_["p_value"][k]),
-                category=str(category[k]),
-                favours=favours[k],
-                n_strata=int(stats_["n_strata"][k]),
-            )
-            for k, j in enumerate(index)
-        ]
+        return self._results(SMDResult, index, stats_, category,
+                             _favours(stats_["smd"], category))
 
 
 def mh_statistics(tables: np.ndarray) -> dict[str, np.ndarray]:
