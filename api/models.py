@@ -4,24 +4,57 @@ The API sits above every package, so it is where the whole schema is assembled: 
 autogenerate and the schema test compare migrations against :data:`metadata`.
 """
 
-from evidence.models import Attempt, AttemptStatus, Response
-from item_bank.models import AdaptiveTest, Item, ItemParameterSet, ItemStatus, ItemTag
+from evidence.models import Assignment, Attempt, AttemptStatus, Response
+from item_bank.models import (
+    AdaptiveTest,
+    BankSnapshot,
+    CalibrationRun,
+    Item,
+    ItemExposure,
+    ItemParameterSet,
+    ItemStatus,
+    ItemStatusEvent,
+    ItemTag,
+    ItemVersion,
+    ResponseUpload,
+    RunStatus,
+)
 from storage import Base
-from storage.accounts import AppMeta, Role, User
+from storage.accounts import (
+    Accommodation,
+    ApiToken,
+    AppMeta,
+    Role,
+    SchoolClass,
+    TimeAccommodation,
+    User,
+)
 
 metadata = Base.metadata
 
 __all__ = [
+    "Accommodation",
     "AdaptiveTest",
+    "ApiToken",
     "AppMeta",
+    "Assignment",
     "Attempt",
     "AttemptStatus",
+    "BankSnapshot",
+    "CalibrationRun",
     "Item",
+    "ItemExposure",
     "ItemParameterSet",
     "ItemStatus",
+    "ItemStatusEvent",
     "ItemTag",
+    "ItemVersion",
     "Response",
+    "ResponseUpload",
     "Role",
+    "RunStatus",
+    "SchoolClass",
+    "TimeAccommodation",
     "User",
     "metadata",
 ]

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -62,6 +63,8 @@ class Item(Base):
         default=ItemStatus.DRAFT,
         index=True,
     )
+    media: Mapped[list[str]] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -72,6 +75,12 @@ class Item(Base):
     )
     parameter_sets: Mapped[list[ItemParameterSet]] = relationship(
         back_populates="item", cascade="all, delete-orphan", order_by="ItemParameterSet.id"
+    )
+    versions: Mapped[list[ItemVersion]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="ItemVersion.version"
+    )
+    status_events: Mapped[list[ItemStatusEvent]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="ItemStatusEvent.id"
     )
 
     @property
@@ -135,9 +144,57 @@ class ItemParameterSet(Base):
     source: Mapped[str] = mapped_column(String(40))
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     sample_size: Mapped[int | None] = mapped_column(Integer)
+    calibration_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("calibration_runs.id", ondelete="SET NULL"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     item: Mapped[Item] = relationship(back_populates="parameter_sets")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parameters in the form :meth:`cat_engine.ItemBank.from_records` reads."""
+        return {"model": self.model, "a": self.a, "b": self.b, "c": self.c, "d": self.d,
+                "thresholds": self.thresholds}
+
+
+class ItemVersion(Base):
+    """One saved version of an item's content; a content change adds a version, never edits one."""
+
+    __tablename__ = "item_versions"
+    __table_args__ = (UniqueConstraint("item_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    stem: Mapped[str] = mapped_column(Text)
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)
+    key: Mapped[int | None] = mapped_column(Integer)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    media: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    item: Mapped[Item] = relationship(back_populates="versions")
+
+
+class ItemStatusEvent(Base):
+    """A status change of an item: from what, to what, by whom, when and why."""
+
+    __tablename__ = "item_status_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[ItemStatus | None] = mapped_column(
+        enum_type(ItemStatus, "item_status_from")
+    )
+    to_status: Mapped[ItemStatus] = mapped_column(enum_type(ItemStatus, "item_status_to"))
+    changed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    item: Mapped[Item] = relationship(back_populates="status_events")
 
 
 test_items = Table(
@@ -161,9 +218,103 @@ class AdaptiveTest(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    bank_filter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    cut_scores: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
 
     items: Mapped[list[Item]] = relationship(secondary=test_items, order_by="Item.id")
 
     def __repr__(self) -> str:
         return f"AdaptiveTest(name={self.name!r})"
+
+
+class BankSnapshot(Base):
+    """Exactly what one version of a test delivers: its items' content, keys and parameters.
+
+    Built when a test is started and its bank differs from every earlier snapshot (``fingerprint``
+    is the SHA-256 of ``content``). Attempts point at the snapshot they started with, so an attempt
+    resumes on the bank it began on, and each process caches the numpy arrays per snapshot.
+    """
+
+    __tablename__ = "bank_snapshots"
+    __table_args__ = (UniqueConstraint("test_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    test_id: Mapped[int] = mapped_column(ForeignKey("tests.id", ondelete="CASCADE"))
+    test_version: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ItemExposure(Base):
+    """How often an item was presented in a test (the exposure counter)."""
+
+    __tablename__ = "item_exposures"
+
+    test_id: Mapped[int] = mapped_column(
+        ForeignKey("tests.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    administered: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RunStatus(enum.StrEnum):
+    """Where a calibration run stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PUBLISHED = "published"
+
+
+class ResponseUpload(Base):
+    """A response-data file uploaded for calibration (long or wide CSV), kept as sent."""
+
+    __tablename__ = "response_uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    layout: Mapped[str] = mapped_column(String(10))
+    content: Mapped[str] = mapped_column(Text)
+    n_persons: Mapped[int] = mapped_column(Integer)
+    n_items: Mapped[int] = mapped_column(Integer)
+    n_responses: Mapped[int] = mapped_column(Integer)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CalibrationRun(Base):
+    """One calibration: its input, settings, progress, result (parameters, fit, DIF), publication."""
+
+    __tablename__ = "calibration_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "upload" or "online"
+    upload_id: Mapped[int | None] = mapped_column(
+        ForeignKey("response_uploads.id", ondelete="SET NULL")
+    )
+    test_id: Mapped[int | None] = mapped_column(ForeignKey("tests.id", ondelete="SET NULL"))
+    model: Mapped[str] = mapped_column(String(16))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[RunStatus] = mapped_column(
+        enum_type(RunStatus, "run_status"), default=RunStatus.QUEUED, index=True
+    )
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,4 @@
-"""Accounts and deployment facts: the ``users`` and ``app_meta`` tables.
+"""Accounts and deployment facts: users, API tokens, classes, accommodations, ``app_meta``.
 
 Users sit in ``storage`` because every package above refers to them: the item bank records who
 changed an item, evidence records whose attempt it is, the API signs them in.
@@ -9,8 +9,19 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from storage.base import Base, enum_type, utcnow
@@ -82,3 +93,71 @@ class AppMeta(Base):
 
 DATABASE_KIND = "database_kind"
 DEMO_KIND = "demo"
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API. Only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, info={"personal": True}
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship()
+
+
+class_members = Table(
+    "class_members",
+    Base.metadata,
+    Column("class_id", ForeignKey("classes.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True,
+           info={"personal": True}),
+)
+
+
+class SchoolClass(Base):
+    """A teacher's class and its enrolled students."""
+
+    __tablename__ = "classes"
+    __table_args__ = (UniqueConstraint("teacher_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    teacher: Mapped[User] = relationship()
+    students: Mapped[list[User]] = relationship(secondary=class_members, order_by="User.username")
+
+
+class TimeAccommodation(enum.StrEnum):
+    """How a student's time limits apply: as set, extended by a factor, or not at all."""
+
+    STANDARD = "standard"
+    EXTENDED = "extended"
+    NONE = "none"
+
+
+class Accommodation(Base):
+    """A student's accommodations (personal data): extended time or no time limit."""
+
+    __tablename__ = "accommodations"
+    __table_args__ = (CheckConstraint("time_factor >= 1", name="time_factor_at_least_one"),)
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, info={"personal": True}
+    )
+    time: Mapped[TimeAccommodation] = mapped_column(
+        enum_type(TimeAccommodation, "time_accommodation"), default=TimeAccommodation.STANDARD,
+        info={"personal": True},
+    )
+    time_factor: Mapped[float] = mapped_column(Float, default=1.5, info={"personal": True})
+    note: Mapped[str] = mapped_column(Text, default="", info={"personal": True})
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -23,6 +23,17 @@ TABLES = {
     "test_items",
     "attempts",
     "responses",
+    "item_versions",
+    "item_status_events",
+    "bank_snapshots",
+    "item_exposures",
+    "response_uploads",
+    "calibration_runs",
+    "classes",
+    "class_members",
+    "accommodations",
+    "assignments",
+    "api_tokens",
 }
 
 
@@ -101,3 +112,20 @@ def test_check_constraints_hold_in_the_database(engine) -> None:
         item.status = "bogus"  # rejected by the enum type before it reaches the database
     with session_scope(factory) as session:
         assert session.query(Item).one().status is ItemStatus.DRAFT
+
+
+def test_0002_keeps_existing_items_as_version_one(engine) -> None:
+    upgrade(engine, "0001")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO items (code, stem, options, key, rationale, skill, status, created_at, "
+            "updated_at) VALUES ('OLD-1', 'Old stem', '[\"x\", \"y\"]', 1, '', 'algebra', "
+            "'operational', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))
+    upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT i.version, v.version, v.stem, v.key FROM items i "
+            "JOIN item_versions v ON v.item_id = i.id WHERE i.code = 'OLD-1'"
+        )).all()
+    assert rows == [(1, 1, "Old stem", 1)]
