@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask
 
 import delivery_ui
-from api import db, pages, security
+from api import db, pages, security, v1
 
 INSTANCE_DIR = Path("instance")
 
@@ -57,6 +57,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     security.init_app(app)
     app.register_blueprint(pages.bp)
+    v1.init_app(app)
     return app
 
 

@@ -293,7 +293,7 @@ class ResponseUpload(Base):
 
 
 class CalibrationRun(Base):
-    """One calibration: its input, settings, progress, result (parameters, fit, DIF), publication."""
+    """A calibration: its input, settings, progress, result (parameters, fit, DIF), publication."""
 
     __tablename__ = "calibration_runs"
 

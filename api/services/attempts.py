@@ -1,0 +1,439 @@
+"""Adaptive tests delivered one request at a time, with no test state in process memory.
+
+Every call loads the attempt, rebuilds the engine session from the attempt's stored state and
+its bank snapshot (cached as numpy arrays per snapshot), does one step, and writes the new state,
+the response and the reply in the caller's transaction. The HTTP API and the pages both call
+these functions and commit once.
+
+A reply is what the student is shown next: the next item, or the result. Replies to answers are
+stored with the response, so a repeated request (same ``Idempotency-Key``) gets the same reply
+and records nothing twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.services.errors import Conflict, Forbidden, Invalid, NotFound
+from cat_engine import CATSession
+from cat_engine.errors import BankExhaustedError, CATError, InvalidResponseError
+from cat_engine.models import response_log_probability
+from evidence.models import Assignment, Attempt, AttemptStatus, Response
+from item_bank.models import AdaptiveTest
+from item_bank.services import Delivery, current_snapshot, delivery_bank, record_exposure
+from storage import utcnow
+from storage.accounts import (
+    Accommodation,
+    Role,
+    SchoolClass,
+    TimeAccommodation,
+    User,
+    class_members,
+)
+
+Z95 = 1.959963984540054
+
+
+# -- which tests a student may take --------------------------------------------------------------
+
+
+def open_assignments(session: Session, user: User, now: datetime | None = None,
+                     test_id: int | None = None) -> list[Assignment]:
+    """The assignments of active tests open now in the classes ``user`` is enrolled in."""
+    now = now or utcnow()
+    query = (
+        select(Assignment)
+        .join(class_members, class_members.c.class_id == Assignment.class_id)
+        .join(AdaptiveTest, AdaptiveTest.id == Assignment.test_id)
+        .where(class_members.c.user_id == user.id, AdaptiveTest.is_active)
+        .where((Assignment.opens_at.is_(None)) | (Assignment.opens_at <= now))
+        .where((Assignment.closes_at.is_(None)) | (Assignment.closes_at > now))
+        .order_by(Assignment.closes_at.is_(None), Assignment.closes_at, Assignment.id)
+    )
+    if test_id is not None:
+        query = query.where(Assignment.test_id == test_id)
+    return list(session.scalars(query))
+
+
+def _deadline(session: Session, user: User, assignment: Assignment | None,
+              now: datetime) -> datetime | None:
+    if assignment is None or not assignment.time_limit_minutes:
+        return None
+    accommodation = session.get(Accommodation, user.id)
+    minutes = float(assignment.time_limit_minutes)
+    if accommodation is not None:
+        if accommodation.time == TimeAccommodation.NONE:
+            return None
+        if accommodation.time == TimeAccommodation.EXTENDED:
+            minutes *= accommodation.time_factor
+    return now + timedelta(minutes=minutes)
+
+
+# -- presenting ----------------------------------------------------------------------------------
+
+
+def present_item(delivery: Delivery, code: str, position: int,
+                 deadline: datetime | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """What a student sees of an item: never its key, parameters, code or pretest status."""
+    entry = delivery.items[code]
+    item = {"id": entry["id"], "stem": entry["stem"], "options": list(entry["options"]),
+            "position": position}
+    if entry.get("media"):
+        item["media"] = list(entry["media"])
+    if entry["key"] is None:  # a rating item: the categories are the answers
+        item["categories"] = int(delivery.bank.n_categories[delivery.bank.index_of(code)]) \
+            if code in delivery.bank._index else len(entry["options"]) or 2
+    if deadline is not None:
+        now = now or utcnow()
+        item["seconds_left"] = max(0, int((_aware(deadline) - now).total_seconds()))
+    return item
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes for timezone-aware columns; every stored time is UTC.
+    from datetime import UTC
+
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _state_of(engine_session: CATSession) -> dict[str, Any]:
+    state = engine_session.to_json()
+    state.pop("config")  # the snapshot holds it; no need to store it per attempt
+    return state
+
+
+def _engine_session(delivery: Delivery, attempt: Attempt) -> CATSession:
+    data = {**attempt.state, "config": delivery.config.settings}
+    return CATSession.from_json(delivery.bank, data, config=delivery.config)
+
+
+# -- starting ------------------------------------------------------------------------------------
+
+
+def start_attempt(session: Session, user: User, test_id: int,
+                  now: datetime | None = None) -> tuple[Attempt, dict[str, Any], bool]:
+    """Start ``user`` on a test, or resume the attempt already in progress.
+
+    Returns
+    -------
+    attempt, reply, created
+        ``created`` is false when an attempt in progress was resumed.
+
+    Raises
+    ------
+    NotFound
+        No such test (or, for a student, none assigned to them: they cannot tell the two apart).
+    Forbidden
+        The user is not a student, or the assignment's attempts are used up.
+    """
+    now = now or utcnow()
+    test = session.get(AdaptiveTest, test_id)
+    if user.role != Role.STUDENT:
+        if test is None:
+            raise NotFound(f"no test {test_id}")
+        raise Forbidden("only students take tests; try a test design with a simulation instead")
+    assignments = open_assignments(session, user, now, test_id) if test is not None else []
+    if test is None or not test.is_active or not assignments:
+        raise NotFound(f"no test {test_id} is open for you")
+    running = session.scalar(
+        select(Attempt).where(Attempt.user_id == user.id, Attempt.test_id == test_id,
+                              Attempt.status == AttemptStatus.IN_PROGRESS)
+        .order_by(Attempt.id.desc()).limit(1)
+    )
+    if running is not None:
+        return running, attempt_reply(session, running, now=now), False
+    assignment = assignments[0]
+    if assignment.max_attempts:
+        used = session.scalar(select(func.count(Attempt.id)).where(
+            Attempt.user_id == user.id, Attempt.assignment_id == assignment.id))
+        if used >= assignment.max_attempts:
+            raise Forbidden(f"you have used all {assignment.max_attempts} attempt(s) at this test")
+    snapshot = current_snapshot(session, test)
+    delivery = delivery_bank(session, snapshot.id)
+    seed = secrets.randbits(31)
+    engine_session = CATSession(delivery.bank, delivery.config, seed)
+    attempt = Attempt(test_id=test.id, user_id=user.id, status=AttemptStatus.IN_PROGRESS,
+                      seed=seed, started_at=now, snapshot_id=snapshot.id,
+                      assignment_id=assignment.id,
+                      deadline=_deadline(session, user, assignment, now))
+    session.add(attempt)
+    reply = _advance(session, attempt, delivery, engine_session, now)
+    session.flush()
+    reply["id"] = attempt.id
+    return attempt, reply, True
+
+
+# -- answering -----------------------------------------------------------------------------------
+
+
+def submit_response(
+    session: Session,
+    user: User,
+    attempt_id: int,
+    item_id: int,
+    response: int,
+    idempotency_key: str,
+    *,
+    response_time_ms: int | None = None,
+    now: datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Record the answer to the presented item and return the next reply.
+
+    Returns
+    -------
+    reply, replayed
+        ``replayed`` is true when ``idempotency_key`` was seen before: the stored reply is
+        returned and nothing is recorded.
+
+    Raises
+    ------
+    NotFound
+        No such attempt, or not the caller's.
+    Conflict
+        The attempt is over, or ``item_id`` is not the item presented, or the key was used
+        for a different answer.
+    Invalid
+        ``response`` is not one of the item's options or categories.
+    """
+    now = now or utcnow()
+    attempt = _own_attempt(session, user, attempt_id, lock=True)
+    earlier = session.scalar(select(Response).where(Response.attempt_id == attempt.id,
+                                                    Response.idempotency_key == idempotency_key))
+    if earlier is not None:
+        return _replay(session, earlier, item_id, response), True
+    if attempt.status != AttemptStatus.IN_PROGRESS:
+        raise Conflict(f"attempt {attempt.id} is {attempt.status.value}; it takes no more answers")
+    if attempt.current_item_id != item_id:
+        raise Conflict(f"item {item_id} is not the item presented; answer item "
+                       f"{attempt.current_item_id}", field="item_id")
+    delivery = delivery_bank(session, attempt.snapshot_id)
+    if attempt.deadline is not None and now > _aware(attempt.deadline):
+        _finish(session, attempt, delivery, _engine_session(delivery, attempt), now,
+                "time_limit")
+        return {"id": attempt.id, "status": attempt.status.value, "result": attempt.result,
+                "late": True}, False
+    code = delivery.codes[item_id]
+    entry = delivery.items[code]
+    choice, score = _score(delivery, code, entry, response)
+    engine_session = _engine_session(delivery, attempt)
+    try:
+        engine_session.answer(code, score)
+    except InvalidResponseError as error:
+        raise Invalid(str(error), field="response") from None
+    except CATError as error:  # the stored state disagrees with the attempt row
+        raise Conflict(str(error)) from None
+    position = len(engine_session.history)
+    recorded = Response(
+        attempt_id=attempt.id, item_id=item_id, position=position, response=score,
+        choice=choice, scored=code not in delivery.pretest, answered_at=now,
+        response_time_ms=response_time_ms, idempotency_key=idempotency_key,
+    )
+    session.add(recorded)
+    reply = _advance(session, attempt, delivery, engine_session, now)
+    recorded.reply = reply
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        # A concurrent request recorded this position (or this key) first.
+        raise Conflict(f"attempt {attempt.id} was answered by another request at the same "
+                       "time; fetch the attempt to see where it stands") from None
+    return reply, False
+
+
+def _replay(session: Session, earlier: Response, item_id: int, response: int) -> dict[str, Any]:
+    same = earlier.item_id == item_id and (
+        earlier.choice == response if earlier.choice is not None else earlier.response == response
+    )
+    if not same:
+        raise Conflict("this Idempotency-Key was used for a different answer; use a new key",
+                       field="Idempotency-Key")
+    return earlier.reply
+
+
+def _score(delivery: Delivery, code: str, entry: dict, response: Any) -> tuple[int | None, int]:
+    if isinstance(response, bool) or not isinstance(response, int):
+        raise Invalid(f"response must be an integer, got {response!r}", field="response")
+    if entry["key"] is None:
+        return None, response  # a rating or partial-credit item: the category is the score
+    n = len(entry["options"])
+    if not 0 <= response < n:
+        raise Invalid(f"response {response} is not an option of this item (0..{n - 1})",
+                      field="response")
+    return response, int(response == entry["key"])
+
+
+def _advance(session: Session, attempt: Attempt, delivery: Delivery,
+             engine_session: CATSession, now: datetime) -> dict[str, Any]:
+    """Present the next item, or finish; store the state; return the reply."""
+    code = None
+    if not engine_session.finished:
+        try:
+            code = engine_session.next_item()
+        except BankExhaustedError:
+            code = None
+    if code is None:
+        _finish(session, attempt, delivery, engine_session, now,
+                engine_session.stop_reason or "bank_exhausted")
+        return {"id": attempt.id, "status": attempt.status.value, "result": attempt.result}
+    item_id = delivery.items[code]["id"]
+    attempt.current_item_id = item_id
+    attempt.presented_at = now
+    attempt.state = _state_of(engine_session)
+    record_exposure(session, attempt.test_id, item_id)
+    position = len(engine_session.history) + 1
+    return {"id": attempt.id, "status": attempt.status.value,
+            "item": present_item(delivery, code, position, attempt.deadline, now)}
+
+
+def _finish(session: Session, attempt: Attempt, delivery: Delivery, engine_session: CATSession,
+            now: datetime, reason: str) -> None:
+    result = engine_session.result()
+    attempt.status = AttemptStatus.FINISHED
+    attempt.finished_at = now
+    attempt.current_item_id = None
+    attempt.presented_at = None
+    attempt.theta = result.theta
+    attempt.se = result.se
+    attempt.stop_reason = reason
+    attempt.state = {**_state_of(engine_session), "finished": True, "stop_reason": reason,
+                     "pending": None}
+    attempt.result = summarise(delivery, engine_session, reason)
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+def _decision(theta: float, se: float, cut: float) -> dict[str, Any]:
+    """A mastery recommendation against ``cut`` with 95% confidence, as data."""
+    lo, hi = theta - Z95 * se, theta + Z95 * se
+    if lo > cut:
+        decision = "mastered"
+    elif hi < cut:
+        decision = "not_mastered"
+    else:
+        decision = "undecided"
+    return {"cut_score": cut, "decision": decision, "recommendation": True}
+
+
+def summarise(delivery: Delivery, engine_session: CATSession, reason: str) -> dict[str, Any]:
+    """The result as data: theta, se, a 95% interval, mastery per cut score, a summary per skill.
+
+    Skill estimates use only that skill's items (with the test's prior and estimator), so they
+    are rougher than the overall theta; their se says how much.
+    """
+    result = engine_session.result()
+    theta, se = result.theta, result.se
+    out: dict[str, Any] = {
+        "theta": theta, "se": se,
+        "interval95": [theta - Z95 * se, theta + Z95 * se],
+        "stop_reason": reason, "n_scored": result.n_scored, "n_given": result.n_given,
+    }
+    by_skill: dict[str, list] = defaultdict(list)
+    for answered in result.items:
+        if answered.scored:
+            by_skill[delivery.items[answered.item_id]["skill"]].append(answered)
+    config, bank = delivery.config, delivery.bank
+    skills = {}
+    for skill, answered in sorted(by_skill.items()):
+        idx = bank.indices_of([a.item_id for a in answered])
+        resp = np.array([a.response for a in answered], dtype=np.intp)
+        log_post = config.grid.initial_log_posterior(1)
+        log_post[0] += response_log_probability(
+            bank, idx[:, None], config.grid.points[None, :], resp[:, None]).sum(axis=0)
+        s_theta, s_se = config.estimator.estimate(bank, idx[None, :], resp[None, :], log_post,
+                                                  config.grid)
+        entry = {"n_items": len(answered),
+                 "n_correct": int(sum(1 for a in answered if a.response > 0)),
+                 "theta": float(s_theta[0]), "se": float(s_se[0])}
+        if skill in delivery.cut_scores:
+            entry["mastery"] = _decision(entry["theta"], entry["se"], delivery.cut_scores[skill])
+        skills[skill] = entry
+    out["skills"] = skills
+    if "overall" in delivery.cut_scores:
+        out["mastery"] = _decision(theta, se, delivery.cut_scores["overall"])
+    return out
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def _own_attempt(session: Session, user: User, attempt_id: int, lock: bool = False) -> Attempt:
+    query = select(Attempt).where(Attempt.id == attempt_id)
+    if lock:
+        query = query.with_for_update()
+    attempt = session.scalar(query)
+    if attempt is None or attempt.user_id != user.id:
+        raise NotFound(f"no attempt {attempt_id} of yours")
+    return attempt
+
+
+def visible_attempt(session: Session, user: User, attempt_id: int) -> Attempt:
+    """The attempt if ``user`` may see it: their own, their class's (teacher), any (staff)."""
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None or not may_see_attempts_of(session, user, attempt.user_id):
+        raise NotFound(f"no attempt {attempt_id} you may see")
+    return attempt
+
+
+def may_see_attempts_of(session: Session, user: User, student_id: int) -> bool:
+    """Whether ``user`` may read the attempts of ``student_id``."""
+    if user.role in (Role.ADMIN, Role.ASSESSOR) or user.id == student_id:
+        return True
+    if user.role == Role.TEACHER:
+        return session.scalar(
+            select(func.count()).select_from(class_members)
+            .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
+            .where(SchoolClass.teacher_id == user.id, class_members.c.user_id == student_id)
+        ) > 0
+    return False
+
+
+def attempt_reply(session: Session, attempt: Attempt, now: datetime | None = None
+                  ) -> dict[str, Any]:
+    """The attempt's current reply: the item presented now, or the result."""
+    if attempt.status != AttemptStatus.IN_PROGRESS:
+        return {"id": attempt.id, "status": attempt.status.value, "result": attempt.result}
+    delivery = delivery_bank(session, attempt.snapshot_id)
+    code = delivery.codes[attempt.current_item_id]
+    position = len(attempt.state["history"]) + 1
+    return {"id": attempt.id, "status": attempt.status.value,
+            "item": present_item(delivery, code, position, attempt.deadline, now)}
+
+
+def attempt_view(session: Session, attempt: Attempt, viewer: User) -> dict[str, Any]:
+    """Status, history and (once finished) the result, as ``viewer`` may see them.
+
+    Students see what they answered, never keys or whether an answer was correct; staff also see
+    item codes, scores and which responses were pretest (unscored).
+    """
+    staff = viewer.role != Role.STUDENT
+    history = []
+    for r in session.scalars(select(Response).where(Response.attempt_id == attempt.id)
+                             .order_by(Response.position)):
+        entry = {"position": r.position, "item_id": r.item_id,
+                 "response": r.choice if r.choice is not None else r.response,
+                 "answered_at": r.answered_at}
+        if staff:
+            entry |= {"score": r.response, "scored": r.scored,
+                      "response_time_ms": r.response_time_ms}
+        history.append(entry)
+    view: dict[str, Any] = {
+        "id": attempt.id, "test_id": attempt.test_id, "user_id": attempt.user_id,
+        "status": attempt.status.value, "started_at": attempt.started_at,
+        "finished_at": attempt.finished_at, "deadline": attempt.deadline, "history": history,
+    }
+    if attempt.status == AttemptStatus.IN_PROGRESS:
+        view["item"] = attempt_reply(session, attempt)["item"]
+    else:
+        view |= {"theta": attempt.theta, "se": attempt.se, "stop_reason": attempt.stop_reason,
+                 "result": attempt.result}
+    return view

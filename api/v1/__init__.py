@@ -1,0 +1,124 @@
+"""The JSON API, version 1: a flask-smorest blueprint per resource under ``/api/v1``.
+
+Errors are RFC 9457 problem details (``application/problem+json``) with a ``title``, a
+``detail`` naming what is wrong, the ``status`` and, for invalid input, ``errors``: one entry per
+field (``{"field": "json.item_id", "message": ...}``). The OpenAPI 3 document is served at
+``/api/v1/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask, Response, json, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from api.services.errors import ServiceError
+from item_bank.services import BankError
+from item_bank.services import Conflict as BankConflict
+
+PREFIX = "/api/v1"
+PROBLEM_TYPE = "application/problem+json"
+
+
+class ProblemSchema(ma.Schema):
+    """An RFC 9457 problem details object (documentation only)."""
+
+    type = ma.fields.String(metadata={"description": "A URI naming the kind of problem"})
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String(metadata={"description": "What is wrong, naming the field or id"})
+    instance = ma.fields.String()
+    errors = ma.fields.List(ma.fields.Dict(), metadata={"description": "One entry per field"})
+
+
+def problem(status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None,
+            headers: dict[str, str] | None = None) -> Response:
+    """Build a problem+json response."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
+                            "detail": detail, "instance": request.path}
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[dict[str, Any]]:
+    """Turn marshmallow's nested messages into ``[{"field": "json.a.b", "message": ...}]``."""
+    if isinstance(messages, dict):
+        out = []
+        for key, value in messages.items():
+            out += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [{"field": prefix, "message": m} for m in messages]
+    if isinstance(messages, list):
+        return [e for m in messages for e in _flatten(m, prefix)]
+    return [{"field": prefix, "message": str(messages)}]
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api with RFC 9457 errors on API paths (pages keep their HTML errors)."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException):
+        if not request.path.startswith(PREFIX):
+            return error
+        data = getattr(error, "data", None) or {}
+        headers = dict(data.get("headers") or {})
+        errors = None
+        if "messages" in data or "errors" in data:
+            errors = _flatten(data.get("errors") or data.get("messages"))
+        if errors:
+            names = sorted({e["field"] for e in errors})
+            detail = f"invalid field(s): {', '.join(names)}"
+        else:
+            detail = data.get("message") or error.description or error.name
+        if error.code == 413:
+            limit = self._app.config.get("MAX_CONTENT_LENGTH")
+            detail = f"the request body is larger than the limit of {limit} bytes"
+        if error.code == 405:
+            headers.update(dict(error.get_response().headers.items()))
+            headers.pop("Content-Type", None)
+            headers.pop("Content-Length", None)
+        return problem(error.code or 500, error.name, detail, errors, headers)
+
+
+def _service_error(error: Exception):
+    if isinstance(error, ServiceError):
+        status, title = error.status, error.title
+    elif isinstance(error, BankConflict):
+        status, title = 409, "Conflict"
+    else:
+        status, title = 422, "Unprocessable content"
+    field = getattr(error, "field", None)
+    errors = [{"field": field, "message": str(error)}] if field else None
+    return problem(status, title, str(error), errors)
+
+
+def init_app(app: Flask) -> Api:
+    """Register the API's blueprints, its error handlers and its OpenAPI document."""
+    from api.v1 import attempts, auth, tests
+
+    app.config.setdefault("API_TITLE", "cat-engine")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", PREFIX)
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    api = ProblemApi(app, spec_kwargs={"info": {"description": (
+        "Adaptive tests over HTTP: sign in with POST /api/v1/auth/token, then send "
+        "`Authorization: Bearer <access_token>`. Errors are RFC 9457 problem details."
+    )}})
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer"}
+    )
+    for module in (auth, tests, attempts):
+        api.register_blueprint(module.blp, url_prefix=PREFIX)
+    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(BankError, _service_error)
+    return api

@@ -1,0 +1,195 @@
+"""Attempts: an adaptive test over HTTP, one item per request, resumable on any worker."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from api.db import get_session
+from api.services import attempts as service
+from api.services.errors import Forbidden
+from api.v1.auth import current_user, requires
+from api.v1.common import PageArgs, page_of, paginate
+from evidence.models import Attempt, AttemptStatus
+from storage.accounts import Role, SchoolClass, class_members
+
+blp = Blueprint("attempts", __name__, description="Taking adaptive tests")
+
+
+class PresentedItemSchema(ma.Schema):
+    """An item as a student sees it: no key, no parameters, no item code."""
+
+    id = ma.fields.Integer(required=True)
+    stem = ma.fields.String(required=True)
+    options = ma.fields.List(ma.fields.String(), required=True)
+    position = ma.fields.Integer(required=True, metadata={"description": "1-based"})
+    media = ma.fields.List(ma.fields.String())
+    categories = ma.fields.Integer(metadata={"description": "rating items: answer 0..n-1"})
+    seconds_left = ma.fields.Integer(metadata={"description": "when the test has a time limit"})
+
+
+class SkillResultSchema(ma.Schema):
+    n_items = ma.fields.Integer()
+    n_correct = ma.fields.Integer()
+    theta = ma.fields.Float()
+    se = ma.fields.Float()
+    mastery = ma.fields.Dict()
+
+
+class ResultSchema(ma.Schema):
+    theta = ma.fields.Float()
+    se = ma.fields.Float()
+    interval95 = ma.fields.List(ma.fields.Float())
+    stop_reason = ma.fields.String()
+    n_scored = ma.fields.Integer()
+    n_given = ma.fields.Integer()
+    skills = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(SkillResultSchema))
+    mastery = ma.fields.Dict(metadata={"description": "overall recommendation vs the cut score"})
+
+
+class ReplySchema(ma.Schema):
+    """What comes next: an item to answer, or the finished attempt's result."""
+
+    id = ma.fields.Integer(required=True)
+    status = ma.fields.String(required=True)
+    item = ma.fields.Nested(PresentedItemSchema)
+    result = ma.fields.Nested(ResultSchema, allow_none=True)
+    late = ma.fields.Boolean(metadata={"description": "the answer came after the time limit "
+                                                      "and was not recorded"})
+
+
+class StartSchema(ma.Schema):
+    test_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=2**31 - 1))
+
+
+class AnswerSchema(ma.Schema):
+    item_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=2**31 - 1))
+    response = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(
+        min=0, max=1000), metadata={"description": "0-based option index (or category)"})
+    response_time_ms = ma.fields.Integer(validate=ma.validate.Range(min=0, max=86_400_000))
+
+
+class IdempotencyHeaderSchema(ma.Schema):
+    idempotency_key = ma.fields.String(
+        required=True, data_key="Idempotency-Key", validate=ma.validate.Length(1, 255),
+        metadata={"description": "A new random key per answer; repeat it to retry safely"})
+
+
+class HistoryEntrySchema(ma.Schema):
+    position = ma.fields.Integer()
+    item_id = ma.fields.Integer()
+    response = ma.fields.Integer()
+    answered_at = ma.fields.AwareDateTime(default_timezone=None)
+    score = ma.fields.Integer()
+    scored = ma.fields.Boolean()
+    response_time_ms = ma.fields.Integer(allow_none=True)
+
+
+class AttemptSchema(ma.Schema):
+    id = ma.fields.Integer()
+    test_id = ma.fields.Integer()
+    user_id = ma.fields.Integer()
+    status = ma.fields.String()
+    started_at = ma.fields.DateTime()
+    finished_at = ma.fields.DateTime(allow_none=True)
+    deadline = ma.fields.DateTime(allow_none=True)
+    history = ma.fields.List(ma.fields.Nested(HistoryEntrySchema))
+    item = ma.fields.Nested(PresentedItemSchema)
+    theta = ma.fields.Float(allow_none=True)
+    se = ma.fields.Float(allow_none=True)
+    stop_reason = ma.fields.String(allow_none=True)
+    result = ma.fields.Nested(ResultSchema, allow_none=True)
+
+
+class AttemptSummarySchema(ma.Schema):
+    id = ma.fields.Integer()
+    test_id = ma.fields.Integer()
+    user_id = ma.fields.Integer()
+    status = ma.fields.Enum(AttemptStatus, by_value=True)
+    started_at = ma.fields.DateTime()
+    finished_at = ma.fields.DateTime(allow_none=True)
+    theta = ma.fields.Float(allow_none=True)
+    se = ma.fields.Float(allow_none=True)
+
+
+class AttemptListArgs(PageArgs):
+    test_id = ma.fields.Integer()
+    user_id = ma.fields.Integer()
+    status = ma.fields.Enum(AttemptStatus, by_value=True)
+
+
+@blp.route("/attempts")
+class Attempts(MethodView):
+    @requires()
+    @blp.arguments(AttemptListArgs, location="query")
+    @blp.response(200, page_of(AttemptSummarySchema, "AttemptPage"))
+    def get(self, args):
+        """Attempts the caller may see: their own (students), their classes' (teachers), all."""
+        user = current_user()
+        session = get_session()
+        query = select(Attempt).order_by(Attempt.id.desc())
+        if user.role == Role.STUDENT:
+            query = query.where(Attempt.user_id == user.id)
+        elif user.role == Role.TEACHER:
+            students = (select(class_members.c.user_id)
+                        .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
+                        .where(SchoolClass.teacher_id == user.id))
+            query = query.where(Attempt.user_id.in_(students))
+        for name in ("test_id", "user_id", "status"):
+            if args.get(name) is not None:
+                query = query.where(getattr(Attempt, name) == args[name])
+        return paginate(session, query, args)
+
+    @requires()
+    @blp.arguments(StartSchema)
+    @blp.response(201, ReplySchema)
+    @blp.alt_response(200, schema=ReplySchema, description="An attempt in progress, resumed")
+    @blp.alt_response(404, description="No such test open for the caller")
+    def post(self, data):
+        """Start a test (or resume the attempt in progress): returns the first item."""
+        user = current_user()
+        if user.role != Role.STUDENT:
+            raise Forbidden("only students take tests; try a test design with a simulation")
+        session = get_session()
+        _attempt, reply, created = service.start_attempt(session, user, data["test_id"])
+        session.commit()
+        return reply, 201 if created else 200
+
+
+@blp.route("/attempts/<int:attempt_id>")
+class AttemptById(MethodView):
+    @requires()
+    @blp.response(200, AttemptSchema)
+    @blp.alt_response(404, description="No such attempt the caller may see")
+    def get(self, attempt_id):
+        """Status and history; theta and se once finished. The current item while in progress."""
+        user = current_user()
+        session = get_session()
+        attempt = service.visible_attempt(session, user, attempt_id)
+        return service.attempt_view(session, attempt, user)
+
+
+@blp.route("/attempts/<int:attempt_id>/responses")
+class AttemptResponses(MethodView):
+    @requires(Role.STUDENT)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers")
+    @blp.arguments(AnswerSchema)
+    @blp.response(200, ReplySchema)
+    @blp.alt_response(404, description="No such attempt of the caller's")
+    @blp.alt_response(409, description="Not the item presented, the attempt is over, or the "
+                                       "Idempotency-Key was used for another answer")
+    def post(self, headers, data, attempt_id):
+        """Answer the presented item; returns the next item or the result.
+
+        The response is committed before the reply is sent. Repeating the request with the same
+        ``Idempotency-Key`` returns the same reply and records nothing twice.
+        """
+        session = get_session()
+        reply, _replayed = service.submit_response(
+            session, current_user(), attempt_id, data["item_id"], data["response"],
+            headers["idempotency_key"], response_time_ms=data.get("response_time_ms"),
+        )
+        session.commit()
+        return reply

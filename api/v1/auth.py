@@ -1,0 +1,181 @@
+"""Sign-in for the API (bearer tokens) and the role checks every other blueprint uses."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+
+import marshmallow as ma
+from flask import current_app, g, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import delete, select
+
+from api.db import get_session
+from api.services.errors import Forbidden, ServiceError
+from storage import utcnow
+from storage.accounts import ApiToken, Role, User, authenticate
+
+blp = Blueprint("auth", __name__, description="Sign in and out of the API")
+
+TOKEN_LIFETIME = timedelta(hours=12)
+SECURITY = [{"bearerAuth": []}]
+
+
+class Unauthorized(ServiceError):
+    """No valid bearer token (401)."""
+
+    status = 401
+    title = "Unauthorized"
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a token (SHA-256; the tokens are random, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session, user: User) -> tuple[str, int]:
+    """Create a token for ``user``; returns it (shown once) and its lifetime in seconds."""
+    lifetime = current_app.config.get("API_TOKEN_LIFETIME", TOKEN_LIFETIME)
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), created_at=now,
+                         expires_at=now + lifetime))
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user.id,
+                                           ApiToken.expires_at < now))
+    return token, int(lifetime.total_seconds())
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def current_user() -> User:
+    """The user whose bearer token came with the request.
+
+    Raises
+    ------
+    Unauthorized
+        No token, an unknown or expired one, or a deactivated account.
+    """
+    if "api_user" in g:
+        return g.api_user
+    token = _bearer()
+    if token is None:
+        raise Unauthorized("send 'Authorization: Bearer <access_token>'; get a token from "
+                           "POST /api/v1/auth/token")
+    session = get_session()
+    row = session.execute(
+        select(User, ApiToken.expires_at).join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == token_hash(token))
+    ).first()
+    if row is None:
+        raise Unauthorized("the access token is not valid; sign in again")
+    user, expires_at = row
+    if expires_at.tzinfo is None:  # SQLite keeps no zone; every stored time is UTC
+        expires_at = expires_at.replace(tzinfo=utcnow().tzinfo)
+    if expires_at <= utcnow():
+        raise Unauthorized("the access token has expired; sign in again")
+    if not user.is_active:
+        raise Unauthorized("this account is deactivated")
+    g.api_user = user
+    return user
+
+
+def requires(*roles: Role) -> Callable:
+    """Decorate a view: a valid token is required, and one of ``roles`` when given.
+
+    The OpenAPI document gets the bearer security requirement and the 401/403 responses.
+    """
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            user = current_user()
+            if roles and user.role not in roles:
+                allowed = ", ".join(r.value for r in roles)
+                raise Forbidden(f"this needs the role {allowed}; you are {user.role.value}")
+            return view(*args, **kwargs)
+
+        doc = getattr(wrapper, "_apidoc", {})
+        doc = {**doc, "manual_doc": {**doc.get("manual_doc", {}), "security": SECURITY}}
+        wrapper._apidoc = doc
+        return blp_responses(wrapper, roles)
+
+    return decorate
+
+
+def blp_responses(view: Callable, roles: tuple[Role, ...]) -> Callable:
+    """Document 401 (and 403 when roles are restricted) on ``view``."""
+    responses = view._apidoc.setdefault("manual_doc", {}).setdefault("responses", {})
+    responses.setdefault("401", {"description": "No valid bearer token",
+                                 "content": {"application/problem+json": {}}})
+    if roles:
+        responses.setdefault("403", {"description": "Role not allowed",
+                                     "content": {"application/problem+json": {}}})
+    return view
+
+
+# -- schemas -------------------------------------------------------------------------------------
+
+
+class CredentialsSchema(ma.Schema):
+    username = ma.fields.String(required=True, validate=ma.validate.Length(1, 80))
+    password = ma.fields.String(required=True, validate=ma.validate.Length(1, 1024),
+                                load_only=True)
+
+
+class TokenSchema(ma.Schema):
+    access_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True)
+    expires_in = ma.fields.Integer(required=True)
+
+
+class UserSchema(ma.Schema):
+    id = ma.fields.Integer()
+    username = ma.fields.String()
+    display_name = ma.fields.String()
+    role = ma.fields.Enum(Role, by_value=True)
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+
+@blp.route("/auth/token")
+class Tokens(MethodView):
+    @blp.arguments(CredentialsSchema)
+    @blp.response(200, TokenSchema)
+    @blp.alt_response(401, description="Wrong username or password")
+    def post(self, credentials):
+        """Sign in: exchange a username and password for an access token."""
+        session = get_session()
+        user = authenticate(session, credentials["username"], credentials["password"])
+        if user is None:
+            raise Unauthorized("that username and password do not match an account")
+        token, lifetime = issue_token(session, user)
+        session.commit()
+        return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
+
+    @requires()
+    @blp.response(204)
+    def delete(self):
+        """Sign out: revoke the token sent with this request."""
+        session = get_session()
+        session.execute(delete(ApiToken).where(ApiToken.token_hash == token_hash(_bearer())))
+        session.commit()
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @requires()
+    @blp.response(200, UserSchema)
+    def get(self):
+        """Who the token belongs to."""
+        return current_user()

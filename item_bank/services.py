@@ -1,0 +1,578 @@
+"""What the item bank does, as functions on a SQLAlchemy session (no HTTP, no commits).
+
+The API, the pages and the command line call these and commit once per request, so a request
+either does all of its work or none of it. Each function raises :class:`BankError` (a
+``ValueError``) naming the field or item that is wrong.
+
+- Items: :func:`create_item` (version 1), :func:`update_item` (a content change adds a version),
+  :func:`change_status` (recorded with who, when and why).
+- Parameters: :func:`add_parameter_set` makes a new active set and keeps the old ones.
+- Tests: :func:`save_test` validates the configuration against the bank it would deliver.
+- Delivery: :func:`current_snapshot` freezes what a test delivers now (content, keys and
+  parameters) as a :class:`~item_bank.models.BankSnapshot`; :func:`delivery_bank` turns a snapshot
+  into numpy arrays once per process and caches them.
+- Exposure: :func:`record_exposure` counts presentations; :func:`exposure_counts` reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from cat_engine import CATConfig, CATError, ItemBank
+from item_bank.models import (
+    IRT_MODELS,
+    AdaptiveTest,
+    BankSnapshot,
+    Item,
+    ItemExposure,
+    ItemParameterSet,
+    ItemStatus,
+    ItemStatusEvent,
+    ItemTag,
+    ItemVersion,
+)
+
+CONTENT_FIELDS = ("stem", "options", "key", "rationale", "media")
+SNAPSHOT_FORMAT = 1
+
+
+class BankError(ValueError):
+    """A request the bank cannot carry out; ``field`` names what is wrong, when one thing is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Conflict(BankError):
+    """The request clashes with the bank's current state (a duplicate code, a stale version)."""
+
+
+# -- items ---------------------------------------------------------------------------------------
+
+
+def _check_content(stem: str, options: Sequence[str], key: int | None, where: str = "") -> None:
+    if not isinstance(stem, str) or not stem.strip():
+        raise BankError(f"{where}stem must not be empty", "stem")
+    if not isinstance(options, list | tuple) or not all(isinstance(o, str) for o in options):
+        raise BankError(f"{where}options must be a list of texts", "options")
+    if options and len(options) < 2:
+        raise BankError(f"{where}a choice item needs at least 2 options", "options")
+    if any(not o.strip() for o in options):
+        raise BankError(f"{where}options must not be empty texts", "options")
+    if key is not None and not (options and 0 <= key < len(options)):
+        raise BankError(
+            f"{where}key {key} is not an option index (0..{max(len(options) - 1, 0)})", "key"
+        )
+
+
+def _tags(values: Iterable[str]) -> list[ItemTag]:
+    tags = sorted({str(t).strip() for t in values if str(t).strip()})
+    too_long = [t for t in tags if len(t) > 80]
+    if too_long:
+        raise BankError(f"content tag {too_long[0][:20]!r}... is longer than 80 characters",
+                        "content_tags")
+    return [ItemTag(tag=t) for t in tags]
+
+
+def create_item(
+    session: Session,
+    *,
+    code: str,
+    stem: str,
+    options: Sequence[str] = (),
+    key: int | None = None,
+    rationale: str = "",
+    skill: str,
+    content_tags: Iterable[str] = (),
+    media: Sequence[str] = (),
+    status: ItemStatus | str = ItemStatus.DRAFT,
+    user_id: int | None = None,
+    note: str = "created",
+) -> Item:
+    """Add an item with its content as version 1 and its first status event.
+
+    Raises
+    ------
+    Conflict
+        An item with ``code`` exists.
+    BankError
+        The content is invalid (empty stem, a key that is no option...).
+    """
+    code = (code or "").strip()
+    if not code:
+        raise BankError("code must not be empty", "code")
+    if not (skill or "").strip():
+        raise BankError("skill must not be empty", "skill")
+    _check_content(stem, options, key)
+    if session.scalar(select(Item.id).where(Item.code == code)) is not None:
+        raise Conflict(f"an item with code {code!r} exists already", "code")
+    status = ItemStatus(status)
+    item = Item(code=code, stem=stem, options=list(options), key=key, rationale=rationale,
+                skill=skill.strip(), status=status, media=list(media), version=1)
+    item.tags = _tags(content_tags)
+    item.versions = [ItemVersion(version=1, stem=stem, options=list(options), key=key,
+                                 rationale=rationale, media=list(media), created_by=user_id,
+                                 note=note)]
+    item.status_events = [ItemStatusEvent(from_status=None, to_status=status, changed_by=user_id,
+                                          reason=note)]
+    session.add(item)
+    return item
+
+
+def update_item(
+    session: Session,
+    item: Item,
+    changes: Mapping[str, Any],
+    *,
+    user_id: int | None = None,
+    note: str = "",
+    expected_version: int | None = None,
+) -> Item:
+    """Change an item's content, skill or tags; a content change adds a new version.
+
+    ``changes`` may hold ``stem``, ``options``, ``key``, ``rationale``, ``media`` (content),
+    ``skill`` and ``content_tags``. ``expected_version`` guards against overwriting someone else's
+    edit (:class:`Conflict` when the item moved on).
+    """
+    if expected_version is not None and expected_version != item.version:
+        raise Conflict(
+            f"item {item.code} is at version {item.version}, not {expected_version}; reload it",
+            "version",
+        )
+    unknown = set(changes) - {*CONTENT_FIELDS, "skill", "content_tags"}
+    if unknown:
+        raise BankError(f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
+    content = {f: changes.get(f, getattr(item, f)) for f in CONTENT_FIELDS}
+    _check_content(content["stem"], content["options"], content["key"])
+    if "skill" in changes:
+        if not (changes["skill"] or "").strip():
+            raise BankError("skill must not be empty", "skill")
+        item.skill = changes["skill"].strip()
+    if "content_tags" in changes:
+        item.tags = _tags(changes["content_tags"])
+    if any(content[f] != getattr(item, f) for f in CONTENT_FIELDS):
+        item.version += 1
+        for f in CONTENT_FIELDS:
+            setattr(item, f, list(content[f]) if f in ("options", "media") else content[f])
+        item.versions.append(ItemVersion(
+            version=item.version, created_by=user_id, note=note,
+            **{f: getattr(item, f) for f in CONTENT_FIELDS},
+        ))
+    session.flush()
+    return item
+
+
+def change_status(
+    session: Session,
+    item: Item,
+    to_status: ItemStatus | str,
+    *,
+    user_id: int | None = None,
+    reason: str = "",
+) -> ItemStatusEvent:
+    """Move an item to ``to_status`` and record the change.
+
+    Any move between the four statuses is allowed except to ``operational`` without an active
+    parameter set, which the engine could not use.
+    """
+    try:
+        to_status = ItemStatus(to_status)
+    except ValueError:
+        raise BankError(
+            f"unknown status {to_status!r}; use one of {', '.join(s.value for s in ItemStatus)}",
+            "status",
+        ) from None
+    if to_status == item.status:
+        raise Conflict(f"item {item.code} is {item.status.value} already", "status")
+    if to_status == ItemStatus.OPERATIONAL and item.active_parameters is None:
+        raise Conflict(
+            f"item {item.code} has no active parameter set; calibrate or import parameters "
+            "before making it operational", "status",
+        )
+    event = ItemStatusEvent(from_status=item.status, to_status=to_status, changed_by=user_id,
+                            reason=reason)
+    item.status = to_status
+    item.status_events.append(event)
+    session.flush()
+    return event
+
+
+# -- parameters ----------------------------------------------------------------------------------
+
+
+def check_parameters(code: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate one item's parameters with the engine's own checks; return them normalised."""
+    model = str(parameters.get("model", "")).lower()
+    if model not in IRT_MODELS:
+        raise BankError(f"item {code}: unknown model {parameters.get('model')!r}; use one of "
+                        f"{', '.join(IRT_MODELS)}", "model")
+    record = {"item_id": code, "model": model}
+    for name in ("a", "b", "c", "d", "thresholds"):
+        if parameters.get(name) is not None:
+            record[name] = parameters[name]
+    try:
+        bank = ItemBank.from_records([record])
+    except (CATError, TypeError, ValueError) as error:
+        raise BankError(str(error), getattr(error, "field", None)) from None
+    normal = bank.to_records()[0]
+    out = {"model": model, "a": None, "b": None, "c": None, "d": None, "thresholds": None}
+    for name in ("a", "b", "c", "d", "thresholds"):
+        if name in record:
+            out[name] = normal.get(name, record[name])
+    if model in ("grm", "gpcm", "pcm"):
+        out["thresholds"] = normal["thresholds"]
+        out["a"] = normal["a"] if model != "pcm" else None
+    return out
+
+
+def add_parameter_set(
+    session: Session,
+    item: Item,
+    parameters: Mapping[str, Any],
+    *,
+    source: str,
+    provenance: Mapping[str, Any] | None = None,
+    sample_size: int | None = None,
+    calibration_run_id: int | None = None,
+    user_id: int | None = None,
+) -> ItemParameterSet:
+    """Make ``parameters`` the item's active set; earlier sets stay, inactive, for provenance."""
+    values = check_parameters(item.code, parameters)
+    for old in item.parameter_sets:
+        if old.is_active:
+            old.is_active = False
+    session.flush()  # the partial unique index allows one active set per item
+    new = ItemParameterSet(is_active=True, source=source, provenance=dict(provenance or {}),
+                           sample_size=sample_size, calibration_run_id=calibration_run_id,
+                           created_by=user_id, **values)
+    item.parameter_sets.append(new)
+    session.flush()
+    return new
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+FILTER_KEYS = ("skills", "tags", "items")
+
+
+def _check_filter(bank_filter: Mapping[str, Any]) -> dict[str, list[str]]:
+    if not isinstance(bank_filter, Mapping):
+        raise BankError("bank_filter must be an object", "bank_filter")
+    unknown = set(bank_filter) - set(FILTER_KEYS)
+    if unknown:
+        raise BankError(f"bank_filter: unknown key(s) {', '.join(sorted(unknown))}; use "
+                        f"{', '.join(FILTER_KEYS)}", "bank_filter")
+    out = {}
+    for key in FILTER_KEYS:
+        values = bank_filter.get(key)
+        if values is None:
+            continue
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise BankError(f"bank_filter.{key} must be a list of texts", "bank_filter")
+        out[key] = sorted(set(values))
+    return out
+
+
+def _check_cut_scores(cut_scores: Mapping[str, Any]) -> dict[str, float]:
+    if not isinstance(cut_scores, Mapping):
+        raise BankError("cut_scores must be an object of skill -> theta", "cut_scores")
+    out = {}
+    for skill, value in cut_scores.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not -6 <= value <= 6:
+            raise BankError(f"cut_scores.{skill} must be a theta between -6 and 6, got {value!r}",
+                            "cut_scores")
+        out[str(skill)] = float(value)
+    return out
+
+
+def save_test(
+    session: Session,
+    test: AdaptiveTest | None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    bank_filter: Mapping[str, Any] | None = None,
+    cut_scores: Mapping[str, Any] | None = None,
+    is_active: bool | None = None,
+) -> AdaptiveTest:
+    """Create a test (``test=None``) or change one; a change to what it delivers bumps ``version``.
+
+    The configuration is checked against the bank the test would deliver now, so a test that
+    would fail at its first student fails here instead, naming the setting.
+    """
+    creating = test is None
+    if creating:
+        if not (name or "").strip():
+            raise BankError("name must not be empty", "name")
+        test = AdaptiveTest(name=name.strip(), description=description or "", config={},
+                            bank_filter={}, cut_scores={}, version=1, is_active=True)
+    elif name is not None:
+        if not name.strip():
+            raise BankError("name must not be empty", "name")
+        test.name = name.strip()
+    if name is not None:
+        clash = session.scalar(select(AdaptiveTest.id).where(
+            AdaptiveTest.name == name.strip(), AdaptiveTest.id != (test.id or -1)))
+        if clash is not None:
+            raise Conflict(f"a test named {name.strip()!r} exists already", "name")
+    if description is not None:
+        test.description = description
+    if is_active is not None:
+        test.is_active = bool(is_active)
+    delivered_before = (test.config, test.bank_filter, test.cut_scores)
+    if config is not None:
+        if not isinstance(config, Mapping):
+            raise BankError("config must be an object", "config")
+        test.config = dict(config)
+    if bank_filter is not None:
+        test.bank_filter = _check_filter(bank_filter)
+    if cut_scores is not None:
+        test.cut_scores = _check_cut_scores(cut_scores)
+    if creating:
+        session.add(test)
+    session.flush()
+    content = snapshot_content(session, test)  # validates the configuration against the bank
+    build_delivery(content)
+    if not creating and (test.config, test.bank_filter, test.cut_scores) != delivered_before:
+        test.version += 1
+    session.flush()
+    return test
+
+
+def tests_bank_query(test: AdaptiveTest):
+    """The operational items a test draws from: its bank filter, or its listed items."""
+    query = (
+        select(Item)
+        .join(ItemParameterSet, (ItemParameterSet.item_id == Item.id) & ItemParameterSet.is_active)
+        .where(Item.status == ItemStatus.OPERATIONAL)
+        .options(selectinload(Item.tags), selectinload(Item.parameter_sets))
+        .order_by(Item.code)
+    )
+    spec = test.bank_filter or {}
+    if spec.get("skills"):
+        query = query.where(Item.skill.in_(spec["skills"]))
+    if spec.get("tags"):
+        tagged = select(ItemTag.item_id).where(ItemTag.tag.in_(spec["tags"]))
+        query = query.where(Item.id.in_(tagged))
+    if spec.get("items"):
+        query = query.where(Item.code.in_(spec["items"]))
+    elif test.items:
+        query = query.where(Item.id.in_([i.id for i in test.items]))
+    return query
+
+
+def _item_entry(item: Item, parameters: ItemParameterSet | None) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "code": item.code,
+        "version": item.version,
+        "skill": item.skill,
+        "content_tags": item.content_tags,
+        "stem": item.stem,
+        "options": list(item.options),
+        "key": item.key,
+        "media": list(item.media or ()),
+        "parameters": parameters.as_dict() if parameters is not None else None,
+        "parameter_set_id": parameters.id if parameters is not None else None,
+    }
+
+
+def snapshot_content(session: Session, test: AdaptiveTest) -> dict[str, Any]:
+    """What ``test`` delivers right now, as plain JSON: configuration, items, pretest items."""
+    items = session.scalars(tests_bank_query(test)).unique().all()
+    if not items:
+        raise BankError(
+            f"test {test.name!r} has no operational, calibrated item in its bank "
+            f"(bank filter {json.dumps(test.bank_filter or {}, sort_keys=True)})", "bank_filter"
+        )
+    config = json.loads(json.dumps(test.config or {}))
+    pretest_codes = [str(c) for c in (config.get("pretest") or {}).get("items", [])]
+    pretest = []
+    if pretest_codes:
+        rows = {i.code: i for i in session.scalars(
+            select(Item).where(Item.code.in_(pretest_codes)).options(
+                selectinload(Item.tags), selectinload(Item.parameter_sets)))}
+        missing = [c for c in pretest_codes if c not in rows]
+        if missing:
+            raise BankError(f"pretest.items: no item with code {missing[0]!r}", "config")
+        # Items promoted or retired since the test was set up are no longer pretested.
+        live = [c for c in pretest_codes if rows[c].status == ItemStatus.PRETEST]
+        config["pretest"]["items"] = live
+        if not live:
+            config.pop("pretest")
+        pretest = [_item_entry(rows[c], rows[c].active_parameters) for c in live]
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "test": {"id": test.id, "name": test.name, "version": test.version,
+                 "cut_scores": dict(test.cut_scores or {})},
+        "config": config,
+        "items": [_item_entry(i, i.active_parameters) for i in items],
+        "pretest": pretest,
+    }
+
+
+def fingerprint(content: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a snapshot's content."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def current_snapshot(session: Session, test: AdaptiveTest) -> BankSnapshot:
+    """The snapshot of what ``test`` delivers now, stored the first time this content is seen."""
+    content = snapshot_content(session, test)
+    digest = fingerprint(content)
+    lookup = select(BankSnapshot).where(BankSnapshot.test_id == test.id,
+                                        BankSnapshot.fingerprint == digest)
+    snapshot = session.scalar(lookup)
+    if snapshot is not None:
+        return snapshot
+    build_delivery(content)  # never store a snapshot the engine cannot run
+    try:
+        with session.begin_nested():
+            snapshot = BankSnapshot(test_id=test.id, test_version=test.version,
+                                    fingerprint=digest, content=content)
+            session.add(snapshot)
+    except IntegrityError:  # another request stored the same snapshot a moment ago
+        snapshot = session.scalar(lookup)
+    return snapshot
+
+
+# -- delivery: numpy arrays per snapshot, cached per process --------------------------------------
+
+
+@dataclass(eq=False)
+class Delivery:
+    """A snapshot made ready for the engine: the bank's arrays, the built configuration, content.
+
+    ``items`` maps item code to its snapshot entry (content, key, skill, database id), ``codes``
+    maps database id to code. Built once per snapshot per process by :func:`delivery_bank`.
+    """
+
+    snapshot_id: int | None
+    bank: ItemBank
+    config: CATConfig
+    items: dict[str, dict[str, Any]]
+    codes: dict[int, str]
+    pretest: frozenset[str]
+    cut_scores: dict[str, float]
+    test: dict[str, Any] = field(default_factory=dict)
+
+
+def build_delivery(content: Mapping[str, Any], snapshot_id: int | None = None) -> Delivery:
+    """Build the engine's bank and configuration from a snapshot's content.
+
+    Raises
+    ------
+    BankError
+        The configuration does not fit the bank (naming the setting), or an item's parameters
+        are invalid (naming the item).
+    """
+    records = []
+    for entry in content["items"]:
+        record = {"item_id": entry["code"], **{k: v for k, v in entry["parameters"].items()
+                                              if v is not None}}
+        record["content"] = sorted({*entry["content_tags"], entry["skill"]})
+        records.append(record)
+    try:
+        bank = ItemBank.from_records(records)
+        config = CATConfig.from_dict(content["config"], bank)
+    except CATError as error:
+        raise BankError(f"config: {error}", "config") from None
+    entries = {e["code"]: e for e in (*content["items"], *content.get("pretest", ()))}
+    return Delivery(
+        snapshot_id=snapshot_id,
+        bank=bank,
+        config=config,
+        items=entries,
+        codes={e["id"]: code for code, e in entries.items()},
+        pretest=frozenset(e["code"] for e in content.get("pretest", ())),
+        cut_scores=dict(content["test"].get("cut_scores") or {}),
+        test=dict(content["test"]),
+    )
+
+
+class _DeliveryCache:
+    """At most ``size`` deliveries, least recently used dropped first; safe across threads."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._entries: OrderedDict[int, Delivery] = OrderedDict()
+        self._lock = threading.Lock()
+        self.builds = 0
+
+    def get(self, session: Session, snapshot_id: int) -> Delivery:
+        with self._lock:
+            delivery = self._entries.get(snapshot_id)
+            if delivery is not None:
+                self._entries.move_to_end(snapshot_id)
+                return delivery
+        content = session.scalar(select(BankSnapshot.content).where(BankSnapshot.id == snapshot_id))
+        if content is None:
+            raise BankError(f"no bank snapshot {snapshot_id}")
+        delivery = build_delivery(content, snapshot_id)
+        with self._lock:
+            self.builds += 1
+            self._entries[snapshot_id] = delivery
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return delivery
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+DELIVERIES = _DeliveryCache()
+
+
+def delivery_bank(session: Session, snapshot_id: int) -> Delivery:
+    """The engine-ready bank of a snapshot, built on first use in this process and then reused.
+
+    Snapshots never change once stored, so the cache needs no invalidation: a new bank or test
+    version is a new snapshot.
+    """
+    return DELIVERIES.get(session, snapshot_id)
+
+
+# -- exposure counters ---------------------------------------------------------------------------
+
+
+def record_exposure(session: Session, test_id: int, item_id: int) -> None:
+    """Count one presentation of an item in a test (an upsert, safe under concurrency)."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(ItemExposure).values(test_id=test_id, item_id=item_id, administered=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[ItemExposure.test_id, ItemExposure.item_id],
+        set_={"administered": ItemExposure.administered + 1},
+    )
+    session.execute(statement)
+
+
+def exposure_counts(session: Session, test_id: int) -> dict[int, int]:
+    """How often each item was presented in a test, by item id."""
+    rows = session.execute(select(ItemExposure.item_id, ItemExposure.administered)
+                           .where(ItemExposure.test_id == test_id))
+    return dict(rows.tuples().all())
+
+
+def reset_exposure(session: Session, test_id: int) -> int:
+    """Set a test's exposure counters back to zero (e.g. after a field trial); returns rows."""
+    result = session.execute(update(ItemExposure).where(ItemExposure.test_id == test_id)
+                             .values(administered=0))
+    return int(result.rowcount or 0)

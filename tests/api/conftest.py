@@ -1,0 +1,129 @@
+"""An API to test against: a migrated database with users, a small calibrated bank, a test
+assigned to a class, and helpers to sign in and call the API as any role."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+from werkzeug.security import generate_password_hash
+
+from api.app import create_app
+from api.db import engine_of
+from evidence.models import Assignment
+from item_bank.models import ItemStatus
+from item_bank.services import add_parameter_set, change_status, create_item, save_test
+from storage import session_factory, session_scope
+from storage.accounts import Role, SchoolClass, User
+from storage.migrate import upgrade
+
+PASSWORD = "correct horse battery"
+SKILLS = ("algebra", "geometry", "statistics")
+TEST_CONFIG = {
+    "start": {"theta": 0.0},
+    "estimator": {"method": "eap"},
+    "selection": {"method": "mfi"},
+    "stopping": {"se": 0.4, "max_items": 12, "min_items": 4},
+    "pretest": {"items": ["PRE-1", "PRE-2"], "positions": [2, 4]},
+}
+
+
+@dataclass
+class ApiWorld:
+    """The app, its test client, and ids of what was built."""
+
+    app: Any
+    client: Any
+    users: dict[str, int] = field(default_factory=dict)
+    test_id: int = 0
+    class_id: int = 0
+    other_class_id: int = 0
+    items: dict[str, int] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
+
+    def token(self, username: str) -> str:
+        if username not in self._tokens:
+            r = self.client.post("/api/v1/auth/token",
+                                 json={"username": username, "password": PASSWORD})
+            assert r.status_code == 200, r.get_json()
+            self._tokens[username] = r.get_json()["access_token"]
+        return self._tokens[username]
+
+    def call(self, method: str, path: str, user: str | None = None, **kwargs):
+        headers = dict(kwargs.pop("headers", {}))
+        if user is not None:
+            headers["Authorization"] = f"Bearer {self.token(user)}"
+        return self.client.open(path, method=method.upper(), headers=headers, **kwargs)
+
+    def answer(self, user: str, attempt_id: int, item_id: int, response: int,
+               key: str | None = None):
+        return self.call("post", f"/api/v1/attempts/{attempt_id}/responses", user,
+                         json={"item_id": item_id, "response": response},
+                         headers={"Idempotency-Key": key or uuid.uuid4().hex})
+
+
+def build_world(url: str, n_items: int = 60, seed: int = 7) -> dict[str, Any]:
+    """Fill a fresh database; returns the ids made."""
+    engine_url = url
+    from storage import make_engine
+
+    engine = make_engine(engine_url)
+    upgrade(engine)
+    rng = np.random.default_rng(seed)
+    ids: dict[str, Any] = {"users": {}, "items": {}}
+    password_hash = generate_password_hash(PASSWORD)
+    with session_scope(session_factory(engine)) as session:
+        people = {"student1": Role.STUDENT, "student2": Role.STUDENT, "student3": Role.STUDENT,
+                  "teacher1": Role.TEACHER, "teacher2": Role.TEACHER,
+                  "assessor1": Role.ASSESSOR, "admin1": Role.ADMIN}
+        users = {}
+        for name, role in people.items():
+            users[name] = User(username=name, display_name=name.title(), role=role,
+                               password_hash=password_hash)
+            session.add(users[name])
+        session.flush()
+        for j in range(n_items):
+            item = create_item(
+                session, code=f"IT-{j:03d}", stem=f"Question {j}: what is {j} + 1?",
+                options=[str(j), str(j + 1), str(j + 2), str(j + 3)], key=1,
+                rationale="Add one.", skill=SKILLS[j % 3], content_tags=[f"topic{j % 5}"],
+            )
+            session.flush()
+            add_parameter_set(session, item, {"model": "2pl", "a": float(rng.uniform(0.8, 2.0)),
+                                              "b": float(rng.normal())}, source="import")
+            change_status(session, item, ItemStatus.OPERATIONAL, reason="fixture")
+            ids["items"][item.code] = item.id
+        for code in ("PRE-1", "PRE-2"):
+            item = create_item(session, code=code, stem=f"New question {code}",
+                               options=["yes", "no"], key=0, skill="algebra",
+                               status=ItemStatus.PRETEST)
+            session.flush()
+            ids["items"][code] = item.id
+        test = save_test(session, None, name="Maths", description="Adaptive maths",
+                         config=TEST_CONFIG, cut_scores={"overall": 0.0, "algebra": 0.5})
+        klass = SchoolClass(name="7A", teacher=users["teacher1"],
+                            students=[users["student1"], users["student2"]])
+        other = SchoolClass(name="7B", teacher=users["teacher2"], students=[users["student3"]])
+        session.add_all([klass, other])
+        session.flush()
+        session.add(Assignment(class_id=klass.id, test_id=test.id))
+        session.flush()
+        ids |= {"test_id": test.id, "class_id": klass.id, "other_class_id": other.id,
+                "users": {n: u.id for n, u in users.items()}}
+    engine.dispose()
+    return ids
+
+
+@pytest.fixture
+def world(any_db_url: str) -> ApiWorld:
+    """An app over a filled database of each kind (SQLite, PostgreSQL)."""
+    ids = build_world(any_db_url)
+    app = create_app({"TESTING": True, "DATABASE_URL": any_db_url, "SECRET_KEY": "test"})
+    world = ApiWorld(app=app, client=app.test_client(), users=ids["users"],
+                     test_id=ids["test_id"], class_id=ids["class_id"],
+                     other_class_id=ids["other_class_id"], items=ids["items"])
+    yield world
+    engine_of(app).dispose()
