@@ -19,10 +19,19 @@ from calibration import CalibrationResult, calibrate
 from calibration.data import from_long
 from cat_engine import ItemBank
 from cat_engine.models import simulate_responses
+from evidence.models import Assignment
 from item_bank.demo_items import generate_demo_items
-from item_bank.models import AdaptiveTest, Item, ItemParameterSet, ItemStatus, ItemTag
+from item_bank.models import (
+    AdaptiveTest,
+    Item,
+    ItemParameterSet,
+    ItemStatus,
+    ItemStatusEvent,
+    ItemTag,
+    ItemVersion,
+)
 from storage import DatabaseError, mask_url
-from storage.accounts import DATABASE_KIND, DEMO_KIND, AppMeta, Role, User
+from storage.accounts import DATABASE_KIND, DEMO_KIND, AppMeta, Role, SchoolClass, User
 from storage.migrate import downgrade, upgrade
 
 DEMO_PASSWORD = "demo-password"
@@ -38,6 +47,7 @@ DEMO_TEST_CONFIG = {
     "exposure": {"method": "randomesque", "n": 5},
     "stopping": {"se": 0.35, "max_items": 25, "min_items": 8},
 }
+DEMO_CUT_SCORES = {"overall": 0.0}
 
 
 class NotADemoDatabase(DatabaseError):
@@ -96,7 +106,8 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
     items = generate_demo_items(n_items, seed=seed)
     calibration = field_trial_calibration(items, seed)
     usernames = (
-        [f"student{i}" for i in range(1, DEMO_STUDENTS + 1)] + ["teacher1", "assessor1"]
+        [f"student{i}" for i in range(1, DEMO_STUDENTS + 1)]
+        + ["teacher1", "assessor1", "admin1"]
     )
     try:
         # One transaction from teardown to the last row: on PostgreSQL a failure leaves the
@@ -107,18 +118,28 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
             upgrade(connection)
             session = Session(bind=connection)
             session.add(AppMeta(key=DATABASE_KIND, value=DEMO_KIND))
-            _add_accounts(session, usernames)
+            accounts = _add_accounts(session, usernames)
             rows = [_item_row(item, seed, calibration) for item in items]
             session.add_all(rows)
-            session.add(
-                AdaptiveTest(
-                    name=DEMO_TEST_NAME,
-                    description="A short adaptive check-up across arithmetic, fractions, ratios, "
-                    "percentages, equations and tables. Each question is chosen for you.",
-                    config=DEMO_TEST_CONFIG,
-                    items=rows,
-                )
+            test = AdaptiveTest(
+                name=DEMO_TEST_NAME,
+                description="A short adaptive check-up across arithmetic, fractions, ratios, "
+                "percentages, equations and tables. Each question is chosen for you.",
+                config=DEMO_TEST_CONFIG,
+                cut_scores=DEMO_CUT_SCORES,
+                items=rows,
             )
+            students = [u for u in accounts if u.role == Role.STUDENT]
+            teacher = next(u for u in accounts if u.role == Role.TEACHER)
+            # Two classes, so a teacher's view and a student's list are not the whole school.
+            half = len(students) // 2
+            classes = [
+                SchoolClass(name="Year 8 Maths", teacher=teacher, students=students[:half]),
+                SchoolClass(name="Year 9 Maths", teacher=teacher, students=students[half:]),
+            ]
+            session.add_all([test, *classes])
+            session.flush()
+            session.add_all([Assignment(class_id=c.id, test_id=test.id) for c in classes])
             session.flush()
             session.close()
     except SQLAlchemyError as error:
@@ -132,20 +153,25 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
     )
 
 
-def _add_accounts(session, usernames: list[str]) -> None:
+def _add_accounts(session, usernames: list[str]) -> list[User]:
     # One hash for all demo accounts: they share a published password, so per-account salts would
     # protect nothing, and 32 scrypt computations would add seconds to every demo build.
     password_hash = generate_password_hash(DEMO_PASSWORD)
+    accounts = []
     for username in usernames:
         if username.startswith("student"):
             role, name = Role.STUDENT, f"Student {username.removeprefix('student')}"
         elif username.startswith("teacher"):
             role, name = Role.TEACHER, "Teacher One"
+        elif username.startswith("admin"):
+            role, name = Role.ADMIN, "Admin One"
         else:
             role, name = Role.ASSESSOR, "Assessor One"
-        session.add(
+        accounts.append(
             User(username=username, display_name=name, role=role, password_hash=password_hash)
         )
+    session.add_all(accounts)
+    return accounts
 
 
 def field_trial_calibration(items, seed: int) -> CalibrationResult:
@@ -179,7 +205,14 @@ def _item_row(item, seed: int, calibration: CalibrationResult) -> Item:
         rationale=item.rationale,
         skill=item.skill,
         status=ItemStatus.OPERATIONAL,
+        version=1,
+        media=[],
     )
+    row.versions = [ItemVersion(version=1, stem=item.stem, options=list(item.options),
+                                key=item.key, rationale=item.rationale, media=[],
+                                note="generated for the demo")]
+    row.status_events = [ItemStatusEvent(from_status=None, to_status=ItemStatus.OPERATIONAL,
+                                         reason="demo item, calibrated in a simulated trial")]
     row.tags = [ItemTag(tag=tag) for tag in sorted(set(item.content_tags))]
     j = calibration.bank.index_of(item.item_id)
     estimated = calibration.bank

@@ -672,7 +672,7 @@ def _number_text(value: float | None) -> str:
 
 def _write_csv(header: list[str], rows: Iterable[list[str]]) -> str:
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     writer.writerows(rows)
     return buffer.getvalue()
@@ -916,7 +916,8 @@ def _item_element(record: ItemRecord, version: str) -> etree._Element:
 
 
 def _to_bytes(root: etree._Element) -> bytes:
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
+    body = etree.tostring(root, xml_declaration=False, encoding="UTF-8")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
 
 
 def write_qti_item(record: ItemRecord, version: str = "3.0") -> bytes:
@@ -1614,6 +1615,8 @@ def read_qti(data: bytes, filename: str = "") -> list[ItemRecord]:
             )
         elif root is not None:
             _read_usage(root, path, problems, stats)
+    if not strict and not items and not len(problems):
+        problems.add(f"{filename or 'the zip'}: holds no imsmanifest.xml and no QTI items")
     first_source: dict[str, str] = {}
     for record, source, root in items:
         if record.item_id in first_source:
