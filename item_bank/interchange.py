@@ -31,6 +31,8 @@ Items are single-choice items (QTI 3.0 ``qti-assessment-item``, or QTI 2.1/2.2 `
   ``<rubricBlock view="scorer tutor" class="cat-rationale">``), so candidates never see it;
 - media references are ``<img src>`` (images) or ``<object data type>`` in a ``<div>`` after the
   stem; on import, every ``img``, ``object``, ``audio``, ``video`` and ``source`` reference counts;
+- only single-choice items with text choices are read; any other interaction is refused, naming
+  it;
 - items written here carry ``tool-name="cat-engine"``; their texts are read back exactly. Texts of
   items from other tools are read with their whitespace collapsed (as a browser would show them),
   and the ``qti-prompt`` of the interaction counts as part of the stem.
@@ -46,13 +48,16 @@ IRT parameters travel as QTI Usage Data ("Usage Data and Item Statistics"; names
       </ordinaryStatistic>
       ...
 
+(the form of the 1EdTech example ``qtiv3-examples/usageData/example.xml`` in
+``1EdTech/qti-examples`` and of the IMS "QTI Usage Data & Item Statistics 3.0" binding, 2022),
 with :data:`USAGE_GLOSSARY` as glossary, :data:`USAGE_CONTEXT` as context and the names
 ``irt_model`` (value ``rasch``, ``1pl``, ..., ``pcm``), ``irt_a``, ``irt_b``, ``irt_c``, ``irt_d``
 and ``irt_b1..irt_bk`` (thresholds). On import, statistics with other names or another glossary are
 ignored.
 
 A package (:func:`write_qti_package`) is a zip holding ``imsmanifest.xml`` (IMS content package,
-QTI 3.0 profile), ``items/<item_id>.xml`` (resource type ``imsqti_item_xmlv3p0``) and
+QTI 3.0 profile), ``items/<item_id>.xml`` (the id made file-safe; resource type
+``imsqti_item_xmlv3p0``) and
 ``usage-data.xml`` (resource type ``qtiusagedata/xml``). Skill, tags and status are kept in each
 item resource's ``<metadata>`` as ``<cat:item-data>`` in the namespace :data:`CAT_NS`::
 
@@ -365,14 +370,16 @@ def _text_problem(value: object) -> str | None:
     if not isinstance(value, str):
         return f"must be text, got {type(value).__name__}"
     bad = _NOT_XML_CHAR.search(value)
-    return f"contains the control character U+{ord(bad.group()):04X}" if bad else None
+    return (
+        f"contains the character U+{ord(bad.group()):04X}, which XML cannot hold" if bad else None
+    )
 
 
 def record_problems(record: ItemRecord, *, qti: bool = False) -> list[tuple[str, str]]:
     """Problems with a record, as ``(field, message)`` pairs; empty when it can be exported.
 
-    ``field`` names a CSV column (``option_2``, ``b1``...). ``qti=True`` also requires the
-    at least two options of a single-choice item.
+    ``field`` names a CSV column (``option_2``, ``b1``...). With ``qti=True`` every record needs
+    the two or more options of a single-choice item.
     """
     r, out = record, []
     problem = _text_problem(r.item_id)
@@ -534,7 +541,7 @@ def _csv_record(
     key = None
     raw_key = cells.get("key", "").strip()
     if raw_key:
-        if raw_key.isdigit():
+        if raw_key.isascii() and raw_key.isdigit():
             number = int(raw_key)
         elif len(raw_key) == 1 and raw_key.isascii() and raw_key.isalpha():
             number = ord(raw_key.upper()) - ord("A") + 1
@@ -1257,9 +1264,15 @@ def _read_item(
     ]
     if len(problems) > before:
         return None
-    return ItemRecord(
+    record = ItemRecord(
         item_id=item_id, stem=stem, options=options, key=key, rationale=rationale, media=media
     )
+    for name, text in record_problems(record, qti=True):  # e.g. a choice holding only an image
+        m = re.fullmatch(r"option_(\d+)", name)
+        index = int(m.group(1)) - 1 if m else -1
+        where = simple[index] if 0 <= index < len(simple) else interaction
+        at(where if name.startswith(("option", "key")) else root, f"{name} {text}")
+    return None if len(problems) > before else record
 
 
 def _read_key(root, interaction, ids: list[str], d: _Dialect, at) -> int | None:
@@ -1521,6 +1534,11 @@ def _apply_metadata(record: ItemRecord, metadata: etree._Element, problems: _Pro
             )
         record.status = value
     record.content_tags = [value for value, _ in texts("tag") if value]
+    for value, el in texts("tag"):
+        if ";" in value:
+            problems.at(
+                el, "imsmanifest.xml", f"the tag {value!r} contains ';'", item_id=record.item_id
+            )
 
 
 def _item_dialect(root: etree._Element) -> _Dialect | None:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -354,26 +354,56 @@ def save_test(
     return test
 
 
+def _bank_conditions(test: AdaptiveTest) -> list:
+    """Where-clauses selecting the operational items a test draws from."""
+    conditions = [Item.status == ItemStatus.OPERATIONAL]
+    spec = test.bank_filter or {}
+    if spec.get("skills"):
+        conditions.append(Item.skill.in_(spec["skills"]))
+    if spec.get("tags"):
+        tagged = select(ItemTag.item_id).where(ItemTag.tag.in_(spec["tags"]))
+        conditions.append(Item.id.in_(tagged))
+    if spec.get("items"):
+        conditions.append(Item.code.in_(spec["items"]))
+    elif test.items:
+        conditions.append(Item.id.in_([i.id for i in test.items]))
+    return conditions
+
+
 def tests_bank_query(test: AdaptiveTest):
-    """The operational items a test draws from: its bank filter, or its listed items."""
-    query = (
+    """The operational, calibrated items a test draws from: its bank filter, or its listed items."""
+    return (
         select(Item)
         .join(ItemParameterSet, (ItemParameterSet.item_id == Item.id) & ItemParameterSet.is_active)
-        .where(Item.status == ItemStatus.OPERATIONAL)
+        .where(*_bank_conditions(test))
         .options(selectinload(Item.tags), selectinload(Item.parameter_sets))
         .order_by(Item.code)
     )
-    spec = test.bank_filter or {}
-    if spec.get("skills"):
-        query = query.where(Item.skill.in_(spec["skills"]))
-    if spec.get("tags"):
-        tagged = select(ItemTag.item_id).where(ItemTag.tag.in_(spec["tags"]))
-        query = query.where(Item.id.in_(tagged))
-    if spec.get("items"):
-        query = query.where(Item.code.in_(spec["items"]))
-    elif test.items:
-        query = query.where(Item.id.in_([i.id for i in test.items]))
-    return query
+
+
+def bank_signature(session: Session, test: AdaptiveTest) -> str:
+    """A cheap digest of everything a snapshot of ``test`` depends on.
+
+    Two light queries (ids, versions, parameter-set ids, tags) instead of loading every item:
+    any content edit bumps an item's version, any new parameters make a new set id, any status
+    change moves an item in or out of the rows. Equal signatures mean equal snapshot content.
+    """
+    pretest = [str(c) for c in ((test.config or {}).get("pretest") or {}).get("items", [])]
+    rows = session.execute(
+        select(Item.id, Item.version, Item.skill, Item.status, ItemParameterSet.id)
+        .outerjoin(ItemParameterSet,
+                   (ItemParameterSet.item_id == Item.id) & ItemParameterSet.is_active)
+        .where(((ItemParameterSet.id.is_not(None)) & and_(*_bank_conditions(test)))
+               | Item.code.in_(pretest))
+        .order_by(Item.id)
+    ).all()
+    ids = [r[0] for r in rows]
+    tags = session.execute(select(ItemTag.item_id, ItemTag.tag).where(ItemTag.item_id.in_(ids))
+                           .order_by(ItemTag.item_id, ItemTag.tag)).all()
+    text = json.dumps([test.id, test.version, test.config, test.bank_filter, test.cut_scores,
+                       [list(map(str, r)) for r in rows], [list(t) for t in tags]],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _item_entry(item: Item, parameters: ItemParameterSet | None) -> dict[str, Any]:
@@ -432,8 +462,34 @@ def fingerprint(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_SIGNATURES: dict[str, tuple[int, str]] = {}  # bank signature -> (snapshot id, fingerprint)
+_SIGNATURES_LOCK = threading.Lock()
+
+
 def current_snapshot(session: Session, test: AdaptiveTest) -> BankSnapshot:
-    """The snapshot of what ``test`` delivers now, stored the first time this content is seen."""
+    """The snapshot of what ``test`` delivers now, stored the first time this content is seen.
+
+    The bank's signature (:func:`bank_signature`) is checked first; only when it is new to this
+    process is the whole content loaded, fingerprinted and looked up or stored.
+    """
+    signature = bank_signature(session, test)
+    with _SIGNATURES_LOCK:
+        known = _SIGNATURES.get(signature)
+    if known is not None:
+        snapshot = session.get(BankSnapshot, known[0])
+        # A rolled-back snapshot's id may be reused (SQLite), so check it is the one we saw.
+        if snapshot is not None and snapshot.fingerprint == known[1]:
+            return snapshot
+    snapshot = _snapshot_for_content(session, test)
+    session.flush()
+    with _SIGNATURES_LOCK:
+        if len(_SIGNATURES) > 4096:
+            _SIGNATURES.clear()
+        _SIGNATURES[signature] = (snapshot.id, snapshot.fingerprint)
+    return snapshot
+
+
+def _snapshot_for_content(session: Session, test: AdaptiveTest) -> BankSnapshot:
     content = snapshot_content(session, test)
     digest = fingerprint(content)
     lookup = select(BankSnapshot).where(BankSnapshot.test_id == test.id,
@@ -568,7 +624,7 @@ def exposure_counts(session: Session, test_id: int) -> dict[int, int]:
     """How often each item was presented in a test, by item id."""
     rows = session.execute(select(ItemExposure.item_id, ItemExposure.administered)
                            .where(ItemExposure.test_id == test_id))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def reset_exposure(session: Session, test_id: int) -> int:

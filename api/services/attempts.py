@@ -240,10 +240,11 @@ def submit_response(
     reply = _advance(session, attempt, delivery, engine_session, now)
     recorded.reply = reply
     try:
-        with session.begin_nested():
-            session.flush()
+        session.flush()
     except IntegrityError:
-        # A concurrent request recorded this position (or this key) first.
+        # A concurrent request recorded this position (or this key) first. Nothing else of
+        # this request is worth keeping, so the whole transaction goes (no savepoint needed).
+        session.rollback()
         raise Conflict(f"attempt {attempt.id} was answered by another request at the same "
                        "time; fetch the attempt to see where it stands") from None
     return reply, False

@@ -71,25 +71,33 @@ def sample_records() -> list[ItemRecord]:
         ItemRecord(
             item_id="GEO-ü1",
             stem="Ünïcödé: ∠ABC = 90°?\nSecond line, \"quoted\", 'single', tab\there",
-            options=["ja", "nein", "vielleicht; 'so'", "α ≤ β"],
+            options=["ja", "nein", "vielleicht; 'so'", "\u03b1 \u2264 \u03b2"],
             key=0,
             rationale="Line one\r\nLine two",
             media=["https://cdn.example.org/fig 1.svg", "audio/prompt.mp3"],
         ),
         ItemRecord(item_id="NOKEY-1", stem="Survey: pick one", options=["yes", "no"]),
-        ItemRecord(item_id="MARKUP-1", stem="]]> &amp; <p>not a tag</p>", options=["&", "<"], key=1),
+        ItemRecord(
+            item_id="MARKUP-1", stem="]]> &amp; <p>not a tag</p>", options=["&", "<"], key=1
+        ),
     ]
     return records
 
 
 # -- hypothesis strategies ----------------------------------------------------------------------
 
-_chars = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff")
-TEXT = st.text(_chars | st.sampled_from(list("\n\r\t <>&\"';,")), max_size=25)
+# ASCII, markup and CSV specials, line ends, and non-ASCII of several kinds (accents, CJK, astral,
+# right-to-left, combining, no-break and zero-width spaces)
+_ALPHABET = (
+    string.ascii_letters + string.digits + " \n\r\t<>&\"';,]=-éüß∠°αβ✓中文😀שׁ\u0301\u00a0\u200b"
+)
+TEXT = st.text(st.sampled_from(_ALPHABET), max_size=20)
 NONBLANK = TEXT.filter(str.strip)
-TOKEN = st.text(st.sampled_from(string.ascii_letters + string.digits + "-_.é "), max_size=10).map(
-    str.strip
-).filter(bool)
+TOKEN = (
+    st.text(st.sampled_from(string.ascii_letters + string.digits + "-_.é "), max_size=10)
+    .map(str.strip)
+    .filter(bool)
+)
 FINITE = st.floats(-4, 4, allow_nan=False)
 POSITIVE = st.floats(0.05, 4)
 
@@ -105,8 +113,11 @@ def _parameters() -> st.SearchStrategy[ParameterRecord]:
         build("2pl", a=POSITIVE, b=FINITE, c=st.none() | st.just(0.0), d=st.none() | st.just(1.0)),
         build("3pl", a=POSITIVE, b=FINITE, c=st.floats(0, 0.5), d=st.none() | st.just(1.0)),
         build("4pl", a=POSITIVE, b=FINITE, c=st.none() | st.floats(0, 0.4), d=st.floats(0.6, 1)),
-        build("grm", a=st.none() | POSITIVE, thresholds=st.lists(FINITE, min_size=1, max_size=5,
-                                                                  unique=True).map(sorted)),
+        build(
+            "grm",
+            a=st.none() | POSITIVE,
+            thresholds=st.lists(FINITE, min_size=1, max_size=5, unique=True).map(sorted),
+        ),
         build("gpcm", a=st.none() | POSITIVE, thresholds=thresholds),
         build("pcm", a=st.none() | st.just(1.0), thresholds=thresholds),
     )
@@ -124,17 +135,18 @@ def item_records(draw, min_options: int = 0) -> ItemRecord:
         skill=draw(st.just("") | TOKEN),
         content_tags=draw(st.lists(TOKEN, max_size=3)),
         status=draw(st.sampled_from(interchange.STATUSES)),
-        media=draw(st.lists(st.sampled_from(["img/a.png", "https://x.org/v.mp4", "s.mp3"]),
-                            max_size=3)),
+        media=draw(
+            st.lists(st.sampled_from(["img/a.png", "https://x.org/v.mp4", "s.mp3"]), max_size=3)
+        ),
         parameters=draw(st.none() | _parameters()),
     )
 
 
 def _record_lists(min_options: int = 0):
-    return st.lists(item_records(min_options), max_size=5, unique_by=lambda r: r.item_id)
+    return st.lists(item_records(min_options), max_size=4, unique_by=lambda r: r.item_id)
 
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _error(call, *args) -> InterchangeError:
@@ -172,8 +184,13 @@ def test_parameters_csv_round_trip() -> None:
     records = sample_records()
     back = read_items_csv(write_parameters_csv(records))
     expected = [
-        ItemRecord(r.item_id, skill=r.skill, content_tags=r.content_tags, status=r.status,
-                   parameters=r.parameters)
+        ItemRecord(
+            r.item_id,
+            skill=r.skill,
+            content_tags=r.content_tags,
+            status=r.status,
+            parameters=r.parameters,
+        )
         for r in records
     ]
     assert back == expected
@@ -222,8 +239,9 @@ def test_csv_parameters_only_file() -> None:
     text = "item_id,model,a,b,c,d,b1,b2,skill,status\nP-1,3pl,1.2,0.1,0.25,,,,alg,operational\n"
     text += "P-2,grm,0.9,,,,-1,1,,\nP-3,,,,,,,,,retired\n"
     records = read_items_csv(text)
-    assert records[0] == ItemRecord("P-1", skill="alg", status="operational",
-                                    parameters=ParameterRecord("3pl", 1.2, 0.1, 0.25))
+    assert records[0] == ItemRecord(
+        "P-1", skill="alg", status="operational", parameters=ParameterRecord("3pl", 1.2, 0.1, 0.25)
+    )
     assert records[1].parameters == ParameterRecord("grm", a=0.9, thresholds=[-1.0, 1.0])
     assert records[2].parameters is None and records[2].status == "retired"
 
@@ -261,7 +279,7 @@ GOOD_ROW = "OK-1,Stem,a,b,c,1,draft,2pl,1,0,,,,\n"
         ("X-1,Stem,a,,c,,draft,,,,,,,", "option_2", "later option"),
         ("X-1,Stem,a,b,c,,final,,,,,,,", "status", "'final' is not one of"),
         ("  ,Stem,a,b,c,,draft,,,,,,,", "item_id", "is empty"),
-        ("X-1,Stem\x01,a,b,c,,draft,,,,,,,", "stem", "control character U+0001"),
+        ("X-1,Stem\x01,a,b,c,,draft,,,,,,,", "stem", "character U+0001, which XML cannot hold"),
     ],
 )
 def test_csv_errors_name_line_and_column(row: str, column: str, words: str) -> None:
@@ -280,8 +298,11 @@ def test_csv_duplicate_item_id_names_both_lines() -> None:
 @pytest.mark.parametrize(
     ("header", "words", "column"),
     [
-        ("item_id,stem,option_1,option_2,colour,size\n", "unknown columns 'colour', 'size'",
-         "colour"),
+        (
+            "item_id,stem,option_1,option_2,colour,size\n",
+            "unknown columns 'colour', 'size'",
+            "colour",
+        ),
         ("stem,option_1,option_2\n", "'item_id' is missing", "item_id"),
         ("item_id,stem,option_1,option_3\n", "'option_2' is missing", "option_2"),
         ("item_id,stem,option_1,option_b\n", "mix numbers and letters", "option_b"),
@@ -299,8 +320,12 @@ def test_csv_collects_all_problems_and_returns_nothing() -> None:
     rows = "".join(f"B-{n},Stem,a,b,c,9,draft,2pl,x,0,,,,\n" for n in range(3))
     error = _error(read_items_csv, HEADER + GOOD_ROW + rows)
     assert [p.split(":")[0] for p in error.problems] == [
-        "line 3, column 'key'", "line 3, column 'a'", "line 4, column 'key'",
-        "line 4, column 'a'", "line 5, column 'key'", "line 5, column 'a'",
+        "line 3, column 'key'",
+        "line 3, column 'a'",
+        "line 4, column 'key'",
+        "line 4, column 'a'",
+        "line 5, column 'key'",
+        "line 5, column 'a'",
     ]
     assert "(and 3 more problems)" in str(error)
 
@@ -343,8 +368,11 @@ def test_qti3_item_structure_and_escaping() -> None:
     root = etree.fromstring(write_qti_item(record))
     assert root.tag == f"{QTI}qti-assessment-item" and root.get("identifier") == "MARKUP-1"
     declaration = root.find(f"{QTI}qti-response-declaration")
-    assert (declaration.get("identifier"), declaration.get("cardinality"),
-            declaration.get("base-type")) == ("RESPONSE", "single", "identifier")
+    assert (
+        declaration.get("identifier"),
+        declaration.get("cardinality"),
+        declaration.get("base-type"),
+    ) == ("RESPONSE", "single", "identifier")
     assert declaration.findtext(f"{QTI}qti-correct-response/{QTI}qti-value") == "B"
     assert root.find(f"{QTI}qti-outcome-declaration").get("identifier") == "SCORE"
     body = root.find(f"{QTI}qti-item-body")
@@ -373,7 +401,11 @@ def test_qti_single_item_round_trip_keeps_content() -> None:
     for record in sample_records():
         (back,) = read_qti(write_qti_item(record))
         assert (back.item_id, back.stem, back.options, back.key, back.rationale, back.media) == (
-            record.item_id, record.stem, record.options, record.key, record.rationale,
+            record.item_id,
+            record.stem,
+            record.options,
+            record.key,
+            record.rationale,
             record.media,
         )
 
@@ -406,7 +438,11 @@ def test_qti_package_file_names_are_safe_and_distinct() -> None:
     package = write_qti_package(records)
     with zipfile.ZipFile(io.BytesIO(package)) as archive:
         assert sorted(archive.namelist())[1:] == [
-            "items/A_B-2.xml", "items/_.xml", "items/a_b.xml", "items/x.xml"]
+            "items/A_B-2.xml",
+            "items/_.xml",
+            "items/a_b.xml",
+            "items/x.xml",
+        ]
     assert read_qti(package) == records
 
 
@@ -542,18 +578,38 @@ CHOICES = """    <qti-choice-interaction response-identifier="RESPONSE" max-choi
 @pytest.mark.parametrize(
     ("xml", "field", "line", "words"),
     [
-        (_item3('    <qti-choice-interaction response-identifier="RESPONSE" max-choices="1"/>'),
-         "qti-choice-interaction", 8, "has no qti-simple-choice"),
+        (
+            _item3('    <qti-choice-interaction response-identifier="RESPONSE" max-choices="1"/>'),
+            "qti-choice-interaction",
+            8,
+            "has no qti-simple-choice",
+        ),
         (_item3(CHOICES, correct="Z"), "qti-value", 4, "'Z' is not one of the choices (A, B)"),
         (_item3(CHOICES, identifier=""), "qti-assessment-item/@identifier", 2, "no identifier"),
-        (_item3('    <qti-text-entry-interaction response-identifier="RESPONSE"/>'),
-         "qti-text-entry-interaction", 8, "unsupported interaction qti-text-entry-interaction"),
-        (_item3(CHOICES.replace('max-choices="1"', 'max-choices="0"')),
-         "qti-choice-interaction/@max-choices", 8, "only single-choice"),
-        (_item3(CHOICES.replace('identifier="B"', 'identifier="A"')),
-         "qti-simple-choice/@identifier", 10, "appears twice"),
-        (_item3(CHOICES.replace('response-identifier="RESPONSE"', 'response-identifier="R9"')),
-         "qti-choice-interaction/@response-identifier", 8, "names no qti-response-declaration"),
+        (
+            _item3('    <qti-text-entry-interaction response-identifier="RESPONSE"/>'),
+            "qti-text-entry-interaction",
+            8,
+            "unsupported interaction qti-text-entry-interaction",
+        ),
+        (
+            _item3(CHOICES.replace('max-choices="1"', 'max-choices="0"')),
+            "qti-choice-interaction/@max-choices",
+            8,
+            "only single-choice",
+        ),
+        (
+            _item3(CHOICES.replace('identifier="B"', 'identifier="A"')),
+            "qti-simple-choice/@identifier",
+            10,
+            "appears twice",
+        ),
+        (
+            _item3(CHOICES.replace('response-identifier="RESPONSE"', 'response-identifier="R9"')),
+            "qti-choice-interaction/@response-identifier",
+            8,
+            "names no qti-response-declaration",
+        ),
         (_item3(""), "qti-item-body", 6, "no qti-choice-interaction"),
     ],
 )
@@ -562,6 +618,51 @@ def test_qti_errors_name_element_and_line(xml: bytes, field: str, line: int, wor
     assert (error.field, error.line, error.source) == (field, line, "item.xml")
     assert str(error).startswith(f"item.xml: element {field} (line {line}): ")
     assert words in str(error)
+
+
+def test_qti21_errors_use_qti21_names() -> None:
+    xml = QTI21_ITEM.replace(b'identifier="ChoiceB"', b'identifier="ChoiceA"')
+    error = _error(read_qti, xml, "f.xml")
+    assert error.field == "simpleChoice/@identifier" and "appears twice" in str(error)
+    xml = QTI21_ITEM.replace(
+        b"<value>ChoiceC</value>", b"<value>ChoiceC</value><value>ChoiceD</value>"
+    )
+    assert "more than one correct value" in str(_error(read_qti, xml))
+
+
+def test_choices_without_text_and_single_choices_are_refused() -> None:
+    image_only = CHOICES.replace(">b<", '><img src="b.png" alt="b"/><')
+    error = _error(read_qti, _item3(image_only))
+    assert (error.field, error.line) == ("qti-simple-choice", 10)
+    assert "option_2 is empty" in str(error)
+    one = "\n".join(line for line in CHOICES.splitlines() if 'identifier="B"' not in line)
+    assert "needs at least 2 options, got 1" in str(_error(read_qti, _item3(one)))
+
+
+def test_second_interaction_is_refused() -> None:
+    error = _error(read_qti, _item3(CHOICES + "\n" + CHOICES))
+    assert (error.field, error.line) == ("qti-choice-interaction", 12)
+    assert "a second interaction" in str(error)
+
+
+def test_usage_data_of_other_glossaries_is_ignored_and_read_without_manifest() -> None:
+    record = sample_records()[3]
+    package = write_qti_package([record])
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:
+        item, usage = archive.read("items/ALG-004.xml"), archive.read("usage-data.xml")
+    foreign = usage.replace(
+        b"</usageData>",
+        b'<ordinaryStatistic name="irt_a" glossary="urn:other" context="urn:c">'
+        b'<targetObject identifier="ALG-004"/><value>9</value></ordinaryStatistic>'
+        b'<ordinaryStatistic name="P-value" context="urn:c"><targetObject identifier="X"/>'
+        b"<value>0.6</value></ordinaryStatistic></usageData>",
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.xml", item)
+        archive.writestr("stats/usage.xml", foreign)
+    (back,) = read_qti(buffer.getvalue())
+    assert back.parameters == record.parameters
 
 
 def test_malformed_xml_reports_lxml_line() -> None:
@@ -576,8 +677,9 @@ def _replace_in_zip(package: bytes, name: str, old: bytes, new: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(package)) as source, zipfile.ZipFile(out, "w") as target:
         for info in source.infolist():
             data = source.read(info)
-            target.writestr(info.filename, data.replace(old, new) if info.filename == name
-                            else data)
+            target.writestr(
+                info.filename, data.replace(old, new) if info.filename == name else data
+            )
     return out.getvalue()
 
 
@@ -602,11 +704,13 @@ def test_package_usage_data_for_unknown_item_and_missing_file() -> None:
     package = write_qti_package(sample_records()[:2])
     orphan = _replace_in_zip(package, "usage-data.xml", b'identifier="ALG-002"', b'identifier="Q"')
     assert "usage data for 'Q', which is not an item" in str(_error(read_qti, orphan))
-    missing = _replace_in_zip(package, "imsmanifest.xml", b'href="items/ALG-002.xml"',
-                              b'href="items/ALG-404.xml"')
+    missing = _replace_in_zip(
+        package, "imsmanifest.xml", b'href="items/ALG-002.xml"', b'href="items/ALG-404.xml"'
+    )
     error = _error(read_qti, missing)
     assert error.source == "imsmanifest.xml" and "'items/ALG-404.xml' is not in the package" in str(
-        error)
+        error
+    )
 
 
 # -- hostile input ------------------------------------------------------------------------------
@@ -626,8 +730,9 @@ def test_xml_with_doctype_or_entities_is_refused(prolog: bytes) -> None:
     error = _error(read_qti, xml, "evil.xml")
     assert "DOCTYPE or ENTITY declaration is not allowed" in str(error) and error.line == 2
     package = write_qti_package(sample_records()[:1])
-    inside = _replace_in_zip(package, "items/ALG-001.xml", b"<qti-assessment-item",
-                             prolog + b"<qti-assessment-item")
+    inside = _replace_in_zip(
+        package, "items/ALG-001.xml", b"<qti-assessment-item", prolog + b"<qti-assessment-item"
+    )
     assert _error(read_qti, inside).source == "items/ALG-001.xml"
 
 
@@ -640,7 +745,7 @@ def test_zip_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "more than 0 MB uncompressed" in str(_error(read_qti, buffer.getvalue(), "bomb.zip"))
 
 
-def test_zip_member_lying_about_its_size_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_zip_member_lying_about_its_size_is_refused() -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("item.xml", b"<a>" + b" " * 50_000 + b"</a>")
@@ -649,8 +754,8 @@ def test_zip_member_lying_about_its_size_is_refused(monkeypatch: pytest.MonkeyPa
     for start in (0, data.rindex(b"PK\x01\x02")):  # local header and central directory
         at = data.index(size, start)
         data[at : at + 4] = (10).to_bytes(4, "little")
-    assert "cannot be read" in str(_error(read_qti, bytes(data))) or "declared size" in str(
-        _error(read_qti, bytes(data)))
+    error = _error(read_qti, bytes(data))
+    assert error.source == "item.xml" and "cannot be read from the zip" in str(error)
 
 
 def test_too_many_zip_members_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -670,8 +775,9 @@ def test_zip_path_traversal_is_refused(name: str) -> None:
 
 def test_manifest_reference_out_of_the_package_is_refused() -> None:
     package = write_qti_package(sample_records()[:1])
-    evil = _replace_in_zip(package, "imsmanifest.xml", b'href="items/ALG-001.xml"',
-                           b'href="../../items/ALG-001.xml"')
+    evil = _replace_in_zip(
+        package, "imsmanifest.xml", b'href="items/ALG-001.xml"', b'href="../../items/ALG-001.xml"'
+    )
     error = _error(read_qti, evil)
     assert error.field == "resource/@href" and "climbs out of the package" in str(error)
 
@@ -681,7 +787,8 @@ def test_not_a_zip_and_not_xml() -> None:
     empty = io.BytesIO()
     zipfile.ZipFile(empty, "w").close()
     assert "e.zip: holds no imsmanifest.xml and no QTI items" in str(
-        _error(read_qti, empty.getvalue(), "e.zip"))
+        _error(read_qti, empty.getvalue(), "e.zip")
+    )
     assert read_qti(write_qti_package([])) == []
     broken = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, 46, 0, 0)
     assert "not a readable zip" in str(_error(read_qti, broken))
