@@ -169,7 +169,7 @@ class TestExposure(MethodView):
         attempts = session.scalar(select(func.count(Attempt.id))
                                   .where(Attempt.test_id == test_id)) or 0
         codes = dict(session.execute(select(Item.id, Item.code)
-                                     .where(Item.id.in_(list(counts)))).tuples().all())
+                                     .where(Item.id.in_(list(counts)))).all())
         items = sorted(({"item_id": i, "code": codes.get(i, ""), "administered": n,
                          "rate": n / attempts if attempts else 0.0} for i, n in counts.items()),
                        key=lambda e: -e["administered"])
