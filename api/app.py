@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 import delivery_ui
 from api import db, pages, security, v1
@@ -54,11 +55,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret_key(instance_path)
 
+    # Ids in URLs are database integers: a larger number is no id at all (404), not an overflow.
+    app.url_map.converters["int"] = BoundedIntConverter
     db.init_app(app)
     security.init_app(app)
     app.register_blueprint(pages.bp)
     v1.init_app(app)
     return app
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` limited to what an INTEGER column holds (0 .. 2**31 - 1)."""
+
+    def __init__(self, map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def _instance_secret_key(instance_path: Path) -> str:

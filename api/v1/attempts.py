@@ -11,7 +11,7 @@ from api.db import get_session
 from api.services import attempts as service
 from api.services.errors import Forbidden
 from api.v1.auth import current_user, requires
-from api.v1.common import PageArgs, page_of, paginate
+from api.v1.common import PageArgs, id_field, page_of, paginate
 from evidence.models import Attempt, AttemptStatus
 from storage.accounts import Role, SchoolClass, class_members
 
@@ -61,11 +61,11 @@ class ReplySchema(ma.Schema):
 
 
 class StartSchema(ma.Schema):
-    test_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=2**31 - 1))
+    test_id = id_field(required=True)
 
 
 class AnswerSchema(ma.Schema):
-    item_id = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=2**31 - 1))
+    item_id = id_field(required=True)
     response = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(
         min=0, max=1000), metadata={"description": "0-based option index (or category)"})
     response_time_ms = ma.fields.Integer(validate=ma.validate.Range(min=0, max=86_400_000))
@@ -115,8 +115,8 @@ class AttemptSummarySchema(ma.Schema):
 
 
 class AttemptListArgs(PageArgs):
-    test_id = ma.fields.Integer()
-    user_id = ma.fields.Integer()
+    test_id = id_field()
+    user_id = id_field()
     status = ma.fields.Enum(AttemptStatus, by_value=True)
 
 

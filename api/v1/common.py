@@ -9,6 +9,12 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 MAX_PER_PAGE = 200
+MAX_ID = 2**31 - 1
+
+
+def id_field(**kwargs) -> ma.fields.Integer:
+    """An integer id in a query or body: 1 .. 2**31 - 1 (what an INTEGER column holds)."""
+    return ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID), **kwargs)
 
 
 class PageArgs(ma.Schema):

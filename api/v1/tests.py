@@ -11,6 +11,7 @@ from api.db import get_session
 from api.services.attempts import open_assignments
 from api.services.errors import NotFound
 from api.v1.auth import current_user, requires
+from api.v1.classes import UtcDateTime
 from api.v1.common import PageArgs, page_of, paginate
 from evidence.models import Attempt
 from item_bank.models import AdaptiveTest, Item
@@ -25,8 +26,8 @@ STAFF = (Role.ASSESSOR, Role.ADMIN)
 class AssignmentInfoSchema(ma.Schema):
     id = ma.fields.Integer()
     class_id = ma.fields.Integer()
-    opens_at = ma.fields.AwareDateTime(allow_none=True)
-    closes_at = ma.fields.AwareDateTime(allow_none=True)
+    opens_at = UtcDateTime(allow_none=True)
+    closes_at = UtcDateTime(allow_none=True)
     time_limit_minutes = ma.fields.Integer(allow_none=True)
 
 
@@ -76,6 +77,12 @@ class ExposureReportSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(ExposureSchema))
 
 
+def _public(test: AdaptiveTest, assignment=None) -> dict:
+    """What students and teachers see of a test: not its design (configuration, cut scores)."""
+    return {"id": test.id, "name": test.name, "description": test.description,
+            "assignment": assignment}
+
+
 def _visible_test(test_id: int) -> AdaptiveTest:
     user = current_user()
     session = get_session()
@@ -105,19 +112,12 @@ class Tests(MethodView):
         if user.role == Role.STUDENT:
             assignments = {a.test_id: a for a in reversed(open_assignments(session, user))}
             query = query.where(AdaptiveTest.id.in_(list(assignments)))
-            page = paginate(session, query, args)
-            for test in page["items"]:
-                test.assignment = assignments[test.id]
-            page["items"] = [TestSchema().dump(t) for t in page["items"]]
-            return page
+            return paginate(session, query, args,
+                            lambda t: _public(t, assignments.get(t.id)))
         if user.role == Role.TEACHER:
             query = query.where(AdaptiveTest.is_active)
-            page = paginate(session, query, args)
-            page["items"] = [TestSchema().dump(t) for t in page["items"]]
-            return page
-        page = paginate(session, query, args)
-        page["items"] = [TestDesignSchema().dump(t) for t in page["items"]]
-        return page
+            return paginate(session, query, args, _public)
+        return paginate(session, query, args)
 
     @requires(*STAFF)
     @blp.arguments(TestDesignSchema)
@@ -139,7 +139,7 @@ class TestById(MethodView):
         """One test; its design (configuration, bank filter, cut scores) for assessment teams."""
         test = _visible_test(test_id)
         if current_user().role not in STAFF:
-            return TestSchema().dump(test)
+            return _public(test, getattr(test, "assignment", None))
         return test
 
     @requires(*STAFF)
