@@ -179,6 +179,33 @@ def serve(settings: _Settings, host: str, port: int, workers: int) -> None:
     _serve(settings.url, host, port, workers=workers)
 
 
+@cli.command()
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Jobs run at the same time.")
+@click.option("--worker-type", type=click.Choice(["thread", "process"]), default="thread",
+              show_default=True, help="Run jobs in threads or in separate processes.")
+@click.option("--huey-url", envvar="HUEY_URL", metavar="URL",
+              help="The job queue [env: HUEY_URL; default: sqlite:///instance/huey.sqlite3; "
+                   "redis://host:6379/0 for several machines].")
+@click.pass_obj
+def worker(settings: _Settings, workers: int, worker_type: str, huey_url: str | None) -> None:
+    """Run queued background jobs (calibration runs) until stopped with Ctrl+C."""
+    import logging
+    import os
+
+    from api.jobs import get_queue, make_consumer
+
+    engine = settings.engine()
+    os.environ["DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    consumer = make_consumer(huey_url, workers=workers, worker_type=worker_type)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                        "%(message)s")
+    click.echo(f"Worker: {workers} {worker_type}(s) on queue {mask_url(get_queue(huey_url).url)}"
+               f", database {mask_url(engine.url)}  (Ctrl+C to stop)")
+    consumer.run()
+
+
 from api.calibration_cli import calibrate_command, dif_command, link_command  # noqa: E402
 from api.simulate_cli import simulate_command  # noqa: E402
 

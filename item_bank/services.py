@@ -567,15 +567,18 @@ class _DeliveryCache:
 
     def __init__(self, size: int = 32) -> None:
         self.size = size
-        self._entries: OrderedDict[int, Delivery] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int], Delivery] = OrderedDict()
         self._lock = threading.Lock()
         self.builds = 0
 
     def get(self, session: Session, snapshot_id: int) -> Delivery:
+        # Keyed by database too: a process serving (or testing) several databases must not
+        # mistake one database's snapshot 7 for another's.
+        key = (str(session.get_bind().url), snapshot_id)
         with self._lock:
-            delivery = self._entries.get(snapshot_id)
+            delivery = self._entries.get(key)
             if delivery is not None:
-                self._entries.move_to_end(snapshot_id)
+                self._entries.move_to_end(key)
                 return delivery
         content = session.scalar(select(BankSnapshot.content).where(BankSnapshot.id == snapshot_id))
         if content is None:
@@ -583,7 +586,7 @@ class _DeliveryCache:
         delivery = build_delivery(content, snapshot_id)
         with self._lock:
             self.builds += 1
-            self._entries[snapshot_id] = delivery
+            self._entries[key] = delivery
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return delivery

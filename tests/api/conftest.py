@@ -3,19 +3,29 @@ assigned to a class, and helpers to sign in and call the API as any role."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
 from api.app import create_app
 from api.db import engine_of
 from evidence.models import Assignment
 from item_bank.models import ItemStatus
-from item_bank.services import add_parameter_set, change_status, create_item, save_test
+from item_bank.services import (
+    DELIVERIES,
+    add_parameter_set,
+    change_status,
+    create_item,
+    save_test,
+)
 from storage import session_factory, session_scope
 from storage.accounts import Role, SchoolClass, User
 from storage.migrate import upgrade
@@ -74,7 +84,8 @@ def build_world(url: str, n_items: int = 60, seed: int = 7) -> dict[str, Any]:
     upgrade(engine)
     rng = np.random.default_rng(seed)
     ids: dict[str, Any] = {"users": {}, "items": {}}
-    password_hash = generate_password_hash(PASSWORD)
+    # A cheap hash: the fixture signs in hundreds of times; real accounts use scrypt.
+    password_hash = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
     with session_scope(session_factory(engine)) as session:
         people = {"student1": Role.STUDENT, "student2": Role.STUDENT, "student3": Role.STUDENT,
                   "teacher1": Role.TEACHER, "teacher2": Role.TEACHER,
@@ -117,10 +128,61 @@ def build_world(url: str, n_items: int = 60, seed: int = 7) -> dict[str, Any]:
     return ids
 
 
+@pytest.fixture(scope="session")
+def _world_templates(tmp_path_factory: pytest.TempPathFactory):
+    """Filled databases built once per run; each test gets a copy (a file copy on SQLite,
+    ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL), which is ~50x faster than refilling."""
+    built: dict[str, tuple[str, dict]] = {}
+    admin = None
+
+    def get(kind: str) -> tuple[str, dict]:
+        nonlocal admin
+        if kind in built:
+            return built[kind]
+        if kind == "sqlite":
+            path = tmp_path_factory.mktemp("world") / "world.sqlite3"
+            built[kind] = (str(path), build_world(f"sqlite:///{path}"))
+        else:
+            base = os.environ["TEST_DATABASE_URL"]
+            admin = admin or create_engine(base, isolation_level="AUTOCOMMIT")
+            name = f"cat_world_{uuid.uuid4().hex[:10]}"
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            url = make_url(base).set(database=name).render_as_string(hide_password=False)
+            built[kind] = (name, build_world(url))
+        return built[kind]
+
+    yield get
+    if admin is not None:
+        with admin.connect() as connection:
+            for kind, (name, _ids) in built.items():
+                if kind == "postgresql":
+                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _fill_from_template(url: str, templates) -> dict:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        source, ids = templates("sqlite")
+        shutil.copyfile(source, parsed.database)
+        return ids
+    template, ids = templates("postgresql")
+    admin = create_engine(os.environ["TEST_DATABASE_URL"], isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{parsed.database}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{parsed.database}" TEMPLATE "{template}"'))
+    finally:
+        admin.dispose()
+    return ids
+
+
 @pytest.fixture
-def world(any_db_url: str) -> ApiWorld:
+def world(any_db_url: str, _world_templates) -> ApiWorld:
     """An app over a filled database of each kind (SQLite, PostgreSQL)."""
-    ids = build_world(any_db_url)
+    ids = _fill_from_template(any_db_url, _world_templates)
+    DELIVERIES.clear()
     app = create_app({"TESTING": True, "DATABASE_URL": any_db_url, "SECRET_KEY": "test"})
     world = ApiWorld(app=app, client=app.test_client(), users=ids["users"],
                      test_id=ids["test_id"], class_id=ids["class_id"],

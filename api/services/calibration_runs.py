@@ -1,0 +1,734 @@
+"""Calibration runs for assessment teams: uploads, runs, their results, and publication.
+
+Functions on a SQLAlchemy session (no HTTP, no commits), called by the API (one transaction per
+request) and by the background job (:mod:`api.jobs`):
+
+- :func:`create_upload` checks a response file with the ``calibration`` package and keeps it as
+  sent; :func:`upload_view` adds the item codes the bank does not know.
+- :func:`create_run` validates a run (model, settings, enough responses per item) and stores it as
+  queued. The data are gathered again when the run starts (:func:`load_input`), from the upload or
+  from a test's attempts (online calibration of pretest items).
+- :func:`calibrate_input` does the work of a run and returns its result as plain JSON: per-item
+  parameters, standard errors, sample sizes, item fit with flags, DIF when the data have groups,
+  and a summary.
+- :func:`publish_run` turns a reviewed run into new active parameter sets, in one transaction.
+
+Two ways of putting new items on the bank's scale, both by fixed-parameter calibration (Kim's
+MWU-MEM, see :mod:`calibration.em`): an upload run with ``anchor`` holds the bank's operational
+(and retired) items at their active parameters; an online run holds the operational items a test
+delivered at theirs and estimates the pretest items its students answered unscored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from api.services.errors import Conflict, Invalid, NotFound
+from calibration import calibrate
+from calibration.data import LONG_COLUMNS, ResponseData, from_long, read_responses
+from calibration.em import ESTIMABLE_MODELS, MIN_RESPONSES
+from calibration.errors import CalibrationError, ResponseDataError
+from cat_engine import ItemBank
+from evidence.models import Attempt, AttemptStatus, Response
+from item_bank.models import (
+    AdaptiveTest,
+    CalibrationRun,
+    Item,
+    ItemStatus,
+    ResponseUpload,
+    RunStatus,
+)
+from item_bank.services import add_parameter_set, change_status
+from storage import utcnow
+
+MODELS = ESTIMABLE_MODELS
+KINDS = ("upload", "online")
+ANCHOR_STATUSES = (ItemStatus.OPERATIONAL, ItemStatus.RETIRED)
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "max_iterations": 500,
+    "tolerance": 1e-4,
+    "min_responses": MIN_RESPONSES,
+}
+_SHOWN = 10
+_IN_CHUNK = 500
+
+Report = Callable[[float, str], None]
+
+
+# -- uploads -------------------------------------------------------------------------------------
+
+
+def parse_responses(content: bytes | str, filename: str = "") -> tuple[ResponseData, str]:
+    """Read a long or wide response CSV with :func:`calibration.data.read_responses`.
+
+    Returns
+    -------
+    data, layout
+        The responses and ``"long"`` (``person_id,item_id,response[,group]``) or ``"wide"``.
+
+    Raises
+    ------
+    Invalid
+        The file is not UTF-8 text, or its rows or columns are wrong (the message names them).
+    """
+    label = f"file {filename!r}" if filename else "the file"
+    if isinstance(content, bytes):
+        try:
+            content = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise Invalid(f"{label} is not a UTF-8 text file", "file") from None
+    content = content.removeprefix("\ufeff")
+    layout = layout_of(content)
+    fd, path = tempfile.mkstemp(suffix=".csv", prefix="responses-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+        data = read_responses(path)
+    except ResponseDataError as error:
+        message = str(error).removeprefix(f"{path}: ")
+        raise Invalid(f"{label}: {message}", "file") from None
+    finally:
+        os.unlink(path)
+    return data, layout
+
+
+def layout_of(content: str) -> str:
+    """``"long"`` when the header has ``person_id,item_id,response``, else ``"wide"``."""
+    header = next(csv.reader(io.StringIO(content)), None) or []
+    return "long" if set(LONG_COLUMNS) <= {h.strip() for h in header} else "wide"
+
+
+def create_upload(session: Session, *, filename: str, content: bytes | str,
+                  user_id: int | None = None) -> ResponseUpload:
+    """Check a response file and keep it, as sent, for calibration runs."""
+    data, layout = parse_responses(content, filename)
+    text = content.decode("utf-8-sig") if isinstance(content, bytes) else content
+    upload = ResponseUpload(filename=(filename or "")[:255], layout=layout, content=text,
+                            n_persons=data.n_persons, n_items=data.n_items,
+                            n_responses=data.n_obs, uploaded_by=user_id)
+    session.add(upload)
+    session.flush()
+    return upload
+
+
+def get_upload(session: Session, upload_id: int) -> ResponseUpload:
+    """The upload ``upload_id``, or :class:`NotFound`."""
+    upload = session.get(ResponseUpload, upload_id)
+    if upload is None:
+        raise NotFound(f"no response upload {upload_id}", "upload_id")
+    return upload
+
+
+def upload_codes(upload: ResponseUpload) -> list[str]:
+    """The item codes of an upload, in file order (read from the CSV, without validation)."""
+    reader = csv.reader(io.StringIO(upload.content))
+    header = [h.strip() for h in next(reader, [])]
+    if upload.layout == "wide":
+        return [h for k, h in enumerate(header) if k > 0 and h != "group" and h]
+    column = header.index("item_id")
+    return list(dict.fromkeys(row[column].strip() for row in reader
+                              if len(row) > column and row[column].strip()))
+
+
+def upload_view(session: Session, upload: ResponseUpload) -> dict[str, Any]:
+    """An upload as the API shows it, with the item codes the bank does not know (new items)."""
+    codes = upload_codes(upload)
+    known = _known_codes(session, codes)
+    unknown = [c for c in codes if c not in known]
+    header = next(csv.reader(io.StringIO(upload.content)), [])
+    return {
+        "id": upload.id, "filename": upload.filename, "layout": upload.layout,
+        "n_persons": upload.n_persons, "n_items": upload.n_items,
+        "n_responses": upload.n_responses,
+        "has_groups": "group" in {h.strip() for h in header},
+        "unknown_items": unknown, "n_unknown_items": len(unknown),
+        "uploaded_by": upload.uploaded_by, "created_at": aware(upload.created_at),
+    }
+
+
+def _known_codes(session: Session, codes: Sequence[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(codes), _IN_CHUNK):
+        chunk = list(codes[start:start + _IN_CHUNK])
+        known.update(session.scalars(select(Item.code).where(Item.code.in_(chunk))))
+    return known
+
+
+def _items_by_code(session: Session, codes: Sequence[str]) -> dict[str, Item]:
+    found: dict[str, Item] = {}
+    for start in range(0, len(codes), _IN_CHUNK):
+        chunk = list(codes[start:start + _IN_CHUNK])
+        query = (select(Item).where(Item.code.in_(chunk))
+                 .options(selectinload(Item.parameter_sets)))
+        found.update((i.code, i) for i in session.scalars(query))
+    return found
+
+
+# -- runs: creation and input --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class RunInput:
+    """What a run calibrates: the responses, the anchors held fixed, the items estimated."""
+
+    data: ResponseData
+    fixed: ItemBank | None
+    estimated: tuple[str, ...]
+    description: dict[str, Any] = field(default_factory=dict)
+
+
+def create_run(
+    session: Session,
+    *,
+    kind: str = "upload",
+    model: str = "2pl",
+    upload_id: int | None = None,
+    test_id: int | None = None,
+    anchor: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    items: Sequence[str] | None = None,
+    user_id: int | None = None,
+) -> CalibrationRun:
+    """Validate a calibration run and store it as queued (the caller commits, then enqueues it).
+
+    Parameters
+    ----------
+    kind : ``"upload"`` or ``"online"``
+        Calibrate an uploaded file (``upload_id``), or the pretest items of a test (``test_id``)
+        from its attempts' unscored responses, with its operational items held fixed.
+    model : str
+        IRT model of every estimated item (anchors keep their own).
+    anchor : bool
+        Upload runs: hold the bank's operational and retired items with active parameters fixed
+        at them, so the other items land on the bank's scale.
+    settings : mapping
+        ``max_iterations``, ``tolerance``, ``min_responses``, ``dif_reference`` (a group label).
+    items : sequence of str, optional
+        Upload runs: calibrate these items only; online runs: these pretest items only.
+
+    Raises
+    ------
+    Invalid
+        A setting is wrong, or an estimated item has fewer responses than the minimum (the message
+        gives each such item's count and the minimum).
+    NotFound
+        No such upload or test.
+    """
+    if kind not in KINDS:
+        raise Invalid(f"kind must be one of {', '.join(KINDS)}, not {kind!r}", "kind")
+    model = str(model).strip().lower()
+    if model not in MODELS:
+        raise Invalid(f"unknown model {model!r}: use one of {', '.join(MODELS)}", "model")
+    values = _settings(settings)
+    values["anchor"] = bool(anchor) if kind == "upload" else True
+    if items is not None:
+        values["items"] = list(dict.fromkeys(str(i).strip() for i in items))
+        if not values["items"]:
+            raise Invalid("items must name at least one item when given", "items")
+    if kind == "upload":
+        if upload_id is None:
+            raise Invalid("an upload run needs upload_id", "upload_id")
+        get_upload(session, upload_id)
+        test_id = None
+    else:
+        if test_id is None:
+            raise Invalid("an online run needs test_id", "test_id")
+        if session.get(AdaptiveTest, test_id) is None:
+            raise NotFound(f"no test {test_id}", "test_id")
+        upload_id = None
+    run = CalibrationRun(kind=kind, upload_id=upload_id, test_id=test_id, model=model,
+                         settings=values, status=RunStatus.QUEUED, progress=0.0,
+                         message="queued", created_by=user_id)
+    load_input(session, run)  # fails now, with a 422, on data the run could not calibrate
+    session.add(run)
+    session.flush()
+    return run
+
+
+def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    values = dict(DEFAULT_SETTINGS)
+    given = dict(settings or {})
+    unknown = set(given) - {*DEFAULT_SETTINGS, "dif_reference"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise Invalid(f"unknown setting {name!r}; use max_iterations, tolerance, min_responses, "
+                      "dif_reference", f"settings.{name}")
+    for name, value in given.items():
+        if value is not None:
+            values[name] = value
+    checks = (
+        ("max_iterations", lambda v: isinstance(v, int) and not isinstance(v, bool)
+         and 1 <= v <= 10_000, "an integer from 1 to 10000"),
+        ("tolerance", lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+         and 0 < v <= 1, "a number above 0 and at most 1"),
+        ("min_responses", lambda v: isinstance(v, int) and not isinstance(v, bool)
+         and 2 <= v <= 1_000_000, "an integer of at least 2"),
+    )
+    for name, ok, expected in checks:
+        if not ok(values[name]):
+            raise Invalid(f"settings.{name} must be {expected}, got {values[name]!r}",
+                          f"settings.{name}")
+    if "dif_reference" in values and not isinstance(values["dif_reference"], str):
+        raise Invalid("settings.dif_reference must be a group label", "settings.dif_reference")
+    values["tolerance"] = float(values["tolerance"])
+    return values
+
+
+def load_input(session: Session, run: CalibrationRun) -> RunInput:
+    """Gather what ``run`` calibrates, as it stands now, and check there is enough of it.
+
+    Raises
+    ------
+    Invalid
+        Unreadable data, unknown ``items``, no anchors when asked for, nothing to estimate, or an
+        estimated item with fewer responses than ``settings.min_responses``.
+    """
+    settings = run.settings or {}
+    minimum = int(settings.get("min_responses", MIN_RESPONSES))
+    if run.kind == "online":
+        run_input = _online_input(session, run.test_id, settings.get("items"), minimum)
+    else:
+        run_input = _upload_input(session, run.upload_id, bool(settings.get("anchor")),
+                                  settings.get("items"), minimum)
+    return run_input
+
+
+def _upload_input(session: Session, upload_id: int | None, anchor: bool,
+                  items: Sequence[str] | None, minimum: int) -> RunInput:
+    if upload_id is None:
+        raise Invalid("the run's upload was deleted", "upload_id")
+    upload = get_upload(session, upload_id)
+    data, _layout = parse_responses(upload.content, upload.filename)
+    if items:
+        try:
+            data = data.subset_items(list(items))
+        except ResponseDataError as error:
+            raise Invalid(f"items: {error} (not in upload {upload_id})", "items") from None
+    bank_items = _items_by_code(session, data.item_ids)
+    unknown = [c for c in data.item_ids if c not in bank_items]
+    fixed = None
+    if anchor:
+        anchors = [bank_items[c] for c in data.item_ids if c in bank_items
+                   and bank_items[c].status in ANCHOR_STATUSES
+                   and bank_items[c].active_parameters is not None]
+        if not anchors:
+            raise Invalid(f"anchor: none of the {data.n_items} items of upload {upload_id} is an "
+                          "operational item with active parameters in the bank", "anchor")
+        fixed = _anchor_bank(anchors)
+        if len(anchors) == data.n_items:
+            raise Invalid(f"anchor: every item of upload {upload_id} has active parameters in the "
+                          "bank, so nothing is left to estimate", "anchor")
+    anchored = set(fixed.item_ids) if fixed is not None else set()
+    estimated = tuple(c for c in data.item_ids if c not in anchored)
+    counts = dict(zip(data.item_ids, data.counts_per_item().tolist(), strict=True))
+    _check_counts({c: counts[c] for c in estimated}, minimum, "upload_id")
+    return RunInput(data=data, fixed=fixed, estimated=estimated, description={
+        "kind": "upload", "upload_id": upload_id, "filename": upload.filename,
+        "unknown_items": unknown, "anchors": sorted(anchored),
+    })
+
+
+def _online_input(session: Session, test_id: int | None, items: Sequence[str] | None,
+                  minimum: int) -> RunInput:
+    if test_id is None:
+        raise Invalid("the run's test was deleted", "test_id")
+    test = session.get(AdaptiveTest, test_id)
+    if test is None:
+        raise NotFound(f"no test {test_id}", "test_id")
+    counted = (Attempt.test_id == test_id) & Attempt.status.in_(
+        [AttemptStatus.FINISHED, AttemptStatus.IN_PROGRESS])
+    unscored = (select(Item.code, func.count(Response.id))
+                .join(Attempt, Attempt.id == Response.attempt_id)
+                .join(Item, Item.id == Response.item_id)
+                .where(counted, Response.scored.is_(False)).group_by(Item.code))
+    counts: dict[str, int] = dict(session.execute(unscored).all())
+    configured = [str(c) for c in ((test.config or {}).get("pretest") or {}).get("items", [])]
+    if items:
+        missing = [c for c in items if c not in counts and c not in configured]
+        if missing:
+            raise Invalid(f"items: {_names(repr(c) for c in missing)} not pretest item(s) of "
+                          f"test {test.name!r}", "items")
+        wanted = list(items)
+    else:
+        wanted = list(dict.fromkeys([*configured, *sorted(counts)]))
+    if not wanted:
+        raise Invalid(f"test {test.name!r} has no pretest items to calibrate", "test_id")
+    _check_counts({c: counts.get(c, 0) for c in wanted}, minimum, "test_id",
+                  where=f" from finished or in-progress attempts at test {test.name!r}")
+    estimated = wanted
+    persons = (select(Response.attempt_id).distinct()
+               .join(Attempt, Attempt.id == Response.attempt_id)
+               .join(Item, Item.id == Response.item_id)
+               .where(counted, Response.scored.is_(False), Item.code.in_(estimated)))
+    rows = session.execute(
+        select(Response.attempt_id, Item.code, Response.response)
+        .join(Item, Item.id == Response.item_id)
+        .where(Response.attempt_id.in_(persons))
+        .order_by(Response.attempt_id, Response.position)
+    ).all()
+    others = sorted({code for _, code, _ in rows} - set(estimated))
+    bank_items = _items_by_code(session, others)
+    anchors = [bank_items[c] for c in others
+               if c in bank_items and bank_items[c].active_parameters is not None]
+    usable = set(estimated) | {i.code for i in anchors}
+    kept = [r for r in rows if r[1] in usable]
+    data = from_long([f"attempt-{a}" for a, _, _ in kept], [c for _, c, _ in kept],
+                     [int(r) for _, _, r in kept], item_order=estimated)
+    fixed = _anchor_bank(anchors) if anchors else None
+    return RunInput(data=data, fixed=fixed, estimated=tuple(estimated), description={
+        "kind": "online", "test_id": test_id, "test": test.name,
+        "n_attempts": data.n_persons, "anchors": sorted(i.code for i in anchors),
+        "dropped_items": sorted(set(others) - usable),
+    })
+
+
+def _anchor_bank(items: Iterable[Item]) -> ItemBank:
+    records = []
+    for item in items:
+        values = item.active_parameters.as_dict()
+        records.append({"item_id": item.code,
+                        **{k: v for k, v in values.items() if v is not None}})
+    return ItemBank.from_records(records)
+
+
+def _check_counts(counts: Mapping[str, int], minimum: int, field_name: str,
+                  where: str = "") -> None:
+    few = {c: n for c, n in counts.items() if n < minimum}
+    if not few:
+        return
+    shown = [f"{code!r} has {n}" for code, n in list(few.items())[:_SHOWN]]
+    more = f" and {len(few) - _SHOWN} more items" if len(few) > _SHOWN else ""
+    raise Invalid(
+        f"too few responses to calibrate{where}: {', '.join(shown)}{more}; each estimated item "
+        f"needs at least {minimum} (settings.min_responses)", field_name)
+
+
+# -- runs: the calibration itself ----------------------------------------------------------------
+
+
+def calibrate_input(run_input: RunInput, model: str, settings: Mapping[str, Any],
+                    report: Report | None = None) -> dict[str, Any]:
+    """Calibrate, compute item fit and DIF, and return the run's result as plain JSON.
+
+    ``report(fraction, message)`` is called as the work advances (``fraction`` in 0..1; the EM
+    cycles fill 0.05 to 0.8, item fit and DIF the rest).
+
+    Returns
+    -------
+    dict
+        ``summary`` (fit of the model, convergence, sizes, misfitting and DIF-flagged items),
+        ``settings`` (every setting the calibration used), ``input`` (where the data came from),
+        ``items`` (one entry per item: ``parameters``, ``se``, ``n``, ``fixed``, ``fit``,
+        ``dif``, ``flags``) and ``dif`` (the full DIF reports, or None without groups).
+
+    Raises
+    ------
+    CalibrationError
+        The data cannot be calibrated with ``model`` (the message names the items).
+    """
+    from calibration.fit import item_fit, n_item_parameters
+
+    report = report or (lambda fraction, message: None)
+    data = run_input.data
+    max_iterations = int(settings.get("max_iterations", DEFAULT_SETTINGS["max_iterations"]))
+
+    def on_cycle(iteration: int, log_likelihood: float) -> None:
+        report(0.05 + 0.75 * min(iteration / max_iterations, 1.0),
+               f"EM cycle {iteration} (at most {max_iterations}), "
+               f"log-likelihood {log_likelihood:.2f}")
+
+    report(0.05, f"estimating {len(run_input.estimated)} items from {data.n_obs} responses")
+    result = calibrate(
+        data, model, fixed=run_input.fixed, max_iterations=max_iterations,
+        tolerance=float(settings.get("tolerance", DEFAULT_SETTINGS["tolerance"])),
+        min_responses=int(settings.get("min_responses", MIN_RESPONSES)), progress=on_cycle,
+    )
+    report(0.8, "item fit")
+    n_parameters = n_item_parameters(result.bank, np.arange(len(result.bank)))
+    n_parameters[result.fixed] = 0  # anchors' parameters were not estimated from these data
+    fit = item_fit(data, result.bank, latent=(result.latent_mean, result.latent_sd),
+                   n_parameters=n_parameters)
+    dif = None
+    if data.group is not None:
+        report(0.9, "differential item functioning")
+        dif = _dif_reports(data, result, settings.get("dif_reference"))
+    items = _item_entries(result, fit, dif)
+    summary = {
+        **result.summary(),
+        "n_responses": data.n_obs,
+        "n_estimated": int(np.count_nonzero(~result.fixed)),
+        "misfitting_items": [e["item_id"] for e in items if e["fit"]["misfit"]],
+        "dif_flagged": [e["item_id"] for e in items
+                        if any(d["category"] in ("B", "C") for d in e["dif"])],
+        "unknown_items": list(run_input.description.get("unknown_items", [])),
+    }
+    return plain({
+        "summary": summary,
+        "settings": {**result.settings, "fit": True, "anchor": run_input.fixed is not None},
+        "input": {**run_input.description, "n_persons": data.n_persons,
+                  "n_items": data.n_items, "n_responses": data.n_obs},
+        "items": items,
+        "dif": dif,
+    })
+
+
+def _dif_reports(data: ResponseData, result, reference: str | None) -> dict[str, Any]:
+    """One DIF report per focal group against the reference group (by default the largest)."""
+    from calibration.dif import dif_report
+    from calibration.fit import eap_scores
+
+    labels, persons = np.unique(data.group[data.group != ""], return_counts=True)
+    if labels.size < 2:
+        return {"reference": None, "reports": [],
+                "note": "DIF needs at least two groups; the data have "
+                        f"{labels.size}"}
+    order = sorted(zip(labels.tolist(), persons.tolist(), strict=True),
+                   key=lambda lp: (-lp[1], lp[0]))
+    reference = reference or order[0][0]
+    if reference not in labels:
+        return {"reference": reference, "reports": [],
+                "note": f"settings.dif_reference {reference!r} is not a group of the data "
+                        f"({_names(repr(str(g)) for g in labels)})"}
+    complete = data.n_obs == data.n_persons * data.n_items
+    ability = None
+    if not complete:
+        ability = eap_scores(data, result.bank, latent=(result.latent_mean,
+                                                        result.latent_sd))[0]
+    reports = []
+    for focal, _n in order:
+        if focal == reference:
+            continue
+        try:
+            report = dif_report(data, reference, focal, matching="total" if complete else "theta",
+                                ability=ability)
+        except CalibrationError as error:
+            report = {"reference": reference, "focal": focal, "error": str(error)}
+        reports.append(report)
+    return {"reference": reference, "reports": reports,
+            "matching": "total" if complete else "theta"}
+
+
+def _item_entries(result, fit: Sequence[dict], dif: Mapping[str, Any] | None) -> list[dict]:
+    per_item: dict[str, list[dict]] = {}
+    for report in (dif or {}).get("reports", []):
+        for row in report.get("mantel_haenszel", []):
+            per_item.setdefault(row["item_id"], []).append({
+                "reference": report["reference"], "focal": report["focal"],
+                "category": row["category"], "statistic": "delta_mh", "value": row["delta_mh"],
+                "p_value": row["p_value"], "favours": row["favours"]})
+        for row in report.get("standardized_mean_difference", []):
+            per_item.setdefault(row["item_id"], []).append({
+                "reference": report["reference"], "focal": report["focal"],
+                "category": row["category"], "statistic": "smd", "value": row["smd"],
+                "p_value": row["p_value"], "favours": row["favours"]})
+    entries = []
+    for record, row in zip(result.to_records(), fit, strict=True):
+        code = record["item_id"]
+        thresholds = [record[k] for k in sorted(
+            (k for k in record if k[:1] == "b" and k[1:].isdigit()), key=lambda k: int(k[1:]))
+            if record[k] is not None]
+        se_thresholds = [record[f"se_b{k + 1}"] for k in range(len(thresholds))]
+        polytomous = record["b"] is None
+        dif_rows = per_item.get(code, [])
+        flags = list(row["flags"]) + [f"dif_{d['category']}_{d['focal']}" for d in dif_rows
+                                      if d["category"] in ("B", "C")]
+        entries.append({
+            "item_id": code,
+            "model": record["model"],
+            "fixed": record["fixed"],
+            "n": record["n_responses"],
+            "parameters": {
+                "model": record["model"], "a": record["a"], "b": record["b"],
+                "c": record["c"], "d": record["d"],
+                "thresholds": thresholds if polytomous else None,
+            },
+            "se": {"a": record["se_a"], "b": record["se_b"], "c": record["se_c"],
+                   "thresholds": se_thresholds if polytomous else None},
+            "fit": {k: row.get(k) for k in ("s_x2", "df", "p_value", "infit", "outfit",
+                                            "flags", "misfit", "note")},
+            "dif": dif_rows,
+            "flags": flags,
+        })
+    return entries
+
+
+def plain(value: Any) -> Any:
+    """``value`` as strict JSON: numpy scalars as Python numbers, NaN and infinities as None."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [plain(v) for v in value]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def failure_message(error: BaseException) -> str:
+    """One line saying what went wrong, for the run's ``error`` (never a traceback)."""
+    text = " ".join(str(error).split()) or error.__class__.__name__
+    if not isinstance(error, ValueError):  # not a domain error: say what kind of failure it was
+        text = f"internal error ({error.__class__.__name__}: {text}); see the worker's log"
+    return text[:1000]
+
+
+# -- runs: reading -------------------------------------------------------------------------------
+
+
+def get_run(session: Session, run_id: int, lock: bool = False) -> CalibrationRun:
+    """The run ``run_id`` (locked for update when ``lock``), or :class:`NotFound`."""
+    run = session.get(CalibrationRun, run_id, with_for_update=lock or None)
+    if run is None:
+        raise NotFound(f"no calibration run {run_id}")
+    return run
+
+
+def run_items(session: Session, run: CalibrationRun, *, flagged: bool | None = None,
+              offset: int = 0, limit: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """The run's per-item results (a page of them), each with the item's place in the bank now.
+
+    ``bank`` is ``{"item_id", "status", "parameters", "parameter_set_id"}`` (the active set now,
+    to compare with the estimate), or None for an item the bank does not have. ``flagged`` keeps
+    only items with (or without) fit or DIF flags.
+
+    Returns
+    -------
+    total, entries
+        How many items match, and those from ``offset`` (at most ``limit``).
+
+    Raises
+    ------
+    Conflict
+        The run has no result yet (queued, running or failed).
+    """
+    if not run.result:
+        raise Conflict(f"calibration run {run.id} is {run.status.value}: it has no item results"
+                       + (f" ({run.error})" if run.error else ""))
+    entries = list(run.result.get("items", []))
+    if flagged is not None:
+        entries = [e for e in entries if bool(e["flags"]) == flagged]
+    total = len(entries)
+    entries = entries[offset:None if limit is None else offset + limit]
+    bank = _items_by_code(session, [e["item_id"] for e in entries])
+    out = []
+    for entry in entries:
+        item = bank.get(entry["item_id"])
+        active = item.active_parameters if item is not None else None
+        out.append({**entry, "bank": None if item is None else {
+            "item_id": item.id, "status": item.status.value,
+            "parameters": active.as_dict() if active is not None else None,
+            "parameter_set_id": active.id if active is not None else None}})
+    return total, out
+
+
+# -- publication ---------------------------------------------------------------------------------
+
+
+def publish_run(
+    session: Session,
+    run_id: int,
+    *,
+    items: Sequence[str] | None = None,
+    promote: bool = False,
+    user_id: int | None = None,
+) -> dict[str, Any]:
+    """Make a succeeded run's estimates the bank's active parameters; the old sets are kept.
+
+    Every (selected) estimated item the bank has gets a new active parameter set with source
+    ``calibration``, the run's id, its sample size and provenance (model, run, settings, dates,
+    standard errors). Items not in the bank, and anchors (whose parameters were held fixed), are
+    skipped and listed. ``promote`` moves pretest items to operational, recording the run as the
+    reason. The run becomes ``published``.
+
+    Raises
+    ------
+    Conflict
+        The run is not ``succeeded`` (queued, running, failed or published already).
+    Invalid
+        ``items`` names codes the run did not calibrate.
+    """
+    run = get_run(session, run_id, lock=True)
+    if run.status != RunStatus.SUCCEEDED:
+        raise Conflict(f"calibration run {run.id} is {run.status.value}; only a succeeded run "
+                       "can be published", "status")
+    entries = {e["item_id"]: e for e in run.result.get("items", [])}
+    if items is not None:
+        chosen = list(dict.fromkeys(items))
+        missing = [c for c in chosen if c not in entries]
+        if missing:
+            raise Invalid(f"items: {_names(repr(c) for c in missing)} not calibrated by run "
+                          f"{run.id}", "items")
+    else:
+        chosen = list(entries)
+    bank = _items_by_code(session, chosen)
+    now = utcnow()
+    published, skipped, promoted = [], [], []
+    for code in chosen:
+        entry = entries[code]
+        item = bank.get(code)
+        if item is None:
+            skipped.append({"item_id": code, "reason": "not in the bank"})
+            continue
+        if entry["fixed"]:
+            skipped.append({"item_id": code, "reason": "held fixed (anchor): its parameters "
+                                                       "were not estimated"})
+            continue
+        provenance = {
+            "calibration_run_id": run.id, "kind": run.kind, "model": entry["model"],
+            "upload_id": run.upload_id, "test_id": run.test_id,
+            "settings": {**(run.settings or {}), **run.result.get("settings", {})},
+            "se": entry["se"], "fit_flags": entry["flags"],
+            "estimated_at": _iso(run.finished_at), "published_at": _iso(now),
+            "published_by": user_id,
+        }
+        parameter_set = add_parameter_set(
+            session, item, entry["parameters"], source="calibration", provenance=provenance,
+            sample_size=entry["n"], calibration_run_id=run.id, user_id=user_id)
+        published.append({"item_id": code, "parameter_set_id": parameter_set.id})
+        if promote and item.status == ItemStatus.PRETEST:
+            change_status(session, item, ItemStatus.OPERATIONAL, user_id=user_id,
+                          reason=f"promoted on publishing calibration run {run.id}")
+            promoted.append(code)
+    run.status = RunStatus.PUBLISHED
+    run.published_by = user_id
+    run.published_at = now
+    run.message = (f"published: {len(published)} parameter set(s), {len(skipped)} item(s) "
+                   f"skipped, {len(promoted)} promoted")
+    session.flush()
+    return {"run": run, "published": published, "skipped": skipped, "promoted": promoted}
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """A stored time with its zone (SQLite keeps none; every stored time is UTC)."""
+    if moment is None:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    moment = aware(moment)
+    return moment.isoformat() if moment is not None else None
+
+
+def _names(things: Iterable[str]) -> str:
+    things = list(things)
+    shown = ", ".join(things[:_SHOWN])
+    return shown + (f" and {len(things) - _SHOWN} more" if len(things) > _SHOWN else "")
