@@ -6,6 +6,8 @@ under ``instance/``). Errors a person can fix print one line and exit with statu
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 
 import click
@@ -163,8 +165,10 @@ def demo(
     "--workers", default=2, show_default=True, type=click.IntRange(min=1),
     help="gunicorn worker processes (ignored by the development server).",
 )
+@click.option("--with-worker/--no-worker", default=True, show_default=True,
+              help="Also run a background-job worker when the queue is the local SQLite one.")
 @click.pass_obj
-def serve(settings: _Settings, host: str, port: int, workers: int) -> None:
+def serve(settings: _Settings, host: str, port: int, workers: int, with_worker: bool) -> None:
     """Serve the web application (gunicorn where installed, else Flask's development server)."""
     from storage.migrate import current_revision, head_revision
 
@@ -176,7 +180,7 @@ def serve(settings: _Settings, host: str, port: int, workers: int) -> None:
             f"{head}: run 'cat-engine db upgrade' first"
         )
     engine.dispose()
-    _serve(settings.url, host, port, workers=workers)
+    _serve(settings.url, host, port, workers=workers, with_worker=with_worker)
 
 
 @cli.command()
@@ -215,20 +219,46 @@ cli.add_command(dif_command, "dif")
 cli.add_command(link_command, "link")
 
 
-def _serve(url, host: str, port: int, workers: int) -> None:
-    import os
-
+def _serve(url, host: str, port: int, workers: int, with_worker: bool = True) -> None:
     from api.app import create_app
 
     if url is not None:
         os.environ["DATABASE_URL"] = url if isinstance(url, str) else url.render_as_string(False)
+    background = _start_worker() if with_worker else None
     click.echo(f"Serving on http://{host}:{port}/  (Ctrl+C to stop)")
     try:
-        from api.wsgi_server import run_gunicorn
-    except ImportError:  # gunicorn is not installed (e.g. on Windows)
-        create_app().run(host=host, port=port)
-        return
-    run_gunicorn(create_app, host=host, port=port, workers=workers)
+        try:
+            from api.wsgi_server import run_gunicorn
+        except ImportError:  # gunicorn is not installed (e.g. on Windows)
+            create_app().run(host=host, port=port)
+            return
+        run_gunicorn(create_app, host=host, port=port, workers=workers)
+    finally:
+        if background is not None:
+            background.terminate()
+            try:
+                background.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                background.kill()
+
+
+def _start_worker() -> subprocess.Popen | None:
+    """Run ``cat-engine worker`` beside the server, for the embedded setup (SQLite queue).
+
+    The database URL reaches it through the environment, never the command line (``ps``).
+    """
+    from api.jobs import QueueConfigError, get_queue
+
+    try:
+        queue = get_queue()
+    except QueueConfigError as error:
+        click.echo(f"No background worker: {error}", err=True)
+        return None
+    if queue.immediate or not queue.url.startswith("sqlite"):
+        return None  # several machines share a Redis queue: run workers there
+    click.echo("Background jobs: one worker on the SQLite queue (calibration runs)")
+    return subprocess.Popen([sys.executable, "-c", "from api.cli import main; main()", "worker"],
+                            env=dict(os.environ))
 
 
 def main(argv: list[str] | None = None) -> None:

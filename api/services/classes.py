@@ -1,0 +1,617 @@
+"""Accounts, classes, enrolments, assignments and accommodations: the rules, with no HTTP.
+
+Views (and the command line) call these functions on a session and commit once; nothing here
+commits. Each function raises an :mod:`api.services.errors` error naming the field or id that is
+wrong.
+
+Who may see what:
+
+- administrators see and change every account and class;
+- a teacher sees their own classes, the students enrolled in them (and those students'
+  accommodations), and the active students' usernames and display names, so that they can enrol
+  them. Another teacher's class, or a student the teacher does not teach, is *not found*, never
+  *forbidden*, so its existence is not revealed.
+
+All datetimes are stored in UTC; naive datetimes are refused, because a window without a time zone
+means a different moment in every school.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from api.services.errors import Conflict, Forbidden, Invalid, NotFound
+from evidence.models import Assignment, Attempt
+from item_bank.models import AdaptiveTest
+from storage.accounts import (
+    Accommodation,
+    ApiToken,
+    Role,
+    SchoolClass,
+    TimeAccommodation,
+    User,
+    class_members,
+)
+
+MIN_PASSWORD_LENGTH = 10
+MAX_TIME_LIMIT_MINUTES = 1440
+MAX_TIME_FACTOR = 4.0
+DEFAULT_TIME_FACTOR = 1.5
+USERNAME_PATTERN = re.compile(r"^[\w.@+-]{1,80}$")
+USER_FIELDS = ("display_name", "role", "is_active", "password")
+ASSIGNMENT_FIELDS = ("opens_at", "closes_at", "time_limit_minutes", "max_attempts")
+
+
+# -- accounts ------------------------------------------------------------------------------------
+
+
+def user_query(viewer: User, role: Role | None = None, q: str | None = None) -> Select:
+    """The accounts ``viewer`` may list, by username; optionally one role and a search text.
+
+    Administrators list every account. Teachers list active students only (to enrol them).
+
+    Parameters
+    ----------
+    viewer
+        The signed-in user.
+    role
+        Only accounts with this role.
+    q
+        Only accounts whose username or display name contains this text (any case).
+
+    Raises
+    ------
+    Forbidden
+        A teacher asked for a role other than student, or the viewer is neither admin nor teacher.
+    """
+    query = select(User).order_by(User.username)
+    if viewer.role == Role.TEACHER:
+        if role not in (None, Role.STUDENT):
+            raise Forbidden("teachers may list students only (role=student)", field="role")
+        role = Role.STUDENT
+        query = query.where(User.is_active)
+    elif viewer.role != Role.ADMIN:
+        raise Forbidden(f"listing accounts needs the role admin or teacher; you are "
+                        f"{viewer.role.value}")
+    if role is not None:
+        query = query.where(User.role == role)
+    if q:
+        query = query.where(or_(User.username.icontains(q, autoescape=True),
+                                User.display_name.icontains(q, autoescape=True)))
+    return query
+
+
+def get_user(session: Session, user_id: int) -> User:
+    """The account with id ``user_id``.
+
+    Raises
+    ------
+    NotFound
+        No such account.
+    """
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"password must be at least {MIN_PASSWORD_LENGTH} characters long",
+                      field="password")
+
+
+def create_user(session: Session, *, username: str, role: Role, password: str,
+                display_name: str = "") -> User:
+    """Create an account.
+
+    Usernames are letters, digits and ``. @ + - _`` (at most 80), unique regardless of case, so
+    ``Student1`` and ``student1`` cannot both exist. The password is stored as a salted hash.
+
+    Raises
+    ------
+    Invalid
+        A malformed username or a password shorter than ``MIN_PASSWORD_LENGTH``.
+    Conflict
+        The username is taken.
+    """
+    if not isinstance(username, str) or not USERNAME_PATTERN.match(username):
+        raise Invalid("username must be 1 to 80 letters, digits or . @ + - _", field="username")
+    _check_password(password)
+    taken = session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))
+    if taken is not None:
+        raise Conflict(f"the username {username!r} is taken", field="username")
+    user = User(username=username, display_name=display_name or "", role=Role(role),
+                is_active=True)
+    user.set_password(password)
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"the username {username!r} is taken", field="username") from None
+    return user
+
+
+def _other_active_admins(session: Session, user: User) -> int:
+    return session.scalar(select(func.count(User.id)).where(
+        User.role == Role.ADMIN, User.is_active, User.id != user.id)) or 0
+
+
+def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
+    """Change an account's display name, role, active flag or password.
+
+    A new password or deactivation revokes the account's API tokens (it is signed out
+    everywhere). A role change may not strand data: a teacher who still has classes stays a
+    teacher, an enrolled student stays a student, and the last active administrator stays one.
+
+    Raises
+    ------
+    Invalid
+        An unknown field, or a password that is too short.
+    Conflict
+        The role change or deactivation would strand classes, enrolments or the administration.
+    """
+    unknown = set(changes) - set(USER_FIELDS)
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", field=min(unknown))
+    if "password" in changes:
+        _check_password(changes["password"])
+    role = Role(changes.get("role", user.role))
+    active = bool(changes.get("is_active", user.is_active))
+    if role != user.role:
+        if user.role == Role.TEACHER:
+            n = session.scalar(select(func.count(SchoolClass.id))
+                               .where(SchoolClass.teacher_id == user.id)) or 0
+            if n:
+                raise Conflict(f"{user.username} teaches {n} class(es); delete them or give them "
+                               "to another teacher before changing the role", field="role")
+        if user.role == Role.STUDENT:
+            n = session.scalar(select(func.count()).select_from(class_members)
+                               .where(class_members.c.user_id == user.id)) or 0
+            if n:
+                raise Conflict(f"{user.username} is enrolled in {n} class(es); remove them "
+                               "before changing the role", field="role")
+    demoted = user.role == Role.ADMIN and user.is_active and (role != Role.ADMIN or not active)
+    if demoted and not _other_active_admins(session, user):
+        field = "role" if role != Role.ADMIN else "is_active"
+        raise Conflict(f"{user.username} is the last active administrator", field=field)
+    if "display_name" in changes:
+        user.display_name = changes["display_name"] or ""
+    user.role = role
+    revoke = False
+    if "password" in changes:
+        user.set_password(changes["password"])
+        revoke = True
+    if user.is_active and not active:
+        revoke = True
+    user.is_active = active
+    if revoke:
+        session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+    session.flush()
+    return user
+
+
+# -- accommodations ------------------------------------------------------------------------------
+
+
+def teaches(session: Session, teacher: User, student_id: int) -> bool:
+    """Whether ``student_id`` is enrolled in one of ``teacher``'s classes."""
+    return (session.scalar(
+        select(func.count()).select_from(class_members)
+        .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
+        .where(SchoolClass.teacher_id == teacher.id, class_members.c.user_id == student_id)
+    ) or 0) > 0
+
+
+def accommodated_student(session: Session, viewer: User, user_id: int) -> User:
+    """The student ``user_id`` if ``viewer`` may see their accommodation.
+
+    Administrators may see any student's; a teacher those of students in their classes.
+
+    Raises
+    ------
+    NotFound
+        No such student, or (for a teacher) not one they teach.
+    """
+    student = session.get(User, user_id)
+    allowed = viewer.role == Role.ADMIN or (
+        viewer.role == Role.TEACHER and teaches(session, viewer, user_id))
+    if student is None or student.role != Role.STUDENT or not allowed:
+        raise NotFound(f"no student {user_id} you may see")
+    return student
+
+
+def accommodation_of(session: Session, student: User) -> dict[str, Any]:
+    """A student's accommodation; the standard one (nothing recorded) when none is stored."""
+    row = session.get(Accommodation, student.id)
+    if row is None:
+        return {"user_id": student.id, "time": TimeAccommodation.STANDARD,
+                "time_factor": DEFAULT_TIME_FACTOR, "note": "", "updated_at": None}
+    return {"user_id": row.user_id, "time": row.time, "time_factor": row.time_factor,
+            "note": row.note, "updated_at": row.updated_at}
+
+
+def set_accommodation(session: Session, student: User, *, time: TimeAccommodation,
+                      time_factor: float = DEFAULT_TIME_FACTOR, note: str = "") -> dict[str, Any]:
+    """Replace a student's accommodation.
+
+    ``time`` is how assignment time limits apply to them: ``standard`` (as set), ``extended``
+    (multiplied by ``time_factor``, 1 to 4) or ``none`` (no limit). It applies to attempts started
+    afterwards; an attempt's deadline is fixed when it starts.
+
+    Raises
+    ------
+    Invalid
+        ``time_factor`` outside 1..4.
+    """
+    factor = float(time_factor)
+    if not 1.0 <= factor <= MAX_TIME_FACTOR:  # also false for NaN
+        raise Invalid(f"time_factor must be between 1 and {MAX_TIME_FACTOR:g}",
+                      field="time_factor")
+    row = session.get(Accommodation, student.id)
+    if row is None:
+        row = Accommodation(user_id=student.id)
+        session.add(row)
+    row.time = TimeAccommodation(time)
+    row.time_factor = factor
+    row.note = note or ""
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict(f"the accommodation of student {student.id} was changed by another "
+                       "request at the same time; try again") from None
+    return accommodation_of(session, student)
+
+
+# -- classes -------------------------------------------------------------------------------------
+
+
+def class_query(viewer: User, teacher_id: int | None = None) -> Select:
+    """The classes ``viewer`` may see, by name: a teacher's own, or all (administrators)."""
+    query = (select(SchoolClass)
+             .options(selectinload(SchoolClass.teacher), selectinload(SchoolClass.students))
+             .order_by(SchoolClass.name, SchoolClass.id))
+    if viewer.role == Role.TEACHER:
+        query = query.where(SchoolClass.teacher_id == viewer.id)
+    elif viewer.role != Role.ADMIN:
+        raise Forbidden(f"classes need the role teacher or admin; you are {viewer.role.value}")
+    if teacher_id is not None:
+        query = query.where(SchoolClass.teacher_id == teacher_id)
+    return query
+
+
+def visible_class(session: Session, viewer: User, class_id: int) -> SchoolClass:
+    """The class ``class_id`` if ``viewer`` may see it (their own, or any for administrators).
+
+    Raises
+    ------
+    NotFound
+        No such class, or another teacher's: a teacher cannot tell the two apart.
+    """
+    klass = session.get(SchoolClass, class_id)
+    if klass is None or not (viewer.role == Role.ADMIN or
+                             (viewer.role == Role.TEACHER and klass.teacher_id == viewer.id)):
+        raise NotFound(f"no class {class_id}")
+    return klass
+
+
+def _class_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 200:
+        raise Invalid("name must be 1 to 200 characters (not only spaces)", field="name")
+    return name
+
+
+def _owner(session: Session, viewer: User, teacher_id: int | None, required: bool) -> int | None:
+    """The teacher a class is to belong to, checked against who is asking."""
+    if viewer.role == Role.TEACHER:
+        if teacher_id not in (None, viewer.id):
+            raise Forbidden("teachers create and keep classes of their own; only an "
+                            "administrator may give a class to another teacher",
+                            field="teacher_id")
+        return viewer.id
+    if teacher_id is None:
+        if required:
+            raise Invalid("teacher_id is required: the teacher who will own the class",
+                          field="teacher_id")
+        return None
+    teacher = session.get(User, teacher_id)
+    if teacher is None or teacher.role != Role.TEACHER or not teacher.is_active:
+        raise Invalid(f"user {teacher_id} is not an active teacher", field="teacher_id")
+    return teacher.id
+
+
+def _unique_name(session: Session, teacher_id: int, name: str, class_id: int | None) -> None:
+    query = select(SchoolClass.id).where(SchoolClass.teacher_id == teacher_id,
+                                         SchoolClass.name == name)
+    if class_id is not None:
+        query = query.where(SchoolClass.id != class_id)
+    if session.scalar(query) is not None:
+        raise Conflict(f"this teacher already has a class named {name!r}", field="name")
+
+
+def _flush_class(session: Session, name: str) -> None:
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # a concurrent request took the name first
+        raise Conflict(f"this teacher already has a class named {name!r}", field="name") from None
+
+
+def create_class(session: Session, viewer: User, name: str,
+                 teacher_id: int | None = None) -> SchoolClass:
+    """Create a class: a teacher's own, or (administrators) one for ``teacher_id``.
+
+    Raises
+    ------
+    Invalid
+        An empty name; an administrator gave no ``teacher_id``, or not an active teacher's.
+    Forbidden
+        A teacher gave another teacher's id.
+    Conflict
+        The teacher already has a class of that name.
+    """
+    name = _class_name(name)
+    owner = _owner(session, viewer, teacher_id, required=True)
+    _unique_name(session, owner, name, None)
+    klass = SchoolClass(name=name, teacher_id=owner)
+    session.add(klass)
+    _flush_class(session, name)
+    return klass
+
+
+def update_class(session: Session, viewer: User, klass: SchoolClass, *, name: str | None = None,
+                 teacher_id: int | None = None) -> SchoolClass:
+    """Rename a class, or (administrators) give it to another teacher.
+
+    Raises
+    ------
+    Invalid, Forbidden, Conflict
+        As for :func:`create_class`.
+    """
+    new_name = _class_name(name) if name is not None else klass.name
+    owner = _owner(session, viewer, teacher_id, required=False) or klass.teacher_id
+    if (new_name, owner) != (klass.name, klass.teacher_id):
+        _unique_name(session, owner, new_name, klass.id)
+        klass.name, klass.teacher_id = new_name, owner
+        _flush_class(session, new_name)
+    return klass
+
+
+def delete_class(session: Session, klass: SchoolClass) -> None:
+    """Delete a class with its enrolments and assignments; attempts (evidence) are kept."""
+    session.execute(delete(Assignment).where(Assignment.class_id == klass.id))
+    session.delete(klass)  # the enrolments go with it
+    session.flush()
+
+
+# -- enrolment -----------------------------------------------------------------------------------
+
+
+def roster_query(klass: SchoolClass) -> Select:
+    """The students enrolled in ``klass``, by username."""
+    return (select(User).join(class_members, class_members.c.user_id == User.id)
+            .where(class_members.c.class_id == klass.id).order_by(User.username))
+
+
+def enrol(session: Session, klass: SchoolClass, *, user_id: int | None = None,
+          username: str | None = None) -> tuple[User, bool]:
+    """Enrol a student (by id or username) in ``klass``; enrolling twice changes nothing.
+
+    Returns
+    -------
+    student, created
+        ``created`` is false when the student was already enrolled.
+
+    Raises
+    ------
+    Invalid
+        Neither or both of ``user_id`` and ``username``; no such account; not an active student.
+    """
+    if (user_id is None) == (username is None):
+        raise Invalid("give exactly one of user_id and username", field="user_id")
+    field = "user_id" if user_id is not None else "username"
+    if user_id is not None:
+        student = session.get(User, user_id)
+        shown = f"user {user_id}"
+    else:
+        student = session.scalar(select(User).where(User.username == username))
+        shown = f"user {username!r}"
+    if student is None:
+        raise Invalid(f"there is no {shown}", field=field)
+    if student.role != Role.STUDENT:
+        raise Invalid(f"{shown} is a {student.role.value}; only students can be enrolled",
+                      field=field)
+    if not student.is_active:
+        raise Invalid(f"{shown} is deactivated", field=field)
+    if _enrolled(session, klass.id, student.id):
+        return student, False
+    try:
+        with session.begin_nested():
+            session.execute(insert(class_members).values(class_id=klass.id, user_id=student.id))
+    except IntegrityError:  # a concurrent request enrolled them first
+        return student, False
+    session.expire(klass, ["students"])
+    return student, True
+
+
+def _enrolled(session: Session, class_id: int, user_id: int) -> bool:
+    return session.scalar(select(func.count()).select_from(class_members).where(
+        class_members.c.class_id == class_id, class_members.c.user_id == user_id)) > 0
+
+
+def unenrol(session: Session, klass: SchoolClass, user_id: int) -> None:
+    """Remove a student from ``klass``; their attempts are kept.
+
+    Raises
+    ------
+    NotFound
+        The student is not enrolled in this class.
+    """
+    done = session.execute(delete(class_members).where(
+        class_members.c.class_id == klass.id, class_members.c.user_id == user_id))
+    if not done.rowcount:
+        raise NotFound(f"user {user_id} is not enrolled in class {klass.id}")
+    session.expire(klass, ["students"])
+
+
+# -- assignments ---------------------------------------------------------------------------------
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """``moment`` with its time zone; SQLite returns stored (UTC) times without one."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime | None, field: str) -> datetime | None:
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime) or moment.tzinfo is None \
+            or moment.tzinfo.utcoffset(moment) is None:
+        raise Invalid(f"{field} must be an ISO 8601 datetime with a time zone, e.g. "
+                      "2026-09-01T08:00:00+02:00", field=field)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise Invalid(f"{field} is out of range", field=field) from None
+
+
+def _check_assignment(values: dict[str, Any]) -> None:
+    limit = values.get("time_limit_minutes")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                              or not 1 <= limit <= MAX_TIME_LIMIT_MINUTES):
+        raise Invalid(f"time_limit_minutes must be a whole number from 1 to "
+                      f"{MAX_TIME_LIMIT_MINUTES} (24 hours)", field="time_limit_minutes")
+    most = values.get("max_attempts")
+    if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
+        raise Invalid("max_attempts must be a whole number of at least 1", field="max_attempts")
+    opens, closes = aware(values.get("opens_at")), aware(values.get("closes_at"))
+    if opens is not None and closes is not None and closes <= opens:
+        raise Invalid(f"closes_at ({closes.isoformat()}) must be after opens_at "
+                      f"({opens.isoformat()})", field="closes_at")
+
+
+def assignment_query(klass: SchoolClass) -> Select:
+    """The assignments of ``klass``, soonest closing first (open-ended last)."""
+    return (select(Assignment).options(selectinload(Assignment.test))
+            .where(Assignment.class_id == klass.id)
+            .order_by(Assignment.closes_at.is_(None), Assignment.closes_at, Assignment.id))
+
+
+def visible_assignment(session: Session, viewer: User, assignment_id: int) -> Assignment:
+    """The assignment if ``viewer`` may see its class.
+
+    Raises
+    ------
+    NotFound
+        No such assignment, or one of another teacher's classes.
+    """
+    assignment = session.get(Assignment, assignment_id)
+    if assignment is None:
+        raise NotFound(f"no assignment {assignment_id}")
+    try:
+        visible_class(session, viewer, assignment.class_id)
+    except NotFound:
+        raise NotFound(f"no assignment {assignment_id}") from None
+    return assignment
+
+
+def create_assignment(session: Session, viewer: User, klass: SchoolClass, *, test_id: int,
+                      opens_at: datetime | None = None, closes_at: datetime | None = None,
+                      time_limit_minutes: int | None = None,
+                      max_attempts: int | None = None) -> Assignment:
+    """Assign an active test to ``klass``, with an optional window, time limit and attempt cap.
+
+    The window is ``opens_at <= now < closes_at`` (either end may be open). The time limit (in
+    minutes, 1 to 1440) is scaled by each student's accommodation when an attempt starts.
+
+    Raises
+    ------
+    Invalid
+        No such test or an inactive one (``test_id``); a naive datetime; ``closes_at`` not after
+        ``opens_at``; a time limit or attempt cap out of range.
+    """
+    test = session.get(AdaptiveTest, test_id)
+    if test is None:
+        raise Invalid(f"there is no test {test_id}", field="test_id")
+    if not test.is_active:
+        raise Invalid(f"test {test_id} ({test.name}) is not active", field="test_id")
+    values = {"opens_at": _utc(opens_at, "opens_at"), "closes_at": _utc(closes_at, "closes_at"),
+              "time_limit_minutes": time_limit_minutes, "max_attempts": max_attempts}
+    _check_assignment(values)
+    assignment = Assignment(class_id=klass.id, test_id=test.id, created_by=viewer.id, **values)
+    session.add(assignment)
+    session.flush()
+    return assignment
+
+
+def update_assignment(session: Session, assignment: Assignment,
+                      changes: dict[str, Any]) -> Assignment:
+    """Change an assignment's window, time limit or attempt cap (``None`` removes one).
+
+    A new time limit applies to attempts started afterwards; closing the window hides the test
+    from the class's students and refuses new attempts at once.
+
+    Raises
+    ------
+    Invalid
+        As for :func:`create_assignment`, or an unknown field (the test cannot be changed:
+        attempts refer to it; delete the assignment and make another).
+    """
+    unknown = set(changes) - set(ASSIGNMENT_FIELDS)
+    if unknown:
+        raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", field=min(unknown))
+    values = {name: getattr(assignment, name) for name in ASSIGNMENT_FIELDS}
+    for name in ("opens_at", "closes_at"):
+        if name in changes:
+            changes = {**changes, name: _utc(changes[name], name)}
+    values |= changes
+    _check_assignment(values)
+    for name, value in changes.items():
+        setattr(assignment, name, value)
+    session.flush()
+    return assignment
+
+
+def delete_assignment(session: Session, assignment: Assignment) -> None:
+    """Delete an assignment; attempts made under it are kept (no longer linked to it)."""
+    session.delete(assignment)
+    session.flush()
+
+
+# -- a class's attempts --------------------------------------------------------------------------
+
+
+def latest_attempts(session: Session, student_ids: list[int],
+                    test_id: int | None = None) -> dict[int, Attempt]:
+    """Each student's latest attempt (at ``test_id`` when given), by student id."""
+    if not student_ids:
+        return {}
+    latest = (select(func.max(Attempt.id)).where(Attempt.user_id.in_(student_ids))
+              .group_by(Attempt.user_id))
+    if test_id is not None:
+        latest = latest.where(Attempt.test_id == test_id)
+    rows = session.scalars(select(Attempt).where(Attempt.id.in_(latest)))
+    return {a.user_id: a for a in rows}
+
+
+def attempt_summary(attempt: Attempt | None) -> dict[str, Any] | None:
+    """What a teacher's class page shows of an attempt; ``mastery`` is the overall
+    recommendation against the test's cut score, once finished."""
+    if attempt is None:
+        return None
+    result = attempt.result or {}
+    return {"id": attempt.id, "test_id": attempt.test_id, "status": attempt.status.value,
+            "started_at": attempt.started_at, "finished_at": attempt.finished_at,
+            "theta": attempt.theta, "se": attempt.se, "stop_reason": attempt.stop_reason,
+            "mastery": result.get("mastery")}

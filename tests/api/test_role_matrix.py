@@ -1,0 +1,269 @@
+"""Who may do what: one row per endpoint, one expected status per role, on SQLite and PostgreSQL.
+
+Each row is run for every account of the fixture world in a fresh state of its own, so a
+row's outcome never depends on another's. ``anon`` sends no token.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.api.conftest import PASSWORD, ApiWorld
+
+ROLES = ("anon", "student1", "student3", "teacher1", "teacher2", "assessor1", "admin1")
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: Callable[[ApiWorld, dict], str]
+    expected: dict[str, int]
+    body: Callable[[ApiWorld, dict], Any] | None = None
+    headers: Callable[[ApiWorld, dict], dict] | None = None
+    data: Callable[[ApiWorld, dict], dict] | None = None
+    setup: Callable[[ApiWorld], dict] | None = None
+
+
+def _attempt_of_student1(world: ApiWorld) -> dict:
+    reply = world.call("post", "/api/v1/attempts", "student1",
+                       json={"test_id": world.test_id}).get_json()
+    return {"attempt": reply["id"], "item": reply["item"]["id"]}
+
+
+def _new_item(world: ApiWorld) -> dict:
+    reply = world.call("post", "/api/v1/items", "admin1", json={
+        "code": f"M-{uuid.uuid4().hex[:8]}", "stem": "Which?", "options": ["a", "b"], "key": 0,
+        "skill": "algebra"}).get_json()
+    return {"item": reply["id"]}
+
+
+def _csv_file(world: ApiWorld, context: dict) -> dict:
+    code = f"CSV-{uuid.uuid4().hex[:8]}"
+    text = f"item_id,stem,option_1,option_2,key,skill\n{code},Which?,a,b,1,algebra\n"
+    return {"file": (io.BytesIO(text.encode()), "items.csv")}
+
+
+def _responses_file(world: ApiWorld, context: dict) -> dict:
+    rows = "".join(f"p{p},IT-{i:03d},{(p + i) % 2}\n" for p in range(12) for i in range(3))
+    return {"file": (io.BytesIO(("person_id,item_id,response\n" + rows).encode()), "r.csv")}
+
+
+def _upload(world: ApiWorld) -> dict:
+    reply = world.call("post", "/api/v1/calibration/uploads", "admin1",
+                       data=_responses_file(world, {})).get_json()
+    return {"upload": reply["id"]}
+
+
+def _run(world: ApiWorld) -> dict:
+    upload = _upload(world)["upload"]
+    reply = world.call("post", "/api/v1/calibration/runs", "admin1",
+                       json={"upload_id": upload, "model": "rasch"}).get_json()
+    return {"run": reply["id"], "upload": upload}
+
+
+def _class_of_teacher1(world: ApiWorld) -> dict:
+    reply = world.call("post", "/api/v1/classes", "teacher1",
+                       json={"name": f"C-{uuid.uuid4().hex[:6]}"}).get_json()
+    return {"class": reply["id"]}
+
+
+def _assignment_of_teacher1(world: ApiWorld) -> dict:
+    klass = _class_of_teacher1(world)["class"]
+    reply = world.call("post", f"/api/v1/classes/{klass}/assignments", "teacher1",
+                       json={"test_id": world.test_id}).get_json()
+    return {"class": klass, "assignment": reply["id"]}
+
+
+def _all(status: int, **overrides: int) -> dict[str, int]:
+    return {"anon": 401} | {r: status for r in ROLES if r != "anon"} | overrides
+
+
+STAFF_ONLY = {"student1": 403, "student3": 403, "teacher1": 403, "teacher2": 403}
+NOT_STAFF = {"student1": 403, "student3": 403, "assessor1": 403}  # classes: teachers and admins
+ADMIN_ONLY = {r: 403 for r in ROLES if r not in ("anon", "admin1")}
+
+MATRIX: dict[str, Row] = {
+    "GET /me": Row("get", lambda w, c: "/api/v1/me", _all(200)),
+    "GET /tests": Row("get", lambda w, c: "/api/v1/tests", _all(200)),
+    "POST /tests": Row(
+        "post", lambda w, c: "/api/v1/tests",
+        _all(201, **STAFF_ONLY),
+        body=lambda w, c: {"name": f"New {uuid.uuid4().hex[:6]}", "config": {}}),
+    "GET /tests/{id}": Row("get", lambda w, c: f"/api/v1/tests/{w.test_id}",
+                           _all(200, student3=404)),
+    "PATCH /tests/{id}": Row("patch", lambda w, c: f"/api/v1/tests/{w.test_id}",
+                             _all(200, **STAFF_ONLY), body=lambda w, c: {"description": "x"}),
+    "GET /tests/{id}/exposure": Row("get", lambda w, c: f"/api/v1/tests/{w.test_id}/exposure",
+                                    _all(200, **STAFF_ONLY)),
+    "POST /attempts": Row(
+        "post", lambda w, c: "/api/v1/attempts",
+        _all(403, student1=201, student3=404), body=lambda w, c: {"test_id": w.test_id}),
+    "GET /attempts": Row("get", lambda w, c: "/api/v1/attempts", _all(200)),
+    "GET /attempts/{id}": Row(
+        "get", lambda w, c: f"/api/v1/attempts/{c['attempt']}",
+        _all(200, student3=404, teacher2=404), setup=_attempt_of_student1),
+    "POST /attempts/{id}/responses": Row(
+        "post", lambda w, c: f"/api/v1/attempts/{c['attempt']}/responses",
+        _all(403, student1=200, student3=404),
+        body=lambda w, c: {"item_id": c["item"], "response": 1},
+        headers=lambda w, c: {"Idempotency-Key": uuid.uuid4().hex},
+        setup=_attempt_of_student1),
+    # the item bank: assessment teams only
+    "GET /items": Row("get", lambda w, c: "/api/v1/items", _all(200, **STAFF_ONLY)),
+    "POST /items": Row("post", lambda w, c: "/api/v1/items", _all(201, **STAFF_ONLY),
+                       body=lambda w, c: {"code": f"N-{uuid.uuid4().hex[:8]}", "stem": "Why?",
+                                          "options": ["a", "b"], "key": 1, "skill": "algebra"}),
+    "GET /items/{id}": Row("get", lambda w, c: f"/api/v1/items/{w.items['IT-001']}",
+                           _all(200, **STAFF_ONLY)),
+    "PATCH /items/{id}": Row("patch", lambda w, c: f"/api/v1/items/{c['item']}",
+                             _all(200, **STAFF_ONLY), body=lambda w, c: {"rationale": "new"},
+                             setup=_new_item),
+    "GET /items/{id}/versions/{n}": Row(
+        "get", lambda w, c: f"/api/v1/items/{w.items['IT-001']}/versions/1",
+        _all(200, **STAFF_ONLY)),
+    "POST /items/{id}/status": Row(
+        "post", lambda w, c: f"/api/v1/items/{c['item']}/status", _all(200, **STAFF_ONLY),
+        body=lambda w, c: {"status": "retired", "reason": "matrix"}, setup=_new_item),
+    "POST /items/{id}/parameter-sets": Row(
+        "post", lambda w, c: f"/api/v1/items/{c['item']}/parameter-sets",
+        _all(201, **STAFF_ONLY), body=lambda w, c: {"model": "2pl", "a": 1.1, "b": 0.2},
+        setup=_new_item),
+    "POST /items/import": Row("post", lambda w, c: "/api/v1/items/import",
+                              _all(200, **STAFF_ONLY), data=_csv_file),
+    "GET /items/export": Row("get", lambda w, c: "/api/v1/items/export?format=csv",
+                             _all(200, **STAFF_ONLY)),
+    # calibration: assessment teams only
+    "POST /calibration/uploads": Row("post", lambda w, c: "/api/v1/calibration/uploads",
+                                     _all(201, **STAFF_ONLY), data=_responses_file),
+    "GET /calibration/uploads/{id}": Row(
+        "get", lambda w, c: f"/api/v1/calibration/uploads/{c['upload']}",
+        _all(200, **STAFF_ONLY), setup=_upload),
+    "POST /calibration/runs": Row(
+        "post", lambda w, c: "/api/v1/calibration/runs", _all(202, **STAFF_ONLY),
+        body=lambda w, c: {"upload_id": c["upload"], "model": "rasch"}, setup=_upload),
+    "GET /calibration/runs": Row("get", lambda w, c: "/api/v1/calibration/runs",
+                                 _all(200, **STAFF_ONLY)),
+    "GET /calibration/runs/{id}": Row("get", lambda w, c: f"/api/v1/calibration/runs/{c['run']}",
+                                      _all(200, **STAFF_ONLY), setup=_run),
+    "GET /calibration/runs/{id}/items": Row(  # queued, no result yet: 409 for those allowed
+        "get", lambda w, c: f"/api/v1/calibration/runs/{c['run']}/items",
+        _all(409, **STAFF_ONLY), setup=_run),
+    "POST /calibration/runs/{id}/publish": Row(
+        "post", lambda w, c: f"/api/v1/calibration/runs/{c['run']}/publish",
+        _all(409, **STAFF_ONLY), body=lambda w, c: {}, setup=_run),
+    # accounts: administrators (teachers may look up students)
+    "GET /users": Row("get", lambda w, c: "/api/v1/users",
+                      _all(200, student1=403, student3=403, assessor1=403)),
+    "POST /users": Row("post", lambda w, c: "/api/v1/users", _all(201, **ADMIN_ONLY),
+                       body=lambda w, c: {"username": f"u{uuid.uuid4().hex[:8]}",
+                                          "display_name": "New", "role": "student",
+                                          "password": "long enough password"}),
+    "GET /users/{id}": Row("get", lambda w, c: f"/api/v1/users/{w.users['student1']}",
+                           _all(200, **ADMIN_ONLY)),
+    "PATCH /users/{id}": Row("patch", lambda w, c: f"/api/v1/users/{w.users['student2']}",
+                             _all(200, **ADMIN_ONLY), body=lambda w, c: {"display_name": "S2"}),
+    "GET /users/{id}/accommodation": Row(
+        "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/accommodation",
+        _all(200, **NOT_STAFF, teacher2=404)),
+    "PUT /users/{id}/accommodation": Row(
+        "put", lambda w, c: f"/api/v1/users/{w.users['student1']}/accommodation",
+        _all(200, **NOT_STAFF, teacher2=404), body=lambda w, c: {"time": "extended"}),
+    # classes: a teacher's own, and administrators
+    "GET /classes": Row("get", lambda w, c: "/api/v1/classes", _all(200, **NOT_STAFF)),
+    "POST /classes": Row("post", lambda w, c: "/api/v1/classes", _all(201, **NOT_STAFF,
+                                                                    admin1=422),
+                         body=lambda w, c: {"name": f"K-{uuid.uuid4().hex[:6]}"}),
+    "GET /classes/{id}": Row("get", lambda w, c: f"/api/v1/classes/{w.class_id}",
+                             _all(200, **NOT_STAFF, teacher2=404)),
+    "PATCH /classes/{id}": Row("patch", lambda w, c: f"/api/v1/classes/{c['class']}",
+                               _all(200, **NOT_STAFF, teacher2=404), setup=_class_of_teacher1,
+                               body=lambda w, c: {"name": f"R-{uuid.uuid4().hex[:6]}"}),
+    "DELETE /classes/{id}": Row("delete", lambda w, c: f"/api/v1/classes/{c['class']}",
+                                _all(204, **NOT_STAFF, teacher2=404),
+                                setup=_class_of_teacher1),
+    "POST /classes/{id}/students": Row(
+        "post", lambda w, c: f"/api/v1/classes/{c['class']}/students",
+        _all(201, **NOT_STAFF, teacher2=404), setup=_class_of_teacher1,
+        body=lambda w, c: {"user_id": w.users["student3"]}),
+    "DELETE /classes/{id}/students/{user_id}": Row(
+        "delete", lambda w, c: f"/api/v1/classes/{c['class']}/students/{w.users['student1']}",
+        _all(204, **NOT_STAFF, teacher2=404), setup=lambda w: _enrolled(w)),
+    "GET /classes/{id}/assignments": Row(
+        "get", lambda w, c: f"/api/v1/classes/{w.class_id}/assignments",
+        _all(200, **NOT_STAFF, teacher2=404)),
+    "POST /classes/{id}/assignments": Row(
+        "post", lambda w, c: f"/api/v1/classes/{c['class']}/assignments",
+        _all(201, **NOT_STAFF, teacher2=404), setup=_class_of_teacher1,
+        body=lambda w, c: {"test_id": w.test_id}),
+    "GET /classes/{id}/attempts": Row(
+        "get", lambda w, c: f"/api/v1/classes/{w.class_id}/attempts",
+        _all(200, **NOT_STAFF, teacher2=404)),
+    "GET /assignments/{id}": Row(
+        "get", lambda w, c: f"/api/v1/assignments/{c['assignment']}",
+        _all(200, **NOT_STAFF, teacher2=404), setup=_assignment_of_teacher1),
+    "PATCH /assignments/{id}": Row(
+        "patch", lambda w, c: f"/api/v1/assignments/{c['assignment']}",
+        _all(200, **NOT_STAFF, teacher2=404), setup=_assignment_of_teacher1,
+        body=lambda w, c: {"time_limit_minutes": 30}),
+    "DELETE /assignments/{id}": Row(
+        "delete", lambda w, c: f"/api/v1/assignments/{c['assignment']}",
+        _all(204, **NOT_STAFF, teacher2=404), setup=_assignment_of_teacher1),
+    "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
+                            dict.fromkeys(ROLES, 200),
+                            body=lambda w, c: {"username": "student2", "password": PASSWORD}),
+    "DELETE /auth/token": Row("delete", lambda w, c: "/api/v1/auth/token", _all(204)),
+}
+
+
+def _enrolled(world: ApiWorld) -> dict:
+    klass = _class_of_teacher1(world)["class"]
+    world.call("post", f"/api/v1/classes/{klass}/students", "teacher1",
+               json={"user_id": world.users["student1"]})
+    return {"class": klass}
+
+
+def test_every_endpoint_is_in_the_matrix(world: ApiWorld) -> None:
+    spec = world.call("get", "/api/v1/openapi.json").get_json()
+    documented = {f"{method.upper()} {path.removeprefix('/api/v1')}"
+                  for path, operations in spec["paths"].items()
+                  for method in operations if method != "parameters"}
+    normalise = {}
+    for key in MATRIX:
+        method, path = key.split(" ", 1)
+        normalise[key] = method, path
+    in_matrix = {f"{m} {p}" for m, p in normalise.values()}
+    shape = {d: d for d in documented}
+
+    def pattern(path: str) -> str:
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    missing = {d for d in shape if pattern(d) not in {pattern(k) for k in in_matrix}}
+    assert not missing, f"endpoints without a role-matrix row: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("endpoint", sorted(MATRIX))
+def test_role_matrix(world: ApiWorld, endpoint: str) -> None:
+    row = MATRIX[endpoint]
+    seen = {}
+    for role in ROLES:
+        context = row.setup(world) if row.setup else {}
+        kwargs: dict[str, Any] = {}
+        if row.body is not None:
+            kwargs["json"] = row.body(world, context)
+        if row.headers is not None:
+            kwargs["headers"] = row.headers(world, context)
+        if row.data is not None:
+            kwargs["data"] = row.data(world, context)
+        response = world.call(row.method, row.path(world, context),
+                              None if role == "anon" else role, **kwargs)
+        seen[role] = response.status_code
+        if response.status_code >= 400:
+            assert response.mimetype == "application/problem+json", (role, response.data)
+    assert seen == row.expected
