@@ -109,7 +109,8 @@ def test_demo_builds_a_small_bank(any_db_url) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Built: 24 items" in result.output
-    assert "student1..student30, teacher1, assessor1, admin1; password 'demo-password'" in result.output
+    accounts = "student1..student30, teacher1, assessor1, admin1; password 'demo-password'"
+    assert accounts in result.output
     assert "exist only in this demo database" in result.output
     engine = make_engine(any_db_url)
     with session_scope(session_factory(engine)) as session:
