@@ -290,19 +290,6 @@ def _patch(owner: Any, attribute: str, name: str) -> None:
         setattr(owner, attribute, _timed(name, function))
 
 
-# Sections that do not nest in one another (the report's "top level"); the others are parts
-# of one of these.
-TOP_SECTIONS = (
-    "auth: token lookup (current_user)",
-    "webargs: parse arguments",
-    "service: submit_response",
-    "service: start_attempt",
-    "orm: Session.commit (flush + COMMIT)",
-    "marshmallow: ReplySchema.dump",
-    "flask: JSON response",
-)
-
-
 def install_timing(flask_app, directory: str) -> Timing:
     """Time SQL statements and named sections of every request, per worker."""
     from flask_smorest.arguments import ArgumentsMixin
