@@ -11,7 +11,7 @@ May import: sqlalchemy, alembic, werkzeug (password hashing) and the standard li
 this project: every other package builds on this one.
 """
 
-from storage.base import Base, enum_type, utcnow
+from storage.base import Base, as_utc, enum_type, utcnow
 from storage.database import (
     DEFAULT_DATABASE_FILE,
     DatabaseError,
@@ -29,6 +29,7 @@ __all__ = [
     "Base",
     "DatabaseError",
     "DatabaseURLError",
+    "as_utc",
     "check_connection",
     "database_url",
     "enum_type",

@@ -32,6 +32,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """``moment`` with its time zone: SQLite returns stored times (all UTC) without one."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 def enum_type(enum_cls: type[enum.StrEnum], name: str) -> Enum:
     """A portable enumeration column type: VARCHAR plus a named CHECK constraint of its values.
 

@@ -29,7 +29,7 @@ from cat_engine.models import response_log_probability
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
 from item_bank.models import AdaptiveTest
 from item_bank.services import Delivery, current_snapshot, delivery_bank, record_exposure
-from storage import utcnow
+from storage import as_utc, utcnow
 from storage.accounts import (
     Accommodation,
     Role,
@@ -93,15 +93,8 @@ def present_item(delivery: Delivery, code: str, position: int,
             if code in delivery.bank._index else len(entry["options"]) or 2
     if deadline is not None:
         now = now or utcnow()
-        item["seconds_left"] = max(0, int((_aware(deadline) - now).total_seconds()))
+        item["seconds_left"] = max(0, int((as_utc(deadline) - now).total_seconds()))
     return item
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes for timezone-aware columns; every stored time is UTC.
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _state_of(engine_session: CATSession) -> dict[str, Any]:
@@ -215,7 +208,7 @@ def submit_response(
         raise Conflict(f"item {item_id} is not the item presented; answer item "
                        f"{attempt.current_item_id}", field="item_id")
     delivery = delivery_bank(session, attempt.snapshot_id)
-    if attempt.deadline is not None and now > _aware(attempt.deadline):
+    if attempt.deadline is not None and now > as_utc(attempt.deadline):
         _finish(session, attempt, delivery, _engine_session(delivery, attempt), now,
                 "time_limit")
         return {"id": attempt.id, "status": attempt.status.value, "result": attempt.result,

@@ -28,7 +28,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,7 @@ from item_bank.models import (
     RunStatus,
 )
 from item_bank.services import add_parameter_set, change_status
-from storage import utcnow
+from storage import as_utc, utcnow
 
 MODELS = ESTIMABLE_MODELS
 KINDS = ("upload", "online")
@@ -154,7 +154,7 @@ def upload_view(session: Session, upload: ResponseUpload) -> dict[str, Any]:
         "n_responses": upload.n_responses,
         "has_groups": "group" in {h.strip() for h in header},
         "unknown_items": unknown, "n_unknown_items": len(unknown),
-        "uploaded_by": upload.uploaded_by, "created_at": aware(upload.created_at),
+        "uploaded_by": upload.uploaded_by, "created_at": as_utc(upload.created_at),
     }
 
 
@@ -716,15 +716,8 @@ def publish_run(
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def aware(moment: datetime | None) -> datetime | None:
-    """A stored time with its zone (SQLite keeps none; every stored time is UTC)."""
-    if moment is None:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _iso(moment: datetime | None) -> str | None:
-    moment = aware(moment)
+    moment = as_utc(moment)
     return moment.isoformat() if moment is not None else None
 
 

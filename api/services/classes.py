@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, selectinload
 from api.services.errors import Conflict, Forbidden, Invalid, NotFound
 from evidence.models import Assignment, Attempt
 from item_bank.models import AdaptiveTest
+from storage import as_utc
 from storage.accounts import (
     Accommodation,
     ApiToken,
@@ -466,13 +467,6 @@ def unenrol(session: Session, klass: SchoolClass, user_id: int) -> None:
 # -- assignments ---------------------------------------------------------------------------------
 
 
-def aware(moment: datetime | None) -> datetime | None:
-    """``moment`` with its time zone; SQLite returns stored (UTC) times without one."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 def _utc(moment: datetime | None, field: str) -> datetime | None:
     if moment is None:
         return None
@@ -495,7 +489,7 @@ def _check_assignment(values: dict[str, Any]) -> None:
     most = values.get("max_attempts")
     if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
         raise Invalid("max_attempts must be a whole number of at least 1", field="max_attempts")
-    opens, closes = aware(values.get("opens_at")), aware(values.get("closes_at"))
+    opens, closes = as_utc(values.get("opens_at")), as_utc(values.get("closes_at"))
     if opens is not None and closes is not None and closes <= opens:
         raise Invalid(f"closes_at ({closes.isoformat()}) must be after opens_at "
                       f"({opens.isoformat()})", field="closes_at")

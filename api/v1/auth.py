@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 
 from api.db import get_session
 from api.services.errors import Forbidden, ServiceError
-from storage import utcnow
+from storage import as_utc, utcnow
 from storage.accounts import ApiToken, Role, User, authenticate
 
 blp = Blueprint("auth", __name__, description="Sign in and out of the API")
@@ -79,9 +79,7 @@ def current_user() -> User:
     if row is None:
         raise Unauthorized("the access token is not valid; sign in again")
     user, expires_at = row
-    if expires_at.tzinfo is None:  # SQLite keeps no zone; every stored time is UTC
-        expires_at = expires_at.replace(tzinfo=utcnow().tzinfo)
-    if expires_at <= utcnow():
+    if as_utc(expires_at) <= utcnow():
         raise Unauthorized("the access token has expired; sign in again")
     if not user.is_active:
         raise Unauthorized("this account is deactivated")

@@ -19,7 +19,7 @@ from api.db import engine_of, get_session
 from api.services import calibration_runs as service
 from api.services.errors import ServiceError
 from api.v1.auth import current_user, requires
-from api.v1.common import PageArgs, page_of, paginate
+from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
 from item_bank.models import CalibrationRun, RunStatus
 from storage import utcnow
 from storage.accounts import Role
@@ -35,13 +35,6 @@ class QueueUnavailable(ServiceError):
 
     status = 503
     title = "Service unavailable"
-
-
-class UTCDateTime(ma.fields.DateTime):
-    """A stored time with its zone (SQLite keeps none; every stored time is UTC)."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        return super()._serialize(service.aware(value), attr, obj, **kwargs)
 
 
 # -- schemas -------------------------------------------------------------------------------------
@@ -66,7 +59,7 @@ class UploadSchema(ma.Schema):
         "description": "Item codes the bank does not have (new items; not published)"})
     n_unknown_items = ma.fields.Integer()
     uploaded_by = ma.fields.Integer(allow_none=True)
-    created_at = UTCDateTime()
+    created_at = UtcDateTime()
 
 
 class RunSettingsSchema(ma.Schema):
@@ -107,11 +100,11 @@ class RunBriefSchema(ma.Schema):
     message = ma.fields.String()
     error = ma.fields.String(allow_none=True, metadata={"description": "Why the run failed"})
     created_by = ma.fields.Integer(allow_none=True)
-    created_at = UTCDateTime()
-    started_at = UTCDateTime(allow_none=True)
-    finished_at = UTCDateTime(allow_none=True)
+    created_at = UtcDateTime()
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
     published_by = ma.fields.Integer(allow_none=True)
-    published_at = UTCDateTime(allow_none=True)
+    published_at = UtcDateTime(allow_none=True)
 
 
 class RunSchema(RunBriefSchema):

@@ -7,8 +7,6 @@ live in :mod:`api.services.classes`; these views validate, call one service func
 
 from __future__ import annotations
 
-from datetime import UTC
-
 import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -16,7 +14,7 @@ from flask_smorest import Blueprint
 from api.db import get_session
 from api.services import classes as service
 from api.v1.auth import current_user, requires
-from api.v1.common import PageArgs, page_of, paginate
+from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
 from storage.accounts import Role
 
 blp = Blueprint("classes", __name__,
@@ -30,19 +28,6 @@ def no_nul(value: str) -> None:
     """Refuse text with NUL characters (PostgreSQL cannot store them)."""
     if "\x00" in value:
         raise ma.ValidationError("must not contain NUL characters")
-
-
-class UtcDateTime(ma.fields.AwareDateTime):
-    """An ISO 8601 datetime with a time zone: naive input is refused; output is always aware
-    (SQLite returns stored UTC times without a zone). A value that is already text (an object
-    dumped by one schema, then by the response schema) is passed through."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if isinstance(value, str):
-            return value
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class UserBriefSchema(ma.Schema):

@@ -8,6 +8,8 @@ import marshmallow as ma
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from storage import as_utc
+
 MAX_PER_PAGE = 200
 MAX_ID = 2**31 - 1
 
@@ -23,6 +25,17 @@ class PageArgs(ma.Schema):
     page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=1_000_000))
     per_page = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1,
                                                                              max=MAX_PER_PAGE))
+
+
+class UtcDateTime(ma.fields.AwareDateTime):
+    """An ISO 8601 datetime with a time zone: naive input is refused; output is always aware
+    (SQLite returns stored UTC times without a zone). A value that is already text (an object
+    dumped by one schema, then by the response schema) is passed through."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if isinstance(value, str):
+            return value
+        return super()._serialize(as_utc(value), attr, obj, **kwargs)
 
 
 def page_of(schema: type[ma.Schema], name: str | None = None) -> type[ma.Schema]:

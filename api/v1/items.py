@@ -8,7 +8,6 @@ record leaves the bank as it was.
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 import marshmallow as ma
@@ -24,7 +23,7 @@ from api.db import get_session
 from api.services.errors import Invalid, NotFound
 from api.v1 import problem
 from api.v1.auth import current_user, requires
-from api.v1.common import PageArgs, page_of, paginate
+from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
 from item_bank.importing import (
     MODES,
     ExistingItems,
@@ -64,15 +63,6 @@ EXPORTS = {
 
 
 # -- schemas -------------------------------------------------------------------------------------
-
-
-class UtcDateTime(ma.fields.DateTime):
-    """An ISO 8601 time with its UTC offset (SQLite hands back naive UTC times)."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class ItemListArgs(PageArgs):

@@ -11,8 +11,7 @@ from api.db import get_session
 from api.services.attempts import open_assignments
 from api.services.errors import NotFound
 from api.v1.auth import current_user, requires
-from api.v1.classes import UtcDateTime
-from api.v1.common import PageArgs, page_of, paginate
+from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
 from evidence.models import Attempt
 from item_bank.models import AdaptiveTest, Item
 from item_bank.services import exposure_counts, save_test

@@ -26,7 +26,7 @@ from item_bank.services import (
     create_item,
     save_test,
 )
-from storage import session_factory, session_scope
+from storage import make_engine, session_factory, session_scope
 from storage.accounts import Role, SchoolClass, User
 from storage.migrate import upgrade
 
@@ -77,10 +77,7 @@ class ApiWorld:
 
 def build_world(url: str, n_items: int = 60, seed: int = 7) -> dict[str, Any]:
     """Fill a fresh database; returns the ids made."""
-    engine_url = url
-    from storage import make_engine
-
-    engine = make_engine(engine_url)
+    engine = make_engine(url)
     upgrade(engine)
     rng = np.random.default_rng(seed)
     ids: dict[str, Any] = {"users": {}, "items": {}}
