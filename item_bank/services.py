@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, case, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +42,7 @@ from item_bank.models import (
     ItemStatusEvent,
     ItemTag,
     ItemVersion,
+    test_items,
 )
 
 CONTENT_FIELDS = ("stem", "options", "key", "rationale", "media")
@@ -462,8 +463,76 @@ def fingerprint(content: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-_SIGNATURES: dict[str, tuple[int, str]] = {}  # bank signature -> (snapshot id, fingerprint)
+def bank_stamp(session: Session, test: AdaptiveTest) -> tuple:
+    """A one-query change detector for everything :func:`bank_signature` reads.
+
+    Aggregates that move whenever the bank changes through this module: an item added or
+    removed (count, largest id), any content edit (the sum of versions only grows), any status
+    change (a new status event, and the ids of operational and pretest items), any new or
+    (de)activated parameter set (count, largest id, sum of active ids), any tag change, and the
+    test's own row. Equal stamps let :func:`current_snapshot` skip the per-item signature; a
+    changed stamp only costs the full check.
+    """
+    items = select(func.count(Item.id), func.coalesce(func.sum(Item.version), 0),
+                   func.coalesce(func.max(Item.id), 0),
+                   func.coalesce(func.sum(case((Item.status == ItemStatus.OPERATIONAL, Item.id),
+                                               else_=0)), 0),
+                   func.coalesce(func.sum(case((Item.status == ItemStatus.PRETEST, Item.id),
+                                               else_=0)), 0))
+    sets = select(func.count(ItemParameterSet.id), func.coalesce(func.max(ItemParameterSet.id), 0),
+                  func.coalesce(func.sum(case((ItemParameterSet.is_active, ItemParameterSet.id),
+                                              else_=0)), 0))
+    events = select(func.coalesce(func.max(ItemStatusEvent.id), 0))
+    tags = select(func.count(), func.coalesce(func.sum(ItemTag.item_id), 0)).select_from(ItemTag)
+    listed = select(func.count(), func.coalesce(func.sum(test_items.c.item_id), 0)).where(
+        test_items.c.test_id == test.id)
+    row = session.execute(select(
+        *[c.scalar_subquery() for c in _columns_of(items)],
+        *[c.scalar_subquery() for c in _columns_of(sets)],
+        events.scalar_subquery(),
+        *[c.scalar_subquery() for c in _columns_of(tags)],
+        *[c.scalar_subquery() for c in _columns_of(listed)],
+    )).one()
+    return (test.id, test.version, bool(test.is_active),
+            json.dumps([test.config, test.bank_filter, test.cut_scores], sort_keys=True,
+                       default=str),
+            *(int(v) for v in row))
+
+
+def _columns_of(query) -> list:
+    """One single-column query per column of ``query`` (each becomes a scalar subquery)."""
+    return [query.with_only_columns(column) for column in query.selected_columns]
+
+
+# (database url, test id) -> (stamp, snapshot id); and bank signature -> (snapshot id, fingerprint)
+_STAMPS: dict[tuple[str, int], tuple[tuple, int]] = {}
+_SIGNATURES: dict[str, tuple[int, str]] = {}
 _SIGNATURES_LOCK = threading.Lock()
+
+
+def current_snapshot_id(session: Session, test: AdaptiveTest) -> int:
+    """The id of the snapshot of what ``test`` delivers now, stored when first seen.
+
+    One aggregate query (:func:`bank_stamp`) when nothing changed since this process last
+    looked; otherwise the full :func:`current_snapshot`.
+    """
+    key = (str(session.get_bind().url), test.id)
+    stamp = bank_stamp(session, test)
+    with _SIGNATURES_LOCK:
+        known = _STAMPS.get(key)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    snapshot = current_snapshot(session, test)
+    snapshot_id = snapshot.id
+
+    def remember(_session: Session) -> None:  # only once committed: a rollback may reuse the id
+        with _SIGNATURES_LOCK:
+            if len(_STAMPS) > 4096:
+                _STAMPS.clear()
+            _STAMPS[key] = (stamp, snapshot_id)
+
+    event.listen(session, "after_commit", remember, once=True)
+    return snapshot_id
 
 
 def current_snapshot(session: Session, test: AdaptiveTest) -> BankSnapshot:
@@ -611,16 +680,25 @@ def delivery_bank(session: Session, snapshot_id: int) -> Delivery:
 # -- exposure counters ---------------------------------------------------------------------------
 
 
+def _exposure_upsert(insert):
+    table = ItemExposure.__table__
+    statement = insert(table).values(test_id=bindparam("test_id"), item_id=bindparam("item_id"),
+                                     administered=1)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.test_id, table.c.item_id],
+        set_={"administered": table.c.administered + 1},
+    )
+
+
+_EXPOSURE_UPSERT = {"postgresql": _exposure_upsert(pg_insert),
+                    "sqlite": _exposure_upsert(sqlite_insert)}
+
+
 def record_exposure(session: Session, test_id: int, item_id: int) -> None:
     """Count one presentation of an item in a test (an upsert, safe under concurrency)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(ItemExposure).values(test_id=test_id, item_id=item_id, administered=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=[ItemExposure.test_id, ItemExposure.item_id],
-        set_={"administered": ItemExposure.administered + 1},
-    )
-    session.execute(statement)
+    connection = session.connection()
+    connection.execute(_EXPOSURE_UPSERT[connection.dialect.name],
+                       {"test_id": test_id, "item_id": item_id})
 
 
 def exposure_counts(session: Session, test_id: int) -> dict[int, int]:

@@ -86,7 +86,11 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         options.setdefault("connect_args", {}).setdefault("check_same_thread", False)
     else:
-        options.setdefault("pool_pre_ping", True)
+        # No ping before every checkout (a round trip per request): a connection found dead
+        # invalidates the pool's older connections and the request gets a 503 to retry (see
+        # docs/decisions.md). DATABASE_PRE_PING=1 turns the ping back on.
+        options.setdefault("pool_pre_ping",
+                           os.environ.get("DATABASE_PRE_PING", "") in {"1", "true", "yes"})
     try:
         engine = create_engine(parsed, **options)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ from cat_engine.errors import BankExhaustedError, CATError, InvalidResponseError
 from cat_engine.models import response_log_probability
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
 from item_bank.models import AdaptiveTest
-from item_bank.services import Delivery, current_snapshot, delivery_bank, record_exposure
+from item_bank.services import Delivery, current_snapshot_id, delivery_bank, record_exposure
 from storage import as_utc, utcnow
 from storage.accounts import (
     Accommodation,
@@ -103,8 +103,8 @@ def _state_of(engine_session: CATSession) -> dict[str, Any]:
     return state
 
 
-def _engine_session(delivery: Delivery, attempt: Attempt) -> CATSession:
-    data = {**attempt.state, "config": delivery.config.settings}
+def _engine_session(delivery: Delivery, state: dict[str, Any]) -> CATSession:
+    data = {**state, "config": delivery.config.settings}
     return CATSession.from_json(delivery.bank, data, config=delivery.config)
 
 
@@ -149,18 +149,22 @@ def start_attempt(session: Session, user: User, test_id: int,
             Attempt.user_id == user.id, Attempt.assignment_id == assignment.id))
         if used >= assignment.max_attempts:
             raise Forbidden(f"you have used all {assignment.max_attempts} attempt(s) at this test")
-    snapshot = current_snapshot(session, test)
-    delivery = delivery_bank(session, snapshot.id)
+    snapshot_id = current_snapshot_id(session, test)
+    delivery = delivery_bank(session, snapshot_id)
     seed = secrets.randbits(31)
     engine_session = CATSession(delivery.bank, delivery.config, seed)
     attempt = Attempt(test_id=test.id, user_id=user.id, status=AttemptStatus.IN_PROGRESS,
-                      seed=seed, started_at=now, snapshot_id=snapshot.id,
+                      seed=seed, started_at=now, snapshot_id=snapshot_id,
                       assignment_id=assignment.id,
                       deadline=_deadline(session, user, assignment, now))
+    values, reply, presented = _step(delivery, engine_session, None, attempt.deadline, now)
+    for name, value in values.items():
+        setattr(attempt, name, value)
     session.add(attempt)
-    reply = _advance(session, attempt, delivery, engine_session, now)
     session.flush()
     reply["id"] = attempt.id
+    if presented is not None:
+        record_exposure(session, test.id, presented)
     return attempt, reply, True
 
 
@@ -197,26 +201,29 @@ def submit_response(
         ``response`` is not one of the item's options or categories.
     """
     now = now or utcnow()
-    attempt = _own_attempt(session, user, attempt_id, lock=True)
-    earlier = session.scalar(select(Response).where(Response.attempt_id == attempt.id,
-                                                    Response.idempotency_key == idempotency_key))
-    if earlier is not None:
-        return _replay(session, earlier, item_id, response), True
-    if attempt.status != AttemptStatus.IN_PROGRESS:
-        raise Conflict(f"attempt {attempt.id} is {attempt.status.value}; it takes no more answers")
-    if attempt.current_item_id != item_id:
+    # One round trip: the attempt, locked, and any response already stored under this key.
+    row = session.execute(_ANSWER_QUERY, {"attempt_id": attempt_id, "key": idempotency_key}
+                          ).first()
+    if row is None or row.user_id != user.id:
+        raise NotFound(f"no attempt {attempt_id} of yours")
+    if row.earlier_id is not None:
+        return _replay(row, item_id, response), True
+    status = AttemptStatus(row.status)
+    if status != AttemptStatus.IN_PROGRESS:
+        raise Conflict(f"attempt {attempt_id} is {status.value}; it takes no more answers")
+    if row.current_item_id != item_id:
         raise Conflict(f"item {item_id} is not the item presented; answer item "
-                       f"{attempt.current_item_id}", field="item_id")
-    delivery = delivery_bank(session, attempt.snapshot_id)
-    if attempt.deadline is not None and now > as_utc(attempt.deadline):
-        _finish(session, attempt, delivery, _engine_session(delivery, attempt), now,
-                "time_limit")
-        return {"id": attempt.id, "status": attempt.status.value, "result": attempt.result,
-                "late": True}, False
+                       f"{row.current_item_id}", field="item_id")
+    delivery = delivery_bank(session, row.snapshot_id)
+    engine_session = _engine_session(delivery, row.state)
+    connection = session.connection()
+    if row.deadline is not None and now > as_utc(row.deadline):
+        values = _finish_values(delivery, engine_session, now, "time_limit")
+        _update_attempt(connection, attempt_id, values)
+        return {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
+                "result": values["result"], "late": True}, False
     code = delivery.codes[item_id]
-    entry = delivery.items[code]
-    choice, score = _score(delivery, code, entry, response)
-    engine_session = _engine_session(delivery, attempt)
+    choice, score = _score(delivery, code, delivery.items[code], response)
     try:
         engine_session.answer(code, score)
     except InvalidResponseError as error:
@@ -224,33 +231,70 @@ def submit_response(
     except CATError as error:  # the stored state disagrees with the attempt row
         raise Conflict(str(error)) from None
     position = len(engine_session.history)
-    recorded = Response(
-        attempt_id=attempt.id, item_id=item_id, position=position, response=score,
-        choice=choice, scored=code not in delivery.pretest, answered_at=now,
-        response_time_ms=response_time_ms, idempotency_key=idempotency_key,
-    )
-    session.add(recorded)
-    reply = _advance(session, attempt, delivery, engine_session, now)
-    recorded.reply = reply
+    values, reply, presented = _step(delivery, engine_session, attempt_id, row.deadline, now)
     try:
-        session.flush()
+        connection.execute(_INSERT_RESPONSE, {
+            "attempt_id": attempt_id, "item_id": item_id, "position": position,
+            "response": score, "choice": choice, "scored": code not in delivery.pretest,
+            "answered_at": now, "response_time_ms": response_time_ms,
+            "idempotency_key": idempotency_key, "reply": reply, "hints_used": 0,
+        })
     except IntegrityError:
         # A concurrent request recorded this position (or this key) first. Nothing else of
         # this request is worth keeping, so the whole transaction goes (no savepoint needed).
         session.rollback()
-        raise Conflict(f"attempt {attempt.id} was answered by another request at the same "
+        raise Conflict(f"attempt {attempt_id} was answered by another request at the same "
                        "time; fetch the attempt to see where it stands") from None
+    _update_attempt(connection, attempt_id, values)
+    if presented is not None:
+        record_exposure(session, row.test_id, presented)
     return reply, False
 
 
-def _replay(session: Session, earlier: Response, item_id: int, response: int) -> dict[str, Any]:
-    same = earlier.item_id == item_id and (
-        earlier.choice == response if earlier.choice is not None else earlier.response == response
+_ATTEMPTS, _RESPONSES = Attempt.__table__, Response.__table__
+_ANSWER_QUERY = (
+    select(_ATTEMPTS.c.user_id, _ATTEMPTS.c.test_id, _ATTEMPTS.c.status,
+           _ATTEMPTS.c.snapshot_id, _ATTEMPTS.c.current_item_id, _ATTEMPTS.c.deadline,
+           _ATTEMPTS.c.state, _RESPONSES.c.id.label("earlier_id"),
+           _RESPONSES.c.item_id.label("earlier_item_id"),
+           _RESPONSES.c.choice.label("earlier_choice"),
+           _RESPONSES.c.response.label("earlier_response"),
+           _RESPONSES.c.reply.label("earlier_reply"))
+    .select_from(_ATTEMPTS.outerjoin(_RESPONSES, (_RESPONSES.c.attempt_id == _ATTEMPTS.c.id)
+                                     & (_RESPONSES.c.idempotency_key == bindparam("key"))))
+    .where(_ATTEMPTS.c.id == bindparam("attempt_id"))
+    .with_for_update(of=_ATTEMPTS)
+)
+_INSERT_RESPONSE = insert(_RESPONSES)
+# The columns _step sets while the attempt goes on, and those _finish_values sets at the end.
+_STEP_COLUMNS = ("current_item_id", "presented_at", "state")
+_FINISH_COLUMNS = ("status", "finished_at", "current_item_id", "presented_at", "theta", "se",
+                   "stop_reason", "state", "result")
+
+
+def _update_statement(columns: tuple[str, ...]):
+    return (update(_ATTEMPTS).where(_ATTEMPTS.c.id == bindparam("attempt_id"))
+            .values({name: bindparam(name) for name in columns}))
+
+
+_UPDATE_STEP = _update_statement(_STEP_COLUMNS)
+_UPDATE_FINISH = _update_statement(_FINISH_COLUMNS)
+
+
+def _update_attempt(connection, attempt_id: int, values: dict[str, Any]) -> None:
+    statement = _UPDATE_FINISH if "status" in values else _UPDATE_STEP
+    connection.execute(statement, {"attempt_id": attempt_id, **values})
+
+
+def _replay(row, item_id: int, response: int) -> dict[str, Any]:
+    choice = row.earlier_choice
+    same = row.earlier_item_id == item_id and (
+        choice == response if choice is not None else row.earlier_response == response
     )
     if not same:
         raise Conflict("this Idempotency-Key was used for a different answer; use a new key",
                        field="Idempotency-Key")
-    return earlier.reply
+    return row.earlier_reply
 
 
 def _score(delivery: Delivery, code: str, entry: dict, response: Any) -> tuple[int | None, int]:
@@ -265,9 +309,17 @@ def _score(delivery: Delivery, code: str, entry: dict, response: Any) -> tuple[i
     return response, int(response == entry["key"])
 
 
-def _advance(session: Session, attempt: Attempt, delivery: Delivery,
-             engine_session: CATSession, now: datetime) -> dict[str, Any]:
-    """Present the next item, or finish; store the state; return the reply."""
+def _step(delivery: Delivery, engine_session: CATSession, attempt_id: int | None,
+          deadline: datetime | None, now: datetime
+          ) -> tuple[dict[str, Any], dict[str, Any], int | None]:
+    """Present the next item, or finish.
+
+    Returns
+    -------
+    values, reply, presented
+        The attempt's new column values, the reply, and the id of the item presented (``None``
+        when the attempt finished).
+    """
     code = None
     if not engine_session.finished:
         try:
@@ -275,32 +327,29 @@ def _advance(session: Session, attempt: Attempt, delivery: Delivery,
         except BankExhaustedError:
             code = None
     if code is None:
-        _finish(session, attempt, delivery, engine_session, now,
-                engine_session.stop_reason or "bank_exhausted")
-        return {"id": attempt.id, "status": attempt.status.value, "result": attempt.result}
+        values = _finish_values(delivery, engine_session, now,
+                                engine_session.stop_reason or "bank_exhausted")
+        return values, {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
+                        "result": values["result"]}, None
     item_id = delivery.items[code]["id"]
-    attempt.current_item_id = item_id
-    attempt.presented_at = now
-    attempt.state = _state_of(engine_session)
-    record_exposure(session, attempt.test_id, item_id)
+    values = {"current_item_id": item_id, "presented_at": now,
+              "state": _state_of(engine_session)}
     position = len(engine_session.history) + 1
-    return {"id": attempt.id, "status": attempt.status.value,
-            "item": present_item(delivery, code, position, attempt.deadline, now)}
+    return values, {"id": attempt_id, "status": AttemptStatus.IN_PROGRESS.value,
+                    "item": present_item(delivery, code, position, deadline, now)}, item_id
 
 
-def _finish(session: Session, attempt: Attempt, delivery: Delivery, engine_session: CATSession,
-            now: datetime, reason: str) -> None:
+def _finish_values(delivery: Delivery, engine_session: CATSession, now: datetime,
+                   reason: str) -> dict[str, Any]:
+    """The attempt's column values once finished (status, estimate, result)."""
     result = engine_session.result()
-    attempt.status = AttemptStatus.FINISHED
-    attempt.finished_at = now
-    attempt.current_item_id = None
-    attempt.presented_at = None
-    attempt.theta = result.theta
-    attempt.se = result.se
-    attempt.stop_reason = reason
-    attempt.state = {**_state_of(engine_session), "finished": True, "stop_reason": reason,
-                     "pending": None}
-    attempt.result = summarise(delivery, engine_session, reason)
+    return {
+        "status": AttemptStatus.FINISHED, "finished_at": now, "current_item_id": None,
+        "presented_at": None, "theta": result.theta, "se": result.se, "stop_reason": reason,
+        "state": {**_state_of(engine_session), "finished": True, "stop_reason": reason,
+                  "pending": None},
+        "result": summarise(delivery, engine_session, reason),
+    }
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -358,16 +407,6 @@ def summarise(delivery: Delivery, engine_session: CATSession, reason: str) -> di
 
 
 # -- reading -------------------------------------------------------------------------------------
-
-
-def _own_attempt(session: Session, user: User, attempt_id: int, lock: bool = False) -> Attempt:
-    query = select(Attempt).where(Attempt.id == attempt_id)
-    if lock:
-        query = query.with_for_update()
-    attempt = session.scalar(query)
-    if attempt is None or attempt.user_id != user.id:
-        raise NotFound(f"no attempt {attempt_id} of yours")
-    return attempt
 
 
 def visible_attempt(session: Session, user: User, attempt_id: int) -> Attempt:

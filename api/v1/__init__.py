@@ -13,6 +13,7 @@ from typing import Any
 import marshmallow as ma
 from flask import Flask, Response, json, request
 from flask_smorest import Api
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from api.services.errors import ServiceError
@@ -101,6 +102,20 @@ def _service_error(error: Exception):
     return problem(status, title, str(error), errors)
 
 
+def _database_gone(error: DBAPIError):
+    """A pooled connection found dead (the database restarted): 503, retry in a second.
+
+    The pool drops every connection older than this one, so the retry gets a fresh connection.
+    Pages get a short plain-text 503 too; any other database error stays a 500.
+    """
+    if not error.connection_invalidated:
+        raise error
+    detail = "the database connection was reset; retry the request"
+    if request.path.startswith(PREFIX):
+        return problem(503, "Service Unavailable", detail, None, {"Retry-After": "1"})
+    return detail, 503, {"Retry-After": "1", "Content-Type": "text/plain; charset=utf-8"}
+
+
 def init_app(app: Flask) -> Api:
     """Register the API's blueprints, its error handlers and its OpenAPI document."""
     from api.v1 import attempts, auth, calibration, classes, items, tests, users
@@ -121,4 +136,5 @@ def init_app(app: Flask) -> Api:
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)
+    app.register_error_handler(DBAPIError, _database_gone)
     return api

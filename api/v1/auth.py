@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -12,7 +14,8 @@ import marshmallow as ma
 from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from api.db import get_session
 from api.services.errors import Forbidden, ServiceError
@@ -22,6 +25,7 @@ from storage.accounts import ApiToken, Role, User, authenticate
 blp = Blueprint("auth", __name__, description="Sign in and out of the API")
 
 TOKEN_LIFETIME = timedelta(hours=12)
+TOKEN_CACHE_SECONDS = 10.0
 SECURITY = [{"bearerAuth": []}]
 
 
@@ -57,6 +61,60 @@ def _bearer() -> str | None:
     return value.strip()
 
 
+class _TokenCache:
+    """Recently checked tokens, so a request needs no database round trip to know its user.
+
+    An entry keeps the user's column values and the token's expiry for ``ttl`` seconds; each
+    request gets its own instance, attached to its session without a query. Signing out and any
+    change to a user made in this process drop entries at once; other worker processes see a
+    revocation or deactivation within ``ttl`` seconds (see docs/decisions.md).
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._entries: dict[tuple[str, str], tuple[float, dict, object]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], ttl: float) -> tuple[dict, object] | None:
+        entry = self._entries.get(key)
+        if entry is None or time.monotonic() - entry[0] > ttl:
+            return None
+        return entry[1], entry[2]
+
+    def put(self, key: tuple[str, str], values: dict, expires_at) -> None:
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic(), values, expires_at)
+
+    def forget(self, token_digest: str | None = None) -> None:
+        """Drop one token (by digest), or every entry."""
+        with self._lock:
+            if token_digest is None:
+                self._entries.clear()
+            else:
+                for key in [k for k in self._entries if k[1] == token_digest]:
+                    del self._entries[key]
+
+
+TOKENS = _TokenCache()
+_USER_COLUMNS = tuple(c.key for c in User.__mapper__.column_attrs)
+
+
+@event.listens_for(Session, "after_flush")
+def _forget_changed_users(session: Session, _context) -> None:
+    """A user changed here (role, password, deactivation): no cached token may outlive it."""
+    if any(isinstance(o, User) for o in (*session.dirty, *session.deleted)):
+        TOKENS.forget()
+
+
+def _attached_user(session: Session, values: dict) -> User:
+    """A persistent ``User`` in ``session`` built from cached column values, without a query."""
+    user = User(**values)
+    make_transient_to_detached(user)
+    return session.merge(user, load=False)
+
+
 def current_user() -> User:
     """The user whose bearer token came with the request.
 
@@ -72,19 +130,30 @@ def current_user() -> User:
         raise Unauthorized("send 'Authorization: Bearer <access_token>'; get a token from "
                            "POST /api/v1/auth/token")
     session = get_session()
-    row = session.execute(
-        select(User, ApiToken.expires_at).join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == token_hash(token))
-    ).first()
-    if row is None:
-        raise Unauthorized("the access token is not valid; sign in again")
-    user, expires_at = row
+    digest = token_hash(token)
+    ttl = float(current_app.config.get("API_TOKEN_CACHE_SECONDS", TOKEN_CACHE_SECONDS))
+    key = (str(session.get_bind().url), digest)
+    cached = TOKENS.get(key, ttl) if ttl > 0 else None
+    if cached is not None:
+        values, expires_at = cached
+        user = None
+    else:
+        row = session.execute(
+            select(User, ApiToken.expires_at).join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == digest)
+        ).first()
+        if row is None:
+            raise Unauthorized("the access token is not valid; sign in again")
+        user, expires_at = row
+        values = {name: getattr(user, name) for name in _USER_COLUMNS}
+        if ttl > 0 and user.is_active:
+            TOKENS.put(key, values, expires_at)
     if as_utc(expires_at) <= utcnow():
         raise Unauthorized("the access token has expired; sign in again")
-    if not user.is_active:
+    if not values["is_active"]:
         raise Unauthorized("this account is deactivated")
-    g.api_user = user
-    return user
+    g.api_user = user if user is not None else _attached_user(session, values)
+    return g.api_user
 
 
 def requires(*roles: Role) -> Callable:
@@ -166,8 +235,10 @@ class Tokens(MethodView):
     def delete(self):
         """Sign out: revoke the token sent with this request."""
         session = get_session()
-        session.execute(delete(ApiToken).where(ApiToken.token_hash == token_hash(_bearer())))
+        digest = token_hash(_bearer())
+        session.execute(delete(ApiToken).where(ApiToken.token_hash == digest))
         session.commit()
+        TOKENS.forget(digest)
 
 
 @blp.route("/me")
