@@ -7,25 +7,13 @@ gunicorn alone cost, measured in the same processes as the adaptive test. Every 
 ``X-Worker`` (the worker's pid), so the client can see how connections spread over workers.
 
 ``BENCH_VARIANT`` (comma-separated) changes the app for what-if runs, to measure an optimisation
-before anyone writes it into ``api/``; the headline run uses none:
+(or what a safety costs) before anyone changes ``api/``; the headline run uses none:
 
-``no-pre-ping``
-    The engine without ``pool_pre_ping`` (one ``SELECT 1`` less per request).
-``no-autoflush``
-    ``submit_response`` under ``Session.no_autoflush``: the exposure upsert no longer flushes the
-    new response before its reply is set, so the response is inserted once with its reply instead
-    of inserted and then updated.
-``core-exposure``
-    ``record_exposure`` as one cached Core statement on the connection (no ORM bulk path, no
-    autoflush), instead of an ORM-enabled ``insert ... on conflict`` built on every call.
-``token-cache``
-    ``current_user`` answers from a per-process cache (token hash -> user, 30 s) merged into the
-    request's session without a query: no token lookup per request, at the price of a revoked or
-    expired token working for up to 30 s more.
-``snapshot-cache``
-    ``current_snapshot`` remembers the snapshot id per (test id, test version) instead of
-    re-reading every item of the test and fingerprinting it at every start. Valid here because
-    the bank does not change during the run; the real thing needs a cheap "bank changed" signal.
+``pre-ping``
+    The engine with ``pool_pre_ping`` (one ``SELECT 1`` more per request), as
+    ``DATABASE_PRE_PING=1`` would configure it.
+``no-token-cache``
+    ``API_TOKEN_CACHE_SECONDS = 0``: every request looks its token up in the database.
 ``async-commit``
     ``synchronous_commit = off`` for the app's connections: a DIAGNOSTIC that shows what the WAL
     flush at commit costs. Not a recommendation: an acknowledged answer could be lost in a crash.
@@ -64,109 +52,30 @@ import api.services.attempts
 from api.app import create_app
 
 VARIANTS = frozenset(v for v in os.environ.get("BENCH_VARIANT", "").split(",") if v)
-KNOWN_VARIANTS = frozenset({"no-pre-ping", "no-autoflush", "core-exposure", "token-cache",
-                            "snapshot-cache", "async-commit"})
-TOKEN_CACHE_SECONDS = 30.0
+KNOWN_VARIANTS = frozenset({"pre-ping", "no-token-cache", "async-commit"})
 
 
-def _apply_variants(variants: frozenset[str]) -> None:
-    """Patch the app's engine and service for the what-if variants named in ``BENCH_VARIANT``."""
+def _apply_variants(variants: frozenset[str]) -> dict[str, Any]:
+    """Patch the app's engine for the variants in ``BENCH_VARIANT``; returns app settings."""
     unknown = variants - KNOWN_VARIANTS
     if unknown:
         raise ValueError(f"BENCH_VARIANT: unknown {sorted(unknown)}; "
                          f"known {sorted(KNOWN_VARIANTS)}")
-    if variants & {"no-pre-ping", "async-commit"}:
+    if variants & {"pre-ping", "async-commit"}:
         make_engine = api.db.make_engine
 
         def variant_engine(url=None, **kwargs):
-            if "no-pre-ping" in variants:
-                kwargs["pool_pre_ping"] = False
+            if "pre-ping" in variants:
+                kwargs["pool_pre_ping"] = True
             if "async-commit" in variants:
                 kwargs["connect_args"] = {"options": "-c synchronous_commit=off"}
             return make_engine(url, **kwargs)
 
         api.db.make_engine = variant_engine
-    if "no-autoflush" in variants:
-        submit = api.services.attempts.submit_response
-
-        @functools.wraps(submit)
-        def submit_without_autoflush(session, *args, **kwargs):
-            with session.no_autoflush:
-                return submit(session, *args, **kwargs)
-
-        api.services.attempts.submit_response = submit_without_autoflush
-    if "core-exposure" in variants:
-        api.services.attempts.record_exposure = _core_record_exposure()
-    if "token-cache" in variants:
-        _cache_tokens()
-    if "snapshot-cache" in variants:
-        _cache_snapshots()
+    return {"API_TOKEN_CACHE_SECONDS": 0} if "no-token-cache" in variants else {}
 
 
-def _core_record_exposure() -> Callable:
-    from sqlalchemy import bindparam
-    from sqlalchemy.dialects.postgresql import insert
-
-    from item_bank.models import ItemExposure
-
-    table = ItemExposure.__table__
-    statement = insert(table).values(
-        test_id=bindparam("test_id"), item_id=bindparam("item_id"), administered=1
-    ).on_conflict_do_update(index_elements=[table.c.test_id, table.c.item_id],
-                            set_={"administered": table.c.administered + 1})
-
-    def record_exposure(session, test_id: int, item_id: int) -> None:
-        session.connection().execute(statement, {"test_id": test_id, "item_id": item_id})
-
-    return record_exposure
-
-
-def _cache_tokens() -> None:
-    from flask import g
-
-    import api.v1.auth as auth
-    from api.db import get_session
-
-    lookup = auth.current_user
-    cache: dict[str, tuple[float, Any]] = {}
-
-    def current_user():
-        if "api_user" in g:
-            return g.api_user
-        token = auth._bearer()
-        if token is None:
-            return lookup()
-        digest = auth.token_hash(token)
-        hit = cache.get(digest)
-        if hit is not None and time.monotonic() - hit[0] < TOKEN_CACHE_SECONDS:
-            g.api_user = get_session().merge(hit[1], load=False)
-            return g.api_user
-        user = lookup()
-        cache[digest] = (time.monotonic(), user)
-        return user
-
-    auth.current_user = current_user
-
-
-def _cache_snapshots() -> None:
-    from types import SimpleNamespace
-
-    find = api.services.attempts.current_snapshot
-    known: dict[tuple[int, int], int] = {}
-
-    def current_snapshot(session, test):
-        snapshot_id = known.get((test.id, test.version))
-        if snapshot_id is not None:
-            return SimpleNamespace(id=snapshot_id)  # start_attempt only needs its id
-        snapshot = find(session, test)
-        known[(test.id, test.version)] = snapshot.id
-        return snapshot
-
-    api.services.attempts.current_snapshot = current_snapshot
-
-
-_apply_variants(VARIANTS)
-app = create_app()
+app = create_app(_apply_variants(VARIANTS) or None)
 
 
 @app.post("/bench/bare")
@@ -335,12 +244,14 @@ def install_timing(flask_app, directory: str) -> Timing:
     _patch(auth, "current_user", "auth: token lookup (current_user)")
     _patch(attempts_service, "submit_response", "service: submit_response")
     _patch(attempts_service, "start_attempt", "service: start_attempt")
-    _patch(attempts_service, "current_snapshot", "service: current_snapshot (start)")
+    _patch(attempts_service, "current_snapshot_id", "service: current_snapshot_id (start)")
     _patch(attempts_service, "open_assignments", "service: open_assignments (start)")
     _patch(attempts_service, "delivery_bank", "service: delivery_bank (cached)")
     _patch(attempts_service, "record_exposure", "service: record_exposure")
     _patch(attempts_service, "summarise", "service: summarise (finish)")
-    _patch(attempts_service, "_own_attempt", "service: load attempt FOR UPDATE")
+    _patch(attempts_service, "_engine_session", "service: rebuild engine session")
+    _patch(attempts_service, "_step", "service: next item or finish (_step)")
+    _patch(attempts_service, "_update_attempt", "service: UPDATE attempt")
     for method in ("from_json", "answer", "next_item", "to_json"):
         _patch(CATSession, method, f"engine: CATSession.{method}")
     _patch(Session, "commit", "orm: Session.commit (flush + COMMIT)")

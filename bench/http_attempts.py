@@ -797,8 +797,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-students", type=int, default=8)
     parser.add_argument("--variants", default="",
                         help="what-if server variants to run after the levels, comma-separated "
-                        "(no-pre-ping, no-autoflush, core-exposure, token-cache, snapshot-cache, "
-                        "async-commit; join with + to combine); see bench/http_app.py")
+                        "(pre-ping, no-token-cache, async-commit; join with + to combine); "
+                        "see bench/http_app.py")
     parser.add_argument("--variant-students", type=int, default=8)
     parser.add_argument("--profile-duration", type=float, default=10.0)
     parser.add_argument("--text", type=Path, default=OUT / "http_attempts.txt")

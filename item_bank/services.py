@@ -473,6 +473,14 @@ def bank_stamp(session: Session, test: AdaptiveTest) -> tuple:
     test's own row. Equal stamps let :func:`current_snapshot` skip the per-item signature; a
     changed stamp only costs the full check.
     """
+    row = session.execute(_STAMP_QUERY, {"test_id": test.id}).one()
+    return (test.id, test.version, bool(test.is_active),
+            json.dumps([test.config, test.bank_filter, test.cut_scores], sort_keys=True,
+                       default=str),
+            *(int(v) for v in row))
+
+
+def _stamp_query():
     items = select(func.count(Item.id), func.coalesce(func.sum(Item.version), 0),
                    func.coalesce(func.max(Item.id), 0),
                    func.coalesce(func.sum(case((Item.status == ItemStatus.OPERATIONAL, Item.id),
@@ -485,23 +493,14 @@ def bank_stamp(session: Session, test: AdaptiveTest) -> tuple:
     events = select(func.coalesce(func.max(ItemStatusEvent.id), 0))
     tags = select(func.count(), func.coalesce(func.sum(ItemTag.item_id), 0)).select_from(ItemTag)
     listed = select(func.count(), func.coalesce(func.sum(test_items.c.item_id), 0)).where(
-        test_items.c.test_id == test.id)
-    row = session.execute(select(
-        *[c.scalar_subquery() for c in _columns_of(items)],
-        *[c.scalar_subquery() for c in _columns_of(sets)],
-        events.scalar_subquery(),
-        *[c.scalar_subquery() for c in _columns_of(tags)],
-        *[c.scalar_subquery() for c in _columns_of(listed)],
-    )).one()
-    return (test.id, test.version, bool(test.is_active),
-            json.dumps([test.config, test.bank_filter, test.cut_scores], sort_keys=True,
-                       default=str),
-            *(int(v) for v in row))
+        test_items.c.test_id == bindparam("test_id"))
+    # One scalar subquery per aggregate, all in one statement (one round trip).
+    return select(*(query.with_only_columns(column).scalar_subquery()
+                    for query in (items, sets, events, tags, listed)
+                    for column in query.selected_columns))
 
 
-def _columns_of(query) -> list:
-    """One single-column query per column of ``query`` (each becomes a scalar subquery)."""
-    return [query.with_only_columns(column) for column in query.selected_columns]
+_STAMP_QUERY = _stamp_query()
 
 
 # (database url, test id) -> (stamp, snapshot id); and bank signature -> (snapshot id, fingerprint)
@@ -681,9 +680,10 @@ def delivery_bank(session: Session, snapshot_id: int) -> Delivery:
 
 
 def _exposure_upsert(insert):
+    """``insert ... on conflict do update`` adding one to a (test_id, item_id) counter."""
     table = ItemExposure.__table__
-    statement = insert(table).values(test_id=bindparam("test_id"), item_id=bindparam("item_id"),
-                                     administered=1)
+    statement = insert(table).values(test_id=bindparam("exposure_test_id"),
+                                     item_id=bindparam("exposure_item_id"), administered=1)
     return statement.on_conflict_do_update(
         index_elements=[table.c.test_id, table.c.item_id],
         set_={"administered": table.c.administered + 1},
@@ -694,11 +694,20 @@ _EXPOSURE_UPSERT = {"postgresql": _exposure_upsert(pg_insert),
                     "sqlite": _exposure_upsert(sqlite_insert)}
 
 
+def exposure_upsert(dialect: str):
+    """The exposure counter's upsert for ``dialect``.
+
+    Bind ``exposure_test_id`` and ``exposure_item_id`` (names no table's column has, so the
+    statement can be a CTE of another insert or update).
+    """
+    return _EXPOSURE_UPSERT[dialect]
+
+
 def record_exposure(session: Session, test_id: int, item_id: int) -> None:
     """Count one presentation of an item in a test (an upsert, safe under concurrency)."""
     connection = session.connection()
-    connection.execute(_EXPOSURE_UPSERT[connection.dialect.name],
-                       {"test_id": test_id, "item_id": item_id})
+    connection.execute(exposure_upsert(connection.dialect.name),
+                       {"exposure_test_id": test_id, "exposure_item_id": item_id})
 
 
 def exposure_counts(session: Session, test_id: int) -> dict[int, int]:

@@ -28,7 +28,13 @@ from cat_engine.errors import BankExhaustedError, CATError, InvalidResponseError
 from cat_engine.models import response_log_probability
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
 from item_bank.models import AdaptiveTest
-from item_bank.services import Delivery, current_snapshot_id, delivery_bank, record_exposure
+from item_bank.services import (
+    Delivery,
+    current_snapshot_id,
+    delivery_bank,
+    exposure_upsert,
+    record_exposure,
+)
 from storage import as_utc, utcnow
 from storage.accounts import (
     Accommodation,
@@ -202,8 +208,9 @@ def submit_response(
     """
     now = now or utcnow()
     # One round trip: the attempt, locked, and any response already stored under this key.
-    row = session.execute(_ANSWER_QUERY, {"attempt_id": attempt_id, "key": idempotency_key}
-                          ).first()
+    connection = session.connection()
+    row = connection.execute(_ANSWER_QUERY, {"attempt_id": attempt_id, "key": idempotency_key}
+                             ).first()
     if row is None or row.user_id != user.id:
         raise NotFound(f"no attempt {attempt_id} of yours")
     if row.earlier_id is not None:
@@ -216,7 +223,6 @@ def submit_response(
                        f"{row.current_item_id}", field="item_id")
     delivery = delivery_bank(session, row.snapshot_id)
     engine_session = _engine_session(delivery, row.state)
-    connection = session.connection()
     if row.deadline is not None and now > as_utc(row.deadline):
         values = _finish_values(delivery, engine_session, now, "time_limit")
         _update_attempt(connection, attempt_id, values)
@@ -232,22 +238,20 @@ def submit_response(
         raise Conflict(str(error)) from None
     position = len(engine_session.history)
     values, reply, presented = _step(delivery, engine_session, attempt_id, row.deadline, now)
+    recorded = {
+        "attempt_id": attempt_id, "item_id": item_id, "position": position,
+        "response": score, "choice": choice, "scored": code not in delivery.pretest,
+        "answered_at": now, "response_time_ms": response_time_ms,
+        "idempotency_key": idempotency_key, "reply": reply, "hints_used": 0,
+    }
     try:
-        connection.execute(_INSERT_RESPONSE, {
-            "attempt_id": attempt_id, "item_id": item_id, "position": position,
-            "response": score, "choice": choice, "scored": code not in delivery.pretest,
-            "answered_at": now, "response_time_ms": response_time_ms,
-            "idempotency_key": idempotency_key, "reply": reply, "hints_used": 0,
-        })
+        _write_answer(connection, recorded, values, row.test_id, presented)
     except IntegrityError:
         # A concurrent request recorded this position (or this key) first. Nothing else of
         # this request is worth keeping, so the whole transaction goes (no savepoint needed).
         session.rollback()
         raise Conflict(f"attempt {attempt_id} was answered by another request at the same "
                        "time; fetch the attempt to see where it stands") from None
-    _update_attempt(connection, attempt_id, values)
-    if presented is not None:
-        record_exposure(session, row.test_id, presented)
     return reply, False
 
 
@@ -284,6 +288,46 @@ _UPDATE_FINISH = _update_statement(_FINISH_COLUMNS)
 def _update_attempt(connection, attempt_id: int, values: dict[str, Any]) -> None:
     statement = _UPDATE_FINISH if "status" in values else _UPDATE_STEP
     connection.execute(statement, {"attempt_id": attempt_id, **values})
+
+
+def _answer_statement(finish: bool, exposure: bool):
+    """PostgreSQL: the response, the exposure count and the attempt in one statement.
+
+    Data-modifying CTEs run together in one round trip; a unique violation on the response
+    (a concurrent answer, a reused key) still fails the whole statement.
+    """
+    columns = _FINISH_COLUMNS if finish else _STEP_COLUMNS
+    statement = (update(_ATTEMPTS).where(_ATTEMPTS.c.id == bindparam("attempt_id"))
+                 .values({name: bindparam(f"attempt_{name}") for name in columns}))
+    recorded = insert(_RESPONSES).values(
+        {c.name: bindparam(f"response_{c.name}", type_=c.type)
+         for c in _RESPONSES.columns if c.name != "id"})
+    statement = statement.add_cte(recorded.cte("recorded"))
+    if exposure:
+        statement = statement.add_cte(exposure_upsert("postgresql").cte("counted"))
+    return statement
+
+
+_ANSWER_STATEMENTS = {(finish, exposure): _answer_statement(finish, exposure)
+                      for finish in (False, True) for exposure in (False, True)}
+
+
+def _write_answer(connection, recorded: dict[str, Any], values: dict[str, Any], test_id: int,
+                  presented: int | None) -> None:
+    """Store the response (with its reply), the attempt's new state and the exposure count."""
+    if connection.dialect.name != "postgresql":
+        connection.execute(_INSERT_RESPONSE, recorded)
+        _update_attempt(connection, recorded["attempt_id"], values)
+        if presented is not None:
+            connection.execute(exposure_upsert(connection.dialect.name),
+                               {"exposure_test_id": test_id, "exposure_item_id": presented})
+        return
+    statement = _ANSWER_STATEMENTS["status" in values, presented is not None]
+    parameters = {"attempt_id": recorded["attempt_id"], "exposure_test_id": test_id,
+                  "exposure_item_id": presented,
+                  **{f"attempt_{k}": v for k, v in values.items()},
+                  **{f"response_{k}": v for k, v in recorded.items()}}
+    connection.execute(statement, parameters)
 
 
 def _replay(row, item_id: int, response: int) -> dict[str, Any]:

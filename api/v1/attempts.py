@@ -123,7 +123,7 @@ class AttemptListArgs(PageArgs):
 @blp.route("/attempts")
 class Attempts(MethodView):
     @requires()
-    @blp.arguments(AttemptListArgs, location="query")
+    @blp.arguments(AttemptListArgs(), location="query")
     @blp.response(200, page_of(AttemptSummarySchema, "AttemptPage"))
     def get(self, args):
         """Attempts the caller may see: their own (students), their classes' (teachers), all."""
@@ -143,7 +143,7 @@ class Attempts(MethodView):
         return paginate(session, query, args)
 
     @requires()
-    @blp.arguments(StartSchema)
+    @blp.arguments(StartSchema())
     @blp.response(201, ReplySchema)
     @blp.alt_response(200, schema=ReplySchema, description="An attempt in progress, resumed")
     @blp.alt_response(404, description="No such test open for the caller")
@@ -174,8 +174,8 @@ class AttemptById(MethodView):
 @blp.route("/attempts/<int:attempt_id>/responses")
 class AttemptResponses(MethodView):
     @requires(Role.STUDENT)
-    @blp.arguments(IdempotencyHeaderSchema, location="headers")
-    @blp.arguments(AnswerSchema)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
+    @blp.arguments(AnswerSchema())
     @blp.response(200, ReplySchema)
     @blp.alt_response(404, description="No such attempt of the caller's")
     @blp.alt_response(409, description="Not the item presented, the attempt is over, or the "

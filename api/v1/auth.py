@@ -16,6 +16,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import delete, event, select
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 
 from api.db import get_session
 from api.services.errors import Forbidden, ServiceError
@@ -110,9 +111,13 @@ def _forget_changed_users(session: Session, _context) -> None:
 
 def _attached_user(session: Session, values: dict) -> User:
     """A persistent ``User`` in ``session`` built from cached column values, without a query."""
+    loaded = session.identity_map.get(identity_key(User, values["id"]))
+    if loaded is not None:
+        return loaded
     user = User(**values)
-    make_transient_to_detached(user)
-    return session.merge(user, load=False)
+    make_transient_to_detached(user)  # as if loaded: nothing to write back
+    session.add(user)
+    return user
 
 
 def current_user() -> User:
@@ -217,7 +222,7 @@ class UserSchema(ma.Schema):
 
 @blp.route("/auth/token")
 class Tokens(MethodView):
-    @blp.arguments(CredentialsSchema)
+    @blp.arguments(CredentialsSchema())
     @blp.response(200, TokenSchema)
     @blp.alt_response(401, description="Wrong username or password")
     def post(self, credentials):

@@ -168,7 +168,7 @@ class PublicationSchema(ma.Schema):
 @blp.route("/calibration/uploads")
 class Uploads(MethodView):
     @requires(*STAFF)
-    @blp.arguments(UploadFileSchema, location="files")
+    @blp.arguments(UploadFileSchema(), location="files")
     @blp.response(201, UploadSchema)
     def post(self, files):
         """Upload response data (multipart ``file``) for calibration; checked, then kept as sent.
@@ -197,7 +197,7 @@ class UploadById(MethodView):
 @blp.route("/calibration/runs")
 class Runs(MethodView):
     @requires(*STAFF)
-    @blp.arguments(RunListArgs, location="query")
+    @blp.arguments(RunListArgs(), location="query")
     @blp.response(200, page_of(RunBriefSchema, "CalibrationRunPage"))
     def get(self, args):
         """Calibration runs, newest first (filter by ``status``, ``kind``)."""
@@ -210,7 +210,7 @@ class Runs(MethodView):
         return paginate(session, query, args)
 
     @requires(*STAFF)
-    @blp.arguments(RunCreateSchema)
+    @blp.arguments(RunCreateSchema())
     @blp.response(202, RunSchema)
     @blp.alt_response(404, description="No such upload or test")
     @blp.alt_response(503, description="The job queue is misconfigured or unreachable")
@@ -249,7 +249,7 @@ class RunById(MethodView):
 @blp.route("/calibration/runs/<int:run_id>/items")
 class RunItems(MethodView):
     @requires(*STAFF)
-    @blp.arguments(ItemResultArgs, location="query")
+    @blp.arguments(ItemResultArgs(), location="query")
     @blp.response(200, page_of(ItemResultSchema, "CalibrationItemPage"))
     @blp.alt_response(409, description="The run has no results (queued, running or failed)")
     def get(self, args, run_id):
@@ -266,7 +266,7 @@ class RunItems(MethodView):
 @blp.route("/calibration/runs/<int:run_id>/publish")
 class RunPublish(MethodView):
     @requires(*STAFF)
-    @blp.arguments(PublishSchema)
+    @blp.arguments(PublishSchema())
     @blp.response(200, PublicationSchema)
     @blp.alt_response(409, description="The run has not succeeded, or is published already")
     def post(self, data, run_id):

@@ -145,7 +145,7 @@ def _class(class_id: int):
 @blp.route("/classes")
 class Classes(MethodView):
     @requires(*MANAGERS)
-    @blp.arguments(ClassListArgs, location="query")
+    @blp.arguments(ClassListArgs(), location="query")
     @blp.response(200, page_of(ClassSchema, "ClassPage"))
     def get(self, args):
         """Classes: a teacher's own, or every class (administrators)."""
@@ -153,7 +153,7 @@ class Classes(MethodView):
         return paginate(get_session(), query, args)
 
     @requires(*MANAGERS)
-    @blp.arguments(ClassCreateSchema)
+    @blp.arguments(ClassCreateSchema())
     @blp.response(201, ClassDetailSchema)
     @blp.alt_response(409, description="The teacher already has a class of that name")
     def post(self, data):
@@ -175,7 +175,7 @@ class ClassById(MethodView):
         return _class(class_id)
 
     @requires(*MANAGERS)
-    @blp.arguments(ClassPatchSchema)
+    @blp.arguments(ClassPatchSchema())
     @blp.response(200, ClassDetailSchema)
     @blp.alt_response(404, description="No such class of the caller's")
     @blp.alt_response(409, description="The teacher already has a class of that name")
@@ -199,7 +199,7 @@ class ClassById(MethodView):
 @blp.route("/classes/<int:class_id>/students")
 class ClassStudents(MethodView):
     @requires(*MANAGERS)
-    @blp.arguments(EnrolSchema)
+    @blp.arguments(EnrolSchema())
     @blp.response(201, EnrolmentSchema)
     @blp.alt_response(200, schema=EnrolmentSchema, description="Already enrolled; unchanged")
     @blp.alt_response(404, description="No such class of the caller's")
@@ -227,7 +227,7 @@ class ClassStudentById(MethodView):
 @blp.route("/classes/<int:class_id>/assignments")
 class ClassAssignments(MethodView):
     @requires(*MANAGERS)
-    @blp.arguments(PageArgs, location="query")
+    @blp.arguments(PageArgs(), location="query")
     @blp.response(200, page_of(AssignmentSchema, "AssignmentPage"))
     @blp.alt_response(404, description="No such class of the caller's")
     def get(self, args, class_id):
@@ -235,7 +235,7 @@ class ClassAssignments(MethodView):
         return paginate(get_session(), service.assignment_query(_class(class_id)), args)
 
     @requires(*MANAGERS)
-    @blp.arguments(AssignmentCreateSchema)
+    @blp.arguments(AssignmentCreateSchema())
     @blp.response(201, AssignmentSchema)
     @blp.alt_response(404, description="No such class of the caller's")
     def post(self, data, class_id):
@@ -257,7 +257,7 @@ class AssignmentById(MethodView):
         return service.visible_assignment(get_session(), current_user(), assignment_id)
 
     @requires(*MANAGERS)
-    @blp.arguments(AssignmentPatchSchema)
+    @blp.arguments(AssignmentPatchSchema())
     @blp.response(200, AssignmentSchema)
     @blp.alt_response(404, description="No such assignment in the caller's classes")
     def patch(self, data, assignment_id):
@@ -285,7 +285,7 @@ class AssignmentById(MethodView):
 @blp.route("/classes/<int:class_id>/attempts")
 class ClassAttempts(MethodView):
     @requires(*MANAGERS)
-    @blp.arguments(ClassAttemptArgs, location="query")
+    @blp.arguments(ClassAttemptArgs(), location="query")
     @blp.response(200, page_of(StudentAttemptSchema, "StudentAttemptPage"))
     @blp.alt_response(404, description="No such class of the caller's")
     def get(self, args, class_id):

@@ -332,7 +332,7 @@ def _interchange_problem(error: InterchangeError, filename: str) -> Response:
 @blp.route("/items")
 class Items(MethodView):
     @requires(*STAFF)
-    @blp.arguments(ItemListArgs, location="query")
+    @blp.arguments(ItemListArgs(), location="query")
     @blp.response(200, page_of(ItemSummarySchema, "ItemPage"))
     def get(self, args):
         """The bank's items, by code; filter by text (code or stem), skill, status or tag."""
@@ -352,7 +352,7 @@ class Items(MethodView):
         return paginate(get_session(), query, args, transform=_summary)
 
     @requires(*STAFF)
-    @blp.arguments(ItemInputSchema)
+    @blp.arguments(ItemInputSchema())
     @blp.response(201, ItemSchema)
     @blp.alt_response(409, description="An item with this code exists")
     def post(self, data):
@@ -374,7 +374,7 @@ class ItemById(MethodView):
         return _detail(_item(item_id))
 
     @requires(*STAFF)
-    @blp.arguments(ItemPatchSchema)
+    @blp.arguments(ItemPatchSchema())
     @blp.response(200, ItemSchema)
     @blp.alt_response(409, description="expected_version is not the item's version")
     def patch(self, data, item_id):
@@ -412,7 +412,7 @@ class ItemVersionById(MethodView):
 @blp.route("/items/<int:item_id>/status")
 class ItemStatusChange(MethodView):
     @requires(*STAFF)
-    @blp.arguments(StatusChangeSchema)
+    @blp.arguments(StatusChangeSchema())
     @blp.response(200, StatusEventSchema)
     @blp.alt_response(409, description="The item has this status already, or would be "
                                        "operational without parameters")
@@ -430,7 +430,7 @@ class ItemStatusChange(MethodView):
 @blp.route("/items/<int:item_id>/parameter-sets")
 class ItemParameterSets(MethodView):
     @requires(*STAFF)
-    @blp.arguments(ParameterSetInputSchema)
+    @blp.arguments(ParameterSetInputSchema())
     @blp.response(201, ParameterSetSchema)
     def post(self, data, item_id):
         """Publish new parameters: they become the active set; the earlier sets are kept.
@@ -451,7 +451,7 @@ class ItemParameterSets(MethodView):
 @blp.route("/items/import")
 class ItemImport(MethodView):
     @requires(*STAFF)
-    @blp.arguments(ImportArgs, location="files")
+    @blp.arguments(ImportArgs(), location="files")
     @blp.response(200, ImportResultSchema)
     @blp.alt_response(409, description="mode=create and some codes exist (listed in errors)")
     @blp.alt_response(413, description="The upload is larger than the server accepts")
@@ -489,7 +489,7 @@ class ItemImport(MethodView):
 @blp.route("/items/export")
 class ItemExport(MethodView):
     @requires(*STAFF)
-    @blp.arguments(ExportArgs, location="query")
+    @blp.arguments(ExportArgs(), location="query")
     @blp.doc(responses={"200": {"description": "The file, as an attachment", "content": {
         "text/csv": {"schema": {"type": "string"}},
         "application/zip": {"schema": {"type": "string", "format": "binary"}}}}})

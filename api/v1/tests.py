@@ -101,7 +101,7 @@ def _visible_test(test_id: int) -> AdaptiveTest:
 @blp.route("/tests")
 class Tests(MethodView):
     @requires()
-    @blp.arguments(PageArgs, location="query")
+    @blp.arguments(PageArgs(), location="query")
     @blp.response(200, page_of(TestDesignSchema, "TestPage"))
     def get(self, args):
         """The tests the caller may take (students: assigned and open now) or manage (staff)."""
@@ -119,7 +119,7 @@ class Tests(MethodView):
         return paginate(session, query, args)
 
     @requires(*STAFF)
-    @blp.arguments(TestDesignSchema)
+    @blp.arguments(TestDesignSchema())
     @blp.response(201, TestDesignSchema)
     def post(self, data):
         """Create a test: a bank filter, an engine configuration and cut scores."""
@@ -142,7 +142,7 @@ class TestById(MethodView):
         return test
 
     @requires(*STAFF)
-    @blp.arguments(TestPatchSchema)
+    @blp.arguments(TestPatchSchema())
     @blp.response(200, TestDesignSchema)
     def patch(self, data, test_id):
         """Change a test; a change to what it delivers makes a new version."""

@@ -77,7 +77,7 @@ class AccommodationSchema(ma.Schema):
 @blp.route("/users")
 class Users(MethodView):
     @requires(Role.ADMIN, Role.TEACHER)
-    @blp.arguments(UserListArgs, location="query")
+    @blp.arguments(UserListArgs(), location="query")
     @blp.response(200, page_of(AccountSchema, "AccountPage"))
     def get(self, args):
         """Accounts (administrators); active students' names only (teachers, to enrol them)."""
@@ -90,7 +90,7 @@ class Users(MethodView):
         return page
 
     @requires(Role.ADMIN)
-    @blp.arguments(UserCreateSchema)
+    @blp.arguments(UserCreateSchema())
     @blp.response(201, AccountSchema)
     @blp.alt_response(409, description="The username is taken")
     def post(self, data):
@@ -111,7 +111,7 @@ class UserById(MethodView):
         return service.get_user(get_session(), user_id)
 
     @requires(Role.ADMIN)
-    @blp.arguments(UserPatchSchema)
+    @blp.arguments(UserPatchSchema())
     @blp.response(200, AccountSchema)
     @blp.alt_response(404, description="No such account")
     @blp.alt_response(409, description="The change would strand classes, enrolments or leave "
@@ -139,7 +139,7 @@ class UserAccommodation(MethodView):
         return service.accommodation_of(session, student)
 
     @requires(Role.ADMIN, Role.TEACHER)
-    @blp.arguments(AccommodationSchema)
+    @blp.arguments(AccommodationSchema())
     @blp.response(200, AccommodationSchema)
     @blp.alt_response(404, description="No such student (for teachers: none in their classes)")
     def put(self, data, user_id):
