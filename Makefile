@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 5000
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench clean translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ lint: $(VENV)/.installed-test
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Extract the marked strings, merge them into each language's .po, compile the .mo files.
+# The .mo files are committed, so a fresh clone has them without running this.
+TRANSLATIONS := delivery_ui/translations
+translations: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location \
+	    --sort-output --project cat-engine -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) \
+	    --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile --statistics -d $(TRANSLATIONS)
 
 $(VENV)/.installed-bench: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -16,7 +16,7 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 import delivery_ui
-from api import db, pages, security, v1
+from api import db, i18n, pages, security, student_pages, v1
 
 INSTANCE_DIR = Path("instance")
 
@@ -59,7 +59,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.url_map.converters["int"] = BoundedIntConverter
     db.init_app(app)
     security.init_app(app)
+    i18n.init_app(app)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(student_pages.bp)
     v1.init_app(app)
     return app
 

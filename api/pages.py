@@ -1,13 +1,19 @@
-"""Pages served to people: the landing page with its sign-in form, sign-in and sign-out."""
+"""Pages served to people: the landing page with its sign-in form, sign-in and sign-out, and the
+language selector every page carries."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.db import get_session
-from storage.accounts import User, authenticate
+from api.i18n import LANGUAGES, remember_language
+from storage.accounts import Role, User, authenticate
 
 bp = Blueprint("pages", __name__)
 
@@ -21,48 +27,89 @@ def current_user() -> User | None:
     return user if user is not None and user.is_active else None
 
 
+def safe_next(target: str | None) -> str | None:
+    """``target`` if it is a path on this site (``/...``), else ``None``.
+
+    Only same-site relative paths are followed after sign-in or a language change: no scheme, no
+    host, no ``//host`` or ``/\\host`` (which browsers treat as another site), no control
+    characters.
+    """
+    if not target or len(target) > 2000 or not target.startswith("/"):
+        return None
+    if target.startswith(("//", "/\\")) or "\\" in target:
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
 @bp.get("/")
 def index():
     """Landing page: the sign-in form, or a welcome for a signed-in user."""
-    return render_template("index.html", user=current_user(), username="", errors={})
+    return render_template("index.html", user=current_user(), username="", errors={},
+                           next=safe_next(request.args.get("next")))
 
 
 @bp.post("/sign-in")
 def sign_in():
-    """Check the credentials; on success start a fresh session, else re-render with the errors."""
+    """Check the credentials; on success start a fresh session, else re-render with the errors.
+
+    A safe ``next`` path (see :func:`safe_next`) is where a signed-in user goes; without one,
+    students go to their tests and everyone else to the landing page.
+    """
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
+    target = safe_next(request.form.get("next"))
     errors: dict[str, str] = {}
     if not username:
-        errors["username"] = "Enter your username."
+        errors["username"] = _("Enter your username.")
     if not password:
-        errors["password"] = "Enter your password."
+        errors["password"] = _("Enter your password.")
     user = None
     if not errors:
         try:
             user = authenticate(get_session(), username, password)
         except SQLAlchemyError:
-            errors["form"] = (
+            errors["form"] = _(
                 "Sign-in is unavailable: the database is not ready. "
                 "Please tell your administrator."
             )
         else:
             if user is None:
-                errors["form"] = "That username and password do not match an account."
+                errors["form"] = _("That username and password do not match an account.")
     if errors:
-        return render_template("index.html", user=None, username=username, errors=errors), 400
+        return render_template("index.html", user=None, username=username, errors=errors,
+                               next=target), 400
     session.clear()
     session["user_id"] = user.id
-    flash(f"Signed in as {user.display_name or user.username}.")
-    return redirect(url_for("pages.index"))
+    flash(_("Signed in as %(name)s.", name=user.display_name or user.username))
+    if target is None and user.role == Role.STUDENT:
+        target = url_for("student.my_tests")
+    return redirect(target or url_for("pages.index"))
 
 
 @bp.post("/sign-out")
 def sign_out():
     """End the session."""
     session.clear()
-    flash("You are signed out.")
+    flash(_("You are signed out."))
     return redirect(url_for("pages.index"))
+
+
+@bp.post("/language")
+def set_language():
+    """Remember the language chosen with the selector and go back to the page it was chosen on."""
+    language = request.form.get("lang", "")
+    target = safe_next(request.form.get("next")) or url_for("pages.index")
+    if language not in LANGUAGES:
+        flash(_("Choose one of the languages offered."))
+        return redirect(target)
+    with force_locale(language):
+        flash(_("The pages are now in English."))
+    return remember_language(redirect(target), language)
 
 
 @bp.get("/healthz")

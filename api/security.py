@@ -6,6 +6,7 @@ import hmac
 import secrets
 
 from flask import Flask, abort, request, session
+from flask_babel import gettext as _
 
 CSRF_FIELD = "csrf_token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -25,10 +26,11 @@ def _check_csrf() -> None:
     expected = session.get(CSRF_FIELD)
     sent = request.form.get(CSRF_FIELD, "")
     if not expected or not hmac.compare_digest(expected, sent):
-        abort(400, description="The form expired or did not come from this site. Please try again.")
+        abort(400, description=_(
+            "The form expired or did not come from this site. Please try again."))
 
 
-_FORM_BLUEPRINTS = {"pages"}
+_FORM_BLUEPRINTS = {"pages", "student"}
 
 
 def _security_headers(response):

@@ -10,3 +10,4 @@ from pathlib import Path
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"

@@ -1,0 +1,51 @@
+"""Languages of the pages: Flask-Babel set up with the catalogues in ``delivery_ui/translations``.
+
+The language is the one chosen with the selector on every page (kept in the ``lang`` cookie, so it
+outlives sign-in and sign-out), else the best match of the browser's ``Accept-Language``, else
+English. Templates get ``current_language()`` for ``<html lang>`` and ``LANGUAGES`` for the
+selector.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, request
+from flask_babel import Babel, get_locale
+
+import delivery_ui
+
+#: Languages with a complete catalogue, each named in its own language (as the selector shows it).
+LANGUAGES: dict[str, str] = {"en": "English", "es": "Español"}
+DEFAULT_LANGUAGE = "en"
+LANGUAGE_COOKIE = "lang"
+LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def select_language() -> str:
+    """The language of this request: the chosen one, else ``Accept-Language``, else English."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    return request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT_LANGUAGE
+
+
+def current_language() -> str:
+    """The request's language code (``en``, ``es``), for ``<html lang>``."""
+    locale = get_locale()
+    return locale.language if locale is not None else DEFAULT_LANGUAGE
+
+
+def remember_language(response, language: str):
+    """Set the language cookie on ``response`` (a year; same-site; secure when sessions are)."""
+    response.set_cookie(
+        LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE, httponly=True,
+        samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+    )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Install Flask-Babel (``_``, ``ngettext`` and the ``{% trans %}`` tag in templates)."""
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(delivery_ui.TRANSLATIONS))
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
+    Babel(app, locale_selector=select_language)
+    app.jinja_env.globals.update(current_language=current_language, LANGUAGES=LANGUAGES)

@@ -1,0 +1,433 @@
+"""Pages students take tests with: their tests, one item per page, and the result in plain words.
+
+Every page works with plain forms (POST, then redirect to a GET). ``quiz.js`` submits the same
+forms with ``fetch`` and the header ``X-Quiz-Fragment: 1``; the answer is then the page's main
+content alone (``student/fragment.html``) with ``X-Quiz-Url`` naming the page it shows, or, when
+the browser must go elsewhere (sign-in), an empty reply with ``X-Quiz-Location``.
+
+The views call the services in :mod:`api.services.attempts` and :mod:`api.services.timing`
+directly, commit once, and turn their errors into messages on the page, never a server error.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from bisect import bisect_right
+from collections.abc import Callable
+from functools import wraps
+from itertools import pairwise
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import BadRequest
+
+from api.db import get_session
+from api.pages import current_user, safe_next
+from api.services.attempts import (
+    attempt_reply,
+    open_assignments,
+    start_attempt,
+    submit_response,
+    visible_attempt,
+)
+from api.services.errors import Conflict, Forbidden, Invalid, NotFound
+from api.services.timing import MAX_EXTENSIONS, TimeLimitConflict, extend_time, time_left
+from evidence.models import Attempt, AttemptStatus
+from storage import as_utc, utcnow
+from storage.accounts import Role, User
+
+bp = Blueprint("student", __name__)
+
+FRAGMENT_HEADER = "X-Quiz-Fragment"
+HIDE_TIMER = "hide_timer"
+
+#: Ability bands on the theta scale (logits; the bank's calibration sample has mean 0, sd 1).
+BAND_EDGES = (-1.5, -0.5, 0.5, 1.5)
+BANDS = (
+    _l("well below the middle"),
+    _l("below the middle"),
+    _l("around the middle"),
+    _l("above the middle"),
+    _l("well above the middle"),
+)
+#: The theta range the result picture shows.
+SCALE = (-3.0, 3.0)
+
+STOP_REASONS = (
+    ("se", _l("Your result was precise enough.")),
+    ("max_items", _l("You reached the largest number of questions in this test.")),
+    ("classified", _l("Your answers were enough to make a recommendation.")),
+    ("information_left", _l("More questions would not have made your result more precise.")),
+    ("theta_change", _l("More questions would not have changed your result.")),
+    ("bank_exhausted", _l("There were no more questions suited to you.")),
+    ("time_limit", _l("The time ran out.")),
+)
+
+
+# -- plumbing ------------------------------------------------------------------------------------
+
+
+def _is_fragment() -> bool:
+    return request.headers.get(FRAGMENT_HEADER) == "1"
+
+
+def _page(template: str, status: int = 200, **context: Any) -> Response:
+    """Render a student page whole, or only its main content when ``quiz.js`` asks."""
+    fragment = _is_fragment()
+    layout = "student/fragment.html" if fragment else "base.html"
+    response = make_response(render_template(template, layout=layout, **context), status)
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add(FRAGMENT_HEADER)
+    if fragment:
+        response.headers[FRAGMENT_HEADER] = "1"
+    return response
+
+
+def _go(endpoint: str, **values: Any) -> Response:
+    """After a POST: redirect to a page (303), or, for ``quiz.js``, answer with that page."""
+    url = url_for(endpoint, **values)
+    if not _is_fragment():
+        return redirect(url, 303)
+    name = f"{bp.name}{endpoint}" if endpoint.startswith(".") else endpoint
+    get_session().expire_all()  # the services may write with SQL that bypasses loaded objects
+    response = make_response(current_app.view_functions[name](**values))
+    response.headers.setdefault("X-Quiz-Url", url)
+    return response
+
+
+def _leave(url: str) -> Response:
+    """Send the browser to a page outside the quiz (a full page load)."""
+    if not _is_fragment():
+        return redirect(url, 303 if request.method == "POST" else 302)
+    response = make_response("", 200)
+    response.headers["X-Quiz-Location"] = url
+    return response
+
+
+def _to_sign_in() -> Response:
+    """To the sign-in page, coming back afterwards to the page asked for (or its attempt)."""
+    if request.method == "GET":
+        back = request.full_path.rstrip("?")
+    elif request.view_args and "attempt_id" in request.view_args:
+        back = url_for(".attempt", attempt_id=request.view_args["attempt_id"])
+    else:
+        back = url_for(".my_tests")
+    flash(_("Please sign in to continue."))
+    return _leave(url_for("pages.index", next=safe_next(back)))
+
+
+def _message(title: str, text: str, status: int, user: User | None) -> Response:
+    return _page("student/message.html", status, title=title, text=text, user=user)
+
+
+def signed_in(students_only: bool = True) -> Callable:
+    """Views for signed-in users, who are passed in: others go to sign-in (and come back), and
+    staff get a message where only students may go."""
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @wraps(view)
+        def wrapper(**values: Any) -> Response:
+            user = current_user()
+            if user is None:
+                return _to_sign_in()
+            if students_only and user.role != Role.STUDENT:
+                return _message(_("Only students take tests"),
+                                _("Tests are taken with a student account. Staff can try a "
+                                  "test design with a simulation instead."), 403, user)
+            return view(user, **values)
+
+        return wrapper
+
+    return decorate
+
+
+@bp.errorhandler(BadRequest)
+def _bad_request(_error: BadRequest) -> Response:
+    """A form that failed the CSRF check: usually a session that expired meanwhile."""
+    if current_user() is None:
+        return _to_sign_in()
+    flash(_("The form had expired. Please try again."))
+    attempt_id = (request.view_args or {}).get("attempt_id")
+    if attempt_id is not None:
+        return _go(".attempt", attempt_id=attempt_id)
+    return _go(".my_tests")
+
+
+@bp.errorhandler(SQLAlchemyError)
+def _database_error(_error: SQLAlchemyError) -> Response:
+    get_session().rollback()
+    return _message(_("Please try again in a moment"),
+                    _("The tests are not available just now. Nothing was lost: your answers "
+                      "so far are saved. If this goes on, please tell your teacher."), 503,
+                    None)
+
+
+def _own_attempt(user: User, attempt_id: int) -> Attempt:
+    attempt = visible_attempt(get_session(), user, attempt_id)
+    if attempt.user_id != user.id:
+        raise NotFound(f"no attempt {attempt_id} of yours")
+    return attempt
+
+
+def _not_found(user: User) -> Response:
+    return _message(_("Not found"),
+                    _("We could not find that test attempt among yours."), 404, user)
+
+
+# -- my tests ------------------------------------------------------------------------------------
+
+
+@bp.get("/my-tests")
+@signed_in()
+def my_tests(user: User) -> Response:
+    """The tests open to the student now (Start or Resume), and their finished attempts."""
+    db = get_session()
+    attempts = list(db.scalars(select(Attempt).where(Attempt.user_id == user.id)
+                               .order_by(Attempt.id.desc())))
+    rows, seen = [], set()
+    for assignment in open_assignments(db, user):
+        if assignment.test_id in seen:
+            continue
+        seen.add(assignment.test_id)
+        mine = [a for a in attempts if a.test_id == assignment.test_id]
+        running = next((a for a in mine if a.status == AttemptStatus.IN_PROGRESS), None)
+        used = sum(1 for a in mine if a.assignment_id == assignment.id)
+        left = None if not assignment.max_attempts else max(0, assignment.max_attempts - used)
+        rows.append({"test": assignment.test, "assignment": assignment, "running": running,
+                     "attempts_left": left,
+                     "closes_at": as_utc(assignment.closes_at)})
+    finished = [a for a in attempts if a.status == AttemptStatus.FINISHED]
+    return _page("student/my_tests.html", user=user, rows=rows, finished=finished,
+                 as_utc=as_utc)
+
+
+@bp.post("/tests/<int:test_id>/start")
+@signed_in()
+def start(user: User, test_id: int) -> Response:
+    """Start the test (or resume the attempt in progress) and show its item."""
+    db = get_session()
+    try:
+        attempt, _reply, created = start_attempt(db, user, test_id)
+        db.commit()
+    except NotFound:
+        db.rollback()
+        flash(_("That test is not open for you now."))
+        return _go(".my_tests")
+    except Forbidden:
+        db.rollback()
+        flash(_("You have used all your attempts at that test."))
+        return _go(".my_tests")
+    if not created:
+        flash(_("Welcome back: you are where you left off."))
+    return _go(".attempt", attempt_id=attempt.id)
+
+
+# -- one item per page ---------------------------------------------------------------------------
+
+
+def _item_page(user: User, attempt: Attempt, error: str | None = None,
+               status: int = 200) -> Response:
+    db = get_session()
+    reply = attempt_reply(db, attempt)
+    item = reply["item"]
+    options = item["options"] or [str(k) for k in range(item.get("categories") or 0)]
+    timer = time_left(db, attempt)
+    return _page(
+        "student/item.html", status, user=user, attempt=attempt, test=attempt.test, item=item,
+        options=options, error=error, key=secrets.token_urlsafe(16), timer=timer,
+        hide_timer=bool(session.get(HIDE_TIMER)), max_extensions=MAX_EXTENSIONS,
+    )
+
+
+@bp.get("/attempts/<int:attempt_id>")
+@signed_in()
+def attempt(user: User, attempt_id: int) -> Response:
+    """The item presented now; the result once the attempt is over."""
+    try:
+        attempt = _own_attempt(user, attempt_id)
+    except NotFound:
+        return _not_found(user)
+    if attempt.status != AttemptStatus.IN_PROGRESS:
+        return _go(".result", attempt_id=attempt_id)
+    return _item_page(user, attempt)
+
+
+def _form_int(name: str) -> int | None:
+    value = request.form.get(name, "").strip()
+    return int(value) if value.isdigit() and len(value) < 10 else None
+
+
+@bp.post("/attempts/<int:attempt_id>/answer")
+@signed_in()
+def answer(user: User, attempt_id: int) -> Response:
+    """Record the answer (once, however often the form is sent) and show what comes next."""
+    db = get_session()
+    try:
+        attempt = _own_attempt(user, attempt_id)
+    except NotFound:
+        return _not_found(user)
+    if attempt.status != AttemptStatus.IN_PROGRESS:
+        return _go(".attempt", attempt_id=attempt_id)
+    item_id = _form_int("item_id")
+    key = request.form.get("idempotency_key", "").strip()[:255]
+    if item_id is None or not key:
+        flash(_("Your answer could not be read. Please answer this question again."))
+        return _go(".attempt", attempt_id=attempt_id)
+    response = _form_int("response")
+    late = attempt.deadline is not None and utcnow() > as_utc(attempt.deadline)
+    if response is None and not late:
+        return _item_page(user, attempt, _("Choose an answer, then submit it."), 422)
+    try:
+        # After the deadline no answer is recorded (the service ends the attempt), so an
+        # empty form is as good as any: it is how "See my result" gets there.
+        reply, _replayed = submit_response(db, user, attempt_id, item_id,
+                                           0 if response is None else response, key)
+        db.commit()
+    except Invalid:
+        db.rollback()
+        return _item_page(user, _own_attempt(user, attempt_id),
+                          _("Choose one of the answers shown."), 422)
+    except Conflict as error:
+        db.rollback()
+        if error.field == "item_id":
+            flash(_("That question was already answered. Here is your current question."))
+        else:  # the key was used for another answer, or two sendings crossed
+            flash(_("Your first answer to that question was already recorded."))
+        return _go(".attempt", attempt_id=attempt_id)
+    except NotFound:
+        db.rollback()
+        return _not_found(user)
+    if reply.get("late"):
+        flash(_("The time was up before that answer arrived, so it was not counted."))
+    return _go(".attempt", attempt_id=attempt_id)
+
+
+@bp.post("/attempts/<int:attempt_id>/more-time")
+@signed_in()
+def more_time(user: User, attempt_id: int) -> Response:
+    """Extend the attempt's time limit by one step (WCAG 2.2.1)."""
+    db = get_session()
+    try:
+        extended = extend_time(db, user, attempt_id)
+        db.commit()
+    except NotFound:
+        db.rollback()
+        return _not_found(user)
+    except TimeLimitConflict as error:
+        db.rollback()
+        flash({
+            "no_extensions_left": _("You have used all %(n)d extensions of the time.",
+                                    n=MAX_EXTENSIONS),
+            "time_up": _("The time is already up, so it cannot be extended."),
+            "no_limit": _("This test has no time limit to extend."),
+        }.get(error.reason, _("This attempt is over.")))
+        return _go(".attempt", attempt_id=attempt_id)
+    minutes = math.ceil(extended.step_seconds / 60)
+    flash(ngettext("You have %(num)d more minute.", "You have %(num)d more minutes.", minutes))
+    return _go(".attempt", attempt_id=attempt_id)
+
+
+@bp.post("/attempts/<int:attempt_id>/timer")
+@signed_in()
+def timer(user: User, attempt_id: int) -> Response:
+    """Hide or show the countdown (kept for the whole session)."""
+    hide = request.form.get("show") != "1"
+    session[HIDE_TIMER] = hide
+    flash(_("The countdown is hidden.") if hide else _("The countdown is shown."))
+    return _go(".attempt", attempt_id=attempt_id)
+
+
+# -- the result ----------------------------------------------------------------------------------
+
+
+def band_of(theta: float) -> int:
+    """Index in :data:`BANDS` of the band ``theta`` (logits) falls in."""
+    return bisect_right(BAND_EDGES, theta)
+
+
+def share_below(theta: float) -> int:
+    """Out of 100 students like those the items were tried out with (theta ~ N(0, 1)), about how
+    many have a lower theta."""
+    return max(1, min(99, round(50 * (1 + math.erf(theta / math.sqrt(2))))))
+
+
+def _scale_x(theta: float, width: float = 600.0) -> float:
+    lo, hi = SCALE
+    return round((min(hi, max(lo, theta)) - lo) / (hi - lo) * width, 1)
+
+
+def _decision_text(decision: str) -> str:
+    return {
+        "mastered": _("We recommend: mastered. Your result is above the mastery level, even "
+                      "allowing for its uncertainty."),
+        "not_mastered": _("We recommend: not mastered yet. Your result is below the mastery "
+                          "level, even allowing for its uncertainty."),
+    }.get(decision, _("We cannot recommend either way yet: your result is too close to the "
+                      "mastery level to tell. More practice or another test will help."))
+
+
+def result_view(result: dict[str, Any]) -> dict[str, Any]:
+    """The result (as :func:`api.services.attempts.summarise` stores it) in words and pictures."""
+    theta, se = result["theta"], result["se"]
+    lo, hi = result.get("interval95") or (theta - 1.96 * se, theta + 1.96 * se)
+    reason = str(result.get("stop_reason") or "")
+    skills = []
+    for name, skill in sorted((result.get("skills") or {}).items()):
+        skills.append({
+            "name": name.replace("_", " ").capitalize(),
+            "n_items": skill["n_items"], "n_correct": skill["n_correct"],
+            "band": BANDS[band_of(skill["theta"])],
+            "rough": skill["se"] > 0.6,
+            "decision": (skill.get("mastery") or {}).get("decision"),
+        })
+    mastery = result.get("mastery")
+    edges = [_scale_x(e) for e in (SCALE[0], *BAND_EDGES, SCALE[1])]
+    return {
+        "band": BANDS[band_of(theta)], "band_index": band_of(theta),
+        "low_band": BANDS[band_of(lo)], "high_band": BANDS[band_of(hi)],
+        "same_band": band_of(lo) == band_of(hi),
+        "share_below": share_below(theta),
+        "low_share": share_below(lo), "high_share": share_below(hi),
+        "theta": theta, "se": se, "low": lo, "high": hi,
+        "n_given": result.get("n_given"),
+        "reason": next((text for prefix, text in STOP_REASONS if reason.startswith(prefix)), None),
+        "decision": mastery["decision"] if mastery else None,
+        "decision_text": _decision_text(mastery["decision"]) if mastery else None,
+        "skills": skills,
+        "picture": {"x": _scale_x(theta), "low": _scale_x(lo), "high": _scale_x(hi),
+                    "bands": list(pairwise(edges))},
+    }
+
+
+@bp.get("/attempts/<int:attempt_id>/result")
+@signed_in(students_only=False)
+def result(user: User, attempt_id: int) -> Response:
+    """A finished attempt's result, for its student (and the staff who may see it)."""
+    try:
+        attempt = visible_attempt(get_session(), user, attempt_id)
+    except NotFound:
+        return _not_found(user)
+    if attempt.status == AttemptStatus.IN_PROGRESS:
+        if attempt.user_id != user.id:
+            return _not_found(user)
+        return _go(".attempt", attempt_id=attempt_id)
+    view = result_view(attempt.result) if attempt.result else None
+    return _page("student/result.html", user=user, attempt=attempt, test=attempt.test,
+                 view=view, own=attempt.user_id == user.id)
