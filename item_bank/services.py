@@ -44,6 +44,7 @@ from item_bank.models import (
     ItemVersion,
     test_items,
 )
+from storage import utcnow
 
 CONTENT_FIELDS = ("stem", "options", "key", "rationale", "media")
 SNAPSHOT_FORMAT = 1
@@ -163,6 +164,8 @@ def update_item(
             raise BankError("skill must not be empty", "skill")
         item.skill = changes["skill"].strip()
     if "content_tags" in changes:
+        if sorted(set(changes["content_tags"])) != sorted(t.tag for t in item.tags):
+            item.updated_at = utcnow()  # the tags are rows of their own: mark the item changed
         item.tags = _tags(changes["content_tags"])
     if any(content[f] != getattr(item, f) for f in CONTENT_FIELDS):
         item.version += 1
@@ -467,22 +470,23 @@ def bank_stamp(session: Session, test: AdaptiveTest) -> tuple:
     """A one-query change detector for everything :func:`bank_signature` reads.
 
     Aggregates that move whenever the bank changes through this module: an item added or
-    removed (count, largest id), any content edit (the sum of versions only grows), any status
-    change (a new status event, and the ids of operational and pretest items), any new or
-    (de)activated parameter set (count, largest id, sum of active ids), any tag change, and the
-    test's own row. Equal stamps let :func:`current_snapshot` skip the per-item signature; a
+    removed (count, largest id), any content edit (the sum of versions only grows), any change
+    to an item's row, skill or tags (the latest ``updated_at``), any status change (a new
+    status event, and the ids of operational and pretest items), any new or (de)activated
+    parameter set (count, largest id, sum of active ids), tags added or removed, and the test's
+    own row. Equal stamps let :func:`current_snapshot` skip the per-item signature; a
     changed stamp only costs the full check.
     """
     row = session.execute(_STAMP_QUERY, {"test_id": test.id}).one()
     return (test.id, test.version, bool(test.is_active),
             json.dumps([test.config, test.bank_filter, test.cut_scores], sort_keys=True,
                        default=str),
-            *(int(v) for v in row))
+            *(str(v) for v in row))
 
 
 def _stamp_query():
     items = select(func.count(Item.id), func.coalesce(func.sum(Item.version), 0),
-                   func.coalesce(func.max(Item.id), 0),
+                   func.coalesce(func.max(Item.id), 0), func.max(Item.updated_at),
                    func.coalesce(func.sum(case((Item.status == ItemStatus.OPERATIONAL, Item.id),
                                                else_=0)), 0),
                    func.coalesce(func.sum(case((Item.status == ItemStatus.PRETEST, Item.id),
