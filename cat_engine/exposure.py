@@ -53,6 +53,8 @@ class ExposureControl:
     controls that act once per test)."""
 
     name = "none"
+    #: Whether the control looks at :class:`ExposureStats` (live delivery must then load them).
+    uses_stats = False
 
     def choose(self, scores: np.ndarray, ctx: ExposureContext) -> np.ndarray:
         """Item position for each of N rows (every row has at least one finite score)."""
@@ -108,6 +110,7 @@ class Progressive(ExposureControl):
         if r_max is not None and not 0 < r_max <= 1:
             raise ConfigError(f"exposure.r_max must be in (0, 1], got {r_max}")
         self.r_max = r_max
+        self.uses_stats = r_max is not None
 
     def choose(self, scores: np.ndarray, ctx: ExposureContext) -> np.ndarray:
         finite = np.isfinite(scores)
@@ -134,6 +137,7 @@ class ItemEligibility(ExposureControl):
     """
 
     name = "eligibility"
+    uses_stats = True
 
     def __init__(self, r_max: float = 0.2) -> None:
         if not 0 < r_max <= 1:

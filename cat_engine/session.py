@@ -226,8 +226,12 @@ class CATSession:
         if data.get("version") != JSON_VERSION:
             raise CATError(f"unsupported session version {data.get('version')!r}")
         session = cls(bank, config or data["config"], data["seed"], exposure_stats)
+        # What was withheld at the start is stored: never draw it again from today's statistics.
+        excluded = session._state.excluded[0]
+        excluded[:] = False
+        excluded[session._pretest_in_bank] = True
         if data.get("withdrawn"):
-            session._state.excluded[0, bank.indices_of(data["withdrawn"])] = True
+            excluded[bank.indices_of(data["withdrawn"])] = True
         session._restore(data["history"], data.get("estimates"))
         session._pending = data.get("pending")
         session._finished = bool(data.get("finished"))

@@ -16,6 +16,7 @@ either does all of its work or none of it. Each function raises :class:`BankErro
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -24,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from sqlalchemy import and_, bindparam, case, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -599,6 +601,11 @@ class Delivery:
     pretest: frozenset[str]
     cut_scores: dict[str, float]
     test: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def bank_item_ids(self) -> np.ndarray:
+        """The database id of each item of ``bank``, in the bank's order."""
+        return np.array([self.items[code]["id"] for code in self.bank.item_ids], dtype=np.int64)
 
 
 def build_delivery(content: Mapping[str, Any], snapshot_id: int | None = None) -> Delivery:

@@ -13,6 +13,7 @@ and records nothing twice.
 from __future__ import annotations
 
 import secrets
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,9 +26,10 @@ from sqlalchemy.orm import Session
 from api.services.errors import Conflict, Forbidden, Invalid, NotFound
 from cat_engine import CATSession
 from cat_engine.errors import BankExhaustedError, CATError, InvalidResponseError
+from cat_engine.exposure import ExposureStats
 from cat_engine.models import response_log_probability
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
-from item_bank.models import AdaptiveTest
+from item_bank.models import AdaptiveTest, ItemExposure
 from item_bank.services import (
     Delivery,
     current_snapshot_id,
@@ -109,9 +111,49 @@ def _state_of(engine_session: CATSession) -> dict[str, Any]:
     return state
 
 
-def _engine_session(delivery: Delivery, state: dict[str, Any]) -> CATSession:
+def _engine_session(delivery: Delivery, state: dict[str, Any],
+                    stats: ExposureStats | None = None) -> CATSession:
     data = {**state, "config": delivery.config.settings}
-    return CATSession.from_json(delivery.bank, data, config=delivery.config)
+    return CATSession.from_json(delivery.bank, data, config=delivery.config,
+                                exposure_stats=stats)
+
+
+# -- live exposure -------------------------------------------------------------------------------
+
+EXPOSURE_STATS_SECONDS = 5.0
+_EXPOSURE_STATS: dict[tuple[str, int, int | None], tuple[float, ExposureStats]] = {}
+
+
+def live_exposure_stats(session: Session, delivery: Delivery, test_id: int
+                        ) -> ExposureStats | None:
+    """The test's exposure so far, for exposure controls that react to it; else ``None``.
+
+    Counts come from the exposure counters (presentations per item in this test) and the
+    number of attempts started; rates are counts / attempts. Read at most every
+    ``EXPOSURE_STATS_SECONDS`` per process and test: a control steering rates toward a target
+    does not need them to the request.
+    """
+    if not delivery.config.exposure.uses_stats:
+        return None
+    key = (str(session.get_bind().url), test_id, delivery.snapshot_id)
+    cached = _EXPOSURE_STATS.get(key)
+    if cached is not None and time.monotonic() - cached[0] < EXPOSURE_STATS_SECONDS:
+        return cached[1]
+    rows = session.execute(select(ItemExposure.item_id, ItemExposure.administered)
+                           .where(ItemExposure.test_id == test_id)).all()
+    tests = session.scalar(select(func.count(Attempt.id)).where(Attempt.test_id == test_id))
+    counts = np.zeros(len(delivery.bank))
+    if rows:
+        ids, administered = np.array(rows, dtype=np.int64).T
+        order = np.argsort(delivery.bank_item_ids)
+        at = np.searchsorted(delivery.bank_item_ids, ids, sorter=order).clip(0, order.size - 1)
+        known = delivery.bank_item_ids[order[at]] == ids
+        counts[order[at[known]]] = administered[known]
+    stats = ExposureStats(counts=counts, tests=int(tests or 0))
+    if len(_EXPOSURE_STATS) > 1024:
+        _EXPOSURE_STATS.clear()
+    _EXPOSURE_STATS[key] = (time.monotonic(), stats)
+    return stats
 
 
 # -- starting ------------------------------------------------------------------------------------
@@ -158,7 +200,8 @@ def start_attempt(session: Session, user: User, test_id: int,
     snapshot_id = current_snapshot_id(session, test)
     delivery = delivery_bank(session, snapshot_id)
     seed = secrets.randbits(31)
-    engine_session = CATSession(delivery.bank, delivery.config, seed)
+    engine_session = CATSession(delivery.bank, delivery.config, seed,
+                                live_exposure_stats(session, delivery, test.id))
     attempt = Attempt(test_id=test.id, user_id=user.id, status=AttemptStatus.IN_PROGRESS,
                       seed=seed, started_at=now, snapshot_id=snapshot_id,
                       assignment_id=assignment.id,
@@ -222,7 +265,8 @@ def submit_response(
         raise Conflict(f"item {item_id} is not the item presented; answer item "
                        f"{row.current_item_id}", field="item_id")
     delivery = delivery_bank(session, row.snapshot_id)
-    engine_session = _engine_session(delivery, row.state)
+    engine_session = _engine_session(delivery, row.state,
+                                     live_exposure_stats(session, delivery, row.test_id))
     if row.deadline is not None and now > as_utc(row.deadline):
         values = _finish_values(delivery, engine_session, now, "time_limit")
         _update_attempt(connection, attempt_id, values)

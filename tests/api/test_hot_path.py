@@ -171,3 +171,56 @@ def test_a_rolled_back_snapshot_is_not_remembered(world) -> None:
     with _session(world) as session:
         assert session.get(bank.BankSnapshot, rolled_back) is None
     assert _start(world, "student2") == first
+
+
+# -- live exposure statistics --------------------------------------------------------------------
+
+
+def _with_exposure(world, control: dict, counts: dict[str, int], attempts: int) -> None:
+    """Set the test's exposure control and pretend ``attempts`` attempts gave ``counts``."""
+    from evidence.models import AttemptStatus
+    from item_bank.models import ItemExposure
+    from storage import utcnow
+
+    with _session(world) as session:
+        test = session.get(AdaptiveTest, world.test_id)
+        bank.save_test(session, test, config={**test.config, "exposure": control})
+        for code, n in counts.items():
+            session.add(ItemExposure(test_id=test.id, item_id=world.items[code], administered=n))
+        for _ in range(attempts):
+            session.add(Attempt(test_id=test.id, user_id=world.users["student3"], seed=0,
+                                status=AttemptStatus.FINISHED, started_at=utcnow()))
+
+
+def test_item_eligibility_withholds_items_from_live_exposure_rates(world) -> None:
+    # Every item was given in every one of 10 attempts: eligibility 0.2 / 1.0 each.
+    operational = [code for code in world.items if code.startswith("IT-")]
+    _with_exposure(world, {"method": "eligibility", "r_max": 0.2},
+                   dict.fromkeys(operational, 10), attempts=10)
+    r = world.call("post", "/api/v1/attempts", "student1", json={"test_id": world.test_id})
+    assert r.status_code == 201, r.get_json()
+    with _session(world) as session:
+        state = session.get(Attempt, r.get_json()["id"]).state
+    withdrawn = len(state["withdrawn"])
+    # Binomial(60, 0.8): mean 48, sd 3.1; without live statistics nothing is withheld.
+    assert 30 <= withdrawn <= 59, withdrawn
+    # The withheld set is part of the attempt: answering never draws it again.
+    reply = r.get_json()
+    for _ in range(3):
+        reply = world.answer("student1", reply["id"], reply["item"]["id"], 1).get_json()
+        with _session(world) as session:
+            assert len(session.get(Attempt, reply["id"]).state["withdrawn"]) == withdrawn
+
+
+def test_restricted_progressive_keeps_over_exposed_items_back_while_others_remain(world) -> None:
+    allowed = {f"IT-{j:03d}" for j in range(10, 20)}
+    over = {code: 10 for code in world.items if code.startswith("IT-") and code not in allowed}
+    _with_exposure(world, {"method": "progressive", "r_max": 0.5}, over, attempts=10)
+    r = world.call("post", "/api/v1/attempts", "student1", json={"test_id": world.test_id})
+    reply, given = r.get_json(), []
+    codes = {v: k for k, v in world.items.items()}
+    while reply["status"] == "in_progress" and len(given) < 8:
+        given.append(codes[reply["item"]["id"]])
+        reply = world.answer("student1", reply["id"], reply["item"]["id"], 1).get_json()
+    scored = [code for code in given if code.startswith("IT-")]
+    assert len(scored) >= 4 and set(scored) <= allowed, given

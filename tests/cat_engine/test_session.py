@@ -416,3 +416,21 @@ def test_a_random_start_is_reproducible_and_within_its_range() -> None:
     possible = {BANK.item_ids[j] for j in best}
     assert firsts <= possible
     assert len(firsts) > 1
+
+
+def test_restoring_never_redraws_what_eligibility_withheld_at_the_start():
+    """Item eligibility draws once per test; a restore with other statistics keeps the draw."""
+    bank = ItemBank.from_records(
+        {"item_id": f"i{j}", "model": "2pl", "a": 0.8 + 0.03 * j, "b": -2 + 0.1 * j}
+        for j in range(40))
+    config = CATConfig.from_dict({"exposure": {"method": "eligibility", "r_max": 0.2},
+                                  "stopping": {"max_items": 10}}, bank)
+    busy = ExposureStats(counts=np.full(40, 10.0), tests=10)  # every rate 1.0: p = 0.2
+    session = CATSession(bank, config, seed=3, exposure_stats=busy)
+    stored = session.to_json()
+    assert 20 <= len(stored["withdrawn"]) < 40
+    for stats in (None, ExposureStats(counts=np.zeros(40), tests=10),
+                  ExposureStats(counts=np.full(40, 40.0), tests=10)):  # p = 0.05 today
+        restored = CATSession.from_json(bank, stored, exposure_stats=stats)
+        assert restored.to_json()["withdrawn"] == stored["withdrawn"]
+        assert restored.next_item() == session.next_item()
