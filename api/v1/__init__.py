@@ -13,7 +13,7 @@ from typing import Any
 import marshmallow as ma
 from flask import Flask, Response, json, request
 from flask_smorest import Api
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from api.services.errors import ServiceError
@@ -116,6 +116,19 @@ def _database_gone(error: DBAPIError):
     return detail, 503, {"Retry-After": "1", "Content-Type": "text/plain; charset=utf-8"}
 
 
+def _lost_race(error: IntegrityError):
+    """A unique value taken by a request that committed first: 409, nothing of this one kept.
+
+    Services check uniqueness (a code, a name) before writing and say which field clashes; this
+    covers the race between two requests that both passed that check.
+    """
+    if not request.path.startswith(PREFIX):
+        raise error
+    return problem(409, "Conflict", "another request saved a conflicting change at the same "
+                   "moment (a value that must be unique is now taken); nothing of this request "
+                   "was saved: fetch the current state and retry", None)
+
+
 def init_app(app: Flask) -> Api:
     """Register the API's blueprints, its error handlers and its OpenAPI document."""
     from api.v1 import attempts, auth, calibration, classes, items, tests, users
@@ -137,4 +150,5 @@ def init_app(app: Flask) -> Api:
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)
     app.register_error_handler(DBAPIError, _database_gone)
+    app.register_error_handler(IntegrityError, _lost_race)
     return api

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import uuid
 import zipfile
 
@@ -528,3 +529,36 @@ def test_import_refusals_name_the_line_and_write_nothing(world, any_db_url) -> N
     _parameters_only_csv(world)
     _single_qti_item_needs_a_skill(world)
     _oversized_upload_is_a_413_problem(world, any_db_url)
+
+
+def test_an_import_that_loses_a_race_for_a_code_is_a_409_and_writes_nothing(world) -> None:
+    """Two imports create the same code at once: the second's check passed, its insert fails."""
+    url = world.app.config["DATABASE_URL"]
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite serialises writers: the second import would simply see the code")
+    rival = create_engine(url)
+    connection = rival.connect()
+    transaction = connection.begin()
+    # The rival holds NEW-2 in the unique index, uncommitted: the import's own check cannot see
+    # it, and the import's insert waits for the rival to finish.
+    connection.execute(text(
+        "INSERT INTO items (code, stem, options, key, rationale, skill, status, media, version, "
+        "created_at, updated_at) VALUES ('NEW-2', 'Rival', '[\"a\", \"b\"]', 0, '', 'arith', "
+        "'draft', '[]', 1, now(), now())"))
+    replies = []
+    worker = threading.Thread(target=lambda: replies.append(
+        _upload(world, "assessor1", NEW_ITEMS_CSV)))
+    worker.start()
+    worker.join(timeout=1.0)
+    assert worker.is_alive()  # blocked on the rival's row
+    transaction.commit()
+    worker.join(timeout=10)
+    connection.close()
+    rival.dispose()
+    r = replies[0]
+    assert r.status_code == 409, r.get_json()
+    assert r.headers["Content-Type"] == "application/problem+json"
+    assert "retry" in r.get_json()["detail"]
+    with _db(world) as session:  # NEW-1 came first in the file: rolled back with the rest
+        codes = set(session.scalars(select(Item.code).where(Item.code.like("NEW-%"))))
+    assert codes == {"NEW-2"}
