@@ -15,7 +15,14 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.cli_errors import CommandError
-from storage import DatabaseError, check_connection, make_engine, mask_url
+from storage import (
+    DatabaseError,
+    check_connection,
+    make_engine,
+    mask_url,
+    session_factory,
+    session_scope,
+)
 
 
 class _Group(click.Group):
@@ -198,11 +205,16 @@ def worker(settings: _Settings, workers: int, worker_type: str, huey_url: str | 
     import os
 
     from api.jobs import get_queue, make_consumer
+    from api.services.calibration_runs import reap_stalled_runs
 
     engine = settings.engine()
     os.environ["DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
-    engine.dispose()
     consumer = make_consumer(huey_url, workers=workers, worker_type=worker_type)
+    with session_scope(session_factory(engine)) as session:
+        reaped = reap_stalled_runs(session)
+    if reaped:
+        click.echo(f"Marked {reaped} calibration run(s) failed: their worker had stopped.")
+    engine.dispose()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     click.echo(f"Worker: {workers} {worker_type}(s) on queue {mask_url(get_queue(huey_url).url)}"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ HUEY_NAME = "cat-engine"
 IMMEDIATE = "immediate"
 QUEUE_FILE = "huey.sqlite3"
 PROGRESS_INTERVAL = 0.5
+HEARTBEAT_SECONDS = 30.0
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 logger = logging.getLogger(__name__)
@@ -187,6 +189,42 @@ class _Progress:
             logger.warning("run %s: could not record progress: %s", self.run_id, error)
 
 
+def worker_name() -> str:
+    """``host:pid`` of this process, as recorded on the runs it claims."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
+class Heartbeat(threading.Thread):
+    """Stamps ``heartbeat_at`` on a running run every ``interval`` seconds until stopped.
+
+    A run whose worker dies (killed, machine lost) stops getting stamps; see
+    :func:`api.services.calibration_runs.reap_stalled_runs`.
+    """
+
+    def __init__(self, factory: sessionmaker[Session], run_id: int,
+                 interval: float = HEARTBEAT_SECONDS) -> None:
+        super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
+        self.factory, self.run_id, self.interval = factory, run_id, interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        from item_bank.models import CalibrationRun, RunStatus
+
+        while not self._stop_event.wait(self.interval):
+            try:
+                with self.factory() as session:
+                    session.execute(update(CalibrationRun).where(
+                        CalibrationRun.id == self.run_id,
+                        CalibrationRun.status == RunStatus.RUNNING).values(heartbeat_at=utcnow()))
+                    session.commit()
+            except SQLAlchemyError as error:  # the next beat may get through
+                logger.warning("run %s: heartbeat not recorded: %s", self.run_id, error)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+
 def run_calibration(run_id: int, database_url: str | None = None) -> str:
     """Carry out calibration run ``run_id`` on the database at ``database_url``.
 
@@ -209,13 +247,16 @@ def run_calibration(run_id: int, database_url: str | None = None) -> str:
                 update(CalibrationRun)
                 .where(CalibrationRun.id == run_id, CalibrationRun.status == RunStatus.QUEUED)
                 .values(status=RunStatus.RUNNING, started_at=utcnow(), progress=0.01,
-                        message="loading the responses", error=None))
+                        message="loading the responses", error=None, worker=worker_name(),
+                        heartbeat_at=utcnow()))
             session.commit()
             if claimed.rowcount != 1:
                 found = session.get(CalibrationRun, run_id)
                 logger.warning("run %s: %s, not queued; left alone", run_id,
                                "no such run" if found is None else f"is {found.status.value}")
                 return "missing" if found is None else "skipped"
+        heartbeat = Heartbeat(factory, run_id)
+        heartbeat.start()
         try:
             with factory() as session:
                 run = session.get(CalibrationRun, run_id)
@@ -250,5 +291,7 @@ def run_calibration(run_id: int, database_url: str | None = None) -> str:
                 run.finished_at = utcnow()
                 session.commit()
             return RunStatus.FAILED.value
+        finally:
+            heartbeat.stop()
     finally:
         engine.dispose()

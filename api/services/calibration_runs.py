@@ -28,11 +28,11 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from api.services.errors import Conflict, Invalid, NotFound
@@ -588,6 +588,32 @@ def failure_message(error: BaseException) -> str:
 
 
 # -- runs: reading -------------------------------------------------------------------------------
+
+#: A running run whose worker has not stamped ``heartbeat_at`` for this long is taken as dead.
+#: Workers stamp every :data:`api.jobs.HEARTBEAT_SECONDS` (30 s), whatever the calibration does.
+STALL_AFTER = timedelta(minutes=5)
+
+
+def reap_stalled_runs(session: Session, now: datetime | None = None,
+                      stall_after: timedelta = STALL_AFTER) -> int:
+    """Mark ``failed`` every running run whose worker stopped giving signs of life.
+
+    A worker killed mid-run (or its machine lost) would otherwise leave the run ``running`` for
+    ever. Called when a worker starts and whenever runs are read; returns the number of runs
+    marked. Nothing else of those runs changes: start a new run to try again.
+    """
+    now = now or utcnow()
+    last_sign = func.coalesce(CalibrationRun.heartbeat_at, CalibrationRun.started_at)
+    minutes = stall_after.total_seconds() / 60
+    result = session.execute(
+        update(CalibrationRun)
+        .where(CalibrationRun.status == RunStatus.RUNNING, last_sign < now - stall_after)
+        .values(status=RunStatus.FAILED, finished_at=now, message="failed",
+                error=f"the worker running this run stopped (no sign of life for {minutes:g} "
+                      "minutes: killed, or its machine lost); start a new run")
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
+
 
 
 def get_run(session: Session, run_id: int, lock: bool = False) -> CalibrationRun:

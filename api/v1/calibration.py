@@ -194,6 +194,12 @@ class UploadById(MethodView):
         return service.upload_view(session, service.get_upload(session, upload_id))
 
 
+def _reap(session) -> None:
+    """Fail the runs of dead workers before anyone reads a stale ``running``."""
+    if service.reap_stalled_runs(session):
+        session.commit()
+
+
 @blp.route("/calibration/runs")
 class Runs(MethodView):
     @requires(*STAFF)
@@ -202,6 +208,7 @@ class Runs(MethodView):
     def get(self, args):
         """Calibration runs, newest first (filter by ``status``, ``kind``)."""
         session = get_session()
+        _reap(session)
         query = (select(CalibrationRun).options(defer(CalibrationRun.result))
                  .order_by(CalibrationRun.id.desc()))
         for name in ("status", "kind"):
@@ -242,8 +249,14 @@ class RunById(MethodView):
     @requires(*STAFF)
     @blp.response(200, RunSchema)
     def get(self, run_id):
-        """A run: status, progress, message, error, times and, once done, its summary."""
-        return service.get_run(get_session(), run_id)
+        """A run: status, progress, message, error, times and, once done, its summary.
+
+        A ``running`` run whose worker has given no sign of life for five minutes is reported
+        (and stored) as ``failed``.
+        """
+        session = get_session()
+        _reap(session)
+        return service.get_run(session, run_id)
 
 
 @blp.route("/calibration/runs/<int:run_id>/items")

@@ -405,10 +405,19 @@ def test_a_real_worker_runs_a_queued_run(sqlite_url, tmp_path) -> None:
         time.sleep(0.5)
         assert world.call("get", location, "assessor1").get_json()["status"] == "queued"
 
+        stale = _stalled_run(app, minutes=6)  # a run whose worker died before this one started
+
         env = {**os.environ, "DATABASE_URL": sqlite_url, "HUEY_URL": queue}
         worker = subprocess.Popen([*_worker_command(), "worker", "--workers", "1"], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
+            # Only the worker reads runs now (no API call yet): it fails the stale one at start.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                with session_scope(session_factory(engine_of(app))) as session:
+                    if session.get(CalibrationRun, stale).status == RunStatus.FAILED:
+                        break
+                time.sleep(0.1)
             run = _wait(world, location, timeout=60)
         finally:
             worker.send_signal(signal.SIGINT)
@@ -420,6 +429,11 @@ def test_a_real_worker_runs_a_queued_run(sqlite_url, tmp_path) -> None:
         assert run["status"] == "succeeded", (run, output)
         assert run["summary"]["converged"] and run["progress"] == 1.0
         assert "Worker: 1 thread(s)" in output
+        assert "Marked 1 calibration run(s) failed" in output
+        with session_scope(session_factory(engine_of(app))) as session:
+            assert session.get(CalibrationRun, stale).status == RunStatus.FAILED
+            done = session.get(CalibrationRun, run["id"])
+            assert done.worker.endswith(f":{worker.pid}") and done.heartbeat_at is not None
         items = _all_items(world, run["id"])
         b_hat = [e["parameters"]["b"] for e in items]
         assert np.corrcoef([truth[e["item_id"]]["b"] for e in items], b_hat)[0, 1] > 0.95
@@ -469,3 +483,65 @@ def test_worker_command_refuses_a_queue_it_cannot_consume(sqlite_url) -> None:
     result = runner.invoke(cli, ["--database-url", sqlite_url, "worker"],
                            env={"HUEY_URL": "ftp://example.org/queue"})
     assert result.exit_code == 2 and "not understood" in result.output
+
+
+def _stalled_run(app, minutes: float, worker: str = "gone-host:4242") -> int:
+    """A run marked running by a worker last heard from ``minutes`` ago."""
+    from datetime import timedelta
+
+    from storage import utcnow
+
+    with session_scope(session_factory(engine_of(app))) as session:
+        then = utcnow() - timedelta(minutes=minutes)
+        run = CalibrationRun(kind="upload", model="2pl", settings={}, status=RunStatus.RUNNING,
+                             started_at=then, heartbeat_at=then, worker=worker, progress=0.4)
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def test_a_run_whose_worker_died_is_reported_failed(world) -> None:
+    dead = _stalled_run(world.app, minutes=6)
+    alive = _stalled_run(world.app, minutes=1, worker="busy-host:1")
+    r = world.call("get", f"{BASE}/runs/{dead}", "assessor1")
+    assert r.status_code == 200
+    run = r.get_json()
+    assert run["status"] == "failed" and "no sign of life for 5 minutes" in run["error"]
+    assert world.call("get", f"{BASE}/runs/{alive}", "assessor1").get_json()["status"] == \
+        "running"
+    listed = world.call("get", f"{BASE}/runs?status=running", "assessor1").get_json()
+    assert [r["id"] for r in listed["items"]] == [alive]
+    with session_scope(session_factory(engine_of(world.app))) as session:  # stored, not only shown
+        assert session.get(CalibrationRun, dead).status == RunStatus.FAILED
+
+
+def test_the_heartbeat_stamps_a_running_run_until_stopped(sqlite_url) -> None:
+    from api.jobs import Heartbeat
+    from storage import make_engine
+    from storage.migrate import upgrade
+
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    factory = session_factory(engine)
+    with session_scope(factory) as session:
+        run = CalibrationRun(kind="upload", model="2pl", settings={}, status=RunStatus.RUNNING)
+        session.add(run)
+        session.flush()
+        run_id = run.id
+
+    def stamp():
+        with session_scope(factory) as session:
+            return session.get(CalibrationRun, run_id).heartbeat_at
+
+    beat = Heartbeat(factory, run_id, interval=0.05)
+    beat.start()
+    time.sleep(0.3)
+    first = stamp()
+    time.sleep(0.2)
+    assert first is not None and stamp() > first
+    beat.stop()
+    assert not beat.is_alive()
+    stopped = stamp()
+    time.sleep(0.2)
+    assert stamp() == stopped
+    engine.dispose()
