@@ -20,7 +20,7 @@ from api.services import calibration_runs as service
 from api.services.errors import ServiceError
 from api.v1.auth import current_user, requires
 from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
-from item_bank.models import CalibrationRun, RunStatus
+from item_bank.models import CalibrationRun, ResponseUpload, RunStatus
 from storage import utcnow
 from storage.accounts import Role
 
@@ -165,8 +165,28 @@ class PublicationSchema(ma.Schema):
 # -- views ---------------------------------------------------------------------------------------
 
 
+class UploadBriefSchema(ma.Schema):
+    id = ma.fields.Integer()
+    filename = ma.fields.String()
+    layout = ma.fields.String(metadata={"description": "long or wide"})
+    n_persons = ma.fields.Integer()
+    n_items = ma.fields.Integer()
+    n_responses = ma.fields.Integer()
+    uploaded_by = ma.fields.Integer(allow_none=True)
+    created_at = UtcDateTime()
+
+
 @blp.route("/calibration/uploads")
 class Uploads(MethodView):
+    @requires(*STAFF)
+    @blp.arguments(PageArgs(), location="query")
+    @blp.response(200, page_of(UploadBriefSchema, "ResponseUploadPage"))
+    def get(self, args):
+        """Response-data uploads, newest first (sizes only; fetch one for its unknown items)."""
+        query = (select(ResponseUpload).options(defer(ResponseUpload.content))
+                 .order_by(ResponseUpload.id.desc()))
+        return paginate(get_session(), query, args)
+
     @requires(*STAFF)
     @blp.arguments(UploadFileSchema(), location="files")
     @blp.response(201, UploadSchema)

@@ -545,3 +545,19 @@ def test_the_heartbeat_stamps_a_running_run_until_stopped(sqlite_url) -> None:
     time.sleep(0.2)
     assert stamp() == stopped
     engine.dispose()
+
+
+def test_uploads_are_listed_newest_first_with_their_sizes(world) -> None:
+    first = _upload(world, "person_id,item_id,response\nP1,IT-000,1\nP2,IT-000,0\n").get_json()
+    assert _upload(world, "person_id,item_id,response\nP1,IT-000,x\n").status_code == 422
+    second = _upload(world, "person,IT-000,IT-001\nA,1,0\nB,1,1\nC,0,\n",
+                     filename="wide.csv").get_json()
+    page = world.call("get", f"{BASE}/uploads?per_page=1", "assessor1").get_json()
+    assert (page["total"], page["pages"]) == (2, 2)  # the rejected file was never stored
+    assert [u["id"] for u in page["items"]] == [second["id"]]
+    listed = page["items"][0]
+    assert (listed["filename"], listed["layout"], listed["n_persons"], listed["n_items"],
+            listed["n_responses"]) == ("wide.csv", "wide", 3, 2, 5)
+    assert "content" not in listed and listed["created_at"].endswith("+00:00")
+    older = world.call("get", f"{BASE}/uploads?page=2&per_page=1", "assessor1").get_json()
+    assert [u["id"] for u in older["items"]] == [first["id"]]

@@ -142,6 +142,8 @@ MATRIX: dict[str, Row] = {
     # calibration: assessment teams only
     "POST /calibration/uploads": Row("post", lambda w, c: "/api/v1/calibration/uploads",
                                      _all(201, **STAFF_ONLY), data=_responses_file),
+    "GET /calibration/uploads": Row("get", lambda w, c: "/api/v1/calibration/uploads",
+                                    _all(200, **STAFF_ONLY), setup=_upload),
     "GET /calibration/uploads/{id}": Row(
         "get", lambda w, c: f"/api/v1/calibration/uploads/{c['upload']}",
         _all(200, **STAFF_ONLY), setup=_upload),
