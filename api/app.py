@@ -16,7 +16,7 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 import delivery_ui
-from api import db, i18n, pages, security, student_pages, v1
+from api import assess_pages, db, i18n, pages, security, student_pages, teacher_pages, v1
 
 INSTANCE_DIR = Path("instance")
 
@@ -62,6 +62,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(student_pages.bp)
+    app.register_blueprint(assess_pages.bp)
+    app.register_blueprint(teacher_pages.bp)
     v1.init_app(app)
     return app
 

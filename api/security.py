@@ -30,7 +30,7 @@ def _check_csrf() -> None:
             "The form expired or did not come from this site. Please try again."))
 
 
-_FORM_BLUEPRINTS = {"pages", "student"}
+_FORM_BLUEPRINTS = {"pages", "student", "assess", "teacher"}
 
 
 def _security_headers(response):

@@ -1,0 +1,684 @@
+"""Pages of the assessment team (assessors and admins): the item bank, an item with its curves,
+imports, calibration runs, pretest items and test design by simulation.
+
+Every view calls the services (:mod:`item_bank.services`, :mod:`item_bank.importing`,
+:mod:`api.services.calibration_runs`, :func:`cat_engine.simulate`) directly and commits once.
+Forms are posted, then redirected to a page (303); a form with errors is shown again, with the
+errors next to the fields and what was typed kept (422). Other roles get a 403 page.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select
+from sqlalchemy.orm import defer, selectinload
+
+from api import charts, jobs
+from api.db import engine_of, get_session
+from api.pages import safe_next
+from api.services import calibration_runs as runs
+from api.services.errors import Conflict, Invalid, NotFound
+from api.staff import for_roles, form_int, install_error_pages, not_found, page
+from cat_engine import CATError, simulate
+from item_bank.importing import MODES, ExistingItems, ImportRejected, apply_import, read_upload
+from item_bank.interchange import InterchangeError
+from item_bank.models import (
+    AdaptiveTest,
+    CalibrationRun,
+    Item,
+    ItemStatus,
+    ItemTag,
+    ResponseUpload,
+    RunStatus,
+)
+from item_bank.services import BankError, build_delivery, change_status, save_test, snapshot_content
+from storage import utcnow
+from storage.accounts import Role, User
+
+bp = Blueprint("assess", __name__, url_prefix="/assess")
+install_error_pages(bp)
+
+STAFF = (Role.ASSESSOR, Role.ADMIN)
+PER_PAGE = 25
+MAX_SIMULEES = 5000
+MAX_TUNED_SIMULEES = 1000
+DEFAULT_SIMULEES = 500
+MAX_REASON = 2000
+IMPORT_RESULT = "assess_import_result"
+IMPORT_SHOWN = 20
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PUBLISHED)
+
+STATUS_NAMES = {
+    "draft": _l("draft"), "pretest": _l("pretest"), "operational": _l("operational"),
+    "retired": _l("retired"),
+}
+RUN_STATUS_NAMES = {
+    "queued": _l("queued"), "running": _l("running"), "succeeded": _l("succeeded"),
+    "failed": _l("failed"), "published": _l("published"),
+}
+
+
+def _refusal() -> tuple[str, str]:
+    return (_("Only the assessment team may see this page"),
+            _("These pages are for assessors and administrators."))
+
+
+def staff_only(view):
+    """Assessors and admins only (others: sign in, or a 403 page)."""
+    return for_roles(*STAFF, refusal=_refusal)(view)
+
+
+def _render(template: str, user: User, status: int = 200, **context: Any) -> Response:
+    return page(template, status, user=user, status_names=STATUS_NAMES,
+                run_status_names=RUN_STATUS_NAMES, **context)
+
+
+# -- the bank ------------------------------------------------------------------------------------
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+@bp.get("/items")
+@staff_only
+def bank(user: User) -> Response:
+    """The bank's items by code, filtered by text (code or stem), skill, status and tag."""
+    db = get_session()
+    errors: dict[str, str] = {}
+    form = {k: (request.args.get(k) or "").strip()[:200] for k in ("q", "skill", "status", "tag")}
+    number = form_int("page", errors, low=1, high=10**6, default=1) or 1
+    query = (select(Item).options(selectinload(Item.tags), selectinload(Item.parameter_sets))
+             .order_by(Item.code))
+    if form["q"]:
+        pattern = _like(form["q"])
+        query = query.where(Item.code.ilike(pattern, escape="\\")
+                            | Item.stem.ilike(pattern, escape="\\"))
+    if form["skill"]:
+        query = query.where(Item.skill == form["skill"])
+    if form["status"]:
+        if form["status"] in STATUS_NAMES:
+            query = query.where(Item.status == ItemStatus(form["status"]))
+        else:
+            errors["status"] = _("Choose one of the statuses offered.")
+    if form["tag"]:
+        query = query.where(Item.id.in_(select(ItemTag.item_id).where(ItemTag.tag == form["tag"])))
+    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    pages = max(1, math.ceil(total / PER_PAGE))
+    number = min(number, pages)
+    items = db.scalars(query.limit(PER_PAGE).offset((number - 1) * PER_PAGE)).unique().all()
+    skills = db.scalars(select(Item.skill).distinct().order_by(Item.skill)).all()
+    links = {k: v for k, v in form.items() if v}
+    return _render("assess/bank.html", user, 422 if errors else 200, items=items, form=form,
+                   errors=errors, skills=skills, total=total, page=number, pages=pages,
+                   links=links)
+
+
+# -- one item ------------------------------------------------------------------------------------
+
+
+def _usernames(ids: set[int | None]) -> dict[int, str]:
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return {}
+    return dict(get_session().execute(select(User.id, User.username)
+                                      .where(User.id.in_(ids))).all())
+
+
+def _item_page(user: User, item: Item, errors: dict[str, str] | None = None,
+               form: dict[str, str] | None = None, status: int = 200) -> Response:
+    names = _usernames({e.changed_by for e in item.status_events}
+                       | {p.created_by for p in item.parameter_sets})
+    active = item.active_parameters
+    curves = charts.item_curves(active.as_dict(), item.code) if active is not None else None
+    moves = [s.value for s in ItemStatus if s != item.status]
+    return _render("assess/item.html", user, status, item=item, names=names, active=active,
+                   curves=curves, moves=moves, errors=errors or {}, form=form or {},
+                   sets=list(reversed(item.parameter_sets)),
+                   events=list(reversed(item.status_events)))
+
+
+def _get_item(item_id: int) -> Item | None:
+    return get_session().get(Item, item_id)
+
+
+@bp.get("/items/<int:item_id>")
+@staff_only
+def item(user: User, item_id: int) -> Response:
+    """An item: content (key marked), status history, parameter sets, curves, status change."""
+    found = _get_item(item_id)
+    if found is None:
+        return not_found(user, _("There is no item %(id)d in the bank.", id=item_id))
+    return _item_page(user, found)
+
+
+def _status_errors(item: Item, status: str, reason: str) -> dict[str, str]:
+    errors = {}
+    if status not in STATUS_NAMES:
+        errors["status"] = _("Choose one of the statuses offered.")
+    elif status == item.status.value:
+        errors["status"] = _("The item is %(status)s already.", status=STATUS_NAMES[status])
+    elif status == ItemStatus.OPERATIONAL and item.active_parameters is None:
+        errors["status"] = _("An item needs an active parameter set (calibrate it or import "
+                             "its parameters) before it can be operational.")
+    if not reason:
+        errors["reason"] = _("Say why the status changes.")
+    elif len(reason) > MAX_REASON:
+        errors["reason"] = _("Keep the reason under %(n)d characters.", n=MAX_REASON)
+    return errors
+
+
+@bp.post("/items/<int:item_id>/status")
+@staff_only
+def item_status(user: User, item_id: int) -> Response:
+    """Move an item to another status, with a reason (recorded with who and when)."""
+    db = get_session()
+    found = _get_item(item_id)
+    if found is None:
+        return not_found(user, _("There is no item %(id)d in the bank.", id=item_id))
+    status = request.form.get("status", "").strip()
+    reason = request.form.get("reason", "").strip()
+    errors = _status_errors(found, status, reason)
+    if not errors:
+        try:
+            change_status(db, found, status, user_id=user.id, reason=reason)
+        except BankError as error:
+            errors[error.field or "status"] = str(error)
+    if errors:
+        db.rollback()
+        return _item_page(user, db.get(Item, item_id), errors,
+                          {"status": status, "reason": reason}, 422)
+    db.commit()
+    flash(_("%(code)s is now %(status)s.", code=found.code, status=STATUS_NAMES[status]))
+    return redirect(url_for(".item", item_id=item_id), 303)
+
+
+@bp.post("/items/<int:item_id>/promote")
+@staff_only
+def promote(user: User, item_id: int) -> Response:
+    """Promote a calibrated pretest item to operational, then go back where the form was."""
+    db = get_session()
+    back = safe_next(request.form.get("next")) or url_for(".item", item_id=item_id)
+    found = _get_item(item_id)
+    if found is None:
+        return not_found(user, _("There is no item %(id)d in the bank.", id=item_id))
+    if found.status != ItemStatus.PRETEST:
+        flash(_("%(code)s is not a pretest item.", code=found.code))
+    elif found.active_parameters is None:
+        flash(_("%(code)s has no parameters yet: calibrate it before promoting it.",
+                code=found.code))
+    else:
+        change_status(db, found, ItemStatus.OPERATIONAL, user_id=user.id,
+                      reason=_("promoted from pretest after calibration"))
+        db.commit()
+        flash(_("%(code)s is now operational.", code=found.code))
+    return redirect(back, 303)
+
+
+# -- import --------------------------------------------------------------------------------------
+
+
+@bp.get("/import")
+@staff_only
+def import_form(user: User) -> Response:
+    """The import form, and the result of the import just made."""
+    return _render("assess/import.html", user, form={"mode": "create", "skill": ""}, errors={},
+                   problems=[], result=session.pop(IMPORT_RESULT, None))
+
+
+@bp.post("/import")
+@staff_only
+def import_items(user: User) -> Response:
+    """Import a CSV or QTI file, all or nothing; problems are listed by line, item and field."""
+    db = get_session()
+    upload = request.files.get("file")
+    form = {"mode": request.form.get("mode", "create"),
+            "skill": request.form.get("skill", "").strip()}
+    filename = (upload.filename or "") if upload is not None else ""
+    errors: dict[str, str] = {}
+    problems: list[dict[str, Any]] = []
+    data = upload.read() if upload is not None else b""
+    if upload is None or not filename:
+        errors["file"] = _("Choose a CSV or QTI file to import.")
+    elif not data:
+        errors["file"] = _("The file %(name)s is empty.", name=filename)
+    if form["mode"] not in MODES:
+        errors["mode"] = _("Choose one of the modes offered.")
+    if len(form["skill"]) > 80:
+        errors["skill"] = _("Keep the skill under %(n)d characters.", n=80)
+    summary = None
+    if not errors:
+        try:
+            parsed = read_upload(data, filename)
+            summary = apply_import(db, parsed, mode=form["mode"], user_id=user.id,
+                                   default_skill=form["skill"] or None)
+        except InterchangeError as error:
+            problems = [{"line": error.line if n == 0 else None, "item_id": None,
+                         "field": error.field if n == 0 else None, "message": text}
+                        for n, text in enumerate(error.problems)]
+        except (ExistingItems, ImportRejected) as error:
+            problems = [{"line": p.get("line"), "item_id": p.get("item_id"),
+                         "field": p.get("field"), "message": p["message"]}
+                        for p in error.problems]
+        except BankError as error:
+            problems = [{"line": None, "item_id": None, "field": error.field,
+                         "message": str(error)}]
+        if problems:
+            errors["file"] = _("Nothing was imported: %(name)s has problems (listed below).",
+                               name=filename)
+    if errors:
+        db.rollback()
+        return _render("assess/import.html", user, 422, form=form, errors=errors,
+                       problems=problems, result=None, filename=filename)
+    db.commit()
+    result = summary.as_dict()
+    session[IMPORT_RESULT] = {
+        "filename": filename[:120], "format": result["format"], "mode": result["mode"],
+        "created": result["created"], "updated": result["updated"],
+        "unchanged": result["unchanged"], "parameter_sets": result["parameter_sets"],
+        "total": len(result["items"]),
+        "items": [{"id": i["id"], "code": i["code"][:60], "outcome": i["outcome"],
+                   "status": i["status"]} for i in result["items"][:IMPORT_SHOWN]],
+    }
+    flash(_("Imported %(name)s.", name=filename))
+    return redirect(url_for(".import_form"), 303)
+
+
+# -- calibration ---------------------------------------------------------------------------------
+
+
+def _recent_runs(limit: int = 20) -> list[CalibrationRun]:
+    return list(get_session().scalars(select(CalibrationRun).options(defer(CalibrationRun.result))
+                                      .order_by(CalibrationRun.id.desc()).limit(limit)))
+
+
+def _tests() -> list[AdaptiveTest]:
+    return list(get_session().scalars(select(AdaptiveTest).order_by(AdaptiveTest.name)))
+
+
+def _calibration_page(user: User, status: int = 200, errors: dict[str, str] | None = None,
+                      form: dict[str, Any] | None = None) -> Response:
+    uploads = get_session().scalars(select(ResponseUpload).options(defer(ResponseUpload.content))
+                                    .order_by(ResponseUpload.id.desc()).limit(10)).all()
+    return _render("assess/calibration.html", user, status, uploads=uploads,
+                   runs=_recent_runs(), tests=_tests(), models=runs.MODELS,
+                   errors=errors or {}, form=form or {"model": "2pl"})
+
+
+@bp.get("/calibration")
+@staff_only
+def calibration(user: User) -> Response:
+    """Upload response data, start an online run, and the recent uploads and runs."""
+    return _calibration_page(user)
+
+
+@bp.post("/calibration/uploads")
+@staff_only
+def upload_responses(user: User) -> Response:
+    """Check and keep a response file; then choose how to calibrate it."""
+    db = get_session()
+    upload = request.files.get("file")
+    filename = (upload.filename or "") if upload is not None else ""
+    if upload is None or not filename:
+        return _calibration_page(user, 422, {"file": _("Choose a response file (CSV).")})
+    data = upload.read()
+    if not data:
+        return _calibration_page(user, 422, {"file": _("The file %(name)s is empty.",
+                                                       name=filename)})
+    try:
+        stored = runs.create_upload(db, filename=filename, content=data, user_id=user.id)
+    except Invalid as error:
+        db.rollback()
+        return _calibration_page(user, 422, {"file": str(error)})
+    db.commit()
+    flash(_("%(name)s is uploaded: choose how to calibrate it.", name=filename))
+    return redirect(url_for(".upload", upload_id=stored.id), 303)
+
+
+def _upload_page(user: User, upload: ResponseUpload, status: int = 200,
+                 errors: dict[str, str] | None = None,
+                 form: dict[str, Any] | None = None) -> Response:
+    view = runs.upload_view(get_session(), upload)
+    return _render("assess/upload.html", user, status, upload=view, models=runs.MODELS,
+                   errors=errors or {}, form=form or {"model": "2pl", "anchor": True,
+                                                      "max_iterations": 500,
+                                                      "min_responses": 10})
+
+
+@bp.get("/calibration/uploads/<int:upload_id>")
+@staff_only
+def upload(user: User, upload_id: int) -> Response:
+    """An upload's size and new items, and the form that starts a run on it."""
+    found = get_session().get(ResponseUpload, upload_id)
+    if found is None:
+        return not_found(user, _("There is no response upload %(id)d.", id=upload_id))
+    return _upload_page(user, found)
+
+
+def _run_form() -> tuple[dict[str, Any], dict[str, str]]:
+    errors: dict[str, str] = {}
+    form = {"kind": request.form.get("kind", "upload"),
+            "model": request.form.get("model", "").strip().lower(),
+            "anchor": request.form.get("anchor") == "1",
+            "dif_reference": request.form.get("dif_reference", "").strip()[:200]}
+    if form["kind"] not in runs.KINDS:
+        errors["kind"] = _("Choose one of the kinds offered.")
+    if form["model"] not in runs.MODELS:
+        errors["model"] = _("Choose one of the models offered.")
+    form["max_iterations"] = form_int("max_iterations", errors, low=1, high=10_000, default=500)
+    form["min_responses"] = form_int("min_responses", errors, low=2, high=1_000_000, default=10)
+    form["upload_id"] = form_int("upload_id", errors, low=1, high=2**31 - 1, required=False)
+    form["test_id"] = form_int("test_id", errors, low=1, high=2**31 - 1, required=False)
+    for name in ("max_iterations", "min_responses"):
+        if name in errors:  # shown again as typed
+            form[name] = request.form.get(name, "")[:20]
+    if form["kind"] == "online" and form["test_id"] is None and "test_id" not in errors:
+        errors["test_id"] = _("Choose a test.")
+    return form, errors
+
+
+@bp.post("/calibration/runs")
+@staff_only
+def start_run(user: User) -> Response:
+    """Queue a calibration run (an upload, anchored or not; or online) and go to its page."""
+    db = get_session()
+    form, errors = _run_form()
+    upload_row = db.get(ResponseUpload, form["upload_id"]) if form["upload_id"] else None
+    if form["kind"] == "upload" and upload_row is None:
+        return not_found(user, _("There is no such response upload."))
+    run = None
+    if not errors:
+        settings = {"max_iterations": form["max_iterations"],
+                    "min_responses": form["min_responses"],
+                    "dif_reference": form["dif_reference"] or None}
+        try:
+            run = runs.create_run(db, kind=form["kind"], model=form["model"],
+                                  upload_id=form["upload_id"], test_id=form["test_id"],
+                                  anchor=form["anchor"], settings=settings, user_id=user.id)
+        except (Invalid, NotFound) as error:
+            field = (error.field or "model").removeprefix("settings.")
+            errors[field if field in form else "model"] = str(error)
+    if errors:
+        db.rollback()
+        if form["kind"] == "upload":
+            return _upload_page(user, upload_row, 422, errors, form)
+        return _calibration_page(user, 422, errors, form)
+    db.commit()  # the worker reads the run from the database
+    try:
+        url = jobs.queue_url(current_app.config.get("HUEY_URL"), current_app.instance_path)
+        queue = jobs.get_queue(url)
+        database = (engine_of(current_app).url.render_as_string(hide_password=False)
+                    if queue.immediate else None)
+        jobs.enqueue_calibration(queue, run.id, database)
+    except Exception as error:  # the queue is misconfigured or unreachable
+        run.status, run.finished_at = RunStatus.FAILED, utcnow()
+        run.error = "could not queue the run: " + runs.failure_message(error)
+        db.commit()
+    flash(_("Calibration run %(id)d is started.", id=run.id))
+    return redirect(url_for(".run", run_id=run.id), 303)
+
+
+def _run_or_none(run_id: int) -> CalibrationRun | None:
+    try:
+        return runs.get_run(get_session(), run_id)
+    except NotFound:
+        return None
+
+
+def _run_page(user: User, run: CalibrationRun, status: int = 200,
+              errors: dict[str, str] | None = None,
+              chosen: list[str] | None = None) -> Response:
+    db = get_session()
+    flagged = request.args.get("flagged") == "1"
+    entries, total = [], 0
+    if run.result:
+        total, entries = runs.run_items(db, run, flagged=True if flagged else None)
+    publishable = [e["item_id"] for e in entries if e["bank"] is not None and not e["fixed"]]
+    summary = (run.result or {}).get("summary") or {}
+    return _render("assess/run.html", user, status, run=run, entries=entries, total=total,
+                   flagged=flagged, summary=summary, finished=run.status in FINISHED,
+                   publishable=publishable, errors=errors or {},
+                   chosen=set(publishable if chosen is None else chosen),
+                   dif=(run.result or {}).get("dif"))
+
+
+@bp.get("/calibration/runs/<int:run_id>")
+@staff_only
+def run(user: User, run_id: int) -> Response:
+    """A run's progress (refreshing until it ends), then its fit and DIF review and publish."""
+    found = _run_or_none(run_id)
+    if found is None:
+        return not_found(user, _("There is no calibration run %(id)d.", id=run_id))
+    return _run_page(user, found)
+
+
+@bp.get("/calibration/runs/<int:run_id>/status")
+@staff_only
+def run_status(user: User, run_id: int) -> Response:
+    """The run's status and progress as JSON, for the status page's poll."""
+    found = _run_or_none(run_id)
+    if found is None:
+        return jsonify({"error": "not found"}), 404
+    response = jsonify({
+        "status": found.status.value, "progress": found.progress,
+        "label": str(RUN_STATUS_NAMES[found.status.value]),
+        "message": found.message or "", "error": found.error,
+        "finished": found.status in FINISHED})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/calibration/runs/<int:run_id>/publish")
+@staff_only
+def publish(user: User, run_id: int) -> Response:
+    """Publish the chosen items' estimates as new active parameter sets (optionally promote)."""
+    db = get_session()
+    found = _run_or_none(run_id)
+    if found is None:
+        return not_found(user, _("There is no calibration run %(id)d.", id=run_id))
+    chosen = [c.strip() for c in request.form.getlist("items") if c.strip()]
+    promote_items = request.form.get("promote") == "1"
+    if not chosen:
+        return _run_page(user, found, 422, {"items": _("Choose at least one item to publish.")},
+                         chosen)
+    try:
+        outcome = runs.publish_run(db, run_id, items=chosen, promote=promote_items,
+                                   user_id=user.id)
+    except (Conflict, Invalid) as error:
+        db.rollback()
+        return _run_page(user, runs.get_run(db, run_id), 422, {"items": str(error)}, chosen)
+    db.commit()
+    flash(_("Published %(published)d parameter sets; %(promoted)d items promoted, %(skipped)d "
+            "skipped.", published=len(outcome["published"]), promoted=len(outcome["promoted"]),
+            skipped=len(outcome["skipped"])))
+    return redirect(url_for(".run", run_id=run_id), 303)
+
+
+# -- pretest items -------------------------------------------------------------------------------
+
+
+def _pretest_page(user: User, test: AdaptiveTest | None, status: int = 200,
+                  errors: dict[str, str] | None = None,
+                  form: dict[str, Any] | None = None) -> Response:
+    db = get_session()
+    candidates = db.scalars(select(Item).where(Item.status == ItemStatus.PRETEST)
+                            .options(selectinload(Item.parameter_sets))
+                            .order_by(Item.code)).all()
+    plan = ((test.config or {}).get("pretest") or {}) if test is not None else {}
+    if form is None:
+        form = {"items": list(plan.get("items", [])),
+                "positions": ", ".join(str(p) for p in plan.get("positions", []))}
+    seeded = set(plan.get("items", []))
+    return _render("assess/pretest.html", user, status, tests=_tests(), test=test,
+                   candidates=candidates, plan=plan, seeded=seeded, form=form,
+                   errors=errors or {})
+
+
+@bp.get("/pretest")
+@staff_only
+def pretest(user: User) -> Response:
+    """Pretest items of a test (seed them, unscored) and those ready to promote."""
+    errors: dict[str, str] = {}
+    test_id = form_int("test_id", errors, low=1, high=2**31 - 1, required=False)
+    test = get_session().get(AdaptiveTest, test_id) if test_id else None
+    if test_id and test is None:
+        return not_found(user, _("There is no test %(id)d.", id=test_id))
+    return _pretest_page(user, test, 422 if errors else 200, errors)
+
+
+def _positions(text: str, errors: dict[str, str]) -> list[int]:
+    values = []
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        if not part.isdigit() or not 1 <= int(part) <= 500:
+            errors["positions"] = _("Give positions as whole numbers from 1 to 500, separated "
+                                    "by commas (e.g. 3, 6).")
+            return []
+        values.append(int(part))
+    if len(set(values)) != len(values):
+        errors["positions"] = _("Give each position once.")
+    return sorted(set(values))
+
+
+@bp.post("/pretest/<int:test_id>")
+@staff_only
+def seed_pretest(user: User, test_id: int) -> Response:
+    """Set a test's pretest items and the positions they are given at (unscored)."""
+    db = get_session()
+    test = db.get(AdaptiveTest, test_id)
+    if test is None:
+        return not_found(user, _("There is no test %(id)d.", id=test_id))
+    codes = list(dict.fromkeys(c.strip() for c in request.form.getlist("items") if c.strip()))
+    raw_positions = request.form.get("positions", "")
+    form = {"items": codes, "positions": raw_positions}
+    errors: dict[str, str] = {}
+    positions = _positions(raw_positions, errors)
+    if codes and not positions and "positions" not in errors:
+        errors["positions"] = _("Give at least one position for the pretest items.")
+    if not errors:
+        config = dict(test.config or {})
+        if codes:
+            config["pretest"] = {"items": codes, "positions": positions}
+        else:
+            config.pop("pretest", None)
+        try:
+            save_test(db, test, config=config)
+        except BankError as error:
+            errors["items"] = str(error)
+    if errors:
+        db.rollback()
+        return _pretest_page(user, db.get(AdaptiveTest, test_id), 422, errors, form)
+    db.commit()
+    flash(_("The pretest items of %(test)s are saved.", test=test.name))
+    return redirect(url_for(".pretest", test_id=test_id), 303)
+
+
+# -- test design by simulation -------------------------------------------------------------------
+
+
+def simulation_report(test: AdaptiveTest, examinees: int, seed: int) -> dict[str, Any]:
+    """Simulate ``examinees`` test takers (theta ~ N(0, 1)) on what ``test`` delivers now.
+
+    Nothing is stored: the test's current content is built as a snapshot would be, in memory.
+
+    Returns
+    -------
+    dict
+        ``summary`` (:meth:`cat_engine.simulation.SimulationResult.to_dict`), ``exposure``,
+        ``rmse`` and ``length`` charts, ``rows`` (conditional figures by decile of true theta),
+        ``seconds`` (wall time, including building the bank).
+    """
+    started = time.perf_counter()
+    delivery = build_delivery(snapshot_content(get_session(), test))
+    thetas = np.random.default_rng([seed, 7]).normal(0.0, 1.0, examinees)
+    result = simulate(delivery.bank, thetas, delivery.config, seed=seed,
+                      cohorts=max(1, math.ceil(examinees / 1000)))
+    summary = result.to_dict()
+    rows = summary["conditional"]
+    middles = [(r["theta_low"] + r["theta_high"]) / 2 for r in rows]
+    rates = list(summary["exposure_rates"].values())
+    return {
+        "summary": summary, "rows": rows,
+        "exposure": charts.histogram(rates, bins=10, upper=max(max(rates), 0.01)),
+        "rmse": charts.line_chart(middles, [{"values": [r["rmse"] for r in rows],
+                                             "class": "series-0"},
+                                            {"values": [abs(r["bias"]) for r in rows],
+                                             "class": "series-2"}]),
+        "length": charts.line_chart(middles, [{"values": [r["mean_length"] for r in rows],
+                                               "class": "series-1"}], y_digits=0),
+        "most_exposed": sorted(summary["exposure_rates"].items(), key=lambda kv: -kv[1])[:10],
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _simulee_limit(test: AdaptiveTest) -> int:
+    """At most :data:`MAX_SIMULEES` simulees (about 0.7 s for 5000 on a 320-item bank), and
+    :data:`MAX_TUNED_SIMULEES` when Sympson-Hetter parameters must be found by iterated
+    simulation first (about 25 s for 5000; 5 s for 1000)."""
+    exposure = (test.config or {}).get("exposure") or {}
+    if exposure.get("method") == "sympson-hetter" and "k" not in exposure:
+        return MAX_TUNED_SIMULEES
+    return MAX_SIMULEES
+
+
+@bp.get("/simulate")
+@staff_only
+def simulation(user: User) -> Response:
+    """Design a test by simulation: choose a test and a number of simulees, read the report.
+
+    A GET form: a simulation writes nothing and is a pure function of its inputs (seeded), so
+    its report can be bookmarked and reloaded.
+    """
+    db = get_session()
+    errors: dict[str, str] = {}
+    asked = "test_id" in request.args
+    form = {"test_id": request.args.get("test_id", ""),
+            "examinees": request.args.get("examinees", str(DEFAULT_SIMULEES)),
+            "seed": request.args.get("seed", "1")}
+    test = None
+    report = None
+    if asked:
+        test_id = form_int("test_id", errors, low=1, high=2**31 - 1)
+        examinees = form_int("examinees", errors, low=10, high=MAX_SIMULEES)
+        seed = form_int("seed", errors, low=0, high=10**6, default=1)
+        test = db.get(AdaptiveTest, test_id) if test_id else None
+        if test_id and test is None:
+            errors["test_id"] = _("Choose one of the tests offered.")
+        elif test is not None and examinees and examinees > _simulee_limit(test):
+            errors["examinees"] = _(
+                "This test's Sympson-Hetter exposure control is tuned by simulation first, "
+                "which takes longer: simulate at most %(n)d students.", n=_simulee_limit(test))
+        if not errors:
+            try:
+                report = simulation_report(test, examinees, seed)
+            except (BankError, CATError) as error:
+                errors["test_id"] = _("This test cannot be simulated: %(reason)s",
+                                      reason=str(error))
+    return _render("assess/simulate.html", user, 422 if errors else 200, tests=_tests(),
+                   form=form, errors=errors, test=test, report=report,
+                   max_simulees=MAX_SIMULEES)
+
+
+@bp.get("/")
+@staff_only
+def home(user: User) -> Response:
+    """The assessment pages start at the bank."""
+    return redirect(url_for(".bank"))
+

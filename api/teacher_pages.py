@@ -1,0 +1,106 @@
+"""Pages of teachers (and admins): their classes, and a class's students with each one's latest
+attempt, its status and its result as a recommendation with its uncertainty.
+
+A teacher sees only their own classes: another teacher's class is *not found* (404), as in the
+API, so its existence is not revealed. Students and assessors get a 403 page. The rules live in
+:mod:`api.services.classes`; the views only call them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from api.db import get_session
+from api.services.classes import (
+    attempt_summary,
+    class_query,
+    latest_attempts,
+    roster_query,
+    visible_class,
+)
+from api.services.errors import NotFound
+from api.staff import for_roles, form_int, install_error_pages, not_found, page
+from api.student_pages import BANDS, band_of
+from evidence.models import Assignment
+from item_bank.models import AdaptiveTest
+from storage import as_utc
+from storage.accounts import Role, User
+
+bp = Blueprint("teacher", __name__, url_prefix="/teach")
+install_error_pages(bp)
+
+TEACHERS = (Role.TEACHER, Role.ADMIN)
+ATTEMPT_STATUS_NAMES = {
+    "in_progress": _l("in progress"), "finished": _l("finished"), "abandoned": _l("abandoned"),
+}
+DECISION_NAMES = {
+    "mastered": _l("mastered"), "not_mastered": _l("not mastered yet"),
+    "undecided": _l("too close to tell"),
+}
+
+
+def _refusal() -> tuple[str, str]:
+    return (_("Only teachers may see this page"),
+            _("These pages are for teachers and administrators."))
+
+
+def teachers_only(view):
+    """Teachers and admins only (others: sign in, or a 403 page)."""
+    return for_roles(*TEACHERS, refusal=_refusal)(view)
+
+
+@bp.get("/classes")
+@teachers_only
+def classes(user: User) -> Response:
+    """The classes the user teaches (all classes, for an administrator)."""
+    rows = get_session().scalars(class_query(user)).unique().all()
+    return page("teacher/classes.html", user=user, classes=rows)
+
+
+def student_row(student: User, attempt) -> dict[str, Any]:
+    """What the class page shows of one student: their latest attempt, in words and numbers."""
+    summary = attempt_summary(attempt)
+    row: dict[str, Any] = {"student": student, "attempt": summary}
+    if summary is None:
+        return row
+    summary["test_name"] = attempt.test.name
+    row["status"] = ATTEMPT_STATUS_NAMES.get(summary["status"], summary["status"])
+    row["finished_at"] = as_utc(summary["finished_at"])
+    row["started_at"] = as_utc(summary["started_at"])
+    if summary["theta"] is not None and summary["status"] != "in_progress":
+        row["band"] = BANDS[band_of(summary["theta"])]
+    decision = (summary.get("mastery") or {}).get("decision")
+    if decision:
+        row["decision"] = decision
+        row["decision_name"] = DECISION_NAMES.get(decision, decision)
+    return row
+
+
+@bp.get("/classes/<int:class_id>")
+@teachers_only
+def class_page(user: User, class_id: int) -> Response:
+    """A class: each student with their latest attempt (at one test, when chosen)."""
+    db = get_session()
+    try:
+        klass = visible_class(db, user, class_id)
+    except NotFound:
+        return not_found(user, _("There is no class %(id)d among yours.", id=class_id))
+    errors: dict[str, str] = {}
+    test_id = form_int("test_id", errors, low=1, high=2**31 - 1, required=False)
+    assigned = select(Assignment.test_id).where(Assignment.class_id == klass.id)
+    tests = db.scalars(select(AdaptiveTest).where(AdaptiveTest.id.in_(assigned))
+                       .order_by(AdaptiveTest.name)).all()
+    if test_id is not None and test_id not in {t.id for t in tests}:
+        errors["test_id"] = _("Choose one of the tests assigned to this class.")
+        test_id = None
+    students = db.scalars(roster_query(klass)).all()
+    latest = latest_attempts(db, [s.id for s in students], test_id)
+    rows = [student_row(s, latest.get(s.id)) for s in students]
+    return page("teacher/class.html", 422 if errors else 200, user=user, klass=klass,
+                rows=rows, tests=tests, test_id=test_id, errors=errors,
+                chosen=request.args.get("test_id", ""))

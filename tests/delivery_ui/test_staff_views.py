@@ -1,0 +1,460 @@
+"""The staff pages through Flask's test client: who may see them, every error path ending on a
+page that names the field (and writes nothing), and the item curves checked against the closed
+form of the 2PL model."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from api.charts import Frame
+from api.db import engine_of
+from api.jobs import run_calibration
+from item_bank.interchange import ItemRecord, ParameterRecord, write_items_csv, write_qti_item
+from item_bank.models import AdaptiveTest, CalibrationRun, Item, ItemStatusEvent, RunStatus
+from item_bank.services import save_test
+from tests.api.test_calibration_api import _simulated_csv
+from tests.delivery_ui.conftest import StudentWorld, csrf_of
+
+
+def _error(html: str, field: str) -> str:
+    found = re.search(rf'<p class="error" id="{field}-error">(.*?)</p>', html, re.S)
+    return found.group(1).strip() if found else ""
+
+
+def _item(world: StudentWorld, code: str) -> Item:
+    with world.db() as session:
+        item = session.scalar(select(Item).where(Item.code == code).options(
+            selectinload(Item.parameter_sets), selectinload(Item.status_events)))
+        session.expunge_all()
+        return item
+
+
+def _count(world: StudentWorld, model) -> int:
+    with world.db() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def _token(client, path: str = "/assess/items") -> str:
+    return csrf_of(client.get(path).get_data(as_text=True))
+
+
+# -- who may see what ----------------------------------------------------------------------------
+
+
+STAFF_PAGES = ["/assess/items", "/assess/import", "/assess/calibration", "/assess/pretest",
+               "/assess/simulate"]
+
+
+@pytest.mark.parametrize("path", STAFF_PAGES)
+def test_assessment_pages_are_for_assessors_and_admins(sqlite_world: StudentWorld,
+                                                       path: str) -> None:
+    for username in ("assessor1", "admin1"):
+        response = sqlite_world.client_for(username).get(path)
+        assert response.status_code == 200, (username, path)
+    for username in ("student1", "teacher1"):
+        response = sqlite_world.client_for(username).get(path)
+        assert response.status_code == 403
+        assert "Only the assessment team may see this page" in response.get_data(as_text=True)
+    signed_out = sqlite_world.client_for(None).get(path)
+    assert signed_out.status_code == 302
+    assert signed_out.headers["Location"] == f"/?next={path}"
+
+
+def test_class_pages_are_for_teachers_and_admins(student_world: StudentWorld) -> None:
+    class_id = student_world.ids["class_id"]
+    for username in ("student1", "assessor1"):
+        client = student_world.client_for(username)
+        for path in ("/teach/classes", f"/teach/classes/{class_id}"):
+            response = client.get(path)
+            assert response.status_code == 403
+            assert "Only teachers may see this page" in response.get_data(as_text=True)
+    assert student_world.client_for("admin1").get(f"/teach/classes/{class_id}").status_code == 200
+
+
+def test_a_post_without_the_csrf_token_changes_nothing(sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    item_id = sqlite_world.ids["items"]["IT-000"]
+    before = _count(sqlite_world, ItemStatusEvent)
+    response = client.post(f"/assess/items/{item_id}/status",
+                           data={"status": "retired", "reason": "old"})
+    assert response.status_code == 400
+    assert "The form had expired" in response.get_data(as_text=True)
+    assert _count(sqlite_world, ItemStatusEvent) == before
+
+
+@pytest.mark.parametrize("path", ["/assess/items/999999", "/assess/calibration/runs/999999",
+                                  "/assess/calibration/uploads/999999",
+                                  "/assess/pretest?test_id=999999"])
+def test_unknown_ids_are_404_pages(sqlite_world: StudentWorld, path: str) -> None:
+    response = sqlite_world.client_for("assessor1").get(path)
+    assert response.status_code == 404
+    assert "<h1" in response.get_data(as_text=True)
+
+
+# -- the bank and an item ------------------------------------------------------------------------
+
+
+def test_the_bank_is_searched_filtered_and_paginated(sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    html = client.get("/assess/items").get_data(as_text=True)
+    assert "62 items found." in html and "Page 1 of 3." in html
+    assert html.count('href="/assess/items/') == 25
+    last = client.get("/assess/items?page=3").get_data(as_text=True)
+    assert last.count('href="/assess/items/') == 12
+    pretest = client.get("/assess/items?status=pretest").get_data(as_text=True)
+    assert "2 items found." in pretest and ">PRE-1</a>" in pretest and ">IT-000</a>" not in pretest
+    text = client.get("/assess/items?q=what+is+7+%2B").get_data(as_text=True)
+    assert "1 item found." in text and ">IT-007</a>" in text
+    tagged = client.get("/assess/items?tag=topic3&skill=algebra").get_data(as_text=True)
+    codes = re.findall(r">(IT-\d+)</a>", tagged)
+    assert codes and all(int(c[3:]) % 5 == 3 and int(c[3:]) % 3 == 0 for c in codes)
+    wrong = client.get("/assess/items?status=lost&q=kept")
+    assert wrong.status_code == 422
+    body = wrong.get_data(as_text=True)
+    assert _error(body, "status") == "Choose one of the statuses offered."
+    assert 'value="kept"' in body
+
+
+def _polyline(html: str, svg_id: str) -> tuple[np.ndarray, np.ndarray, Frame]:
+    svg = re.search(rf'<svg class="chart" id="{svg_id}".*?</svg>', html, re.S).group(0)
+    x_range = tuple(float(v) for v in re.search(r'data-x-range="([^"]+)"', svg).group(1).split(","))
+    y_range = tuple(float(v) for v in re.search(r'data-y-range="([^"]+)"', svg).group(1).split(","))
+    points = re.search(r'<polyline class="curve[^"]*" points="([^"]+)"', svg).group(1)
+    xy = np.array([[float(v) for v in p.split(",")] for p in points.split()])
+    return xy[:, 0], xy[:, 1], Frame(x_range, y_range)
+
+
+def test_the_item_page_draws_the_2pl_curves_the_closed_form_gives(
+        sqlite_world: StudentWorld) -> None:
+    item = _item(sqlite_world, "IT-004")
+    a, b = item.active_parameters.a, item.active_parameters.b
+    html = sqlite_world.client_for("assessor1").get(f"/assess/items/{item.id}").get_data(
+        as_text=True)
+    assert "(the key: correct answer)" in html  # the key is marked for staff
+    assert re.search(r'<li class="key">5 <strong class="key-mark">', html)  # option 1 = "5"
+    assert "<title id=\"icc-title\">Item characteristic curve of IT-004</title>" in html
+    assert '<desc id="icc-desc">' in html and 'id="curve-values"' in html
+    px, py, frame = _polyline(html, "icc")
+    theta = np.array([frame.theta_of(x) for x in px])
+    p = np.array([frame.value_of(y) for y in py])
+    closed_form = 1.0 / (1.0 + np.exp(-a * (theta - b)))
+    assert theta.min() == pytest.approx(-4) and theta.max() == pytest.approx(4)
+    # Pixel coordinates are written to 0.01 px on a 220 px high plot: ~5e-5 of the range.
+    assert np.abs(p - closed_form).max() < 2e-4
+    px, py, frame = _polyline(html, "information")
+    theta = np.array([frame.theta_of(x) for x in px])
+    info = np.array([frame.value_of(y) for y in py])
+    q = 1.0 / (1.0 + np.exp(-a * (theta - b)))
+    assert np.abs(info - a * a * q * (1 - q)).max() < 2e-4 * frame.y_range[1]
+    # The table of values (the text alternative) says the same at theta = 0.
+    row = re.search(r"<th scope=\"row\">0\.0</th>\s*<td>([\d.]+)</td>\s*<td>([\d.]+)</td>", html)
+    assert float(row.group(1)) == pytest.approx(1 / (1 + np.exp(a * b)), abs=5e-4)
+
+
+def test_an_uncalibrated_item_has_no_curves(sqlite_world: StudentWorld) -> None:
+    item_id = sqlite_world.ids["items"]["PRE-1"]
+    html = sqlite_world.client_for("assessor1").get(f"/assess/items/{item_id}").get_data(
+        as_text=True)
+    assert "<svg" not in html and "This item has no parameters yet" in html
+
+
+def test_a_status_change_needs_a_reason_and_parameters(sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    pre = sqlite_world.ids["items"]["PRE-1"]
+    token = _token(client, f"/assess/items/{pre}")
+    before = _count(sqlite_world, ItemStatusEvent)
+    response = client.post(f"/assess/items/{pre}/status",
+                           data={"csrf_token": token, "status": "retired", "reason": ""})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert _error(html, "reason") == "Say why the status changes."
+    assert '<option value="retired" selected>' in html  # the choice is kept
+    response = client.post(f"/assess/items/{pre}/status", data={
+        "csrf_token": token, "status": "operational", "reason": "ready?"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "needs an active parameter set" in _error(html, "status")
+    assert ">ready?</textarea>" in html
+    response = client.post(f"/assess/items/{pre}/promote", data={"csrf_token": token})
+    assert response.status_code == 303  # refused with a message, nothing written
+    assert _count(sqlite_world, ItemStatusEvent) == before
+    response = client.post(f"/assess/items/{pre}/status", data={
+        "csrf_token": token, "status": "draft", "reason": "needs rewording"}, follow_redirects=True)
+    assert response.status_code == 200
+    assert "PRE-1 is now draft." in response.get_data(as_text=True)
+    event = _item(sqlite_world, "PRE-1").status_events[-1]
+    assert (event.to_status.value, event.reason) == ("draft", "needs rewording")
+    assert event.changed_by == sqlite_world.ids["users"]["assessor1"]
+
+
+# -- import --------------------------------------------------------------------------------------
+
+
+def _items_csv(*records: ItemRecord) -> bytes:
+    return write_items_csv(records).encode()
+
+
+NEW = ItemRecord(item_id="CSV-1", stem="What is 2 + 2?", options=["3", "4", "5"], key=1,
+                 skill="algebra", content_tags=["new"], status="pretest")
+
+
+def test_import_errors_are_listed_by_line_and_nothing_is_written(
+        sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/import")
+    items = _count(sqlite_world, Item)
+    response = client.post("/assess/import", data={"csrf_token": token, "mode": "create"},
+                           content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert _error(response.get_data(as_text=True), "file") == "Choose a CSV or QTI file to import."
+    bad = _items_csv(NEW, ItemRecord(item_id="CSV-2", stem="Broken", options=["a", "b"],
+                                     skill="", status="operational"))
+    response = client.post("/assess/import", data={
+        "csrf_token": token, "mode": "upsert", "skill": "kept skill",
+        "file": (io.BytesIO(bad), "items.csv")}, content_type="multipart/form-data")
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Nothing was imported: items.csv has problems" in _error(html, "file")
+    assert re.search(r"<tr><td>3</td><td>CSV-2</td><td>\w+</td>", html)  # line 3, item CSV-2
+    assert 'value="upsert" checked' in html and 'value="kept skill"' in html
+    assert _count(sqlite_world, Item) == items  # CSV-1 was fine, but nothing was written
+    clash = _items_csv(ItemRecord(item_id="IT-001", stem="x", options=["a", "b"], key=0,
+                                  skill="algebra"))
+    response = client.post("/assess/import", data={
+        "csrf_token": token, "mode": "create", "file": (io.BytesIO(clash), "clash.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert "exists already" in response.get_data(as_text=True)
+
+
+def test_csv_and_qti_imports_show_their_result(sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/import")
+    response = client.post("/assess/import", data={
+        "csrf_token": token, "mode": "create", "file": (io.BytesIO(_items_csv(NEW)), "new.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303 and response.headers["Location"] == "/assess/import"
+    html = client.get("/assess/import").get_data(as_text=True)
+    assert "Imported from new.csv" in html and "1 item created" in html and ">CSV-1</a>" in html
+    assert "Imported from" not in client.get("/assess/import").get_data(as_text=True)  # once
+    qti = write_qti_item(ItemRecord(item_id="QTI-1", stem="Pick B", options=["A", "B"], key=1,
+                                    parameters=ParameterRecord("2pl", a=1.0, b=0.0)))
+    response = client.post("/assess/import", data={
+        "csrf_token": token, "mode": "create", "file": (io.BytesIO(qti), "item.xml")},
+        content_type="multipart/form-data")
+    assert response.status_code == 422  # a bare QTI item says no skill
+    assert "skill" in response.get_data(as_text=True)
+    response = client.post("/assess/import", data={
+        "csrf_token": token, "mode": "create", "skill": "reading",
+        "file": (io.BytesIO(qti), "item.xml")}, content_type="multipart/form-data",
+        follow_redirects=True)
+    assert "Imported from item.xml" in response.get_data(as_text=True)
+    item = _item(sqlite_world, "QTI-1")
+    assert (item.skill, item.status.value, item.options) == ("reading", "draft", ["A", "B"])
+
+
+# -- calibration ---------------------------------------------------------------------------------
+
+
+def _truth(world: StudentWorld, codes) -> dict[str, dict]:
+    truth = {}
+    for code in codes:
+        active = _item(world, code).active_parameters
+        truth[code] = {"a": active.a, "b": active.b}
+    return truth
+
+
+def test_calibration_errors_name_the_field(sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/calibration")
+    response = client.post("/assess/calibration/uploads", data={
+        "csrf_token": token,
+        "file": (io.BytesIO(b"person_id,item_id,response\nP1,I1,yes\n"), "bad.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 422
+    assert "bad.csv" in _error(response.get_data(as_text=True), "file")
+    content = _simulated_csv({"IT-000": {"a": 1.0, "b": 0.0}, "PRE-1": {"a": 1.0, "b": 0.5}},
+                             n_persons=30, seed=3)
+    response = client.post("/assess/calibration/uploads", data={
+        "csrf_token": token, "file": (io.BytesIO(content.encode()), "few.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303
+    upload_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    form = {"csrf_token": token, "kind": "upload", "upload_id": upload_id, "model": "2pl",
+            "max_iterations": "0", "min_responses": "10"}
+    response = client.post("/assess/calibration/runs", data=form)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert _error(html, "max_iterations") == "Enter a whole number from 1 to 10000."
+    assert 'name="max_iterations" type="number" min="1" max="10000" inputmode="numeric" ' \
+           'value="0"' in html
+    response = client.post("/assess/calibration/runs",
+                           data=form | {"max_iterations": "50", "min_responses": "1000"})
+    assert response.status_code == 422
+    assert "too few responses" in _error(response.get_data(as_text=True), "upload_id") or \
+        "too few responses" in response.get_data(as_text=True)
+    assert _count(sqlite_world, CalibrationRun) == 0
+    response = client.post("/assess/calibration/runs", data={
+        "csrf_token": token, "kind": "online", "model": "2pl"})
+    assert response.status_code == 422
+    assert _error(response.get_data(as_text=True), "test_id") == "Choose a test."
+
+
+def test_upload_calibrate_review_publish_and_promote(sqlite_world: StudentWorld) -> None:
+    sqlite_world.app.config["HUEY_URL"] = "immediate"
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/calibration")
+    truth = {**_truth(sqlite_world, [f"IT-{j:03d}" for j in range(20)]),
+             "PRE-1": {"a": 1.4, "b": -1.0}, "PRE-2": {"a": 1.2, "b": 1.0}}
+    content = _simulated_csv(truth, n_persons=500, seed=5)
+    response = client.post("/assess/calibration/uploads", data={
+        "csrf_token": token, "file": (io.BytesIO(content.encode()), "trial.csv")},
+        content_type="multipart/form-data", follow_redirects=True)
+    html = response.get_data(as_text=True)
+    assert "500 persons" in html and "22 items" in html and "It has groups" in html
+    upload_id = int(re.search(r'name="upload_id" value="(\d+)"', html).group(1))
+    response = client.post("/assess/calibration/runs", data={
+        "csrf_token": token, "kind": "upload", "upload_id": upload_id, "model": "2pl",
+        "anchor": "1", "max_iterations": "300", "min_responses": "10"})
+    assert response.status_code == 303
+    run_url = response.headers["Location"]
+    run_id = int(run_url.rsplit("/", 1)[1])
+    status = client.get(f"{run_url}/status").get_json()
+    assert status["status"] == "succeeded" and status["finished"] is True
+    html = client.get(run_url).get_data(as_text=True)
+    assert 'http-equiv="refresh"' not in html  # finished: nothing refreshes
+    assert "Converged after" in html and "2 items estimated" in html
+    assert len(re.findall(r'name="items" value="(PRE-\d)"', html)) == 2  # anchors not offered
+    assert re.search(r"<th scope=\"row\"><a [^>]+>IT-000</a></th>\s*<td>500</td>", html)
+    flagged = client.get(f"{run_url}?flagged=1").get_data(as_text=True)
+    assert "with flags" in flagged
+    response = client.post(f"{run_url}/publish", data={"csrf_token": token})
+    assert response.status_code == 422
+    assert _error(response.get_data(as_text=True), "items") == \
+        "Choose at least one item to publish."
+    response = client.post(f"{run_url}/publish", data={
+        "csrf_token": token, "items": ["PRE-1", "PRE-2"], "promote": "1"}, follow_redirects=True)
+    assert "Published 2 parameter sets; 2 items promoted, 0 skipped." in \
+        response.get_data(as_text=True)
+    for code in ("PRE-1", "PRE-2"):
+        item = _item(sqlite_world, code)
+        assert item.status.value == "operational"
+        assert item.active_parameters.calibration_run_id == run_id
+        assert item.active_parameters.b == pytest.approx(truth[code]["b"], abs=0.4)
+    response = client.post(f"{run_url}/publish", data={"csrf_token": token, "items": "PRE-1"})
+    assert response.status_code == 422
+    assert "only a succeeded run can be published" in response.get_data(as_text=True)
+    with sqlite_world.db() as session:
+        assert session.get(CalibrationRun, run_id).status == RunStatus.PUBLISHED
+
+
+def _upload_trial(world: StudentWorld, client, token: str, n_persons: int = 300) -> int:
+    truth = {**_truth(world, [f"IT-{j:03d}" for j in range(10)]),
+             "PRE-1": {"a": 1.4, "b": -1.0}}
+    content = _simulated_csv(truth, n_persons=n_persons, seed=9)
+    response = client.post("/assess/calibration/uploads", data={
+        "csrf_token": token, "file": (io.BytesIO(content.encode()), "trial.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303
+    return int(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def test_a_queued_run_page_refreshes_until_it_ends(sqlite_world: StudentWorld, tmp_path) -> None:
+    sqlite_world.app.config["HUEY_URL"] = f"sqlite:///{tmp_path / 'queue.sqlite3'}"  # no worker
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/calibration")
+    upload_id = _upload_trial(sqlite_world, client, token)
+    response = client.post("/assess/calibration/runs", data={
+        "csrf_token": token, "kind": "upload", "upload_id": upload_id, "model": "2pl",
+        "anchor": "1"})
+    assert response.status_code == 303
+    run_url = response.headers["Location"]
+    html = client.get(run_url).get_data(as_text=True)
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in html
+    assert "run_status.js" in html and 'value="0.0"' in html
+    assert client.get(f"{run_url}/status").get_json()["status"] == "queued"
+    # A worker takes it (here: the task itself, on the app's database).
+    url = engine_of(sqlite_world.app).url.render_as_string(hide_password=False)
+    assert run_calibration(int(run_url.rsplit("/", 1)[1]), url) == "succeeded"
+    status = client.get(f"{run_url}/status").get_json()
+    assert status["finished"] and status["progress"] == 1.0 and status["label"] == "succeeded"
+    html = client.get(run_url).get_data(as_text=True)
+    assert "http-equiv" not in html and "run_status.js" not in html
+
+
+# -- pretest and simulation ----------------------------------------------------------------------
+
+
+def test_pretest_items_are_seeded_with_positions(sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    test_id = sqlite_world.test_id
+    html = client.get(f"/assess/pretest?test_id={test_id}").get_data(as_text=True)
+    assert "Given now: PRE-1, PRE-2 at positions 2, 4." in html
+    assert "aria-invalid" not in html
+    token = csrf_of(html)
+    response = client.post(f"/assess/pretest/{test_id}", data={
+        "csrf_token": token, "items": ["PRE-2"], "positions": "3, x"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "whole numbers from 1 to 500" in _error(html, "positions")
+    assert 'value="3, x"' in html
+    assert re.search(r'value="PRE-1"\s*>', html) and re.search(r'value="PRE-2" checked', html)
+    response = client.post(f"/assess/pretest/{test_id}", data={
+        "csrf_token": token, "items": ["PRE-2"], "positions": "3"})
+    assert response.status_code == 303
+    with sqlite_world.db() as session:
+        test = session.get(AdaptiveTest, test_id)
+        assert test.config["pretest"] == {"items": ["PRE-2"], "positions": [3]}
+        assert test.version == 2
+
+
+def test_simulation_bounds_and_report(sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    test_id = sqlite_world.test_id
+    response = client.get(f"/assess/simulate?test_id={test_id}&examinees=6000&seed=1")
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert _error(html, "examinees") == "Enter a whole number from 10 to 5000."
+    assert 'value="6000"' in html
+    response = client.get(f"/assess/simulate?test_id={test_id}&examinees=300&seed=2")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Report: Maths, 300 simulated students" in html
+    for chart in ("exposure-chart", "rmse-chart", "length-chart"):
+        assert f'<svg class="chart" id="{chart}"' in html and f'id="{chart}-desc"' in html
+    assert html.count("<rect class=\"bar\"") == 10
+    counts = [int(n) for n in re.findall(r'data-count="(\d+)"', html)]
+    assert sum(counts) == 60  # every operational item of the bank is in one bin
+    rows = re.findall(r'<table class="data numbers" id="conditional">.*?</table>', html, re.S)
+    assert rows and rows[0].count("<tr>") == 11  # a header and ten deciles
+    again = client.get(f"/assess/simulate?test_id={test_id}&examinees=300&seed=2")
+    strip = re.compile(r"<tr><th scope=\"row\">Time taken</th><td>[^<]*</td></tr>")
+    assert strip.sub("", again.get_data(as_text=True)) == strip.sub("", html)  # seeded
+    with sqlite_world.db() as session:  # tuning Sympson-Hetter first takes longer: fewer
+        test = session.get(AdaptiveTest, test_id)
+        save_test(session, test, config={**test.config, "exposure": {
+            "method": "sympson-hetter", "r_max": 0.5}})
+    response = client.get(f"/assess/simulate?test_id={test_id}&examinees=2000&seed=2")
+    assert response.status_code == 422
+    assert "at most 1000 students" in _error(response.get_data(as_text=True), "examinees")
+    assert client.get(f"/assess/simulate?test_id={test_id}&examinees=200").status_code == 200
+
+
+# -- teachers ------------------------------------------------------------------------------------
+
+
+def test_another_teachers_class_is_not_found(student_world: StudentWorld) -> None:
+    mine, other = student_world.ids["class_id"], student_world.ids["other_class_id"]
+    client = student_world.client_for("teacher2")
+    html = client.get("/teach/classes").get_data(as_text=True)
+    assert "7B" in html and "7A" not in html
+    response = client.get(f"/teach/classes/{mine}")
+    assert response.status_code == 404 and "7A" not in response.get_data(as_text=True)
+    assert client.get(f"/teach/classes/{other}").status_code == 200
+    assert client.get("/teach/classes/2147483647").status_code == 404
