@@ -4,12 +4,21 @@ The language is the one chosen with the selector on every page (kept in the ``la
 outlives sign-in and sign-out), else the best match of the browser's ``Accept-Language``, else
 English. Templates get ``current_language()`` for ``<html lang>`` and ``LANGUAGES`` for the
 selector.
+
+Times are shown in the browser's time zone: ``tz.js`` stores it in the ``tz`` cookie, so every
+page after the first uses it. Before that, or without JavaScript, the server's zone is used:
+``CAT_ENGINE_TIMEZONE`` (an IANA name such as ``Europe/Madrid``), default UTC. Every page says
+which zone its times are in.
 """
 
 from __future__ import annotations
 
+import os
+from urllib.parse import unquote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from flask import Flask, current_app, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_timezone
 
 import delivery_ui
 
@@ -18,6 +27,29 @@ LANGUAGES: dict[str, str] = {"en": "English", "es": "Español"}
 DEFAULT_LANGUAGE = "en"
 LANGUAGE_COOKIE = "lang"
 LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600
+TIMEZONE_COOKIE = "tz"
+
+
+def valid_timezone(name: str | None) -> str | None:
+    """``name`` if it is an IANA time zone this machine knows, else ``None``."""
+    if not name or len(name) > 64:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return name
+
+
+def select_timezone() -> str:
+    """The time zone for this request: the browser's (``tz`` cookie), else the server's."""
+    chosen = valid_timezone(unquote(request.cookies.get(TIMEZONE_COOKIE, "")))
+    return chosen or current_app.config["BABEL_DEFAULT_TIMEZONE"]
+
+
+def current_timezone() -> str:
+    """The name of the zone the page's times are shown in."""
+    return str(get_timezone())
 
 
 def select_language() -> str:
@@ -47,5 +79,12 @@ def init_app(app: Flask) -> None:
     """Install Flask-Babel (``_``, ``ngettext`` and the ``{% trans %}`` tag in templates)."""
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(delivery_ui.TRANSLATIONS))
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
-    Babel(app, locale_selector=select_language)
-    app.jinja_env.globals.update(current_language=current_language, LANGUAGES=LANGUAGES)
+    zone = app.config.get("BABEL_DEFAULT_TIMEZONE") or os.environ.get("CAT_ENGINE_TIMEZONE") \
+        or "UTC"
+    if valid_timezone(zone) is None:
+        raise ValueError(f"CAT_ENGINE_TIMEZONE {zone!r} is not a time zone this machine knows; "
+                         "use an IANA name such as Europe/Madrid or UTC")
+    app.config["BABEL_DEFAULT_TIMEZONE"] = zone
+    Babel(app, locale_selector=select_language, timezone_selector=select_timezone)
+    app.jinja_env.globals.update(current_language=current_language, LANGUAGES=LANGUAGES,
+                                 current_timezone=current_timezone)

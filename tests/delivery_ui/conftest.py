@@ -22,6 +22,7 @@ from tests.api.conftest import (  # noqa: F401  (_world_templates: the API tests
     _fill_from_template,
     _world_templates,
 )
+from tests.conftest import LiveServer
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -107,3 +108,10 @@ def sqlite_world(sqlite_url: str, _world_templates) -> StudentWorld:  # noqa: F8
     world = _world(sqlite_url, _world_templates)
     yield world
     engine_of(world.app).dispose()
+
+
+@pytest.fixture
+def live(sqlite_world: StudentWorld):
+    """The SQLite school served on a free loopback port, for the browser."""
+    with LiveServer(sqlite_world.app) as server:
+        yield server

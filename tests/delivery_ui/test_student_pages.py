@@ -11,7 +11,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 
 from storage import as_utc
-from tests.conftest import LiveServer, save_screenshot
+from tests.conftest import save_screenshot
 from tests.delivery_ui.conftest import StudentWorld
 
 pytestmark = pytest.mark.browser
@@ -20,12 +20,6 @@ MAX_TABS = 40
 FOCUSED_RADIO = "document.activeElement.name === 'response'"
 FOCUSED_SUBMIT = ("document.activeElement.type === 'submit' && "
                   "!!document.activeElement.closest('form.question')")
-
-
-@pytest.fixture
-def live(sqlite_world: StudentWorld):
-    with LiveServer(sqlite_world.app) as server:
-        yield server
 
 
 def _wait_until(page, condition: str, arg=None, timeout: float = 10.0) -> None:
@@ -328,7 +322,7 @@ def test_an_item_page_weighs_less_than_50_kb(sqlite_world, live, browser, page) 
     finally:
         context.close()
     names = sorted(name.rsplit("/", 1)[1] for name, _size in timing["resources"])
-    assert names == ["quiz.js", "site.css"]  # no font, CDN or tracker
+    assert names == ["quiz.js", "site.css", "tz.js"]  # no font, CDN or tracker
     assert all(name.startswith(live.url) for name, _size in timing["resources"])
     total = timing["navigation"] + sum(size for _name, size in timing["resources"])
     assert 3_000 < total <= 50_000, timing
