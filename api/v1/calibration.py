@@ -47,19 +47,26 @@ class UploadFileSchema(ma.Schema):
         "presented)")})
 
 
-class UploadSchema(ma.Schema):
+class UploadBriefSchema(ma.Schema):
+    """An upload in a list: its sizes."""
+
     id = ma.fields.Integer()
     filename = ma.fields.String()
     layout = ma.fields.String(metadata={"description": "long or wide"})
     n_persons = ma.fields.Integer()
     n_items = ma.fields.Integer()
     n_responses = ma.fields.Integer()
+    uploaded_by = ma.fields.Integer(allow_none=True)
+    created_at = UtcDateTime()
+
+
+class UploadSchema(UploadBriefSchema):
+    """One upload, with what the bank makes of its item codes."""
+
     has_groups = ma.fields.Boolean(metadata={"description": "a group column (for DIF)"})
     unknown_items = ma.fields.List(ma.fields.String(), metadata={
         "description": "Item codes the bank does not have (new items; not published)"})
     n_unknown_items = ma.fields.Integer()
-    uploaded_by = ma.fields.Integer(allow_none=True)
-    created_at = UtcDateTime()
 
 
 class RunSettingsSchema(ma.Schema):
@@ -163,17 +170,6 @@ class PublicationSchema(ma.Schema):
 
 
 # -- views ---------------------------------------------------------------------------------------
-
-
-class UploadBriefSchema(ma.Schema):
-    id = ma.fields.Integer()
-    filename = ma.fields.String()
-    layout = ma.fields.String(metadata={"description": "long or wide"})
-    n_persons = ma.fields.Integer()
-    n_items = ma.fields.Integer()
-    n_responses = ma.fields.Integer()
-    uploaded_by = ma.fields.Integer(allow_none=True)
-    created_at = UtcDateTime()
 
 
 @blp.route("/calibration/uploads")

@@ -441,19 +441,25 @@ def test_a_real_worker_runs_a_queued_run(sqlite_url, tmp_path) -> None:
         engine_of(app).dispose()
 
 
-def test_progress_is_committed_at_most_every_half_second(sqlite_url) -> None:
-    from api.jobs import _Progress, run_calibration
+def _running_run(url: str):
+    """A migrated database with one run marked running: (engine, session factory, run id)."""
     from storage import make_engine
     from storage.migrate import upgrade
 
-    engine = make_engine(sqlite_url)
+    engine = make_engine(url)
     upgrade(engine)
     factory = session_factory(engine)
     with session_scope(factory) as session:
         run = CalibrationRun(kind="upload", model="2pl", settings={}, status=RunStatus.RUNNING)
         session.add(run)
         session.flush()
-        run_id = run.id
+        return engine, factory, run.id
+
+
+def test_progress_is_committed_at_most_every_half_second(sqlite_url) -> None:
+    from api.jobs import _Progress, run_calibration
+
+    engine, factory, run_id = _running_run(sqlite_url)
     progress = _Progress(factory, run_id, interval=0.5)
     progress(0.1, "first")
     progress(0.2, "too soon")
@@ -517,17 +523,8 @@ def test_a_run_whose_worker_died_is_reported_failed(world) -> None:
 
 def test_the_heartbeat_stamps_a_running_run_until_stopped(sqlite_url) -> None:
     from api.jobs import Heartbeat
-    from storage import make_engine
-    from storage.migrate import upgrade
 
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    factory = session_factory(engine)
-    with session_scope(factory) as session:
-        run = CalibrationRun(kind="upload", model="2pl", settings={}, status=RunStatus.RUNNING)
-        session.add(run)
-        session.flush()
-        run_id = run.id
+    engine, factory, run_id = _running_run(sqlite_url)
 
     def stamp():
         with session_scope(factory) as session:
