@@ -10,7 +10,17 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from item_bank.models import AdaptiveTest, Item
@@ -36,6 +46,12 @@ class Attempt(Base):
     """
 
     __tablename__ = "attempts"
+    __table_args__ = (
+        # One attempt in progress per student and test: two starts at once resume one attempt.
+        Index("uq_attempts_one_in_progress", "user_id", "test_id", unique=True,
+              postgresql_where=text("status = 'in_progress'"),
+              sqlite_where=text("status = 'in_progress'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     test_id: Mapped[int] = mapped_column(ForeignKey("tests.id"), index=True)

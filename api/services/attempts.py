@@ -184,11 +184,7 @@ def start_attempt(session: Session, user: User, test_id: int,
     assignments = open_assignments(session, user, now, test_id) if test is not None else []
     if test is None or not test.is_active or not assignments:
         raise NotFound(f"no test {test_id} is open for you")
-    running = session.scalar(
-        select(Attempt).where(Attempt.user_id == user.id, Attempt.test_id == test_id,
-                              Attempt.status == AttemptStatus.IN_PROGRESS)
-        .order_by(Attempt.id.desc()).limit(1)
-    )
+    running = _running_attempt(session, user, test_id)
     if running is not None:
         return running, attempt_reply(session, running, now=now), False
     assignment = assignments[0]
@@ -209,12 +205,28 @@ def start_attempt(session: Session, user: User, test_id: int,
     values, reply, presented = _step(delivery, engine_session, None, attempt.deadline, now)
     for name, value in values.items():
         setattr(attempt, name, value)
-    session.add(attempt)
-    session.flush()
+    try:
+        with session.begin_nested():  # a savepoint: losing the race below keeps the rest
+            session.add(attempt)
+    except IntegrityError:
+        # Another request (a double click) started this test a moment ago: the unique index
+        # allows one attempt in progress per student and test, so resume that one.
+        running = _running_attempt(session, user, test_id)
+        if running is None:
+            raise
+        return running, attempt_reply(session, running, now=now), False
     reply["id"] = attempt.id
     if presented is not None:
         record_exposure(session, test.id, presented)
     return attempt, reply, True
+
+
+def _running_attempt(session: Session, user: User, test_id: int) -> Attempt | None:
+    return session.scalar(
+        select(Attempt).where(Attempt.user_id == user.id, Attempt.test_id == test_id,
+                              Attempt.status == AttemptStatus.IN_PROGRESS)
+        .order_by(Attempt.id.desc()).limit(1)
+    )
 
 
 # -- answering -----------------------------------------------------------------------------------

@@ -509,3 +509,34 @@ def test_time_left_without_a_deadline_is_none(student_world: StudentWorld) -> No
         attempt = session.scalar(select(Attempt).where(Attempt.id == attempt_id))
         assert attempt.deadline is None
         assert time_left(session, attempt, utcnow()) is None
+
+
+def test_starts_sent_at_once_make_one_attempt(student_world: StudentWorld) -> None:
+    """A double click on Start (here four at once): one attempt, one exposure, all resume it."""
+    import threading
+
+    from sqlalchemy import func
+
+    from item_bank.models import ItemExposure
+
+    student_world.set_time_limit(None, max_attempts=1)
+    clients = [student_world.client_for("student1") for _ in range(4)]
+    tokens = [csrf_of(c.get("/my-tests").get_data(as_text=True)) for c in clients]
+    barrier = threading.Barrier(len(clients))
+    places: list[str] = []
+
+    def start(client, token) -> None:
+        barrier.wait()
+        response = client.post(f"/tests/{student_world.test_id}/start",
+                               data={"csrf_token": token})
+        places.append(response.headers.get("Location"))
+
+    threads = [threading.Thread(target=start, args=pair) for pair in zip(clients, tokens)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    (attempt,) = student_world.attempts()
+    assert places == [f"/attempts/{attempt.id}"] * 4
+    with student_world.db() as session:
+        assert session.scalar(select(func.sum(ItemExposure.administered))) == 1

@@ -129,3 +129,27 @@ def test_0002_keeps_existing_items_as_version_one(engine) -> None:
             "JOIN item_versions v ON v.item_id = i.id WHERE i.code = 'OLD-1'"
         )).all()
     assert rows == [(1, 1, "Old stem", 1)]
+
+
+def test_0004_closes_duplicated_attempts_then_forbids_them(engine) -> None:
+    upgrade(engine, "0003")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO users (username, display_name, role, password_hash, is_active, "
+            "created_at) VALUES ('s1', 'S1', 'student', 'x', true, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO tests (name, description, config, bank_filter, cut_scores, version, "
+            "is_active, created_at, updated_at) VALUES ('T', '', '{}', '{}', '{}', 1, true, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        for status in ("in_progress", "in_progress", "finished", "in_progress"):
+            connection.execute(text(
+                "INSERT INTO attempts (test_id, user_id, status, seed, started_at) "
+                f"SELECT t.id, u.id, '{status}', 0, CURRENT_TIMESTAMP FROM tests t, users u"))
+    upgrade(engine)
+    with engine.connect() as connection:
+        statuses = connection.execute(text("SELECT status FROM attempts ORDER BY id")).scalars()
+        assert list(statuses) == ["abandoned", "abandoned", "finished", "in_progress"]
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO attempts (test_id, user_id, status, seed, started_at) "
+            "SELECT t.id, u.id, 'in_progress', 0, CURRENT_TIMESTAMP FROM tests t, users u"))
