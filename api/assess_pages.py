@@ -226,10 +226,15 @@ def promote(user: User, item_id: int) -> Response:
         flash(_("%(code)s has no parameters yet: calibrate it before promoting it.",
                 code=found.code))
     else:
-        change_status(db, found, ItemStatus.OPERATIONAL, user_id=user.id,
-                      reason=_("promoted from pretest after calibration"))
-        db.commit()
-        flash(_("%(code)s is now operational.", code=found.code))
+        try:
+            change_status(db, found, ItemStatus.OPERATIONAL, user_id=user.id,
+                          reason=_("promoted from pretest after calibration"))
+        except BankError as error:  # includes the bank's Conflict
+            db.rollback()
+            flash(_("%(code)s was not promoted: %(why)s", code=found.code, why=str(error)))
+        else:
+            db.commit()
+            flash(_("%(code)s is now operational.", code=found.code))
     return redirect(back, 303)
 
 
@@ -240,8 +245,16 @@ def promote(user: User, item_id: int) -> Response:
 @staff_only
 def import_form(user: User) -> Response:
     """The import form, and the result of the import just made."""
+    result = session.pop(IMPORT_RESULT, None)
+    if result is not None:
+        ids = [item_id for item_id, _outcome in result["items"]]
+        found = {i.id: i for i in get_session().scalars(select(Item).where(Item.id.in_(ids)))}
+        result["items"] = [
+            {"id": item_id, "code": found[item_id].code, "status": found[item_id].status.value,
+             "outcome": outcome}
+            for item_id, outcome in result["items"] if item_id in found]
     return _render("assess/import.html", user, form={"mode": "create", "skill": ""}, errors={},
-                   problems=[], result=session.pop(IMPORT_RESULT, None))
+                   problems=[], result=result)
 
 
 @bp.post("/import")
@@ -295,8 +308,8 @@ def import_items(user: User) -> Response:
         "created": result["created"], "updated": result["updated"],
         "unchanged": result["unchanged"], "parameter_sets": result["parameter_sets"],
         "total": len(result["items"]),
-        "items": [{"id": i["id"], "code": i["code"][:60], "outcome": i["outcome"],
-                   "status": i["status"]} for i in result["items"][:IMPORT_SHOWN]],
+        # Ids and outcomes only: the session is a cookie (4 KB at most); codes are read back.
+        "items": [[i["id"], i["outcome"]] for i in result["items"][:IMPORT_SHOWN]],
     }
     flash(_("Imported %(name)s.", name=filename))
     return redirect(url_for(".import_form"), 303)
@@ -305,7 +318,15 @@ def import_items(user: User) -> Response:
 # -- calibration ---------------------------------------------------------------------------------
 
 
+def _reap_stalled_runs() -> None:
+    """Fail the runs of dead workers before a page shows them as running (and polls forever)."""
+    db = get_session()
+    if runs.reap_stalled_runs(db):
+        db.commit()
+
+
 def _recent_runs(limit: int = 20) -> list[CalibrationRun]:
+    _reap_stalled_runs()
     return list(get_session().scalars(select(CalibrationRun).options(defer(CalibrationRun.result))
                                       .order_by(CalibrationRun.id.desc()).limit(limit)))
 
@@ -437,6 +458,7 @@ def start_run(user: User) -> Response:
 
 
 def _run_or_none(run_id: int) -> CalibrationRun | None:
+    _reap_stalled_runs()
     try:
         return runs.get_run(get_session(), run_id)
     except NotFound:
@@ -502,7 +524,7 @@ def publish(user: User, run_id: int) -> Response:
     try:
         outcome = runs.publish_run(db, run_id, items=chosen, promote=promote_items,
                                    user_id=user.id)
-    except (Conflict, Invalid) as error:
+    except (Conflict, Invalid, BankError) as error:  # BankError: an estimate the bank refuses
         db.rollback()
         return _run_page(user, runs.get_run(db, run_id), 422, {"items": str(error)}, chosen)
     db.commit()
@@ -547,7 +569,7 @@ def pretest(user: User) -> Response:
 def _positions(text: str, errors: dict[str, str]) -> list[int]:
     values = []
     for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
-        if not part.isdigit() or not 1 <= int(part) <= 500:
+        if not (part.isascii() and part.isdecimal()) or not 1 <= int(part) <= 500:
             errors["positions"] = _("Give positions as whole numbers from 1 to 500, separated "
                                     "by commas (e.g. 3, 6).")
             return []

@@ -189,6 +189,13 @@ class _Progress:
             logger.warning("run %s: could not record progress: %s", self.run_id, error)
 
 
+def _given_up(run) -> str:
+    """The run was marked failed while this worker was silent: its verdict stands."""
+    logger.warning("run %s was marked %s while it ran (no heartbeat for too long); its result "
+                   "is discarded: start a new run", run.id, run.status.value)
+    return run.status.value
+
+
 def worker_name() -> str:
     """``host:pid`` of this process, as recorded on the runs it claims."""
     return f"{socket.gethostname()}:{os.getpid()}"[:200]
@@ -272,7 +279,9 @@ def run_calibration(run_id: int, database_url: str | None = None) -> str:
                        f"{time.perf_counter() - started:.1f} s; {summary['n_estimated']} items "
                        f"estimated, {len(summary['misfitting_items'])} flagged for misfit")
             with factory() as session:
-                run = session.get(CalibrationRun, run_id)
+                run = session.get(CalibrationRun, run_id, with_for_update=True)
+                if run.status != RunStatus.RUNNING:
+                    return _given_up(run)
                 run.result = result
                 run.status = RunStatus.SUCCEEDED
                 run.progress = 1.0
@@ -284,7 +293,9 @@ def run_calibration(run_id: int, database_url: str | None = None) -> str:
         except Exception as error:
             logger.exception("calibration run %s failed", run_id)
             with factory() as session:
-                run = session.get(CalibrationRun, run_id)
+                run = session.get(CalibrationRun, run_id, with_for_update=True)
+                if run.status != RunStatus.RUNNING:
+                    return _given_up(run)
                 run.status = RunStatus.FAILED
                 run.error = service.failure_message(error)
                 run.message = "failed"

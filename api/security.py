@@ -5,8 +5,9 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Flask, abort, request, session
+from flask import Flask, abort, make_response, render_template, request, session
 from flask_babel import gettext as _
+from werkzeug.exceptions import UnprocessableEntity
 
 CSRF_FIELD = "csrf_token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -25,12 +26,76 @@ def _check_csrf() -> None:
         return
     expected = session.get(CSRF_FIELD)
     sent = request.form.get(CSRF_FIELD, "")
-    if not expected or not hmac.compare_digest(expected, sent):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a 500 for a forged token).
+    if not expected or not hmac.compare_digest(expected.encode(),
+                                               sent.encode("utf-8", "surrogatepass")):
         abort(400, description=_(
             "The form expired or did not come from this site. Please try again."))
 
 
 _FORM_BLUEPRINTS = {"pages", "student", "assess", "teacher"}
+
+
+def _reject_nul() -> None:
+    """No text field may hold a NUL character (PostgreSQL refuses them; no one types one).
+
+    Checked for every request before any view: query and form fields (names and values) and
+    the strings of JSON bodies. The answer is a 422 naming the field, as a page or, under
+    ``/api/``, a problem document.
+    """
+    for where in (request.args, request.form):
+        for name, value in where.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                _nul_in(name)
+    if request.is_json:
+        name = _nul_in_json(request.get_json(silent=True))
+        if name is not None:
+            _nul_in(name)
+
+
+def _nul_in_json(value, path: str = "", depth: int = 0) -> str | None:
+    """The path of the first key or string holding a NUL in parsed JSON, else ``None``."""
+    if isinstance(value, str):
+        return path or "the JSON body" if "\x00" in value else None
+    if depth > 32:
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here
+            found = _nul_in_json(item, here, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_in_json(item, f"{path}[{index}]", depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+class NulCharacter(UnprocessableEntity):
+    """A text field holds a NUL character (422)."""
+
+
+def _nul_in(name: str) -> None:
+    text = _("%(field)s contains a NUL character (\\0), which no text may hold.",
+             field=repr(name.replace("\x00", "\\0")))
+    raise NulCharacter(description=text)
+
+
+def _nul_page(error: NulCharacter):
+    """The refusal as a message page, or under ``/api/`` as a problem document."""
+    from api.pages import current_user
+
+    if request.path.startswith("/api/"):
+        from api.v1 import problem
+
+        return problem(422, "Unprocessable content", error.description, None)
+    return make_response(render_template(
+        "student/message.html", layout="base.html", title=_("This cannot be saved"),
+        text=error.description, user=current_user()), 422)
 
 
 def _security_headers(response):
@@ -47,6 +112,8 @@ def _security_headers(response):
 
 def init_app(app: Flask) -> None:
     """Check CSRF tokens on form posts, add security headers, give templates ``csrf_token()``."""
+    app.before_request(_reject_nul)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)
+    app.register_error_handler(NulCharacter, _nul_page)
     app.jinja_env.globals["csrf_token"] = csrf_token

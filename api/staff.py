@@ -18,7 +18,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.exceptions import BadRequest
 
 from api.db import get_session
@@ -86,7 +86,7 @@ def form_int(name: str, errors: dict[str, str], *, low: int, high: int, default:
             return default
         errors[name] = _("Enter a whole number.")
         return None
-    if not (raw.isdigit() and len(raw) < 10) or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdecimal() and len(raw) < 10) or not low <= int(raw) <= high:
         errors[name] = _("Enter a whole number from %(low)d to %(high)d.", low=low, high=high)
         return None
     return int(raw)
@@ -105,8 +105,13 @@ def install_error_pages(bp: Blueprint) -> None:
                        400, user)
 
     @bp.errorhandler(SQLAlchemyError)
-    def _database_error(_error: SQLAlchemyError) -> Response:
+    def _database_error(error: SQLAlchemyError) -> Response:
         get_session().rollback()
+        if isinstance(error, IntegrityError):  # a race lost to another request's commit
+            return message(_("Someone else was quicker"),
+                           _("A change saved at the same moment conflicts with this one, so "
+                             "nothing of it was saved. Reload the page and try again."), 409,
+                           current_user())
         return message(_("Please try again in a moment"),
                        _("The database is not available just now. Nothing was changed."), 503,
                        None)

@@ -271,7 +271,7 @@ def attempt(user: User, attempt_id: int) -> Response:
 
 def _form_int(name: str) -> int | None:
     value = request.form.get(name, "").strip()
-    return int(value) if value.isdigit() and len(value) < 10 else None
+    return int(value) if value.isascii() and value.isdecimal() and len(value) < 10 else None
 
 
 @bp.post("/attempts/<int:attempt_id>/answer")

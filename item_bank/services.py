@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 from sqlalchemy import and_, bindparam, case, event, func, select, update
@@ -82,6 +83,17 @@ def _check_content(stem: str, options: Sequence[str], key: int | None, where: st
         )
 
 
+def _check_media(media: Sequence[str], where: str = "") -> None:
+    """Media are links students follow: a path on this site or an http(s) address, no script."""
+    if not isinstance(media, list | tuple) or not all(isinstance(m, str) for m in media):
+        raise BankError(f"{where}media must be a list of addresses", "media")
+    for ref in media:
+        scheme = urlsplit(ref.strip()).scheme.lower()
+        if not ref.strip() or scheme not in ("", "http", "https") or ref.strip().startswith("//"):
+            raise BankError(f"{where}media {ref!r} is not a path on this site or an http(s) "
+                            "address", "media")
+
+
 def _tags(values: Iterable[str]) -> list[ItemTag]:
     tags = sorted({str(t).strip() for t in values if str(t).strip()})
     too_long = [t for t in tags if len(t) > 80]
@@ -121,6 +133,7 @@ def create_item(
     if not (skill or "").strip():
         raise BankError("skill must not be empty", "skill")
     _check_content(stem, options, key)
+    _check_media(media)
     if session.scalar(select(Item.id).where(Item.code == code)) is not None:
         raise Conflict(f"an item with code {code!r} exists already", "code")
     status = ItemStatus(status)
@@ -161,6 +174,7 @@ def update_item(
         raise BankError(f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
     content = {f: changes.get(f, getattr(item, f)) for f in CONTENT_FIELDS}
     _check_content(content["stem"], content["options"], content["key"])
+    _check_media(content["media"] or ())
     if "skill" in changes:
         if not (changes["skill"] or "").strip():
             raise BankError("skill must not be empty", "skill")

@@ -104,8 +104,19 @@ _USER_COLUMNS = tuple(c.key for c in User.__mapper__.column_attrs)
 
 @event.listens_for(Session, "after_flush")
 def _forget_changed_users(session: Session, _context) -> None:
-    """A user changed here (role, password, deactivation): no cached token may outlive it."""
+    """A user changed here (role, password, deactivation): no cached token may outlive it.
+
+    Dropped at the flush and again at the commit: a request of this process that cached the
+    user between the two (it still read the old row) must not keep it.
+    """
     if any(isinstance(o, User) for o in (*session.dirty, *session.deleted)):
+        TOKENS.forget()
+        session.info["users_changed"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_committed_users(session: Session) -> None:
+    if session.info.pop("users_changed", False):
         TOKENS.forget()
 
 

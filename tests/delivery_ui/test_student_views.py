@@ -531,7 +531,8 @@ def test_starts_sent_at_once_make_one_attempt(student_world: StudentWorld) -> No
                                data={"csrf_token": token})
         places.append(response.headers.get("Location"))
 
-    threads = [threading.Thread(target=start, args=pair) for pair in zip(clients, tokens)]
+    threads = [threading.Thread(target=start, args=pair)
+               for pair in zip(clients, tokens, strict=True)]
     for thread in threads:
         thread.start()
     for thread in threads:
