@@ -325,7 +325,7 @@ def more_time(user: User, attempt_id: int) -> Response:
     """Extend the attempt's time limit by one step (WCAG 2.2.1)."""
     db = get_session()
     try:
-        extended = extend_time(db, user, attempt_id)
+        extended = extend_time(db, user, attempt_id, seen=_form_int("extensions_used"))
         db.commit()
     except NotFound:
         db.rollback()

@@ -77,6 +77,10 @@ class Attempt(Base):
     current_item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
     presented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: The time limit granted at the start (with any extended-time factor), and how many
+    #: extensions the student has taken since (see :mod:`api.services.timing`).
+    time_granted_seconds: Mapped[int | None] = mapped_column(Integer)
+    time_extensions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     test: Mapped[AdaptiveTest] = relationship()
     user: Mapped[User] = relationship()

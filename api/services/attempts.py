@@ -202,6 +202,8 @@ def start_attempt(session: Session, user: User, test_id: int,
                       seed=seed, started_at=now, snapshot_id=snapshot_id,
                       assignment_id=assignment.id,
                       deadline=_deadline(session, user, assignment, now))
+    if attempt.deadline is not None:
+        attempt.time_granted_seconds = round((attempt.deadline - now).total_seconds())
     values, reply, presented = _step(delivery, engine_session, None, attempt.deadline, now)
     for name, value in values.items():
         setattr(attempt, name, value)

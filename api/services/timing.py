@@ -4,9 +4,11 @@ An attempt's ``deadline`` is set when it starts: the assignment's ``time_limit_m
 student's extended-time factor when they have one (:func:`api.services.attempts.start_attempt`).
 A student may extend it with one simple action, up to :data:`MAX_EXTENSIONS` times; each extension
 adds :data:`EXTENSION_SHARE` of the time granted at the start (so +50% of a 20-minute limit is
-+10 minutes). The extension is recorded on the attempt by moving its ``deadline``, which is what
-:func:`~api.services.attempts.submit_response` enforces; how many extensions were used is read back
-from how far the deadline has moved, so no new column is needed.
++10 minutes). The extension moves the attempt's ``deadline``, which is what
+:func:`~api.services.attempts.submit_response` enforces, and counts in ``time_extensions``; the time
+granted at the start is kept in ``time_granted_seconds``, so changing the assignment's limit during
+the attempt changes neither. (Attempts started before those columns existed work both out from
+the deadline and the assignment as it is now.)
 
 Extending is refused once the time is up: an answer after the deadline is not recorded and ends
 the attempt.
@@ -73,6 +75,8 @@ def granted_time(session: Session, attempt: Attempt) -> timedelta | None:
     """
     if attempt.deadline is None:
         return None
+    if attempt.time_granted_seconds is not None:
+        return timedelta(seconds=attempt.time_granted_seconds)
     assignment = session.get(Assignment, attempt.assignment_id) if attempt.assignment_id else None
     if assignment is None or not assignment.time_limit_minutes:
         return as_utc(attempt.deadline) - as_utc(attempt.started_at)
@@ -92,7 +96,9 @@ def time_left(session: Session, attempt: Attempt, now: datetime | None = None) -
     deadline = as_utc(attempt.deadline)
     step = granted * EXTENSION_SHARE
     used = 0
-    if step.total_seconds() > 0:
+    if attempt.time_granted_seconds is not None:
+        used = min(MAX_EXTENSIONS, attempt.time_extensions or 0)
+    elif step.total_seconds() > 0:
         moved = (deadline - as_utc(attempt.started_at)) - granted
         used = min(MAX_EXTENSIONS, max(0, round(moved / step)))
     return TimeLeft(
@@ -105,10 +111,12 @@ def time_left(session: Session, attempt: Attempt, now: datetime | None = None) -
 
 
 def extend_time(session: Session, user: User, attempt_id: int,
-                now: datetime | None = None) -> TimeLeft:
+                now: datetime | None = None, seen: int | None = None) -> TimeLeft:
     """Give the student more time: move the deadline of their attempt by one extension step.
 
-    The caller commits.
+    ``seen`` is the number of extensions the student's page showed as used: when it is behind
+    the attempt's count, this request is a resend of one already carried out (a double click, a
+    retry after a lost reply) and nothing changes. The caller commits.
 
     Returns
     -------
@@ -135,9 +143,12 @@ def extend_time(session: Session, user: User, attempt_id: int,
         raise TimeLimitConflict(f"attempt {attempt.id} has no time limit", "no_limit")
     if now > before.deadline:
         raise TimeLimitConflict("the time is up; it can no longer be extended", "time_up")
+    if seen is not None and seen < before.extensions_used:
+        return before  # already extended for this page
     if before.extensions_left <= 0:
         raise TimeLimitConflict(f"all {MAX_EXTENSIONS} extensions have been used",
                                 "no_extensions_left")
     attempt.deadline = before.deadline + timedelta(seconds=before.step_seconds)
+    attempt.time_extensions = before.extensions_used + 1
     session.flush()
     return time_left(session, attempt, now)

@@ -541,3 +541,34 @@ def test_starts_sent_at_once_make_one_attempt(student_world: StudentWorld) -> No
     assert places == [f"/attempts/{attempt.id}"] * 4
     with student_world.db() as session:
         assert session.scalar(select(func.sum(ItemExposure.administered))) == 1
+
+
+def test_a_resent_more_time_form_extends_once(student_world: StudentWorld) -> None:
+    student_world.set_time_limit(10)
+    client = student_world.client_for("student1")
+    attempt_id, html = _start(student_world, client)
+    used = re.search(r'name="extensions_used" value="(\d+)"', html).group(1)
+    assert used == "0"
+    form = {"csrf_token": csrf_of(html), "extensions_used": used}
+    for _ in range(3):  # a double click, then a retry after a lost reply: the same page's form
+        client.post(f"/attempts/{attempt_id}/more-time", data=form)
+    (attempt,) = student_world.attempts()
+    assert attempt.time_extensions == 1
+    assert as_utc(attempt.deadline) - as_utc(attempt.started_at) == timedelta(minutes=15)
+    page = client.get(f"/attempts/{attempt_id}").get_data(as_text=True)
+    assert 'name="extensions_used" value="1"' in page  # the next press is a new extension
+
+
+def test_changing_the_limit_mid_attempt_keeps_the_extensions_exact(
+        student_world: StudentWorld) -> None:
+    student_world.set_time_limit(10)
+    client = student_world.client_for("student1")
+    attempt_id, html = _start(student_world, client)
+    client.post(f"/attempts/{attempt_id}/more-time", data={"csrf_token": csrf_of(html)})
+    student_world.set_time_limit(60)  # the teacher changes the assignment meanwhile
+    with student_world.db() as session:
+        attempt = session.get(Attempt, attempt_id)
+        left = time_left(session, attempt)
+        assert (left.step_seconds, left.extensions_used) == (300, 1)  # half of the 10 granted
+    page = client.get(f"/attempts/{attempt_id}").get_data(as_text=True)
+    assert "More time (+5 min)" in page and "extend the time 9 times" in page
