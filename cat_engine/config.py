@@ -139,8 +139,17 @@ def _start(spec: dict, bank: ItemBank) -> StartRule:
 
 
 def _pretest(spec: dict) -> PretestPlan:
-    items = tuple(str(i) for i in spec.get("items", ()))
-    positions = tuple(sorted(int(p) for p in spec.get("positions", ())))
+    if not isinstance(spec, dict):
+        raise ConfigError(f"pretest must be an object with items and positions, got {spec!r}")
+    raw_items, raw_positions = spec.get("items", ()), spec.get("positions", ())
+    if not isinstance(raw_items, list | tuple) or not all(isinstance(i, str) for i in raw_items):
+        raise ConfigError(f"pretest.items must be a list of item ids, got {raw_items!r}")
+    if not isinstance(raw_positions, list | tuple) or not all(
+            isinstance(p, int) and not isinstance(p, bool) for p in raw_positions):
+        raise ConfigError(f"pretest.positions must be a list of whole numbers, got "
+                          f"{raw_positions!r}")
+    items = tuple(raw_items)
+    positions = tuple(sorted(raw_positions))
     if len(set(items)) != len(items):
         raise ConfigError("pretest.items lists an item more than once")
     if any(p < 1 for p in positions):

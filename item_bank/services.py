@@ -269,8 +269,23 @@ def add_parameter_set(
     calibration_run_id: int | None = None,
     user_id: int | None = None,
 ) -> ItemParameterSet:
-    """Make ``parameters`` the item's active set; earlier sets stay, inactive, for provenance."""
+    """Make ``parameters`` the item's active set; earlier sets stay, inactive, for provenance.
+
+    The model must fit how the item is scored: an item with a key is right or wrong (a
+    dichotomous model); a rating item's categories are its options.
+    """
     values = check_parameters(item.code, parameters)
+    polytomous = values["model"] in ("grm", "gpcm", "pcm")
+    if item.key is not None and polytomous:
+        raise BankError(f"item {item.code} has a key, so it is scored right or wrong: the "
+                        f"{values['model']} model does not fit it; use a dichotomous model",
+                        "model")
+    if item.key is None and item.options:
+        categories = len(values["thresholds"]) + 1 if polytomous else 2
+        if categories != len(item.options):
+            raise BankError(f"item {item.code} is rated in {len(item.options)} categories (its "
+                            f"options) but the {values['model']} parameters have "
+                            f"{categories}", "thresholds" if polytomous else "model")
     for old in item.parameter_sets:
         if old.is_active:
             old.is_active = False
@@ -408,7 +423,8 @@ def bank_signature(session: Session, test: AdaptiveTest) -> str:
     any content edit bumps an item's version, any new parameters make a new set id, any status
     change moves an item in or out of the rows. Equal signatures mean equal snapshot content.
     """
-    pretest = [str(c) for c in ((test.config or {}).get("pretest") or {}).get("items", [])]
+    plan = (test.config or {}).get("pretest") or {}
+    pretest = [str(c) for c in (plan.get("items") or [] if isinstance(plan, dict) else [])]
     rows = session.execute(
         select(Item.id, Item.version, Item.skill, Item.status, ItemParameterSet.id)
         .outerjoin(ItemParameterSet,
@@ -451,7 +467,12 @@ def snapshot_content(session: Session, test: AdaptiveTest) -> dict[str, Any]:
             f"(bank filter {json.dumps(test.bank_filter or {}, sort_keys=True)})", "bank_filter"
         )
     config = json.loads(json.dumps(test.config or {}))
-    pretest_codes = [str(c) for c in (config.get("pretest") or {}).get("items", [])]
+    plan = config.get("pretest") or {}
+    listed = plan.get("items", []) if isinstance(plan, dict) else None
+    if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
+        raise BankError("config: pretest must be an object whose items are a list of item "
+                        "codes", "config")
+    pretest_codes = list(listed)
     pretest = []
     if pretest_codes:
         rows = {i.code: i for i in session.scalars(

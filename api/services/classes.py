@@ -141,8 +141,14 @@ def create_user(session: Session, *, username: str, role: Role, password: str,
 
 
 def _other_active_admins(session: Session, user: User) -> int:
-    return session.scalar(select(func.count(User.id)).where(
-        User.role == Role.ADMIN, User.is_active, User.id != user.id)) or 0
+    """Active administrators other than ``user``, their rows locked until the commit.
+
+    The lock makes two admins demoting each other at the same moment take turns: the second
+    sees the first's change and is refused, so the system never loses its last administrator.
+    """
+    admins = session.scalars(select(User.id).where(User.role == Role.ADMIN, User.is_active)
+                             .order_by(User.id).with_for_update()).all()
+    return sum(1 for admin_id in admins if admin_id != user.id)
 
 
 def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:

@@ -320,8 +320,12 @@ def test_round_trip_into_a_fresh_database(world, any_db_url, fresh_url) -> None:
     _export_formats(world)
     world.call("post", f"{API}/{world.items['PRE-2']}/status", "assessor1",
                json={"status": "draft"})
-    world.call("post", f"{API}/{world.items['IT-010']}/parameter-sets", "assessor1",
-               json={"model": "grm", "a": 1.3, "thresholds": [-1.0, 0.2, 1.4]})
+    rated = world.call("patch", f"{API}/{world.items['IT-010']}", "assessor1",
+                       json={"key": None})  # a rating item: its 4 options are its categories
+    assert rated.status_code == 200, rated.get_json()
+    r = world.call("post", f"{API}/{world.items['IT-010']}/parameter-sets", "assessor1",
+                   json={"model": "grm", "a": 1.3, "thresholds": [-1.0, 0.2, 1.4]})
+    assert r.status_code == 201, r.get_json()
     world.call("patch", f"{API}/{world.items['IT-011']}", "assessor1",
                json={"media": ["img/a.png"], "rationale": "Line one\nline two, with a comma",
                      "content_tags": ["topic1", "extra"]})
@@ -562,3 +566,32 @@ def test_an_import_that_loses_a_race_for_a_code_is_a_409_and_writes_nothing(worl
     with _db(world) as session:  # NEW-1 came first in the file: rolled back with the rest
         codes = set(session.scalars(select(Item.code).where(Item.code.like("NEW-%"))))
     assert codes == {"NEW-2"}
+
+
+@pytest.mark.parametrize("pretest", [
+    {"items": ["PRE-1"], "positions": ["x"]}, {"items": ["PRE-1"], "positions": [None]},
+    {"items": ["PRE-1"], "positions": 5}, "x", {"items": 5}, {"items": "PRE-1"},
+])
+def test_a_malformed_pretest_plan_is_a_422_naming_config(world, pretest) -> None:
+    for method, path in (("post", "/api/v1/tests"), ("patch", f"/api/v1/tests/{world.test_id}")):
+        body = {"config": {"pretest": pretest}}
+        if method == "post":
+            body["name"] = f"T-{uuid.uuid4().hex[:8]}"
+        r = world.call(method, path, "admin1", json=body)
+        assert r.status_code == 422, (method, pretest, r.get_json())
+        assert "pretest" in r.get_json()["detail"]
+
+
+def test_the_model_must_fit_how_the_item_is_scored(world) -> None:
+    keyed = world.items["IT-012"]  # four options, a key: right or wrong
+    r = world.call("post", f"{API}/{keyed}/parameter-sets", "assessor1",
+                   json={"model": "grm", "a": 1.2, "thresholds": [-1, 0, 1]})
+    assert r.status_code == 422 and "scored right or wrong" in r.get_json()["detail"]
+    assert world.call("patch", f"{API}/{keyed}", "assessor1",
+                      json={"key": None}).status_code == 200  # now a rating item, 4 categories
+    r = world.call("post", f"{API}/{keyed}/parameter-sets", "assessor1",
+                   json={"model": "gpcm", "a": 1.0, "thresholds": [-1, 1]})
+    assert r.status_code == 422 and "rated in 4 categories" in r.get_json()["detail"]
+    r = world.call("post", f"{API}/{keyed}/parameter-sets", "assessor1",
+                   json={"model": "gpcm", "a": 1.0, "thresholds": [-1, 0, 1]})
+    assert r.status_code == 201, r.get_json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from api.db import engine_of
@@ -205,3 +206,52 @@ def test_accommodations(world) -> None:
     with _db(world) as session:  # only the accepted PUTs left a trace
         rows = session.scalars(select(Accommodation)).all()
         assert [(a.user_id, a.time.value, a.time_factor) for a in rows] == [(s1, "none", 1.5)]
+
+
+def test_two_admins_deactivating_each_other_at_once_leave_one(world) -> None:
+    """The last-administrator check locks the admins' rows: the second change waits, then
+    sees the first and is refused."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    from api.services import classes as service
+    from api.services.errors import Conflict
+
+    url = world.app.config["DATABASE_URL"]
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite runs one writer at a time: the race cannot happen there")
+    r = world.call("post", "/api/v1/users", "admin1", json={
+        "username": "admin2", "role": "admin", "password": "correct horse battery"})
+    admin2 = r.get_json()["id"]
+    engine = engine_of(world.app)
+    first, second = Session(engine), Session(engine)
+    outcome: list[object] = []
+    try:
+        service.update_user(first, service.get_user(first, admin2), {"is_active": False})
+
+        def the_other() -> None:
+            try:
+                service.update_user(second, service.get_user(second, world.users["admin1"]),
+                                    {"is_active": False})
+                second.commit()
+                outcome.append("deactivated")
+            except Conflict as error:
+                second.rollback()
+                outcome.append(error)
+
+        thread = threading.Thread(target=the_other)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # waiting for the first change's locks
+        first.commit()
+        thread.join(timeout=10)
+    finally:
+        first.close()
+        second.close()
+    assert len(outcome) == 1 and isinstance(outcome[0], Conflict), outcome
+    assert "last active administrator" in str(outcome[0])
+    with _db(world) as session:
+        active = session.scalars(select(User.username).where(User.role == Role.ADMIN,
+                                                             User.is_active)).all()
+    assert active == ["admin1"]

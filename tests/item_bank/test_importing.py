@@ -44,8 +44,13 @@ MODELS = [
 
 def records() -> list[ItemRecord]:
     """Items of every model, a multi-line rationale, tags, media, and two without parameters."""
-    out = [ItemRecord(item_id=f"M-{k}", stem=f"Item {k}, with a comma", options=["a", "b", "c"],
-                      key=k % 3, rationale="First line\nsecond line", skill="algebra",
+    def options(p: ParameterRecord) -> list[str]:  # a rating item: one option per category
+        return [f"level {n}" for n in range(len(p.thresholds) + 1)] if p.thresholds else \
+            ["a", "b", "c"]
+
+    out = [ItemRecord(item_id=f"M-{k}", stem=f"Item {k}, with a comma", options=options(p),
+                      key=None if p.thresholds else k % 3,
+                      rationale="First line\nsecond line", skill="algebra",
                       content_tags=["t1", f"g{k % 2}"], status="operational",
                       media=[f"img/{k}.png"] if k % 2 else [], parameters=p)
            for k, p in enumerate(MODELS)]
