@@ -120,6 +120,10 @@ class CATConfig:
         )
 
 
+#: Starting abilities beyond this many logits are mistakes (a bank's items sit within about 4).
+START_LIMIT = 10.0
+
+
 def _start(spec: dict, bank: ItemBank) -> StartRule:
     if "item" in spec:
         bank.index_of(str(spec["item"]))  # raises UnknownItemError naming it
@@ -131,11 +135,18 @@ def _start(spec: dict, bank: ItemBank) -> StartRule:
             raise ConfigError("start.random must be [low, high]") from None
         if not lo < hi:
             raise ConfigError(f"start.random must have low < high, got [{lo}, {hi}]")
+        if not -START_LIMIT <= lo < hi <= START_LIMIT:
+            raise ConfigError(f"start.random must lie within [-{START_LIMIT:g}, "
+                              f"{START_LIMIT:g}] logits, got [{lo}, {hi}]")
         return StartRule(random_range=(lo, hi))
     try:
-        return StartRule(theta=float(spec.get("theta", 0.0)))
+        theta = float(spec.get("theta", 0.0))
     except (TypeError, ValueError):
         raise ConfigError(f"start.theta must be a number, got {spec.get('theta')!r}") from None
+    if not -START_LIMIT <= theta <= START_LIMIT:  # also refuses nan and inf
+        raise ConfigError(f"start.theta must lie within [-{START_LIMIT:g}, {START_LIMIT:g}] "
+                          f"logits, got {theta!r}")
+    return StartRule(theta=theta)
 
 
 def _pretest(spec: dict) -> PretestPlan:

@@ -172,6 +172,16 @@ def test_unknown_start_item_and_bad_json_version_are_errors() -> None:
         CATSession.from_json(BANK, {**data, "version": 99})
 
 
+@pytest.mark.parametrize("start", [
+    {"theta": 1e308}, {"theta": -11}, {"theta": float("nan")}, {"theta": float("inf")},
+    {"random": [-20, 0]}, {"random": [0, 1e9]},
+])
+def test_a_start_far_off_the_scale_is_refused_by_name(start) -> None:
+    with pytest.raises(CATError, match=r"start\.(theta|random) must lie within"):
+        CATSession(BANK, {"start": start})
+    assert CATSession(BANK, {"start": {"theta": -10}}).next_item() is not None  # the edge is fine
+
+
 # -- determinism and statelessness --------------------------------------------------------------
 
 
