@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
-from sqlalchemy import and_, bindparam, case, event, func, select, update
+from sqlalchemy import and_, bindparam, case, event, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -761,10 +761,3 @@ def exposure_counts(session: Session, test_id: int) -> dict[int, int]:
     rows = session.execute(select(ItemExposure.item_id, ItemExposure.administered)
                            .where(ItemExposure.test_id == test_id))
     return dict(rows.all())
-
-
-def reset_exposure(session: Session, test_id: int) -> int:
-    """Set a test's exposure counters back to zero (e.g. after a field trial); returns rows."""
-    result = session.execute(update(ItemExposure).where(ItemExposure.test_id == test_id)
-                             .values(administered=0))
-    return int(result.rowcount or 0)

@@ -303,7 +303,7 @@ def submit_response(
         "idempotency_key": idempotency_key, "reply": reply, "hints_used": 0,
     }
     try:
-        _write_answer(connection, recorded, values, row.test_id, presented)
+        _write_answer(session, recorded, values, row.test_id, presented)
     except IntegrityError:
         # A concurrent request recorded this position (or this key) first. Nothing else of
         # this request is worth keeping, so the whole transaction goes (no savepoint needed).
@@ -370,15 +370,15 @@ _ANSWER_STATEMENTS = {(finish, exposure): _answer_statement(finish, exposure)
                       for finish in (False, True) for exposure in (False, True)}
 
 
-def _write_answer(connection, recorded: dict[str, Any], values: dict[str, Any], test_id: int,
-                  presented: int | None) -> None:
+def _write_answer(session: Session, recorded: dict[str, Any], values: dict[str, Any],
+                  test_id: int, presented: int | None) -> None:
     """Store the response (with its reply), the attempt's new state and the exposure count."""
+    connection = session.connection()
     if connection.dialect.name != "postgresql":
         connection.execute(_INSERT_RESPONSE, recorded)
         _update_attempt(connection, recorded["attempt_id"], values)
         if presented is not None:
-            connection.execute(exposure_upsert(connection.dialect.name),
-                               {"exposure_test_id": test_id, "exposure_item_id": presented})
+            record_exposure(session, test_id, presented)
         return
     statement = _ANSWER_STATEMENTS["status" in values, presented is not None]
     parameters = {"attempt_id": recorded["attempt_id"], "exposure_test_id": test_id,
