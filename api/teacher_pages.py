@@ -99,7 +99,7 @@ def class_page(user: User, class_id: int) -> Response:
         errors["test_id"] = _("Choose one of the tests assigned to this class.")
         test_id = None
     students = db.scalars(roster_query(klass)).all()
-    latest = latest_attempts(db, [s.id for s in students], test_id)
+    latest = latest_attempts(db, [s.id for s in students], test_id, klass=klass)
     rows = [student_row(s, latest.get(s.id)) for s in students]
     return page("teacher/class.html", 422 if errors else 200, user=user, klass=klass,
                 rows=rows, tests=tests, test_id=test_id, errors=errors,

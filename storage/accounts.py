@@ -10,11 +10,14 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     Column,
     DateTime,
     Float,
     ForeignKey,
+    Index,
+    Integer,
     String,
     Table,
     Text,
@@ -161,3 +164,54 @@ class Accommodation(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class AccessAction(enum.StrEnum):
+    """What an access audit entry records."""
+
+    ENROL = "enrol"
+    UNENROL = "unenrol"
+    CLASS_TEACHER = "class_teacher"
+    ACCOMMODATION = "accommodation"
+
+
+class AccessAudit(Base):
+    """One change to who may see a student's work, or to a student's accommodation.
+
+    Append-only: the database refuses ``UPDATE`` and ``DELETE`` on this table (triggers on
+    SQLite and PostgreSQL, migration 0008). The ids are plain integers, not foreign keys, so an
+    entry outlives the class (and never blocks deleting it); ``before`` and ``after`` are what
+    changed, as JSON (``{"enrolled": false}``, an accommodation, a class's ``teacher_id``).
+    """
+
+    __tablename__ = "access_audit"
+    __table_args__ = (Index("ix_access_audit_student_id_at", "student_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[AccessAction] = mapped_column(enum_type(AccessAction, "access_action"))
+    class_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    student_id: Mapped[int | None] = mapped_column(Integer, info={"personal": True})
+    before: Mapped[dict | None] = mapped_column(JSON, info={"personal": True})
+    after: Mapped[dict | None] = mapped_column(JSON, info={"personal": True})
+
+
+class PageSession(Base):
+    """A browser signed in to the pages. The cookie carries a random id; only its SHA-256 is
+    stored, so a copy of this table signs no one in.
+
+    Deleting the row ends the session for every copy of the cookie (sign-out); a new password
+    or deactivation deletes all of a user's rows. ``last_seen_at`` moves at most once a minute
+    and bounds the idle time; ``created_at`` bounds the whole session (see ``api.sessions``).
+    """
+
+    __tablename__ = "page_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, info={"personal": True}
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -512,24 +512,51 @@ def summarise(delivery: Delivery, engine_session: CATSession, reason: str) -> di
 
 
 def visible_attempt(session: Session, user: User, attempt_id: int) -> Attempt:
-    """The attempt if ``user`` may see it: their own, their class's (teacher), any (staff)."""
+    """The attempt if ``user`` may see it (see :func:`may_see_attempt`).
+
+    Raises
+    ------
+    NotFound
+        No such attempt, or not one ``user`` may see: the two look alike.
+    """
     attempt = session.get(Attempt, attempt_id)
-    if attempt is None or not may_see_attempts_of(session, user, attempt.user_id):
+    if attempt is None or not may_see_attempt(session, user, attempt):
         raise NotFound(f"no attempt {attempt_id} you may see")
     return attempt
 
 
-def may_see_attempts_of(session: Session, user: User, student_id: int) -> bool:
-    """Whether ``user`` may read the attempts of ``student_id``."""
-    if user.role in (Role.ADMIN, Role.ASSESSOR) or user.id == student_id:
+def _taught_assignments(teacher: User):
+    """The ids of the assignments of ``teacher``'s classes (a subquery)."""
+    return (select(Assignment.id).join(SchoolClass, SchoolClass.id == Assignment.class_id)
+            .where(SchoolClass.teacher_id == teacher.id))
+
+
+def may_see_attempt(session: Session, user: User, attempt: Attempt) -> bool:
+    """Whether ``user`` may read ``attempt``.
+
+    A student their own; administrators and assessors any; a teacher only those made under
+    an assignment of a class they teach: not the same student's attempts at other teachers'
+    assignments, and none once the assignment is deleted.
+    """
+    if user.role in (Role.ADMIN, Role.ASSESSOR) or user.id == attempt.user_id:
         return True
+    if user.role != Role.TEACHER or attempt.assignment_id is None:
+        return False
+    return session.scalar(
+        select(func.count()).select_from(Assignment)
+        .join(SchoolClass, SchoolClass.id == Assignment.class_id)
+        .where(Assignment.id == attempt.assignment_id, SchoolClass.teacher_id == user.id)
+    ) > 0
+
+
+def attempt_query(user: User):
+    """The attempts ``user`` may list (as :func:`may_see_attempt`), newest first."""
+    query = select(Attempt).order_by(Attempt.id.desc())
     if user.role == Role.TEACHER:
-        return session.scalar(
-            select(func.count()).select_from(class_members)
-            .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
-            .where(SchoolClass.teacher_id == user.id, class_members.c.user_id == student_id)
-        ) > 0
-    return False
+        return query.where(Attempt.assignment_id.in_(_taught_assignments(user)))
+    if user.role not in (Role.ADMIN, Role.ASSESSOR):
+        return query.where(Attempt.user_id == user.id)
+    return query
 
 
 def attempt_reply(session: Session, attempt: Attempt, now: datetime | None = None

@@ -6,11 +6,16 @@ wrong.
 
 Who may see what:
 
-- administrators see and change every account and class;
+- administrators see and change every account and class, and alone enrol students and set
+  accommodations: enrolment is what gives a teacher access to a student's work, so a teacher
+  cannot grant it to themselves;
 - a teacher sees their own classes, the students enrolled in them (and those students'
-  accommodations), and the active students' usernames and display names, so that they can enrol
-  them. Another teacher's class, or a student the teacher does not teach, is *not found*, never
-  *forbidden*, so its existence is not revealed.
+  accommodations, read-only), and the attempts made under their classes' assignments. Another
+  teacher's class, or a student the teacher does not teach, is *not found*, never *forbidden*,
+  so its existence is not revealed.
+
+Every enrolment change, class hand-over and accommodation change leaves an entry in the
+append-only ``access_audit`` table (who, when, what, before and after), in the same transaction.
 
 All datetimes are stored in UTC; naive datetimes are refused, because a window without a time zone
 means a different moment in every school.
@@ -31,6 +36,8 @@ from evidence.models import Assignment, Attempt
 from item_bank.models import AdaptiveTest
 from storage import as_utc
 from storage.accounts import (
+    AccessAction,
+    AccessAudit,
     Accommodation,
     ApiToken,
     Role,
@@ -55,7 +62,8 @@ ASSIGNMENT_FIELDS = ("opens_at", "closes_at", "time_limit_minutes", "max_attempt
 def user_query(viewer: User, role: Role | None = None, q: str | None = None) -> Select:
     """The accounts ``viewer`` may list, by username; optionally one role and a search text.
 
-    Administrators list every account. Teachers list active students only (to enrol them).
+    Only administrators list accounts: they alone enrol students, so no one else needs the
+    school's list of names.
 
     Parameters
     ----------
@@ -69,17 +77,11 @@ def user_query(viewer: User, role: Role | None = None, q: str | None = None) -> 
     Raises
     ------
     Forbidden
-        A teacher asked for a role other than student, or the viewer is neither admin nor teacher.
+        The viewer is not an administrator.
     """
     query = select(User).order_by(User.username)
-    if viewer.role == Role.TEACHER:
-        if role not in (None, Role.STUDENT):
-            raise Forbidden("teachers may list students only (role=student)", field="role")
-        role = Role.STUDENT
-        query = query.where(User.is_active)
-    elif viewer.role != Role.ADMIN:
-        raise Forbidden(f"listing accounts needs the role admin or teacher; you are "
-                        f"{viewer.role.value}")
+    if viewer.role != Role.ADMIN:
+        raise Forbidden(f"listing accounts needs the role admin; you are {viewer.role.value}")
     if role is not None:
         query = query.where(User.role == role)
     if q:
@@ -205,6 +207,43 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
     return user
 
 
+# -- audit ---------------------------------------------------------------------------------------
+
+
+def audit(session: Session, actor: User | None, action: AccessAction, *,
+          class_id: int | None = None, student_id: int | None = None,
+          before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> None:
+    """Append an entry to the access audit, in the caller's transaction.
+
+    Parameters
+    ----------
+    actor
+        Who made the change (``None`` for the command line or a migration).
+    action
+        What changed: an enrolment, a class's teacher, an accommodation.
+    before, after
+        The state before and after, as JSON-ready dicts (``None`` where there was none).
+    """
+    session.add(AccessAudit(actor_id=actor.id if actor is not None else None, action=action,
+                            class_id=class_id, student_id=student_id, before=before,
+                            after=after))
+
+
+def audit_query(student_id: int | None = None, class_id: int | None = None) -> Select:
+    """Access audit entries, oldest first; optionally one student's or one class's."""
+    query = select(AccessAudit).order_by(AccessAudit.id)
+    if student_id is not None:
+        query = query.where(AccessAudit.student_id == student_id)
+    if class_id is not None:
+        query = query.where(AccessAudit.class_id == class_id)
+    return query
+
+
+def _require_admin(actor: User, what: str) -> None:
+    if actor.role != Role.ADMIN:
+        raise Forbidden(f"{what} is an administrator's act; you are {actor.role.value}")
+
+
 # -- accommodations ------------------------------------------------------------------------------
 
 
@@ -220,7 +259,8 @@ def teaches(session: Session, teacher: User, student_id: int) -> bool:
 def accommodated_student(session: Session, viewer: User, user_id: int) -> User:
     """The student ``user_id`` if ``viewer`` may see their accommodation.
 
-    Administrators may see any student's; a teacher those of students in their classes.
+    Administrators may see any student's; a teacher those of students enrolled in their classes
+    (enrolment is an administrator's act, so a teacher cannot widen this).
 
     Raises
     ------
@@ -245,30 +285,45 @@ def accommodation_of(session: Session, student: User) -> dict[str, Any]:
             "note": row.note, "updated_at": row.updated_at}
 
 
-def set_accommodation(session: Session, student: User, *, time: TimeAccommodation,
-                      time_factor: float = DEFAULT_TIME_FACTOR, note: str = "") -> dict[str, Any]:
-    """Replace a student's accommodation.
+def _accommodation_record(row: Accommodation | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"time": TimeAccommodation(row.time).value, "time_factor": row.time_factor,
+            "note": row.note}
+
+
+def set_accommodation(session: Session, actor: User, student: User, *,
+                      time: TimeAccommodation, time_factor: float = DEFAULT_TIME_FACTOR,
+                      note: str = "") -> dict[str, Any]:
+    """Replace a student's accommodation (administrators only), with an audit entry.
 
     ``time`` is how assignment time limits apply to them: ``standard`` (as set), ``extended``
     (multiplied by ``time_factor``, 1 to 4) or ``none`` (no limit). It applies to attempts started
-    afterwards; an attempt's deadline is fixed when it starts.
+    afterwards, in every class; an attempt's deadline is fixed when it starts. Because it
+    changes every teacher's tests, no single teacher may set it.
 
     Raises
     ------
+    Forbidden
+        ``actor`` is not an administrator.
     Invalid
         ``time_factor`` outside 1..4.
     """
+    _require_admin(actor, "setting an accommodation")
     factor = float(time_factor)
     if not 1.0 <= factor <= MAX_TIME_FACTOR:  # also false for NaN
         raise Invalid(f"time_factor must be between 1 and {MAX_TIME_FACTOR:g}",
                       field="time_factor")
-    row = session.get(Accommodation, student.id)
+    row = session.get(Accommodation, student.id, with_for_update=True)
+    before = _accommodation_record(row)
     if row is None:
         row = Accommodation(user_id=student.id)
         session.add(row)
     row.time = TimeAccommodation(time)
     row.time_factor = factor
     row.note = note or ""
+    audit(session, actor, AccessAction.ACCOMMODATION, student_id=student.id, before=before,
+          after=_accommodation_record(row))
     try:
         with session.begin_nested():
             session.flush()
@@ -388,13 +443,23 @@ def update_class(session: Session, viewer: User, klass: SchoolClass, *, name: st
     owner = _owner(session, viewer, teacher_id, required=False) or klass.teacher_id
     if (new_name, owner) != (klass.name, klass.teacher_id):
         _unique_name(session, owner, new_name, klass.id)
+        if owner != klass.teacher_id:  # another teacher now sees these students' work
+            audit(session, viewer, AccessAction.CLASS_TEACHER, class_id=klass.id,
+                  before={"teacher_id": klass.teacher_id}, after={"teacher_id": owner})
         klass.name, klass.teacher_id = new_name, owner
         _flush_class(session, new_name)
     return klass
 
 
-def delete_class(session: Session, klass: SchoolClass) -> None:
-    """Delete a class with its enrolments and assignments; attempts (evidence) are kept."""
+def delete_class(session: Session, klass: SchoolClass, *, actor: User | None = None) -> None:
+    """Delete a class with its enrolments and assignments; attempts (evidence) are kept.
+
+    Each enrolment removed is audited as an un-enrolment by ``actor``.
+    """
+    for student_id in session.scalars(select(class_members.c.user_id).where(
+            class_members.c.class_id == klass.id).order_by(class_members.c.user_id)):
+        audit(session, actor, AccessAction.UNENROL, class_id=klass.id, student_id=student_id,
+              before={"enrolled": True}, after={"enrolled": False, "class_deleted": True})
     session.execute(delete(Assignment).where(Assignment.class_id == klass.id))
     session.delete(klass)  # the enrolments go with it
     session.flush()
@@ -409,9 +474,13 @@ def roster_query(klass: SchoolClass) -> Select:
             .where(class_members.c.class_id == klass.id).order_by(User.username))
 
 
-def enrol(session: Session, klass: SchoolClass, *, user_id: int | None = None,
+def enrol(session: Session, actor: User, klass: SchoolClass, *, user_id: int | None = None,
           username: str | None = None) -> tuple[User, bool]:
     """Enrol a student (by id or username) in ``klass``; enrolling twice changes nothing.
+
+    Only administrators enrol: an enrolment gives the class's teacher access to the student's
+    accommodation and to the attempts made under the class's assignments. Each enrolment is
+    audited.
 
     Returns
     -------
@@ -420,25 +489,24 @@ def enrol(session: Session, klass: SchoolClass, *, user_id: int | None = None,
 
     Raises
     ------
+    Forbidden
+        ``actor`` is not an administrator.
     Invalid
-        Neither or both of ``user_id`` and ``username``; no such account; not an active student.
+        Neither or both of ``user_id`` and ``username``; no active student with that id or
+        username (one message for every reason, so it reveals no account's role or state).
     """
+    _require_admin(actor, "enrolling a student")
     if (user_id is None) == (username is None):
         raise Invalid("give exactly one of user_id and username", field="user_id")
-    field = "user_id" if user_id is not None else "username"
     if user_id is not None:
+        field, shown = "user_id", f"user {user_id}"
         student = session.get(User, user_id)
-        shown = f"user {user_id}"
     else:
+        field, shown = "username", f"user {username!r}"
         student = session.scalar(select(User).where(User.username == username))
-        shown = f"user {username!r}"
-    if student is None:
-        raise Invalid(f"there is no {shown}", field=field)
-    if student.role != Role.STUDENT:
-        raise Invalid(f"{shown} is a {student.role.value}; only students can be enrolled",
-                      field=field)
-    if not student.is_active:
-        raise Invalid(f"{shown} is deactivated", field=field)
+    if student is None or student.role != Role.STUDENT or not student.is_active:
+        raise Invalid(f"{shown} cannot be enrolled: there is no active student with this "
+                      f"{'id' if field == 'user_id' else 'username'}", field=field)
     if _enrolled(session, klass.id, student.id):
         return student, False
     try:
@@ -446,6 +514,9 @@ def enrol(session: Session, klass: SchoolClass, *, user_id: int | None = None,
             session.execute(insert(class_members).values(class_id=klass.id, user_id=student.id))
     except IntegrityError:  # a concurrent request enrolled them first
         return student, False
+    audit(session, actor, AccessAction.ENROL, class_id=klass.id, student_id=student.id,
+          before={"enrolled": False}, after={"enrolled": True})
+    session.flush()
     session.expire(klass, ["students"])
     return student, True
 
@@ -455,18 +526,26 @@ def _enrolled(session: Session, class_id: int, user_id: int) -> bool:
         class_members.c.class_id == class_id, class_members.c.user_id == user_id)) > 0
 
 
-def unenrol(session: Session, klass: SchoolClass, user_id: int) -> None:
-    """Remove a student from ``klass``; their attempts are kept.
+def unenrol(session: Session, actor: User, klass: SchoolClass, user_id: int) -> None:
+    """Remove a student from ``klass`` (administrators only); their attempts are kept.
+
+    The removal is audited, so it cannot hide an enrolment that was made.
 
     Raises
     ------
+    Forbidden
+        ``actor`` is not an administrator.
     NotFound
         The student is not enrolled in this class.
     """
+    _require_admin(actor, "removing a student from a class")
     done = session.execute(delete(class_members).where(
         class_members.c.class_id == klass.id, class_members.c.user_id == user_id))
     if not done.rowcount:
         raise NotFound(f"user {user_id} is not enrolled in class {klass.id}")
+    audit(session, actor, AccessAction.UNENROL, class_id=klass.id, student_id=user_id,
+          before={"enrolled": True}, after={"enrolled": False})
+    session.flush()
     session.expire(klass, ["students"])
 
 
@@ -592,12 +671,19 @@ def delete_assignment(session: Session, assignment: Assignment) -> None:
 # -- a class's attempts --------------------------------------------------------------------------
 
 
-def latest_attempts(session: Session, student_ids: list[int],
-                    test_id: int | None = None) -> dict[int, Attempt]:
-    """Each student's latest attempt (at ``test_id`` when given), by student id."""
+def latest_attempts(session: Session, student_ids: list[int], test_id: int | None = None, *,
+                    klass: SchoolClass) -> dict[int, Attempt]:
+    """Each student's latest attempt under one of ``klass``'s assignments (at ``test_id`` when
+    given), by student id.
+
+    Attempts at other classes' assignments are not the class teacher's to see, so they are
+    never picked, however recent.
+    """
     if not student_ids:
         return {}
-    latest = (select(func.max(Attempt.id)).where(Attempt.user_id.in_(student_ids))
+    assigned = select(Assignment.id).where(Assignment.class_id == klass.id)
+    latest = (select(func.max(Attempt.id)).where(Attempt.user_id.in_(student_ids),
+                                                 Attempt.assignment_id.in_(assigned))
               .group_by(Attempt.user_id))
     if test_id is not None:
         latest = latest.where(Attempt.test_id == test_id)

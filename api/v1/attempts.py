@@ -5,7 +5,6 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from api.db import get_session
 from api.services import attempts as service
@@ -13,7 +12,7 @@ from api.services.errors import Forbidden
 from api.v1.auth import current_user, requires
 from api.v1.common import PageArgs, id_field, page_of, paginate
 from evidence.models import Attempt, AttemptStatus
-from storage.accounts import Role, SchoolClass, class_members
+from storage.accounts import Role
 
 blp = Blueprint("attempts", __name__, description="Taking adaptive tests")
 
@@ -126,21 +125,13 @@ class Attempts(MethodView):
     @blp.arguments(AttemptListArgs(), location="query")
     @blp.response(200, page_of(AttemptSummarySchema, "AttemptPage"))
     def get(self, args):
-        """Attempts the caller may see: their own (students), their classes' (teachers), all."""
-        user = current_user()
-        session = get_session()
-        query = select(Attempt).order_by(Attempt.id.desc())
-        if user.role == Role.STUDENT:
-            query = query.where(Attempt.user_id == user.id)
-        elif user.role == Role.TEACHER:
-            students = (select(class_members.c.user_id)
-                        .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
-                        .where(SchoolClass.teacher_id == user.id))
-            query = query.where(Attempt.user_id.in_(students))
+        """Attempts the caller may see: their own (students), those under their classes'
+        assignments (teachers), all (administrators, assessors)."""
+        query = service.attempt_query(current_user())
         for name in ("test_id", "user_id", "status"):
             if args.get(name) is not None:
                 query = query.where(getattr(Attempt, name) == args[name])
-        return paginate(session, query, args)
+        return paginate(get_session(), query, args)
 
     @requires()
     @blp.arguments(StartSchema())

@@ -1,8 +1,10 @@
-"""Classes, enrolments, assignments, and a class's latest attempts.
+"""Classes, enrolments, assignments, a class's latest attempts, and the access audit.
 
-Teachers manage their own classes; administrators manage every class. Another teacher's class is
-404 to a teacher, so its existence is not revealed. Students and assessors get 403. The rules
-live in :mod:`api.services.classes`; these views validate, call one service function and commit.
+Teachers manage their own classes and assignments; administrators manage every class and alone
+enrol students (an enrolment is what opens a student's work to a teacher). Another teacher's
+class is 404 to a teacher, so its existence is not revealed. Students and assessors get 403.
+The rules live in :mod:`api.services.classes`; these views validate, call one service function
+and commit.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from api.db import get_session
 from api.services import classes as service
 from api.v1.auth import current_user, requires
 from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
-from storage.accounts import Role
+from storage.accounts import AccessAction, Role
 
 blp = Blueprint("classes", __name__,
                 description="Classes, enrolments, assignments and accommodations")
@@ -133,6 +135,22 @@ class StudentAttemptSchema(ma.Schema):
     attempt = ma.fields.Nested(AttemptBriefSchema, allow_none=True)
 
 
+class AuditEntrySchema(ma.Schema):
+    id = ma.fields.Integer()
+    at = UtcDateTime()
+    actor_id = ma.fields.Integer(allow_none=True)
+    action = ma.fields.Enum(AccessAction, by_value=True)
+    class_id = ma.fields.Integer(allow_none=True)
+    student_id = ma.fields.Integer(allow_none=True)
+    before = ma.fields.Dict(allow_none=True)
+    after = ma.fields.Dict(allow_none=True)
+
+
+class AuditArgs(PageArgs):
+    student_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID))
+    class_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID))
+
+
 class ClassAttemptArgs(PageArgs):
     test_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID),
                                 metadata={"description": "The latest attempt at this test"})
@@ -192,36 +210,50 @@ class ClassById(MethodView):
     def delete(self, class_id):
         """Delete a class with its enrolments and assignments; attempts are kept."""
         session = get_session()
-        service.delete_class(session, _class(class_id))
+        service.delete_class(session, _class(class_id), actor=current_user())
         session.commit()
 
 
 @blp.route("/classes/<int:class_id>/students")
 class ClassStudents(MethodView):
-    @requires(*MANAGERS)
+    @requires(Role.ADMIN)
     @blp.arguments(EnrolSchema())
     @blp.response(201, EnrolmentSchema)
     @blp.alt_response(200, schema=EnrolmentSchema, description="Already enrolled; unchanged")
-    @blp.alt_response(404, description="No such class of the caller's")
+    @blp.alt_response(404, description="No such class")
     def post(self, data, class_id):
-        """Enrol a student by ``user_id`` or ``username`` (repeating it changes nothing)."""
+        """Enrol a student by ``user_id`` or ``username`` (administrators; audited).
+
+        Repeating it changes nothing.
+        """
         session = get_session()
         klass = _class(class_id)
-        student, created = service.enrol(session, klass, **data)
+        student, created = service.enrol(session, current_user(), klass, **data)
         session.commit()
         return {"class_id": klass.id, "student": student}, 201 if created else 200
 
 
 @blp.route("/classes/<int:class_id>/students/<int:user_id>")
 class ClassStudentById(MethodView):
-    @requires(*MANAGERS)
+    @requires(Role.ADMIN)
     @blp.response(204)
-    @blp.alt_response(404, description="No such class of the caller's, or not enrolled")
+    @blp.alt_response(404, description="No such class, or the student is not enrolled")
     def delete(self, class_id, user_id):
-        """Remove a student from a class; their attempts are kept."""
+        """Remove a student from a class (administrators; audited); their attempts are kept."""
         session = get_session()
-        service.unenrol(session, _class(class_id), user_id)
+        service.unenrol(session, current_user(), _class(class_id), user_id)
         session.commit()
+
+
+@blp.route("/access-audit")
+class AccessAuditLog(MethodView):
+    @requires(Role.ADMIN)
+    @blp.arguments(AuditArgs(), location="query")
+    @blp.response(200, page_of(AuditEntrySchema, "AccessAuditPage"))
+    def get(self, args):
+        """Every enrolment, class hand-over and accommodation change, oldest first."""
+        return paginate(get_session(),
+                        service.audit_query(args.get("student_id"), args.get("class_id")), args)
 
 
 @blp.route("/classes/<int:class_id>/assignments")
@@ -289,11 +321,13 @@ class ClassAttempts(MethodView):
     @blp.response(200, page_of(StudentAttemptSchema, "StudentAttemptPage"))
     @blp.alt_response(404, description="No such class of the caller's")
     def get(self, args, class_id):
-        """Each enrolled student with their latest attempt (at ``test_id`` when given)."""
+        """Each enrolled student with their latest attempt under this class's assignments
+        (at ``test_id`` when given)."""
         session = get_session()
-        page = paginate(session, service.roster_query(_class(class_id)), args)
+        klass = _class(class_id)
+        page = paginate(session, service.roster_query(klass), args)
         latest = service.latest_attempts(session, [s.id for s in page["items"]],
-                                         args.get("test_id"))
+                                         args.get("test_id"), klass=klass)
         page["items"] = [{"student": s, "attempt": service.attempt_summary(latest.get(s.id))}
                          for s in page["items"]]
         return page

@@ -1,8 +1,8 @@
-"""Accounts (administrators), the student list teachers enrol from, and accommodations.
+"""Accounts and accommodations.
 
-Administrators list, create and change accounts. Teachers may list active students (id, username
-and display name only) to enrol them, and see and set the accommodations of students in their
-classes. Password hashes never leave the server.
+Administrators list, create and change accounts, and set accommodations (audited). Teachers may
+read the accommodations of students enrolled in their classes. Password hashes never leave the
+server.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from flask_smorest import Blueprint
 from api.db import get_session
 from api.services import classes as service
 from api.v1.auth import current_user, requires
-from api.v1.classes import UserBriefSchema, no_nul
+from api.v1.classes import no_nul
 from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
 from storage.accounts import Role, TimeAccommodation
 
@@ -76,18 +76,13 @@ class AccommodationSchema(ma.Schema):
 
 @blp.route("/users")
 class Users(MethodView):
-    @requires(Role.ADMIN, Role.TEACHER)
+    @requires(Role.ADMIN)
     @blp.arguments(UserListArgs(), location="query")
     @blp.response(200, page_of(AccountSchema, "AccountPage"))
     def get(self, args):
-        """Accounts (administrators); active students' names only (teachers, to enrol them)."""
-        user = current_user()
-        session = get_session()
-        query = service.user_query(user, args.get("role"), args.get("q"))
-        page = paginate(session, query, args)
-        if user.role != Role.ADMIN:
-            page["items"] = [UserBriefSchema().dump(u) for u in page["items"]]
-        return page
+        """Accounts, by username."""
+        query = service.user_query(current_user(), args.get("role"), args.get("q"))
+        return paginate(get_session(), query, args)
 
     @requires(Role.ADMIN)
     @blp.arguments(UserCreateSchema())
@@ -138,14 +133,16 @@ class UserAccommodation(MethodView):
         student = service.accommodated_student(session, current_user(), user_id)
         return service.accommodation_of(session, student)
 
-    @requires(Role.ADMIN, Role.TEACHER)
+    @requires(Role.ADMIN)
     @blp.arguments(AccommodationSchema())
     @blp.response(200, AccommodationSchema)
-    @blp.alt_response(404, description="No such student (for teachers: none in their classes)")
+    @blp.alt_response(404, description="No such student")
     def put(self, data, user_id):
-        """Set a student's accommodation; it applies to attempts started afterwards."""
+        """Set a student's accommodation (audited); it applies to attempts started afterwards,
+        in every class."""
         session = get_session()
-        student = service.accommodated_student(session, current_user(), user_id)
-        result = service.set_accommodation(session, student, **data)
+        user = current_user()
+        student = service.accommodated_student(session, user, user_id)
+        result = service.set_accommodation(session, user, student, **data)
         session.commit()
         return result

@@ -104,10 +104,12 @@ def test_enrolment(world) -> None:
     path = f"{API}/classes/{world.class_id}/students"
     s3 = world.users["student3"]
     r = world.call("post", path, "teacher1", json={"username": "student3"})
+    assert r.status_code == 403  # enrolment is an administrator's act
+    r = world.call("post", path, "admin1", json={"username": "student3"})
     assert r.status_code == 201
     assert r.get_json() == {"class_id": world.class_id, "student": {
         "id": s3, "username": "student3", "display_name": "Student3"}}
-    assert world.call("post", path, "teacher1", json={"user_id": s3}).status_code == 200
+    assert world.call("post", path, "admin1", json={"user_id": s3}).status_code == 200
     assert world.call("post", path, "admin1", json={"username": "student3"}).status_code == 200
     before = _counts(world)
     for body, fields in [
@@ -119,7 +121,7 @@ def test_enrolment(world) -> None:
         ({"user_id": s3, "username": "student3"}, {"json.user_id"}),
         ({"user_id": "three"}, {"json.user_id"}),
     ]:
-        r = world.call("post", path, "teacher1", json=body)
+        r = world.call("post", path, "admin1", json=body)
         assert r.status_code == 422 and _fields(r) == fields, (body, r.get_json())
         assert "student" in r.get_json()["detail"] or r.get_json()["errors"]
     assert _counts(world) == before
@@ -128,9 +130,10 @@ def test_enrolment(world) -> None:
     # student3 is now teacher1's student (as well as teacher2's).
     r = world.call("get", f"{API}/users/{s3}/accommodation", "teacher1")
     assert r.status_code == 200
-    r = world.call("delete", f"{path}/{s3}", "teacher1")
+    assert world.call("delete", f"{path}/{s3}", "teacher1").status_code == 403
+    r = world.call("delete", f"{path}/{s3}", "admin1")
     assert r.status_code == 204
-    assert world.call("delete", f"{path}/{s3}", "teacher1").status_code == 404
+    assert world.call("delete", f"{path}/{s3}", "admin1").status_code == 404
     assert world.call("get", f"{API}/users/{s3}/accommodation", "teacher1").status_code == 404
     with _db(world) as session:
         members = session.execute(select(class_members.c.class_id)
@@ -232,6 +235,9 @@ def test_role_checks(world) -> None:
         if path in (f"{API}/classes",):
             continue
         r = world.call(method, path, "teacher2", json=body)  # not their class: not revealed
+        if "/students" in path:  # administrators only, in any class
+            assert r.status_code == 403, (method, path, r.get_json())
+            continue
         assert r.status_code == 404, (method, path, r.get_json())
         assert r.get_json()["detail"] in (f"no class {mine}", f"no assignment {assignment}")
     r = world.call("get", f"{API}/classes", "teacher2")
@@ -278,8 +284,9 @@ def test_class_attempts_and_deleting_a_class_keeps_them(world) -> None:
 
 
 def test_from_new_accounts_to_a_timed_attempt(world) -> None:
-    """An administrator makes a teacher and students; the teacher builds a class, assigns the
-    test with a time limit; accommodations scale the deadline; a closed window hides the test."""
+    """An administrator makes a teacher and students; the teacher builds a class, the
+    administrator enrols the students and sets accommodations; the teacher assigns the test with
+    a time limit; accommodations scale the deadline; a closed window hides the test."""
     ids = {}
     for name, role in [("teacher9", "teacher"), ("pupil_a", "student"), ("pupil_b", "student"),
                        ("pupil_c", "student")]:
@@ -290,14 +297,14 @@ def test_from_new_accounts_to_a_timed_attempt(world) -> None:
     r = world.call("post", f"{API}/classes", "teacher9", json={"name": "9Z"})
     assert r.status_code == 201
     class_id = r.get_json()["id"]
-    found = world.call("get", f"{API}/users?role=student&q=pupil", "teacher9").get_json()
-    for student in found["items"]:
-        r = world.call("post", f"{API}/classes/{class_id}/students", "teacher9",
+    found = world.call("get", f"{API}/users?role=student&q=pupil", "admin1").get_json()
+    for student in found["items"]:  # the administrator enrols them
+        r = world.call("post", f"{API}/classes/{class_id}/students", "admin1",
                        json={"user_id": student["id"]})
         assert r.status_code == 201
     for name, body in [("pupil_b", {"time": "extended", "time_factor": 2}),
                        ("pupil_c", {"time": "none"})]:
-        r = world.call("put", f"{API}/users/{ids[name]}/accommodation", "teacher9", json=body)
+        r = world.call("put", f"{API}/users/{ids[name]}/accommodation", "admin1", json=body)
         assert r.status_code == 200
 
     # Nothing is assigned yet: the test is neither listed nor startable.

@@ -34,6 +34,8 @@ TABLES = {
     "accommodations",
     "assignments",
     "api_tokens",
+    "access_audit",
+    "page_sessions",
 }
 
 
