@@ -273,6 +273,13 @@ def submit_response(
     if row.earlier_id is not None:
         return _replay(row, item_id, response), True
     status = AttemptStatus(row.status)
+    if status != AttemptStatus.IN_PROGRESS or row.current_item_id != item_id:
+        # A retry that waited for the original's lock reads the attempt as the original left
+        # it, but not the response it stored (PostgreSQL re-reads only the locked row): look
+        # for that response once more before calling this a conflict. Only refusals pay.
+        earlier = _earlier_response(session, attempt_id, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, item_id, response), True
     if status != AttemptStatus.IN_PROGRESS:
         raise Conflict(f"attempt {attempt_id} is {status.value}; it takes no more answers")
     if row.current_item_id != item_id:
@@ -307,10 +314,21 @@ def submit_response(
     except IntegrityError:
         # A concurrent request recorded this position (or this key) first. Nothing else of
         # this request is worth keeping, so the whole transaction goes (no savepoint needed).
+        # If that request was this one sent again (SQLite: both read before either wrote),
+        # its stored reply is the answer.
         session.rollback()
+        earlier = _earlier_response(session, attempt_id, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, item_id, response), True
         raise Conflict(f"attempt {attempt_id} was answered by another request at the same "
                        "time; fetch the attempt to see where it stands") from None
     return reply, False
+
+
+def _earlier_response(session: Session, attempt_id: int, idempotency_key: str):
+    """The response stored under ``idempotency_key`` (read afresh), or ``None``."""
+    return session.connection().execute(
+        _EARLIER_QUERY, {"attempt_id": attempt_id, "key": idempotency_key}).first()
 
 
 _ATTEMPTS, _RESPONSES = Attempt.__table__, Response.__table__
@@ -326,6 +344,14 @@ _ANSWER_QUERY = (
                                      & (_RESPONSES.c.idempotency_key == bindparam("key"))))
     .where(_ATTEMPTS.c.id == bindparam("attempt_id"))
     .with_for_update(of=_ATTEMPTS)
+)
+_EARLIER_QUERY = (
+    select(_RESPONSES.c.item_id.label("earlier_item_id"),
+           _RESPONSES.c.choice.label("earlier_choice"),
+           _RESPONSES.c.response.label("earlier_response"),
+           _RESPONSES.c.reply.label("earlier_reply"))
+    .where(_RESPONSES.c.attempt_id == bindparam("attempt_id"),
+           _RESPONSES.c.idempotency_key == bindparam("key"))
 )
 _INSERT_RESPONSE = insert(_RESPONSES)
 # The columns _step sets while the attempt goes on, and those _finish_values sets at the end.
