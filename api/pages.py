@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from api import page_sessions
 from api.db import get_session
 from api.i18n import LANGUAGES, remember_language
 from storage.accounts import Role, User, authenticate
@@ -19,12 +20,8 @@ bp = Blueprint("pages", __name__)
 
 
 def current_user() -> User | None:
-    """The signed-in user, or ``None``."""
-    user_id = session.get("user_id")
-    if user_id is None:
-        return None
-    user = get_session().get(User, user_id)
-    return user if user is not None and user.is_active else None
+    """The signed-in user, or ``None`` (see :func:`api.page_sessions.current_user`)."""
+    return page_sessions.current_user()
 
 
 def safe_next(target: str | None) -> str | None:
@@ -83,8 +80,7 @@ def sign_in():
     if errors:
         return render_template("index.html", user=None, username=username, errors=errors,
                                next=target), 400
-    session.clear()
-    session["user_id"] = user.id
+    page_sessions.start(get_session(), user)
     flash(_("Signed in as %(name)s.", name=user.display_name or user.username))
     if target is None and user.role == Role.STUDENT:
         target = url_for("student.my_tests")
@@ -93,8 +89,8 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
-    """End the session."""
-    session.clear()
+    """End the session: its server-side record goes, so no copy of the cookie works again."""
+    page_sessions.end(get_session())
     flash(_("You are signed out."))
     return redirect(url_for("pages.index"))
 

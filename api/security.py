@@ -111,7 +111,14 @@ def _security_headers(response):
 
 
 def init_app(app: Flask) -> None:
-    """Check CSRF tokens on form posts, add security headers, give templates ``csrf_token()``."""
+    """Check CSRF tokens on form posts, add security headers, give templates ``csrf_token()``.
+
+    The signed session cookie lives no longer than a page session may
+    (``PAGE_SESSION_LIFETIME``, 12 h by default; Flask's own default is 31 days).
+    """
+    from api.page_sessions import LIFETIME
+
+    app.config["PERMANENT_SESSION_LIFETIME"] = app.config.get("PAGE_SESSION_LIFETIME", LIFETIME)
     app.before_request(_reject_nul)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)

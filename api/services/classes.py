@@ -40,6 +40,7 @@ from storage.accounts import (
     AccessAudit,
     Accommodation,
     ApiToken,
+    PageSession,
     Role,
     SchoolClass,
     TimeAccommodation,
@@ -156,9 +157,10 @@ def _other_active_admins(session: Session, user: User) -> int:
 def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
     """Change an account's display name, role, active flag or password.
 
-    A new password or deactivation revokes the account's API tokens (it is signed out
-    everywhere). A role change may not strand data: a teacher who still has classes stays a
-    teacher, an enrolled student stays a student, and the last active administrator stays one.
+    A new password or deactivation revokes the account's API tokens and ends its page sessions
+    (it is signed out everywhere, including copies of its cookies). A role change may not
+    strand data: a teacher who still has classes stays a teacher, an enrolled student stays a
+    student, and the last active administrator stays one.
 
     Raises
     ------
@@ -201,8 +203,9 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
     if user.is_active and not active:
         revoke = True
     user.is_active = active
-    if revoke:
+    if revoke:  # signed out everywhere: API tokens and page sessions
         session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+        session.execute(delete(PageSession).where(PageSession.user_id == user.id))
     session.flush()
     return user
 

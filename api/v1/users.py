@@ -114,7 +114,8 @@ class UserById(MethodView):
     def patch(self, data, user_id):
         """Change the display name, role, active flag or password of an account.
 
-        A new password or deactivation revokes the account's access tokens.
+        A new password or deactivation revokes the account's access tokens and ends its page
+        sessions.
         """
         session = get_session()
         user = service.update_user(session, service.get_user(session, user_id), data)

@@ -470,7 +470,7 @@ def test_an_unready_database_gives_a_page_not_a_server_error(sqlite_url: str) ->
     app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "SECRET_KEY": "k"})
     client = app.test_client()
     with client.session_transaction() as session:
-        session["user_id"] = 1
+        session["sid"] = "a session id"  # looking it up needs the database
     response = client.get("/my-tests")
     assert response.status_code == 503
     assert "Please try again in a moment" in response.get_data(as_text=True)
