@@ -4,6 +4,8 @@ append-only table. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError
@@ -11,8 +13,10 @@ from sqlalchemy.exc import DBAPIError
 from api.db import engine_of
 from storage import session_factory, session_scope
 from storage.accounts import AccessAudit, Accommodation, class_members
+from tests.api.conftest import PASSWORD
 
 API = "/api/v1"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def _db(world):
@@ -169,3 +173,22 @@ def test_enrolment_errors_do_not_reveal_roles_or_states(world) -> None:
     r = world.call("post", path, "admin1", json={"user_id": world.users["teacher1"]})
     assert r.get_json()["detail"] == (f"user {world.users['teacher1']} cannot be enrolled: "
                                       "there is no active student with this id")
+
+
+def test_the_teachers_class_page_shows_only_their_own_assignments_attempts(world) -> None:
+    """The teacher's page and the result page it links to follow the same rule."""
+    theirs = _student3_in_teacher2s_class(world)
+    assert world.call("post", f"{API}/classes/{world.class_id}/students", "admin1",
+                      json={"username": "student3"}).status_code == 201
+    own = _take(world, "student1")
+    client = world.app.test_client()
+    token = CSRF.search(client.get("/").get_data(as_text=True)).group(1)
+    assert client.post("/sign-in", data={"username": "teacher1", "password": PASSWORD,
+                                         "csrf_token": token}).status_code == 302
+    html = client.get(f"/teach/classes/{world.class_id}").get_data(as_text=True)
+    student3_row = html[html.index("Student3"):].split("</tr>", 1)[0]
+    assert "No attempt yet." in student3_row
+    assert f"/attempts/{own['id']}/result" in html
+    assert f"/attempts/{theirs['id']}/result" not in html
+    assert client.get(f"/attempts/{own['id']}/result").status_code == 200
+    assert client.get(f"/attempts/{theirs['id']}/result").status_code == 404
