@@ -43,13 +43,14 @@ def _setting(name: str, default: timedelta) -> timedelta:
 def start(db: Session, user: User) -> None:
     """Sign ``user`` in on this browser: a fresh Flask session holding a new session id.
 
-    Commits the new row (and the removal of the user's expired ones).
+    Commits the new row, and the removal of every session that has expired (anyone's: a
+    sign-in is rare enough to pay for the sweep, and no other job is needed).
     """
     sid = secrets.token_urlsafe(32)
     now = utcnow()
     db.execute(delete(PageSession).where(
-        PageSession.user_id == user.id,
-        PageSession.created_at < now - _setting("PAGE_SESSION_LIFETIME", LIFETIME)))
+        (PageSession.created_at < now - _setting("PAGE_SESSION_LIFETIME", LIFETIME))
+        | (PageSession.last_seen_at < now - _setting("PAGE_SESSION_IDLE", IDLE))))
     db.add(PageSession(token_hash=_digest(sid), user_id=user.id, created_at=now,
                        last_seen_at=now))
     db.commit()

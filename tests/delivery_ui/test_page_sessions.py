@@ -118,3 +118,14 @@ def test_the_cookie_expires_with_the_session(student_world) -> None:
     assert "Expires=" in cookie and "HttpOnly" in cookie
     expires = client.get_cookie("session").expires
     assert timedelta(hours=11) < as_utc(expires) - utcnow() <= timedelta(hours=12)
+
+
+def test_a_sign_in_sweeps_away_expired_sessions(student_world) -> None:
+    student_world.client_for("student1")
+    student_world.client_for("student2")
+    with student_world.db() as session:
+        session.execute(update(PageSession).values(last_seen_at=utcnow() - timedelta(hours=3)))
+    student_world.client_for("teacher1")
+    with student_world.db() as session:
+        left = session.scalars(select(PageSession.user_id)).all()
+    assert left == [student_world.ids["users"]["teacher1"]]
