@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.pages import safe_next
+from api.services.attempts import band_of
 from api.services.timing import MAX_EXTENSIONS, extend_time, time_left
-from api.student_pages import BANDS, band_of, result_view, share_below
+from api.student_pages import BANDS, result_view
 from evidence.models import Attempt, AttemptStatus
 from storage import as_utc, utcnow
 from storage.accounts import Accommodation, TimeAccommodation, User
@@ -479,10 +480,8 @@ def test_an_unready_database_gives_a_page_not_a_server_error(sqlite_url: str) ->
 # -- the result in words -------------------------------------------------------------------------
 
 
-def test_bands_and_shares_of_the_scale() -> None:
+def test_bands_of_the_scale() -> None:
     assert [band_of(t) for t in (-2.0, -1.5, -0.6, 0.0, 0.49, 0.5, 1.6)] == [0, 1, 1, 2, 2, 3, 4]
-    assert share_below(0.0) == 50 and share_below(1.0) == 84 and share_below(-1.0) == 16
-    assert share_below(9.0) == 99 and share_below(-9.0) == 1
 
 
 @pytest.mark.parametrize("decision, words", [
