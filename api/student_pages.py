@@ -45,6 +45,7 @@ from api.services.attempts import (
     Z95,
     attempt_reply,
     band_of,  # noqa: F401  (the teacher pages import it from here)
+    finish_after_time_limit,
     open_assignments,
     start_attempt,
     student_result,
@@ -60,6 +61,8 @@ from storage.accounts import Role, User
 bp = Blueprint("student", __name__)
 
 FRAGMENT_HEADER = "X-Quiz-Fragment"
+#: The flash category of notices that something did not happen as asked (shown as warnings).
+WARNING = "warning"
 HIDE_TIMER = "hide_timer"
 
 #: The bands of :data:`api.services.attempts.BAND_CODES` in words.
@@ -330,8 +333,26 @@ def answer(user: User, attempt_id: int) -> Response:
         db.rollback()
         return _not_found(user)
     if reply.get("late"):
-        flash(_("The time was up before that answer arrived, so it was not counted."))
+        flash(_("The time was up before that answer arrived, so it was not counted."), WARNING)
     return _go(".attempt", attempt_id=attempt_id)
+
+
+@bp.post("/attempts/<int:attempt_id>/finish")
+@signed_in()
+def finish(user: User, attempt_id: int) -> Response:
+    """Once the time is up: end the attempt (recording no answer) and show the result."""
+    db = get_session()
+    try:
+        finish_after_time_limit(db, user, attempt_id)
+        db.commit()
+    except NotFound:
+        db.rollback()
+        return _not_found(user)
+    except Conflict:
+        db.rollback()
+        flash(_("There is still time: here is your question."), WARNING)
+        return _go(".attempt", attempt_id=attempt_id)
+    return _go(".result", attempt_id=attempt_id)
 
 
 @bp.post("/attempts/<int:attempt_id>/more-time")
@@ -352,7 +373,7 @@ def more_time(user: User, attempt_id: int) -> Response:
                                     n=MAX_EXTENSIONS),
             "time_up": _("The time is already up, so it cannot be extended."),
             "no_limit": _("This test has no time limit to extend."),
-        }.get(error.reason, _("This attempt is over.")))
+        }.get(error.reason, _("This attempt is over.")), WARNING)
         return _go(".attempt", attempt_id=attempt_id)
     minutes = math.ceil(extended.step_seconds / 60)
     flash(ngettext("You have %(num)d more minute.", "You have %(num)d more minutes.", minutes))

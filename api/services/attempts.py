@@ -314,6 +314,38 @@ def submit_response(
     return reply, False
 
 
+def finish_after_time_limit(session: Session, user: User, attempt_id: int,
+                            now: datetime | None = None) -> dict[str, Any]:
+    """End ``user``'s attempt whose time is up, recording no answer; returns its reply.
+
+    This is what "See my result" does once the time is up: the student is not made to submit
+    an answer that will not count. An attempt already over returns its reply unchanged.
+
+    Raises
+    ------
+    NotFound
+        No such attempt, or not the caller's.
+    Conflict
+        The attempt has no time limit, or its time is not up yet (``field="deadline"``).
+    """
+    now = now or utcnow()
+    attempt = session.get(Attempt, attempt_id, with_for_update=True)
+    if attempt is None or attempt.user_id != user.id:
+        raise NotFound(f"no attempt {attempt_id} of yours")
+    if attempt.status != AttemptStatus.IN_PROGRESS:
+        return attempt_reply(session, attempt, now)
+    if attempt.deadline is None or now <= as_utc(attempt.deadline):
+        raise Conflict(f"attempt {attempt_id} still has time left", field="deadline")
+    delivery = delivery_bank(session, attempt.snapshot_id)
+    engine_session = _engine_session(delivery, attempt.state)
+    values = _finish_values(delivery, engine_session, now, "time_limit")
+    for name, value in values.items():
+        setattr(attempt, name, value)
+    session.flush()
+    return {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
+            "result": student_result(values["result"])}
+
+
 _ATTEMPTS, _RESPONSES = Attempt.__table__, Response.__table__
 _ANSWER_QUERY = (
     select(_ATTEMPTS.c.user_id, _ATTEMPTS.c.test_id, _ATTEMPTS.c.status,
