@@ -54,11 +54,15 @@ from api.services.attempts import (
 )
 from api.services.errors import Conflict, Forbidden, Invalid, NotFound
 from api.services.timing import MAX_EXTENSIONS, TimeLimitConflict, extend_time, time_left
+from api.test_texts import skill_text, test_text
 from evidence.models import Attempt, AttemptStatus
 from storage import as_utc, utcnow
 from storage.accounts import Role, User
 
 bp = Blueprint("student", __name__)
+# A test's name, description and skill names in the reader's language, in every template.
+bp.add_app_template_global(test_text, "test_text")
+bp.add_app_template_global(skill_text, "skill_text")
 
 FRAGMENT_HEADER = "X-Quiz-Fragment"
 #: The flash category of notices that something did not happen as asked (shown as warnings).
@@ -410,11 +414,7 @@ def _decision_text(decision: str) -> str:
                       "mastery level to tell. More practice or another test will help."))
 
 
-def _skill_name(code: str) -> str:
-    return code.replace("_", " ").capitalize()
-
-
-def result_view(result: dict[str, Any]) -> dict[str, Any]:
+def result_view(result: dict[str, Any], test: Any = None) -> dict[str, Any]:
     """The result (as :func:`api.services.attempts.summarise` stores it) in words and a picture,
     showing only what :func:`api.services.attempts.student_result` lets a student see.
 
@@ -448,14 +448,15 @@ def result_view(result: dict[str, Any]) -> dict[str, Any]:
     view["decision_text"] = _decision_text(mastery["decision"]) if mastery else None
     skills = []
     for code, skill in seen["skills"].items():
-        entry = {"name": _skill_name(code), "n_items": skill["n_items"],
+        entry = {"name": skill_text(test, code), "n_items": skill["n_items"],
                  "evidence": skill["evidence"], "tested": True}
         if skill["evidence"] != "too_little":
             entry |= {"band": BANDS[BAND_CODES.index(skill["level"])],
                       "sureness": SKILL_SURENESS_TEXT[skill["evidence"]],
                       "decision": (skill.get("mastery") or {}).get("decision")}
         skills.append(entry)
-    skills += [{"name": _skill_name(code), "tested": False} for code in seen["skills_not_tested"]]
+    skills += [{"name": skill_text(test, code), "tested": False}
+               for code in seen["skills_not_tested"]]
     view["skills"] = sorted(skills, key=lambda s: (not s["tested"], s["name"]))
     return view
 
@@ -473,7 +474,7 @@ def result(user: User, attempt_id: int) -> Response:
             return _not_found(user)
         return _go(".attempt", attempt_id=attempt_id)
     own = attempt.user_id == user.id
-    view = result_view(attempt.result) if attempt.result else None
+    view = result_view(attempt.result, attempt.test) if attempt.result else None
     figures = None
     if view is not None and not own:  # staff may see the figures behind the words
         theta, se = attempt.result["theta"], attempt.result["se"]
