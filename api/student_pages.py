@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import secrets
+import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from itertools import pairwise
@@ -414,6 +415,12 @@ def _decision_text(decision: str) -> str:
                       "mastery level to tell. More practice or another test will help."))
 
 
+def _sort_key(name: str) -> str:
+    """Alphabetical in any Latin script: accents do not send "Álgebra" after "Z"."""
+    return "".join(c for c in unicodedata.normalize("NFKD", name)
+                   if not unicodedata.combining(c)).casefold()
+
+
 def result_view(result: dict[str, Any], test: Any = None) -> dict[str, Any]:
     """The result (as :func:`api.services.attempts.summarise` stores it) in words and a picture,
     showing only what :func:`api.services.attempts.student_result` lets a student see.
@@ -457,7 +464,7 @@ def result_view(result: dict[str, Any], test: Any = None) -> dict[str, Any]:
         skills.append(entry)
     skills += [{"name": skill_text(test, code), "tested": False}
                for code in seen["skills_not_tested"]]
-    view["skills"] = sorted(skills, key=lambda s: (not s["tested"], s["name"]))
+    view["skills"] = sorted(skills, key=lambda s: (not s["tested"], _sort_key(s["name"])))
     return view
 
 

@@ -437,3 +437,45 @@ def test_the_result_fits_a_375_px_screen(sqlite_world, live, browser) -> None:
         save_screenshot(page, "student-result-375")
     finally:
         context.close()
+
+
+def test_a_spanish_reader_sees_the_test_and_its_skills_in_spanish(sqlite_world, live,
+                                                                  browser) -> None:
+    from sqlalchemy import update
+
+    from item_bank.models import AdaptiveTest
+
+    with sqlite_world.db() as session:
+        session.execute(update(AdaptiveTest).values(translations={"es": {
+            "name": "Matemáticas", "description": "Matemáticas adaptativas",
+            "skills": {"algebra": "Álgebra", "geometry": "Geometría",
+                       "statistics": "Estadística"}}}))
+    context = browser.new_context(locale="es-ES", viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        _sign_in(page, live.url, password=sqlite_world.password)
+        assert page.locator("main h3").inner_text() == "Matemáticas"
+        boxes = page.evaluate("""() => [...document.querySelectorAll('.site-header > *')]
+            .map(e => { const r = e.getBoundingClientRect();
+                        return [e.textContent.trim().replace(/\\s+/g, ' '), r.left, r.right,
+                                Math.round((r.top + r.bottom) / 2)]; })""")
+        centres = [b[3] for b in boxes]
+        assert max(centres) - min(centres) <= 4, boxes  # one line at 375 px, in Spanish
+        assert _serious(page) == []
+        save_screenshot(page, "student-my-tests-es-375")
+        page.get_by_role("button", name="Empezar").click()
+        for _ in range(30):
+            if not page.locator("form.question").count():
+                break
+            heading = _heading(page)
+            page.get_by_role("radio").nth(1).check()
+            page.locator("form.question button[type=submit]").click()
+            _wait_until(page, "h => document.querySelector('h1').textContent.trim() !== h",
+                        arg=heading)
+        page.wait_for_selector("#result-heading")
+        rows = page.locator("table.skills tbody th").all_inner_texts()
+        assert rows and set(rows) <= {"Álgebra", "Geometría", "Estadística"}
+        assert _serious(page) == []
+        save_screenshot(page, "student-result-es-375")
+    finally:
+        context.close()
