@@ -127,6 +127,7 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
                 "percentages, equations and tables. Each question is chosen for you.",
                 config=DEMO_TEST_CONFIG,
                 cut_scores=DEMO_CUT_SCORES,
+                translations=demo_translations(),
                 items=rows,
             )
             students = [u for u in accounts if u.role == Role.STUDENT]
@@ -151,6 +152,18 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
         test_name=DEMO_TEST_NAME,
         rebuilt=state is True,
     )
+
+
+def demo_translations() -> dict[str, dict]:
+    """The demo test's texts in Spanish: its name, description and six skill names."""
+    return {"es": {
+        "name": "Repaso de matemáticas (adaptativo)",
+        "description": "Un repaso breve y adaptativo de aritmética, fracciones, razones, "
+                       "porcentajes, ecuaciones y tablas. Cada pregunta se elige para ti.",
+        "skills": {"arithmetic": "Aritmética", "fractions": "Fracciones", "ratios": "Razones",
+                   "percentages": "Porcentajes", "equations": "Ecuaciones",
+                   "tables": "Leer una tabla"},
+    }}
 
 
 def _add_accounts(session, usernames: list[str]) -> list[User]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import secrets
-from bisect import bisect_right
+import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from itertools import pairwise
@@ -41,25 +41,36 @@ from werkzeug.exceptions import BadRequest
 from api.db import get_session
 from api.pages import current_user, safe_next
 from api.services.attempts import (
+    BAND_CODES,
+    BAND_EDGES,
+    Z95,
     attempt_reply,
+    band_of,  # noqa: F401  (the teacher pages import it from here)
+    finish_after_time_limit,
     open_assignments,
     start_attempt,
+    student_result,
     submit_response,
     visible_attempt,
 )
 from api.services.errors import Conflict, Forbidden, Invalid, NotFound
 from api.services.timing import MAX_EXTENSIONS, TimeLimitConflict, extend_time, time_left
+from api.test_texts import skill_text, test_text
 from evidence.models import Attempt, AttemptStatus
 from storage import as_utc, utcnow
 from storage.accounts import Role, User
 
 bp = Blueprint("student", __name__)
+# A test's name, description and skill names in the reader's language, in every template.
+bp.add_app_template_global(test_text, "test_text")
+bp.add_app_template_global(skill_text, "skill_text")
 
 FRAGMENT_HEADER = "X-Quiz-Fragment"
+#: The flash category of notices that something did not happen as asked (shown as warnings).
+WARNING = "warning"
 HIDE_TIMER = "hide_timer"
 
-#: Ability bands on the theta scale (logits; the bank's calibration sample has mean 0, sd 1).
-BAND_EDGES = (-1.5, -0.5, 0.5, 1.5)
+#: The bands of :data:`api.services.attempts.BAND_CODES` in words.
 BANDS = (
     _l("well below the middle"),
     _l("below the middle"),
@@ -67,8 +78,20 @@ BANDS = (
     _l("above the middle"),
     _l("well above the middle"),
 )
-#: The theta range the result picture shows.
+#: How sure a level is (:func:`api.services.attempts.student_result`), as the headline says it.
+SURENESS_TEXT = {
+    "sure": _l("We are quite sure of this level."),
+    "fairly_sure": _l("We are fairly sure of this level."),
+    "rough": _l("This is a rough indication: a few more questions would make it surer."),
+}
+SKILL_SURENESS_TEXT = {
+    "sure": _l("quite sure"),
+    "fairly_sure": _l("fairly sure"),
+    "rough": _l("rough"),
+}
+#: The theta range the result picture shows, and the step its positions are rounded to.
 SCALE = (-3.0, 3.0)
+PICTURE_STEP = 0.5
 
 STOP_REASONS = (
     ("se", _l("Your result was precise enough.")),
@@ -315,8 +338,26 @@ def answer(user: User, attempt_id: int) -> Response:
         db.rollback()
         return _not_found(user)
     if reply.get("late"):
-        flash(_("The time was up before that answer arrived, so it was not counted."))
+        flash(_("The time was up before that answer arrived, so it was not counted."), WARNING)
     return _go(".attempt", attempt_id=attempt_id)
+
+
+@bp.post("/attempts/<int:attempt_id>/finish")
+@signed_in()
+def finish(user: User, attempt_id: int) -> Response:
+    """Once the time is up: end the attempt (recording no answer) and show the result."""
+    db = get_session()
+    try:
+        finish_after_time_limit(db, user, attempt_id)
+        db.commit()
+    except NotFound:
+        db.rollback()
+        return _not_found(user)
+    except Conflict:
+        db.rollback()
+        flash(_("There is still time: here is your question."), WARNING)
+        return _go(".attempt", attempt_id=attempt_id)
+    return _go(".result", attempt_id=attempt_id)
 
 
 @bp.post("/attempts/<int:attempt_id>/more-time")
@@ -337,7 +378,7 @@ def more_time(user: User, attempt_id: int) -> Response:
                                     n=MAX_EXTENSIONS),
             "time_up": _("The time is already up, so it cannot be extended."),
             "no_limit": _("This test has no time limit to extend."),
-        }.get(error.reason, _("This attempt is over.")))
+        }.get(error.reason, _("This attempt is over.")), WARNING)
         return _go(".attempt", attempt_id=attempt_id)
     minutes = math.ceil(extended.step_seconds / 60)
     flash(ngettext("You have %(num)d more minute.", "You have %(num)d more minutes.", minutes))
@@ -357,19 +398,10 @@ def timer(user: User, attempt_id: int) -> Response:
 # -- the result ----------------------------------------------------------------------------------
 
 
-def band_of(theta: float) -> int:
-    """Index in :data:`BANDS` of the band ``theta`` (logits) falls in."""
-    return bisect_right(BAND_EDGES, theta)
-
-
-def share_below(theta: float) -> int:
-    """Out of 100 students like those the items were tried out with (theta ~ N(0, 1)), about how
-    many have a lower theta."""
-    return max(1, min(99, round(50 * (1 + math.erf(theta / math.sqrt(2))))))
-
-
 def _scale_x(theta: float, width: float = 600.0) -> float:
+    """Where ``theta`` (logits) sits on the picture, rounded to :data:`PICTURE_STEP` logits."""
     lo, hi = SCALE
+    theta = round(theta / PICTURE_STEP) * PICTURE_STEP
     return round((min(hi, max(lo, theta)) - lo) / (hi - lo) * width, 1)
 
 
@@ -383,37 +415,57 @@ def _decision_text(decision: str) -> str:
                       "mastery level to tell. More practice or another test will help."))
 
 
-def result_view(result: dict[str, Any]) -> dict[str, Any]:
-    """The result (as :func:`api.services.attempts.summarise` stores it) in words and pictures."""
-    theta, se = result["theta"], result["se"]
-    lo, hi = result.get("interval95") or (theta - 1.96 * se, theta + 1.96 * se)
-    reason = str(result.get("stop_reason") or "")
-    skills = []
-    for name, skill in sorted((result.get("skills") or {}).items()):
-        skills.append({
-            "name": name.replace("_", " ").capitalize(),
-            "n_items": skill["n_items"], "n_correct": skill["n_correct"],
-            "band": BANDS[band_of(skill["theta"])],
-            "rough": skill["se"] > 0.6,
-            "decision": (skill.get("mastery") or {}).get("decision"),
-        })
-    mastery = result.get("mastery")
-    edges = [_scale_x(e) for e in (SCALE[0], *BAND_EDGES, SCALE[1])]
-    return {
-        "band": BANDS[band_of(theta)], "band_index": band_of(theta),
-        "low_band": BANDS[band_of(lo)], "high_band": BANDS[band_of(hi)],
-        "same_band": band_of(lo) == band_of(hi),
-        "share_below": share_below(theta),
-        "low_share": share_below(lo), "high_share": share_below(hi),
-        "theta": theta, "se": se, "low": lo, "high": hi,
-        "n_given": result.get("n_given"),
-        "reason": next((text for prefix, text in STOP_REASONS if reason.startswith(prefix)), None),
-        "decision": mastery["decision"] if mastery else None,
-        "decision_text": _decision_text(mastery["decision"]) if mastery else None,
-        "skills": skills,
-        "picture": {"x": _scale_x(theta), "low": _scale_x(lo), "high": _scale_x(hi),
-                    "bands": list(pairwise(edges))},
+def _sort_key(name: str) -> str:
+    """Alphabetical in any Latin script: accents do not send "Álgebra" after "Z"."""
+    return "".join(c for c in unicodedata.normalize("NFKD", name)
+                   if not unicodedata.combining(c)).casefold()
+
+
+def result_view(result: dict[str, Any], test: Any = None) -> dict[str, Any]:
+    """The result (as :func:`api.services.attempts.summarise` stores it) in words and a picture,
+    showing only what :func:`api.services.attempts.student_result` lets a student see.
+
+    The picture places the estimate, its 95% range and the mastery level to the nearest
+    :data:`PICTURE_STEP` logits, never finer: a picture is a figure too.
+    """
+    seen = student_result(result)
+    view: dict[str, Any] = {
+        "evidence": seen["evidence"], "n_given": seen.get("n_given"),
+        "reason": next((text for prefix, text in STOP_REASONS
+                        if str(seen.get("stop_reason") or "").startswith(prefix)), None),
+        "time_out": str(seen.get("stop_reason") or "") == "time_limit",
     }
+    if seen["evidence"] != "too_little":
+        low, high = (BAND_CODES.index(code) for code in seen["range"])
+        here = BAND_CODES.index(seen["level"])
+        theta, se = result["theta"], result["se"]
+        edges = [_scale_x(e) for e in (SCALE[0], *BAND_EDGES, SCALE[1])]
+        cut = (result.get("mastery") or {}).get("cut_score")
+        view |= {
+            "band": BANDS[here], "band_index": here,
+            "low_band": BANDS[low], "high_band": BANDS[high], "same_band": low == high,
+            "sureness": SURENESS_TEXT[seen["evidence"]],
+            "picture": {"x": _scale_x(theta), "low": _scale_x(theta - Z95 * se),
+                        "high": _scale_x(theta + Z95 * se),
+                        "cut": None if cut is None else _scale_x(cut),
+                        "bands": list(pairwise(edges))},
+        }
+    mastery = seen.get("mastery")
+    view["decision"] = mastery["decision"] if mastery else None
+    view["decision_text"] = _decision_text(mastery["decision"]) if mastery else None
+    skills = []
+    for code, skill in seen["skills"].items():
+        entry = {"name": skill_text(test, code), "n_items": skill["n_items"],
+                 "evidence": skill["evidence"], "tested": True}
+        if skill["evidence"] != "too_little":
+            entry |= {"band": BANDS[BAND_CODES.index(skill["level"])],
+                      "sureness": SKILL_SURENESS_TEXT[skill["evidence"]],
+                      "decision": (skill.get("mastery") or {}).get("decision")}
+        skills.append(entry)
+    skills += [{"name": skill_text(test, code), "tested": False}
+               for code in seen["skills_not_tested"]]
+    view["skills"] = sorted(skills, key=lambda s: (not s["tested"], _sort_key(s["name"])))
+    return view
 
 
 @bp.get("/attempts/<int:attempt_id>/result")
@@ -428,6 +480,11 @@ def result(user: User, attempt_id: int) -> Response:
         if attempt.user_id != user.id:
             return _not_found(user)
         return _go(".attempt", attempt_id=attempt_id)
-    view = result_view(attempt.result) if attempt.result else None
+    own = attempt.user_id == user.id
+    view = result_view(attempt.result, attempt.test) if attempt.result else None
+    figures = None
+    if view is not None and not own:  # staff may see the figures behind the words
+        theta, se = attempt.result["theta"], attempt.result["se"]
+        figures = {"theta": theta, "se": se, "low": theta - Z95 * se, "high": theta + Z95 * se}
     return _page("student/result.html", user=user, attempt=attempt, test=attempt.test,
-                 view=view, own=attempt.user_id == user.id)
+                 view=view, own=own, figures=figures)

@@ -220,6 +220,10 @@ class AdaptiveTest(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     bank_filter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     cut_scores: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    #: Texts in other languages: ``{language: {"name", "description", "skills": {skill: name}}}``
+    #: (every part optional; readers of a language missing here see the English fields).
+    translations: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict,
+                                                         server_default="{}")
     version: Mapped[int] = mapped_column(Integer, default=1)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

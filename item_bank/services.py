@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -334,6 +335,58 @@ def _check_cut_scores(cut_scores: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
+_TRANSLATED = {"name": 200, "description": 5000}
+
+
+def check_translations(translations: Any) -> dict[str, dict[str, Any]]:
+    """Validate a test's texts in other languages; returns them cleaned (text stripped).
+
+    The shape is ``{language: {"name": str, "description": str, "skills": {skill: str}}}``,
+    every part optional; a language is a code such as ``es`` or ``pt-BR``.
+
+    Raises
+    ------
+    BankError
+        Naming the first part at fault (``translations.es.name`` ...).
+    """
+    if not isinstance(translations, Mapping):
+        raise BankError("translations must be an object of language -> texts", "translations")
+    out: dict[str, dict[str, Any]] = {}
+    for language, texts in translations.items():
+        where = f"translations.{language}"
+        if not isinstance(language, str) or not _LANGUAGE.fullmatch(language):
+            raise BankError(f"{where}: {language!r} is not a language code such as 'es' or "
+                            "'pt-BR'", "translations")
+        if not isinstance(texts, Mapping):
+            raise BankError(f"{where} must be an object with name, description, skills",
+                            "translations")
+        unknown = sorted(set(texts) - {*_TRANSLATED, "skills"})
+        if unknown:
+            raise BankError(f"{where}: unknown field(s) {', '.join(map(str, unknown))}; "
+                            "expected name, description, skills", "translations")
+        clean: dict[str, Any] = {}
+        for field_name, longest in _TRANSLATED.items():
+            if field_name in texts:
+                value = texts[field_name]
+                if not isinstance(value, str) or not value.strip() or len(value) > longest:
+                    raise BankError(f"{where}.{field_name} must be text of 1 to {longest} "
+                                    "characters", "translations")
+                clean[field_name] = value.strip()
+        if "skills" in texts:
+            skills = texts["skills"]
+            if not isinstance(skills, Mapping):
+                raise BankError(f"{where}.skills must be an object of skill -> name",
+                                "translations")
+            for skill, value in skills.items():
+                if not isinstance(value, str) or not value.strip() or len(value) > 120:
+                    raise BankError(f"{where}.skills.{skill} must be text of 1 to 120 "
+                                    "characters", "translations")
+            clean["skills"] = {str(k): v.strip() for k, v in skills.items()}
+        out[language] = clean
+    return out
+
+
 def save_test(
     session: Session,
     test: AdaptiveTest | None,
@@ -344,11 +397,14 @@ def save_test(
     bank_filter: Mapping[str, Any] | None = None,
     cut_scores: Mapping[str, Any] | None = None,
     is_active: bool | None = None,
+    translations: Mapping[str, Any] | None = None,
 ) -> AdaptiveTest:
     """Create a test (``test=None``) or change one; a change to what it delivers bumps ``version``.
 
     The configuration is checked against the bank the test would deliver now, so a test that
-    would fail at its first student fails here instead, naming the setting.
+    would fail at its first student fails here instead, naming the setting. ``translations``
+    (see :func:`check_translations`) replaces the test's texts in other languages; they are
+    not part of what it delivers.
     """
     creating = test is None
     if creating:
@@ -369,6 +425,10 @@ def save_test(
         test.description = description
     if is_active is not None:
         test.is_active = bool(is_active)
+    if translations is not None:
+        test.translations = check_translations(translations)
+    elif creating:
+        test.translations = {}
     delivered_before = (test.config, test.bank_filter, test.cut_scores)
     if config is not None:
         if not isinstance(config, Mapping):

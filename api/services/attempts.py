@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from bisect import bisect_right
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -292,7 +293,7 @@ def submit_response(
         values = _finish_values(delivery, engine_session, now, "time_limit")
         _update_attempt(connection, attempt_id, values)
         return {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
-                "result": values["result"], "late": True}, False
+                "result": student_result(values["result"]), "late": True}, False
     code = delivery.codes[item_id]
     choice, score = _score(delivery, code, delivery.items[code], response)
     try:
@@ -329,6 +330,38 @@ def _earlier_response(session: Session, attempt_id: int, idempotency_key: str):
     """The response stored under ``idempotency_key`` (read afresh), or ``None``."""
     return session.connection().execute(
         _EARLIER_QUERY, {"attempt_id": attempt_id, "key": idempotency_key}).first()
+
+
+def finish_after_time_limit(session: Session, user: User, attempt_id: int,
+                            now: datetime | None = None) -> dict[str, Any]:
+    """End ``user``'s attempt whose time is up, recording no answer; returns its reply.
+
+    This is what "See my result" does once the time is up: the student is not made to submit
+    an answer that will not count. An attempt already over returns its reply unchanged.
+
+    Raises
+    ------
+    NotFound
+        No such attempt, or not the caller's.
+    Conflict
+        The attempt has no time limit, or its time is not up yet (``field="deadline"``).
+    """
+    now = now or utcnow()
+    attempt = session.get(Attempt, attempt_id, with_for_update=True)
+    if attempt is None or attempt.user_id != user.id:
+        raise NotFound(f"no attempt {attempt_id} of yours")
+    if attempt.status != AttemptStatus.IN_PROGRESS:
+        return attempt_reply(session, attempt, now)
+    if attempt.deadline is None or now <= as_utc(attempt.deadline):
+        raise Conflict(f"attempt {attempt_id} still has time left", field="deadline")
+    delivery = delivery_bank(session, attempt.snapshot_id)
+    engine_session = _engine_session(delivery, attempt.state)
+    values = _finish_values(delivery, engine_session, now, "time_limit")
+    for name, value in values.items():
+        setattr(attempt, name, value)
+    session.flush()
+    return {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
+            "result": student_result(values["result"])}
 
 
 _ATTEMPTS, _RESPONSES = Attempt.__table__, Response.__table__
@@ -458,7 +491,7 @@ def _step(delivery: Delivery, engine_session: CATSession, attempt_id: int | None
         values = _finish_values(delivery, engine_session, now,
                                 engine_session.stop_reason or "bank_exhausted")
         return values, {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
-                        "result": values["result"]}, None
+                        "result": student_result(values["result"])}, None
     item_id = delivery.items[code]["id"]
     values = {"current_item_id": item_id, "presented_at": now,
               "state": _state_of(engine_session)}
@@ -529,8 +562,71 @@ def summarise(delivery: Delivery, engine_session: CATSession, reason: str) -> di
             entry["mastery"] = _decision(entry["theta"], entry["se"], delivery.cut_scores[skill])
         skills[skill] = entry
     out["skills"] = skills
+    # The skills the test covers (its operational items' and its cut scores') that no scored
+    # answer reached: the result names them rather than leaving them out.
+    covered = {entry["skill"] for code, entry in delivery.items.items()
+               if code not in delivery.pretest}
+    covered |= set(delivery.cut_scores) - {"overall"}
+    out["skills_not_tested"] = sorted(covered - set(skills))
     if "overall" in delivery.cut_scores:
         out["mastery"] = _decision(theta, se, delivery.cut_scores["overall"])
+    return out
+
+
+# -- what a student sees of a result -------------------------------------------------------------
+
+#: Ability bands on the theta scale (logits; the bank's calibration sample has mean 0, sd 1).
+BAND_EDGES = (-1.5, -0.5, 0.5, 1.5)
+BAND_CODES = ("well_below", "below", "middle", "above", "well_above")
+#: Fewer scored answers than this (overall, or in a skill) say too little to give a level.
+MIN_EVIDENCE_ITEMS = 4
+#: How sure a level is, by its standard error (logits): the largest se of each word.
+SURENESS = ((0.3, "sure"), (0.5, "fairly_sure"))
+
+
+def band_of(theta: float) -> int:
+    """Index in :data:`BAND_CODES` of the band ``theta`` (logits) falls in."""
+    return bisect_right(BAND_EDGES, theta)
+
+
+def _student_level(theta: float, se: float, n_scored: int,
+                   mastery: dict[str, Any] | None) -> dict[str, Any]:
+    """A level in words with how sure it is, or ``too_little`` evidence; never a number."""
+    if n_scored < MIN_EVIDENCE_ITEMS:
+        return {"evidence": "too_little"}
+    lo, hi = theta - Z95 * se, theta + Z95 * se
+    level: dict[str, Any] = {
+        "evidence": next((word for limit, word in SURENESS if se <= limit), "rough"),
+        "level": BAND_CODES[band_of(theta)],
+        "range": [BAND_CODES[band_of(lo)], BAND_CODES[band_of(hi)]],
+    }
+    if mastery is not None:
+        level["mastery"] = {"decision": mastery["decision"], "recommendation": True}
+    return level
+
+
+def student_result(result: dict[str, Any]) -> dict[str, Any]:
+    """What a student may see of a result (as :func:`summarise` stores it).
+
+    Levels in words (bands of the theta scale), how sure each is, the mastery recommendations
+    and which skills were not tested; no theta, se, cut score or count of right answers, and no
+    level at all from fewer than :data:`MIN_EVIDENCE_ITEMS` scored answers. Counts of right
+    answers per skill beside the options chosen, or a level from one or two answers, tell a
+    student which of their answers were right, and so the keys of operational items; exact
+    figures let attempts be compared to the same end. Staff see the stored result whole.
+    """
+    out: dict[str, Any] = {
+        "stop_reason": result.get("stop_reason"), "n_given": result.get("n_given"),
+        **_student_level(result["theta"], result["se"], int(result.get("n_scored") or 0),
+                         result.get("mastery")),
+    }
+    out["skills"] = {
+        name: {"n_items": skill["n_items"],
+               **_student_level(skill["theta"], skill["se"], skill["n_items"],
+                                skill.get("mastery"))}
+        for name, skill in sorted((result.get("skills") or {}).items())
+    }
+    out["skills_not_tested"] = list(result.get("skills_not_tested") or [])
     return out
 
 
@@ -587,9 +683,11 @@ def attempt_query(user: User):
 
 def attempt_reply(session: Session, attempt: Attempt, now: datetime | None = None
                   ) -> dict[str, Any]:
-    """The attempt's current reply: the item presented now, or the result."""
+    """The attempt's current reply, as its student sees it: the item presented now, or the
+    result (:func:`student_result`)."""
     if attempt.status != AttemptStatus.IN_PROGRESS:
-        return {"id": attempt.id, "status": attempt.status.value, "result": attempt.result}
+        return {"id": attempt.id, "status": attempt.status.value,
+                "result": student_result(attempt.result) if attempt.result else None}
     delivery = delivery_bank(session, attempt.snapshot_id)
     code = delivery.codes[attempt.current_item_id]
     position = len(attempt.state["history"]) + 1
@@ -600,8 +698,9 @@ def attempt_reply(session: Session, attempt: Attempt, now: datetime | None = Non
 def attempt_view(session: Session, attempt: Attempt, viewer: User) -> dict[str, Any]:
     """Status, history and (once finished) the result, as ``viewer`` may see them.
 
-    Students see what they answered, never keys or whether an answer was correct; staff also see
-    item codes, scores and which responses were pretest (unscored).
+    Students see what they answered, never keys or whether an answer was correct, and the
+    result as :func:`student_result` words it (no theta, se or counts); staff also see scores,
+    which responses were pretest (unscored) and the whole result.
     """
     staff = viewer.role != Role.STUDENT
     history = []
@@ -621,7 +720,10 @@ def attempt_view(session: Session, attempt: Attempt, viewer: User) -> dict[str, 
     }
     if attempt.status == AttemptStatus.IN_PROGRESS:
         view["item"] = attempt_reply(session, attempt)["item"]
-    else:
+    elif staff:
         view |= {"theta": attempt.theta, "se": attempt.se, "stop_reason": attempt.stop_reason,
                  "result": attempt.result}
+    else:
+        view |= {"stop_reason": attempt.stop_reason,
+                 "result": student_result(attempt.result) if attempt.result else None}
     return view

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from api.db import get_session
 from api.services import attempts as service
+from api.services.attempts import BAND_CODES
 from api.services.errors import Forbidden
 from api.v1.auth import current_user, requires
 from api.v1.common import PageArgs, id_field, page_of, paginate
@@ -29,23 +30,60 @@ class PresentedItemSchema(ma.Schema):
     seconds_left = ma.fields.Integer(metadata={"description": "when the test has a time limit"})
 
 
-class SkillResultSchema(ma.Schema):
-    n_items = ma.fields.Integer()
-    n_correct = ma.fields.Integer()
-    theta = ma.fields.Float()
-    se = ma.fields.Float()
+EVIDENCE = ("too_little", "rough", "fairly_sure", "sure")
+
+
+class StudentMasterySchema(ma.Schema):
+    decision = ma.fields.String(validate=ma.validate.OneOf(
+        ["mastered", "not_mastered", "undecided"]))
+    recommendation = ma.fields.Boolean()
+
+
+class StudentLevelFields(ma.Schema):
+    """A level as a student sees it: words, never a number."""
+
+    evidence = ma.fields.String(validate=ma.validate.OneOf(EVIDENCE), metadata={
+        "description": "how sure the level is; too_little: fewer than 4 scored answers, so no "
+                       "level is given"})
+    level = ma.fields.String(validate=ma.validate.OneOf(BAND_CODES), metadata={
+        "description": "band of the theta scale: below -1.5, -0.5, 0.5, 1.5 logits, or above"})
+    range = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(BAND_CODES)), metadata={
+        "description": "the bands the 95% interval runs from and to"})
+    mastery = ma.fields.Nested(StudentMasterySchema, metadata={
+        "description": "the recommendation against the cut score, which students are "
+                       "not given"})
+
+
+class StudentSkillSchema(StudentLevelFields):
+    n_items = ma.fields.Integer(metadata={"description": "scored answers in this skill"})
+
+
+class StudentResultSchema(StudentLevelFields):
+    """The result as a student sees it (answers to students, and their own attempts)."""
+
+    stop_reason = ma.fields.String()
+    n_given = ma.fields.Integer()
+    skills = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(StudentSkillSchema))
+    skills_not_tested = ma.fields.List(ma.fields.String())
+
+
+class SkillResultSchema(StudentSkillSchema):
+    n_correct = ma.fields.Integer(metadata={"description": "staff only"})
+    theta = ma.fields.Float(metadata={"description": "staff only"})
+    se = ma.fields.Float(metadata={"description": "staff only"})
     mastery = ma.fields.Dict()
 
 
-class ResultSchema(ma.Schema):
+class ResultSchema(StudentResultSchema):
+    """The result: staff see every field; students see those of StudentResultSchema."""
+
     theta = ma.fields.Float()
     se = ma.fields.Float()
     interval95 = ma.fields.List(ma.fields.Float())
-    stop_reason = ma.fields.String()
     n_scored = ma.fields.Integer()
-    n_given = ma.fields.Integer()
     skills = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(SkillResultSchema))
-    mastery = ma.fields.Dict(metadata={"description": "overall recommendation vs the cut score"})
+    mastery = ma.fields.Dict(metadata={"description": "overall recommendation vs the cut score "
+                                                      "(with the cut score for staff)"})
 
 
 class ReplySchema(ma.Schema):
@@ -54,7 +92,7 @@ class ReplySchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     status = ma.fields.String(required=True)
     item = ma.fields.Nested(PresentedItemSchema)
-    result = ma.fields.Nested(ResultSchema, allow_none=True)
+    result = ma.fields.Nested(StudentResultSchema, allow_none=True)
     late = ma.fields.Boolean(metadata={"description": "the answer came after the time limit "
                                                       "and was not recorded"})
 
@@ -119,6 +157,11 @@ class AttemptListArgs(PageArgs):
     status = ma.fields.Enum(AttemptStatus, by_value=True)
 
 
+def _without_figures(attempt: Attempt) -> dict:
+    return {name: getattr(attempt, name)
+            for name in ("id", "test_id", "user_id", "status", "started_at", "finished_at")}
+
+
 @blp.route("/attempts")
 class Attempts(MethodView):
     @requires()
@@ -131,6 +174,8 @@ class Attempts(MethodView):
         for name in ("test_id", "user_id", "status"):
             if args.get(name) is not None:
                 query = query.where(getattr(Attempt, name) == args[name])
+        if current_user().role == Role.STUDENT:  # no figures for students (see student_result)
+            return paginate(get_session(), query, args, transform=_without_figures)
         return paginate(get_session(), query, args)
 
     @requires()
@@ -155,7 +200,8 @@ class AttemptById(MethodView):
     @blp.response(200, AttemptSchema)
     @blp.alt_response(404, description="No such attempt the caller may see")
     def get(self, attempt_id):
-        """Status and history; theta and se once finished. The current item while in progress."""
+        """Status and history; the result once finished (theta and se for staff). The current
+        item while in progress."""
         user = current_user()
         session = get_session()
         attempt = service.visible_attempt(session, user, attempt_id)

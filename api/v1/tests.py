@@ -36,6 +36,10 @@ class TestSchema(ma.Schema):
     id = ma.fields.Integer(dump_only=True)
     name = ma.fields.String(required=True, validate=ma.validate.Length(1, 200))
     description = ma.fields.String(load_default="")
+    translations = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Dict(),
+                                  load_default=dict, metadata={
+        "description": "Texts in other languages: {language: {name, description, skills: "
+                       "{skill: name}}}, every part optional; English is the fallback"})
     assignment = ma.fields.Nested(AssignmentInfoSchema, dump_only=True, allow_none=True)
 
 
@@ -61,6 +65,8 @@ class TestPatchSchema(ma.Schema):
     bank_filter = ma.fields.Dict()
     cut_scores = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Float())
     is_active = ma.fields.Boolean()
+    translations = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Dict(), metadata={
+        "description": "replaces the texts in other languages (see TestDesign)"})
 
 
 class ExposureSchema(ma.Schema):
@@ -79,7 +85,7 @@ class ExposureReportSchema(ma.Schema):
 def _public(test: AdaptiveTest, assignment=None) -> dict:
     """What students and teachers see of a test: not its design (configuration, cut scores)."""
     return {"id": test.id, "name": test.name, "description": test.description,
-            "assignment": assignment}
+            "translations": test.translations or {}, "assignment": assignment}
 
 
 def _visible_test(test_id: int) -> AdaptiveTest:
@@ -125,7 +131,8 @@ class Tests(MethodView):
         """Create a test: a bank filter, an engine configuration and cut scores."""
         session = get_session()
         test = save_test(session, None, **{k: data[k] for k in (
-            "name", "description", "config", "bank_filter", "cut_scores", "is_active")})
+            "name", "description", "config", "bank_filter", "cut_scores", "is_active",
+            "translations")})
         session.commit()
         return test
 

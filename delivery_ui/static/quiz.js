@@ -78,6 +78,19 @@
     });
   });
 
+  function refresh() {  /* the page shown now, fetched as a fragment; reloaded if that fails */
+    fetch(window.location.pathname, {
+      headers: { "X-Quiz-Fragment": "1" }, credentials: "same-origin"
+    }).then(function (response) {
+      if (response.headers.get("X-Quiz-Fragment") !== "1") { throw new Error("no fragment"); }
+      return response.text().then(function (html) {
+        if (!swap(html, null, null)) { throw new Error("no fragment"); }
+      });
+    }).catch(function () {
+      window.location.reload();
+    });
+  }
+
   function clockText(seconds) {  /* minutes:seconds, as the server writes it */
     var s = seconds % 60;
     return Math.floor(seconds / 60) + ":" + (s < 10 ? "0" : "") + s;
@@ -85,6 +98,7 @@
 
   function startClock() {
     window.clearInterval(clockTimer);
+    window.clearTimeout(clockTimer);
     var clock = document.getElementById("clock");
     var warning = document.getElementById("time-warning");
     if (!clock || !warning) { return; }
@@ -104,6 +118,11 @@
       if (left === 0) {
         warn("up");
         window.clearInterval(clockTimer);
+        /* Nothing can be answered or extended now: take both away at once, then show the
+           page as the server now has it (its "See my result"), a moment after the deadline. */
+        Array.prototype.forEach.call(main.querySelectorAll("form.question, #more-time, #extensions-left"),
+          function (node) { node.hidden = true; });
+        clockTimer = window.setTimeout(refresh, 1500);
       } else if (left <= 60 && start > 60) {
         warn("last");
       } else if (left <= 300 && start > 300) {

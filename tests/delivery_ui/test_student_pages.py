@@ -371,3 +371,111 @@ def test_the_time_limit_can_be_extended_and_the_countdown_hidden(sqlite_world, l
     assert warning == "Less than 1 minute left. Choose “More time” if you need it."
     _wait_until(page, "document.getElementById('announcer').textContent"
                            ".includes('Less than 1 minute left.')")
+
+
+def test_when_the_time_runs_out_the_page_offers_only_the_result(sqlite_world, live,
+                                                                 page) -> None:
+    """At zero the question and More time go at once, the page then comes back from the server
+    with an amber warning and a plain See my result; no answer is asked for."""
+    sqlite_world.set_time_limit(10)
+    attempt_id = _start(sqlite_world, page, live.url)
+    page.get_by_role("radio").first.check()
+    page.locator("form.question button[type=submit]").click()
+    _wait_until(page, "document.querySelector('h1').textContent.trim() === 'Question 2'")
+    sqlite_world.move_deadline(attempt_id, 3)
+    page.reload()
+    page.evaluate("window.__stayed = true")
+    _wait_until(page, "document.querySelector('h1').textContent.trim() === 'The time is up'")
+    assert page.evaluate("window.__stayed") is True  # swapped in, not reloaded
+    assert page.locator("#more-time").count() == 0 and page.locator("form.question").count() == 0
+    warning = page.locator("p.warning")
+    assert warning.inner_text() == ("Your answers so far are saved. This question can no "
+                                    "longer be answered.")
+    assert warning.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(254, 247, 224)"
+    assert page.get_by_role("button", name="See my result").is_visible()
+    assert _serious(page) == []
+    save_screenshot(page, "student-time-up")
+    page.set_viewport_size({"width": 375, "height": 700})
+    save_screenshot(page, "student-time-up-375")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.get_by_role("button", name="See my result").click()
+    page.wait_for_selector("#result-heading")
+    text = page.locator("main").inner_text()
+    assert "Too early to say" in text and "The time ran out after 1 answer" in text
+    assert sqlite_world.responses(attempt_id) == 1
+    assert _serious(page) == []
+    save_screenshot(page, "student-result-time-up")
+
+
+def test_the_result_fits_a_375_px_screen(sqlite_world, live, browser) -> None:
+    """Every column of the skill table, and the header, within 375 px: nothing cut off."""
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        _start(sqlite_world, page, live.url)
+        for _ in range(30):
+            if not page.locator("form.question").count():
+                break
+            heading = _heading(page)
+            page.get_by_role("radio").nth(1).check()
+            page.locator("form.question button[type=submit]").click()
+            _wait_until(page, "h => document.querySelector('h1').textContent.trim() !== h",
+                        arg=heading)
+        page.wait_for_selector("#result-heading")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        cells = page.evaluate("""() => [...document.querySelectorAll('main table th, '
+            + 'main table td, header *')].map(e => {
+                const r = e.getBoundingClientRect();
+                const box = (e.closest('.card') || document.body).getBoundingClientRect();
+                return [e.textContent.trim().slice(0, 30), r.left, r.right, box.right];
+            })""")
+        outside = [c for c in cells if c[1] < 0 or c[2] > min(375, c[3])]  # seen whole
+        assert outside == [], outside
+        header_rows = page.evaluate("""() => [...document.querySelectorAll('main table thead th')]
+            .map(e => Math.round(e.getBoundingClientRect().height))""")
+        assert len(set(header_rows)) == 1 and header_rows[0] < 50, header_rows  # one line each
+        save_screenshot(page, "student-result-375")
+    finally:
+        context.close()
+
+
+def test_a_spanish_reader_sees_the_test_and_its_skills_in_spanish(sqlite_world, live,
+                                                                  browser) -> None:
+    from sqlalchemy import update
+
+    from item_bank.models import AdaptiveTest
+
+    with sqlite_world.db() as session:
+        session.execute(update(AdaptiveTest).values(translations={"es": {
+            "name": "Matemáticas", "description": "Matemáticas adaptativas",
+            "skills": {"algebra": "Álgebra", "geometry": "Geometría",
+                       "statistics": "Estadística"}}}))
+    context = browser.new_context(locale="es-ES", viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        _sign_in(page, live.url, password=sqlite_world.password)
+        assert page.locator("main h3").inner_text() == "Matemáticas"
+        boxes = page.evaluate("""() => [...document.querySelectorAll('.site-header > *')]
+            .map(e => { const r = e.getBoundingClientRect();
+                        return [e.textContent.trim().replace(/\\s+/g, ' '), r.left, r.right,
+                                Math.round((r.top + r.bottom) / 2)]; })""")
+        centres = [b[3] for b in boxes]
+        assert max(centres) - min(centres) <= 4, boxes  # one line at 375 px, in Spanish
+        assert _serious(page) == []
+        save_screenshot(page, "student-my-tests-es-375")
+        page.get_by_role("button", name="Empezar").click()
+        for _ in range(30):
+            if not page.locator("form.question").count():
+                break
+            heading = _heading(page)
+            page.get_by_role("radio").nth(1).check()
+            page.locator("form.question button[type=submit]").click()
+            _wait_until(page, "h => document.querySelector('h1').textContent.trim() !== h",
+                        arg=heading)
+        page.wait_for_selector("#result-heading")
+        rows = page.locator("table.skills tbody th").all_inner_texts()
+        assert rows and set(rows) <= {"Álgebra", "Geometría", "Estadística"}
+        assert _serious(page) == []
+        save_screenshot(page, "student-result-es-375")
+    finally:
+        context.close()

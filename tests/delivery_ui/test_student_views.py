@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.pages import safe_next
+from api.services.attempts import band_of
 from api.services.timing import MAX_EXTENSIONS, extend_time, time_left
-from api.student_pages import BANDS, band_of, result_view, share_below
+from api.student_pages import BANDS, result_view
 from evidence.models import Attempt, AttemptStatus
 from storage import as_utc, utcnow
 from storage.accounts import Accommodation, TimeAccommodation, User
@@ -341,7 +342,7 @@ def test_the_time_left_is_shown_and_can_be_extended_ten_times(student_world: Stu
     assert 'id="more-time"' not in page and "More time”" not in page  # all used
     refused = client.post(f"/attempts/{attempt_id}/more-time",
                           data={"csrf_token": csrf_of(html)}, follow_redirects=True)
-    assert _flash(refused.get_data(as_text=True)) == \
+    assert _warning(refused.get_data(as_text=True)) == \
         "You have used all 10 extensions of the time."
     (last,) = student_world.attempts()
     assert last.deadline == after.deadline
@@ -364,6 +365,11 @@ def test_the_countdown_can_be_hidden_for_the_session(student_world: StudentWorld
     assert '<p id="time-left">' in page and "Hide the countdown" in page
 
 
+def _warning(html: str) -> str:
+    found = re.search(r'<div role="status" class="flash flash-warning">(.*?)</div>', html, re.S)
+    return re.sub(r"<[^>]+>|\s+", " ", found.group(1)).strip() if found else ""
+
+
 def test_after_the_deadline_nothing_is_recorded_and_the_result_follows(
         student_world: StudentWorld) -> None:
     student_world.set_time_limit(10)
@@ -371,19 +377,53 @@ def test_after_the_deadline_nothing_is_recorded_and_the_result_follows(
     attempt_id, html = _start(student_world, client)
     student_world.move_deadline(attempt_id, -5)
     page = client.get(f"/attempts/{attempt_id}").get_data(as_text=True)
-    assert "The time is up." in page and "See my result" in page and "More time" not in page
+    # No question to answer, no time to ask for: a warning and a plain way to the result.
+    assert "The time is up" in page and 'class="warning"' in page
+    assert 'id="see-result"' in page and "See my result" in page
+    assert "More time" not in page and 'name="response"' not in page
+    assert "not counted" not in page and "Submit answer" not in page
     refused = client.post(f"/attempts/{attempt_id}/more-time",
                           data={"csrf_token": csrf_of(html)}, follow_redirects=True)
-    assert _flash(refused.get_data(as_text=True)) == \
-        "The time is already up, so it cannot be extended."
-    response = client.post(f"/attempts/{attempt_id}/answer", data=_form(page, None),
-                           follow_redirects=True)
+    refused = refused.get_data(as_text=True)
+    assert _warning(refused) == "The time is already up, so it cannot be extended."
+    assert _flash(refused) == ""  # not in the green banner of things done
+    response = client.post(f"/attempts/{attempt_id}/finish",
+                           data={"csrf_token": csrf_of(page)}, follow_redirects=True)
     result = response.get_data(as_text=True)
-    assert "Your result" in result
-    assert _flash(result) == "The time was up before that answer arrived, so it was not counted."
+    assert "Your result" in result and _flash(result) == _warning(result) == ""
     (attempt,) = student_world.attempts()
     assert attempt.status == AttemptStatus.FINISHED and attempt.stop_reason == "time_limit"
     assert student_world.responses(attempt_id) == 0
+    again = client.post(f"/attempts/{attempt_id}/finish", data={"csrf_token": csrf_of(page)})
+    assert again.headers["Location"] == f"/attempts/{attempt_id}/result"  # sent twice: harmless
+
+
+def test_an_answer_sent_after_the_deadline_is_not_counted_with_a_warning(
+        student_world: StudentWorld) -> None:
+    student_world.set_time_limit(10)
+    client = student_world.client_for("student1")
+    attempt_id, html = _start(student_world, client)
+    student_world.move_deadline(attempt_id, -5)  # the page was loaded in time; the answer is late
+    response = client.post(f"/attempts/{attempt_id}/answer", data=_form(html),
+                           follow_redirects=True)
+    result = response.get_data(as_text=True)
+    assert "Your result" in result and _flash(result) == ""
+    assert _warning(result) == \
+        "The time was up before that answer arrived, so it was not counted."
+    assert student_world.responses(attempt_id) == 0
+
+
+def test_see_my_result_before_the_deadline_keeps_the_question(
+        student_world: StudentWorld) -> None:
+    student_world.set_time_limit(10)
+    client = student_world.client_for("student1")
+    attempt_id, html = _start(student_world, client)
+    page = client.post(f"/attempts/{attempt_id}/finish", data={"csrf_token": csrf_of(html)},
+                       follow_redirects=True).get_data(as_text=True)
+    assert _warning(page) == "There is still time: here is your question."
+    assert ITEM.search(page)
+    (attempt,) = student_world.attempts()
+    assert attempt.status == AttemptStatus.IN_PROGRESS
 
 
 def test_no_time_limit_no_clock_and_nothing_to_extend(student_world: StudentWorld) -> None:
@@ -392,7 +432,7 @@ def test_no_time_limit_no_clock_and_nothing_to_extend(student_world: StudentWorl
     assert 'id="clock"' not in html and "More time" not in html
     response = client.post(f"/attempts/{attempt_id}/more-time",
                            data={"csrf_token": csrf_of(html)}, follow_redirects=True)
-    assert _flash(response.get_data(as_text=True)) == "This test has no time limit to extend."
+    assert _warning(response.get_data(as_text=True)) == "This test has no time limit to extend."
 
 
 def test_extensions_follow_the_students_extended_time(student_world: StudentWorld) -> None:
@@ -479,10 +519,8 @@ def test_an_unready_database_gives_a_page_not_a_server_error(sqlite_url: str) ->
 # -- the result in words -------------------------------------------------------------------------
 
 
-def test_bands_and_shares_of_the_scale() -> None:
+def test_bands_of_the_scale() -> None:
     assert [band_of(t) for t in (-2.0, -1.5, -0.6, 0.0, 0.49, 0.5, 1.6)] == [0, 1, 1, 2, 2, 3, 4]
-    assert share_below(0.0) == 50 and share_below(1.0) == 84 and share_below(-1.0) == 16
-    assert share_below(9.0) == 99 and share_below(-9.0) == 1
 
 
 @pytest.mark.parametrize("decision, words", [
