@@ -411,14 +411,41 @@ def test_restricted_progressive_withholds_items_over_r_max() -> None:
 
 
 def test_item_eligibility_start_excludes_with_probability_one_minus_p() -> None:
+    """Without an eligibility record, every item counts as eligible in every test so far."""
     control = ItemEligibility(r_max=0.2)
     rates = np.array([0.1, 0.2, 0.4, 0.8])
     stats = ExposureStats(counts=rates * 1000, tests=1000)
     excluded = np.zeros((20000, 4), dtype=bool)
-    control.update(stats)  # the probabilities live with the statistics, not on the control
     control.start(excluded, np.random.default_rng(0), stats)
-    np.testing.assert_allclose(stats.eligibility, [1.0, 1.0, 0.5, 0.25])
+    np.testing.assert_allclose(control.probabilities(stats), [1.0, 1.0, 0.5, 0.25])
     np.testing.assert_allclose(excluded.mean(axis=0), [0, 0, 0.5, 0.75], atol=0.015)
+
+
+def test_item_eligibility_follows_van_der_linden_and_veldkamp() -> None:
+    """p = 1 - n/f + r_max (rho / alpha) (n / f), from the counts kept (2007, p. 407)."""
+    control = ItemEligibility(r_max=0.2)
+    # 100 tests, 80 feasible; item 0 given in 40 and eligible (or released) in 50; item 1
+    # given in 10 of 100; item 2 never given; item 3 given in 30 of the 35 it was eligible in.
+    stats = ExposureStats(counts=np.array([40.0, 10, 0, 30]), tests=100,
+                          eligible=np.array([50.0, 100, 20, 35]), feasible=80)
+    ratio = 100 / 80
+    expected = [1 - ratio + 0.2 * 50 / 40 * ratio, 1.0, 1.0, 1 - ratio + 0.2 * 35 / 30 * ratio]
+    np.testing.assert_allclose(control.probabilities(stats), expected)
+    # All feasible: p_new = r_max * P(E) / P(A), the previous eligibility times r_max / rate.
+    stats = ExposureStats(counts=np.array([40.0]), tests=100, eligible=np.array([50.0]),
+                          feasible=100)
+    np.testing.assert_allclose(control.probabilities(stats), [0.2 * 0.5 / 0.4])
+
+
+def test_exposure_stats_record_counts_eligibility_and_released_tests() -> None:
+    stats = ExposureStats.empty(3)
+    given = np.array([[True, False, True], [True, True, False]])
+    withheld = np.array([[False, True, False], [False, False, True]])
+    stats.record(given, withheld, released=np.array([False, True]))
+    np.testing.assert_array_equal(stats.counts, [2, 1, 1])
+    # The second test released what it withheld: every item counts as eligible there.
+    np.testing.assert_array_equal(stats.eligible, [2, 1, 2])
+    assert (stats.tests, stats.feasible) == (2, 1)
 
 
 def _max_exposure(exposure: dict) -> float:
