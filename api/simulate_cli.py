@@ -159,6 +159,9 @@ def _print_summary(s: dict, bank_path: str) -> None:
                f"{s['administered']} items given")
     click.echo(f"  exposure  : max {s['max_exposure']:.3f}, unused {s['unused_fraction']:.1%}, "
                f"overlap {s['overlap_rate']:.3f}, chi-square {s['chi_square_exposure']:.1f}")
+    if s["cohorts"] > 1:
+        click.echo(f"  steady    : max exposure {s['max_exposure_steady']:.3f} in the last half of "
+                   f"{s['cohorts']} cohorts (the control adapts between cohorts)")
     reasons = ", ".join(f"{k} {v}" for k, v in s["stop_reasons"].items())
     click.echo(f"  stopped   : {reasons}")
     if s["calibration"]:
