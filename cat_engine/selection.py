@@ -287,13 +287,6 @@ def _grid_probabilities(bank: ItemBank, points: np.ndarray) -> np.ndarray:
     )
 
 
-def _grid_log_probabilities(bank: ItemBank, points: np.ndarray) -> np.ndarray:
-    return _grid_cached(
-        bank, "logprobs", points,
-        lambda: np.log(np.maximum(_grid_probabilities(bank, points), 1e-300)),
-    )
-
-
 def _strata(bank: ItemBank, strata: int) -> tuple[np.ndarray, np.ndarray]:
     cache = _GRID_CACHE.setdefault(bank, {})
     key = ("strata", strata)
