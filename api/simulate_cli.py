@@ -83,7 +83,7 @@ def _write_json_atomically(path: Path, data: dict) -> None:
               help="True-theta distribution: normal:MEAN,SD or uniform:LOW,HIGH.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the whole simulation.")
 @click.option("--selector", default="mfi", show_default=True,
-              type=click.Choice(["mfi", "kl", "mepwi", "mepv", "astrat", "random"]))
+              type=click.Choice(["mfi", "kl", "mpwi", "mepwi", "mepv", "astrat", "random"]))
 @click.option("--estimator", default="eap", show_default=True,
               type=click.Choice(["eap", "map", "mle", "wle"]))
 @click.option("--exposure", default="none", show_default=True, help=EXPOSURE_HELP)

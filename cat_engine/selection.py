@@ -105,14 +105,18 @@ class MaximumInformation(Selector):
 
 
 class PosteriorWeightedInformation(Selector):
-    """Maximum (expected) posterior-weighted information (``mepwi``; van der Linden, 1998).
+    """Maximum posterior-weighted information (``mpwi``; van der Linden, 1998).
 
-    Scores ``sum_q w(theta_q | responses) I_j(theta_q)``. Taking the expectation over the next
-    response of the posterior-weighted information of the same item gives the same number, because
-    ``sum_k P_jk(theta) = 1``; so the expected and the plain posterior-weighted criteria coincide.
+    Scores ``sum_q w(theta_q | responses) I_j(theta_q)``: the item's Fisher information averaged
+    over the current posterior. This is what it computes, so it is named MPWI. Van der Linden's
+    expected version (MEPWI) averages, over the predicted response ``k``, the information under
+    the posterior updated with ``k``; with the item's own (expected or observed) information the
+    predictive probabilities sum out (``sum_k P(k) g(theta | k) = P_jk(theta) g(theta)`` summed
+    over k), so it gives the same ranking: the earlier name ``mepwi`` is still accepted, as an
+    alias, because stored test configurations use it.
     """
 
-    name = "mepwi"
+    name = "mpwi"
 
     def scores(self, ctx: SelectionContext) -> np.ndarray:
         grid_info = _grid_information(ctx.bank, ctx.grid_points)
@@ -234,8 +238,8 @@ class RandomSelection(Selector):
 
 SELECTORS = {
     "mfi": MaximumInformation,
-    "mepwi": PosteriorWeightedInformation,
     "mpwi": PosteriorWeightedInformation,
+    "mepwi": PosteriorWeightedInformation,  # the earlier name, kept for stored configurations
     "mepv": ExpectedPosteriorVariance,
     "kl": KullbackLeibler,
     "astrat": AStratified,
@@ -244,8 +248,8 @@ SELECTORS = {
 
 
 def make_selector(spec: dict) -> Selector:
-    """Build a selector from ``{"method": "mfi" | "kl" | "mepwi" | "mepv" | "astrat" | "random"}``
-    (``astrat`` takes ``strata``, ``kl`` takes ``z``)."""
+    """Build a selector from ``{"method": "mfi" | "kl" | "mpwi" | "mepv" | "astrat" | "random"}``
+    (``astrat`` takes ``strata``, ``kl`` takes ``z``; ``mepwi`` is an alias of ``mpwi``)."""
     method = str(spec.get("method", "mfi")).lower()
     if method not in SELECTORS:
         raise ConfigError(

@@ -213,7 +213,7 @@ def _log_posterior(bank, points, seed, n_rows=3, length=6):
 
 
 @pytest.mark.parametrize("bank", [BANK, POLY], ids=["dichotomous", "polytomous"])
-def test_mepwi_is_posterior_weighted_information(bank) -> None:
+def test_mpwi_is_posterior_weighted_information(bank) -> None:
     points = np.linspace(-4, 4, 61)
     log_post = _log_posterior(bank, points, seed=2)
     available = np.ones((3, len(bank)), dtype=bool)
@@ -230,6 +230,27 @@ def test_mepwi_is_posterior_weighted_information(bank) -> None:
             expected = float(np.dot(weights, information(bank, j, points)))
             assert scores[row, j] == pytest.approx(expected, rel=1e-10)
     assert make_selector({"method": "mpwi"}).__class__ is PosteriorWeightedInformation
+
+
+def test_mpwi_is_named_for_what_it_computes_and_equals_mepwi_by_brute_force() -> None:
+    """MEPWI by brute force (the posterior updated with each predicted response) ranks as MPWI."""
+    points = np.linspace(-4, 4, 61)
+    log_post = _log_posterior(POLY, points, seed=4, n_rows=1)
+    ctx = selection_context(POLY, np.zeros(1), log_posterior=log_post)
+    scores = PosteriorWeightedInformation().scores(ctx)[0]
+    weights = np.exp(log_post[0] - log_post[0].max())
+    weights /= weights.sum()
+    for j in range(len(POLY)):
+        probs = category_probabilities(POLY, j, points)  # (Q, K)
+        info = information(POLY, j, points)
+        expected = 0.0
+        for k in range(int(POLY.n_categories[j])):
+            joint = weights * probs[:, k]
+            predictive = joint.sum()
+            expected += predictive * float(np.dot(joint / predictive, info))
+        assert scores[j] == pytest.approx(expected, rel=1e-10)
+    assert make_selector({"method": "mpwi"}).name == "mpwi"
+    assert make_selector({"method": "mepwi"}).name == "mpwi"  # the stored configurations' alias
 
 
 @pytest.mark.parametrize("bank", [BANK_2PL, POLY], ids=["2pl", "polytomous"])

@@ -68,7 +68,7 @@ CONFIGS = {
     "randomesque": {"exposure": {"method": "randomesque", "n": 5}},
     "progressive": {"exposure": {"method": "progressive"}},
     "kl": {"selection": {"method": "kl"}},
-    "mepwi": {"selection": {"method": "mepwi"}},
+    "mpwi": {"selection": {"method": "mpwi"}},
     "mepv": {"selection": {"method": "mepv"}},
     "astrat": {"selection": {"method": "astrat", "strata": 4}},
     "sympson-hetter": {

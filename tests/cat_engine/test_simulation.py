@@ -121,7 +121,7 @@ def test_conditional_deciles_match_an_independent_computation(precision_run) -> 
 
 @pytest.mark.parametrize(
     ("selection", "n"),
-    [("mfi", 5), ("mfi", 40), ("kl", 40), ("mepwi", 40), ("astrat", 40)],
+    [("mfi", 5), ("mfi", 40), ("kl", 40), ("mpwi", 40), ("astrat", 40)],
 )
 def test_simulated_tests_are_the_tests_live_sessions_give(monkeypatch, selection, n) -> None:
     """Deterministic selection with no exposure control: given the same responses, a simulee's
