@@ -83,7 +83,7 @@ def _write_json_atomically(path: Path, data: dict) -> None:
               help="True-theta distribution: normal:MEAN,SD or uniform:LOW,HIGH.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the whole simulation.")
 @click.option("--selector", default="mfi", show_default=True,
-              type=click.Choice(["mfi", "kl", "mepwi", "mepv", "astrat", "random"]))
+              type=click.Choice(["mfi", "kl", "mpwi", "mepwi", "mepv", "astrat", "random"]))
 @click.option("--estimator", default="eap", show_default=True,
               type=click.Choice(["eap", "map", "mle", "wle"]))
 @click.option("--exposure", default="none", show_default=True, help=EXPOSURE_HELP)
@@ -159,6 +159,9 @@ def _print_summary(s: dict, bank_path: str) -> None:
                f"{s['administered']} items given")
     click.echo(f"  exposure  : max {s['max_exposure']:.3f}, unused {s['unused_fraction']:.1%}, "
                f"overlap {s['overlap_rate']:.3f}, chi-square {s['chi_square_exposure']:.1f}")
+    if s["cohorts"] > 1:
+        click.echo(f"  steady    : max exposure {s['max_exposure_steady']:.3f} in the last half of "
+                   f"{s['cohorts']} cohorts (the control adapts between cohorts)")
     reasons = ", ".join(f"{k} {v}" for k, v in s["stop_reasons"].items())
     click.echo(f"  stopped   : {reasons}")
     if s["calibration"]:

@@ -23,7 +23,7 @@ SETTINGS = {
         "selection": {"method": "mfi"}, "exposure": {"method": "randomesque", "n": 5},
         "stopping": {"se": 0.3, "max_items": 40},
     },
-    "mepwi": {"selection": {"method": "mepwi"}, "stopping": {"se": 0.3, "max_items": 40}},
+    "mpwi": {"selection": {"method": "mpwi"}, "stopping": {"se": 0.3, "max_items": 40}},
 }
 
 

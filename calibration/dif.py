@@ -123,14 +123,16 @@ def ets_category(delta_mh, se_delta, p_value) -> np.ndarray | str:
       ``|D| - 1 > 1.645 SE(D)``;
     - B (moderate): otherwise.
 
-    NaN deltas (no information) are A.
+    NaN deltas (no information) are A. An infinite delta (no B_k C_k or no A_k D_k in any
+    stratum: the odds ratio has no finite estimate and its SE none at all) that is significant
+    is C: it exceeds 1 by more than any multiple of a finite SE.
     """
     delta = np.abs(np.asarray(delta_mh, dtype=float))
     se = np.asarray(se_delta, dtype=float)
     p = np.asarray(p_value, dtype=float)
     with np.errstate(invalid="ignore"):
         a = ~(delta >= 1) | ~(p < ALPHA)
-        c = (delta >= 1.5) & (delta - 1 > Z_ONE_SIDED * se)
+        c = (delta >= 1.5) & ((delta - 1 > Z_ONE_SIDED * se) | np.isposinf(delta))
     out = np.where(a, "A", np.where(c, "C", "B"))
     return str(out) if out.ndim == 0 else out
 
@@ -493,6 +495,9 @@ def mh_statistics(tables: np.ndarray) -> dict[str, np.ndarray]:
         )
     delta = -DELTA_SCALE * log_alpha
     se = DELTA_SCALE * np.sqrt(var_log)
+    # An empty off-diagonal (sum_s = 0) or diagonal (sum_r = 0) leaves alpha at +inf or 0:
+    # Var(ln alpha) is unbounded there (its 0/0 terms are NaN), not undefined.
+    se = np.where(np.isinf(delta), np.inf, se)
     expected = np.where(both, n_ref * m1 / safe_n, 0.0)
     var_a = np.where(
         both & (n > 1), n_ref * n_foc * m1 * m0 / (safe_n**2 * np.where(n > 1, n - 1, 1.0)), 0.0

@@ -186,10 +186,13 @@ def calibrate(
                          progress, settings, started)
     if not fit:
         return result
-    from calibration.fit import item_fit
+    from calibration.fit import item_fit, n_item_parameters
 
+    n_parameters = n_item_parameters(result.bank, np.arange(len(result.bank)))
+    n_parameters[result.fixed] = 0  # anchors' parameters were not estimated from these data
     statistics = item_fit(data, result.bank, latent=(result.latent_mean, result.latent_sd),
-                          quadrature=quadrature)
+                          quadrature=quadrature, n_parameters=n_parameters,
+                          estimated_latent=latent_mode)
     return replace(result, fit=tuple(statistics), settings={**result.settings, "fit": True})
 
 

@@ -34,10 +34,11 @@ S-X2 (:func:`item_fit`; Orlando & Thissen 2000, polytomous items as in Kang & Ch
     nobody has. Score groups with an expected count below ``groups_min_expected`` in any possible
     cell are merged with a neighbour (the first such group, with the only neighbour at either end,
     otherwise with the neighbour holding fewer persons; repeated until none is left, as mirt does).
-    ``df = (possible cells) - (score groups) - (item parameters)``, i.e. score groups minus
-    parameters for a dichotomous item; the number of parameters is the model's (Rasch and 1PL 1,
-    2PL 2, 3PL 3, 4PL 4, GRM and GPCM ``m + 1``, PCM ``m``) unless ``n_parameters`` says otherwise
-    (0 when the parameters were not estimated from these data).
+    ``df = (possible cells) - (score groups) - (item parameters) - (latent parameters)``, i.e.
+    score groups minus parameters for a dichotomous item; the number of parameters is the model's
+    (Rasch and 1PL 1, 2PL 2, 3PL 3, 4PL 4, GRM and GPCM ``m + 1``, PCM ``m``) unless
+    ``n_parameters`` says otherwise (0 when the parameters were not estimated from these data);
+    an estimated latent mean and sd count one each (``estimated_latent``), as in mirt.
 
 Flags (:func:`item_fit`)
     ``"s_x2"`` when the S-X2 p-value is below ``alpha`` (0.01); ``"infit_low"``, ``"infit_high"``,
@@ -57,7 +58,8 @@ M2 (:func:`m2`; Maydeu-Olivares & Joe 2005, 2006)
     margins: ``M2 = N e' C2 e`` with ``e`` the observed minus the model-implied margins,
     ``C2 = Xi^-1 - Xi^-1 Delta (Delta' Xi^-1 Delta)^-1 Delta' Xi^-1`` (``Xi`` the covariance
     matrix of the margins under the model, ``Delta`` their derivatives with respect to the
-    estimated item parameters) and ``df = J + J (J - 1) / 2 - q``.
+    estimated item parameters, and the latent mean and sd when estimated) and
+    ``df = J + J (J - 1) / 2 - q``.
 """
 
 from __future__ import annotations
@@ -92,6 +94,10 @@ _PARAMETERS = {"rasch": 1, "1pl": 1, "2pl": 2, "3pl": 3, "4pl": 4}
 
 
 # -- quadrature and data -----------------------------------------------------------------------
+
+
+#: The latent parameters a calibration estimated (``settings["estimate_latent"]``), by mode.
+LATENT_ESTIMATES = {"none": (), "sd": ("sd",), "mean_sd": ("mean", "sd")}
 
 
 def quadrature_rule(latent=(0.0, 1.0), quadrature: int = 49) -> tuple[np.ndarray, np.ndarray]:
@@ -368,6 +374,7 @@ def item_fit(
     quadrature: int = 49,
     groups_min_expected: float = 1.0,
     n_parameters: int | Sequence[int] | None = None,
+    estimated_latent: str = "none",
     alpha: float = 0.01,
     mean_square_range: tuple[float, float] = (0.7, 1.3),
 ) -> list[dict[str, Any]]:
@@ -385,6 +392,10 @@ def item_fit(
         Parameters estimated per item, subtracted from the S-X2 degrees of freedom; by default
         the model's count (:func:`n_item_parameters`); 0 for parameters not estimated from these
         data.
+    estimated_latent : str
+        Which latent parameters the calibration estimated (its ``settings["estimate_latent"]``:
+        ``"none"``, ``"sd"`` or ``"mean_sd"``); each is subtracted from every item's S-X2
+        degrees of freedom too, as mirt's ``itemfit`` does with estimated group parameters.
     alpha, mean_square_range
         The flagging rule: S-X2 p-value below ``alpha``, mean squares outside the range.
 
@@ -401,6 +412,10 @@ def item_fit(
         n_par = n_item_parameters(bank, pos)
     else:
         n_par = np.broadcast_to(np.asarray(n_parameters, dtype=int), (n_items,))
+    if estimated_latent not in LATENT_ESTIMATES:
+        raise CalibrationError(f"estimated_latent must be one of {', '.join(LATENT_ESTIMATES)}, "
+                               f"got {estimated_latent!r}")
+    n_par = n_par + len(LATENT_ESTIMATES[estimated_latent])
     lo, hi = mean_square_range
 
     theta = eap_scores(data, bank, latent, quadrature)[0] if theta is None else _theta(theta, data)
@@ -497,13 +512,18 @@ _M2_PARAMETERS = {"rasch": (1,), "1pl": (1,), "2pl": (0, 1), "3pl": (0, 1, 2), "
 
 
 def m2(
-    data: ResponseData, bank: ItemBank, *, latent=(0.0, 1.0), quadrature: int = 49
+    data: ResponseData, bank: ItemBank, *, latent=(0.0, 1.0), quadrature: int = 49,
+    estimated_latent: str = "none", fixed=None,
 ) -> dict[str, Any]:
     """The M2 statistic of Maydeu-Olivares & Joe (2005, 2006) for dichotomous complete data.
 
     The estimated parameters are taken to be every item's free parameters (``a, b`` for the 2PL,
     ``a, b, c`` for the 3PL, ``a, b, c, d`` for the 4PL, ``b`` for Rasch and 1PL items plus one
-    slope shared by all 1PL items) with the latent distribution N(mean, sd) fixed; the statistic
+    slope shared by all 1PL items) and, per ``estimated_latent`` (a calibration's
+    ``settings["estimate_latent"]``: ``"none"``, ``"sd"`` or ``"mean_sd"``), the latent sd and
+    mean, whose derivatives join ``Delta`` (``d pi / d mean = int d pi / d theta phi``,
+    ``d pi / d sd = int z d pi / d theta phi`` with ``theta = mean + sd z``); items marked in
+    ``fixed`` (bool per item of ``data``: anchors) contribute no parameters; the statistic
     is chi-square distributed with ``df`` degrees of freedom when they are maximum-likelihood (or
     true) values. ``C2`` is computed as ``Delta_c (Delta_c' Xi Delta_c)^-1 Delta_c'`` with
     ``Delta_c`` an orthonormal basis of the complement of ``Delta``'s columns (the same matrix,
@@ -531,7 +551,14 @@ def m2(
         raise CalibrationError(
             f"M2 is implemented for dichotomous items only: {_names(polytomous)}"
         )
+    if estimated_latent not in LATENT_ESTIMATES:
+        raise CalibrationError(f"estimated_latent must be one of {', '.join(LATENT_ESTIMATES)}, "
+                               f"got {estimated_latent!r}")
     n_items, n_persons = pos.size, data.n_persons
+    anchors = np.zeros(n_items, bool) if fixed is None else np.asarray(fixed, dtype=bool)
+    if anchors.shape != (n_items,):
+        raise CalibrationError(f"fixed must have one value per item ({n_items}), got "
+                               f"{anchors.size}")
     points, w = quadrature_rule(latent, quadrature)
     p, dp = _dichotomous_derivatives(bank, pos, points)
     mi, mj = _margins(n_items)
@@ -568,7 +595,7 @@ def m2(
     own = weighted.sum(axis=2)  # int dP_mg phi
     columns = []
     shared_slope = np.zeros(mi.size)
-    for m in range(n_items):
+    for m in np.flatnonzero(~anchors):
         model = str(bank.models[pos[m]])
         at_m_first, at_m_second = (mi == m), (mj == m)
         for g in range(4):
@@ -581,6 +608,15 @@ def m2(
                 shared_slope += column
     if shared_slope.any():
         columns.append(shared_slope)
+    if LATENT_ESTIMATES[estimated_latent]:
+        # d P / d theta of every item; of a pair's product by the product rule
+        a, b, c, d = (getattr(bank, name)[pos][:, None] for name in ("a", "b", "c", "d"))
+        psi = expit(bank.D * a * (points[None, :] - b))
+        slope = (d - c) * bank.D * a * psi * (1.0 - psi)  # (J, Q)
+        d_product = np.where(pair[:, None], slope[mi] * p[mj] + p[mi] * slope[mj], slope[mi])
+        z = (points - float(latent[0])) / float(latent[1])
+        for name in LATENT_ESTIMATES[estimated_latent]:
+            columns.append(d_product @ (w * (z if name == "sd" else 1.0)))
     delta = np.stack(columns, axis=1) if columns else np.zeros((mi.size, 0))
     complement = null_space(delta.T) if columns else np.eye(mi.size)
     df = int(complement.shape[1])
@@ -596,5 +632,5 @@ def m2(
         "p_value": float(stats.chi2.sf(statistic, df)),
         "rmsea": math.sqrt(max(statistic - df, 0.0) / (n_persons * df)),
         "n": n_persons,
-        "n_parameters": len(columns),
+        "n_parameters": len(columns),  # with the latent mean and sd when estimated
     }

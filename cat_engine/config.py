@@ -7,7 +7,7 @@ simulation's settings and a live session's configuration are one and the same th
       "start":       {"theta": 0.0} | {"random": [-1, 1]} | {"item": "ITEM-ID"},
       "estimator":   {"method": "eap" | "map" | "mle" | "wle", "prior": {"mean": 0, "sd": 1},
                       "grid": {"lo": -4, "hi": 4, "points": 61}, "bounds": [-4, 4]},
-      "selection":   {"method": "mfi" | "kl" | "mepwi" | "mepv" | "astrat" | "random"},
+      "selection":   {"method": "mfi" | "kl" | "mpwi" | "mepv" | "astrat" | "random"},
       "exposure":    {"method": "none" | "randomesque" | "progressive" | "eligibility" |
                       "sympson-hetter", ...},
       "constraints": {"method": "shadow" | "kingsbury-zara", "content": [...], "enemies": [...]},

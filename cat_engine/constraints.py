@@ -657,7 +657,10 @@ class KingsburyZara(_BankCompiled, ContentControl):
     """Constrained CAT (Kingsbury and Zara, 1989): the next item comes from the content area
     furthest below its target share.
 
-    Each rule's tag is a content area with a target proportion. After n items, the area with the
+    Each rule's tag is a content area with a target proportion; the areas must not overlap (an
+    item carrying two rule tags is refused with a :class:`ConfigError` that points to the
+    shadow test: choosing one area at a time cannot plan for an item that counts toward two,
+    and the method's targets and deficits assume a partition). After n items, the area with the
     largest deficit ``target - count / n`` (the largest target when n = 0) that still has an
     available item is chosen, and only its items keep their scores. Vectorised over rows.
 
@@ -711,6 +714,16 @@ class KingsburyZara(_BankCompiled, ContentControl):
     def _on_new_blueprint(self) -> None:
         self._targets: dict[int, np.ndarray] = {}
         tags = self._blueprint.tags
+        overlapping = np.flatnonzero(tags.sum(axis=0) > 1)
+        if overlapping.size:
+            j = int(overlapping[0])
+            names = ", ".join(repr(self.rules[r].tag) for r in np.flatnonzero(tags[:, j]))
+            raise ConfigError(
+                f"constraints.content: item {self._blueprint.bank.item_ids[j]!r} carries "
+                f"several rule tags ({names}; {overlapping.size} item(s) in all); Kingsbury-Zara "
+                "chooses one content area at a time and needs areas that do not overlap: use "
+                '"method": "shadow", which meets overlapping rules'
+            )
         other = ~tags.any(axis=0)
         # (A, J) bool: the rule tags, plus "other" when some item carries none of them.
         self._areas = np.vstack([tags, other[None, :]]) if other.any() else tags

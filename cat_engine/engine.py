@@ -44,7 +44,8 @@ def choose_items(
     May withdraw items for these rows (``state.excluded``), as Sympson-Hetter does.
     """
     bank = state.bank
-    available = ~(state.seen[rows] | state.excluded[rows])
+    state.release_withheld(rows)  # nothing eligible left: the ineligible items come back
+    available = state.available(rows)
     theta = state.theta[rows]
     n_scored = state.n_scored[rows]
     ctx = SelectionContext(
@@ -129,7 +130,7 @@ def check_stop(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Whether each of ``rows`` stops now, and why (empty string where it goes on)."""
     bank = state.bank
-    available = ~(state.seen[rows] | state.excluded[rows])
+    available = state.available(rows)
     length = max(int(state.n_scored[rows].max(initial=0)), 1)
     theta = state.theta[rows]
     ctx = StopContext(

@@ -17,19 +17,57 @@ from cat_engine.errors import ConfigError, setting
 
 @dataclass
 class ExposureStats:
-    """How often each item was given, over ``tests`` started tests."""
+    """How often each item was given, over ``tests`` tests.
+
+    Attributes
+    ----------
+    counts : ndarray, shape (J,)
+        Tests in which each item was given (scored items only).
+    tests : int
+        Tests counted.
+    eligible : ndarray, shape (J,), optional
+        Item eligibility's record: tests in which each item was eligible, or in which the
+        ineligible items had to be released (the test was infeasible without them). ``None``
+        when no such record is kept (then every item counts as eligible in every test).
+    feasible : int, optional
+        Tests that never had to release ineligible items (``None``: all of them).
+    """
 
     counts: np.ndarray  # (J,)
     tests: int = 0
-    eligibility: np.ndarray | None = None  # (J,) item-eligibility probabilities, if in use
+    eligible: np.ndarray | None = None
+    feasible: int | None = None
 
     @classmethod
     def empty(cls, n_items: int) -> ExposureStats:
-        return cls(counts=np.zeros(n_items), tests=0)
+        """Statistics before any test, with an (empty) eligibility record."""
+        return cls(counts=np.zeros(n_items), tests=0, eligible=np.zeros(n_items), feasible=0)
 
     def rates(self) -> np.ndarray:
         """Exposure rate of each item so far (0 before any test)."""
         return self.counts / self.tests if self.tests else np.zeros_like(self.counts)
+
+    def record(self, given: np.ndarray, withheld: np.ndarray, released: np.ndarray) -> None:
+        """Add finished tests to the counts (in place).
+
+        Parameters
+        ----------
+        given : ndarray of bool, shape (N, J)
+            Scored items each of N tests gave.
+        withheld : ndarray of bool, shape (N, J)
+            Items each test withheld as ineligible and never released.
+        released : ndarray of bool, shape (N,)
+            Tests that had to release their ineligible items (infeasible without them).
+        """
+        given = np.asarray(given, dtype=bool)
+        self.counts = self.counts + given.sum(axis=0)
+        eligible = ~np.asarray(withheld, dtype=bool) | np.asarray(released, dtype=bool)[:, None]
+        previous = self.eligible if self.eligible is not None else np.full(
+            self.counts.shape, float(self.tests))
+        self.eligible = previous + eligible.sum(axis=0)
+        feasible = self.feasible if self.feasible is not None else self.tests
+        self.feasible = feasible + int((~np.asarray(released, dtype=bool)).sum())
+        self.tests += given.shape[0]
 
 
 @dataclass
@@ -60,8 +98,12 @@ class ExposureControl:
         """Item position for each of N rows (every row has at least one finite score)."""
         return _argmax_finite(scores)
 
-    def start(self, excluded: np.ndarray, rng: np.random.Generator, stats: ExposureStats) -> None:
-        """Called once when tests start, with their rows of ``excluded`` to mark in place."""
+    def start(self, withheld: np.ndarray, rng: np.random.Generator, stats: ExposureStats) -> None:
+        """Called once when tests start, with their rows of ``withheld`` to mark in place.
+
+        Withheld items are not given while any other item is left; when none is, the engine
+        releases them for that test (and the test counts as infeasible in the statistics).
+        """
 
     def settings(self) -> dict:
         """The control's settings as plain JSON."""
@@ -129,11 +171,33 @@ class Progressive(ExposureControl):
 
 
 class ItemEligibility(ExposureControl):
-    """Item-eligibility method (van der Linden and Veldkamp, 2004).
+    """Item-eligibility method (van der Linden and Veldkamp, 2004, 2007).
 
-    Before a test, each item is made eligible with probability ``p_j``; ineligible items are
-    withheld for the whole test (while any eligible item is left). After each cohort of tests,
-    ``p_j <- min(1, r_max * p_j / rate_j)`` from the exposure rates observed so far.
+    Before a test, each item j is made eligible with probability ``p_j``; ineligible items are
+    withheld for the whole test while any eligible item is left, and released when none is
+    (the test is then *infeasible*). The probabilities follow from counts over the tests so far
+    (:class:`ExposureStats`): ``n`` tests, ``f`` of them feasible, item j given in ``alpha_j``
+    and eligible (or in an infeasible test) in ``rho_j``. For the next test
+
+        p_j = min(1, 1 - n / f + r_max * (rho_j / alpha_j) * (n / f)),
+
+    and ``p_j = 1`` while ``alpha_j = 0``. This is van der Linden and Veldkamp (2007, p. 407),
+    with ``rho_j / n`` estimating P(E_j or infeasible) and ``alpha_j / n`` estimating P(A_j);
+    when every test is feasible it reduces to their 2004 rule
+    ``P_{l+1}(E_j) = min(1, r_max P_l(E_j) / P_l(A_j))``: the new probability is the old one
+    times ``r_max`` over the exposure rate, so the rule is multiplicative and needs the record
+    of eligibility, not only the exposure rates. Its fixed point is an exposure rate of
+    ``r_max`` for every item that would otherwise exceed it. (Without fading: every test
+    counts equally.)
+
+    References
+    ----------
+    van der Linden, W. J., & Veldkamp, B. P. (2004). Constraining item exposure in computerized
+    adaptive testing with shadow tests. Journal of Educational and Behavioral Statistics,
+    29(3), 273-291.
+    van der Linden, W. J., & Veldkamp, B. P. (2007). Conditional item-exposure control in
+    adaptive testing using item-ineligibility probabilities. Journal of Educational and
+    Behavioral Statistics, 32(4), 398-418.
     """
 
     name = "eligibility"
@@ -144,30 +208,29 @@ class ItemEligibility(ExposureControl):
             raise ConfigError(f"exposure.r_max must be in (0, 1], got {r_max}")
         self.r_max = r_max
 
-    def update(self, stats: ExposureStats) -> None:
-        """Move ``stats.eligibility`` one step toward the target, from the rates so far.
+    def probabilities(self, stats: ExposureStats) -> np.ndarray:
+        """Each item's probability of being eligible for the next test, shape (J,).
 
-        The probabilities are population state, kept with the statistics (never on this
-        control, which a configuration shares between sessions); call this between cohorts.
+        Without an eligibility record (``stats.eligible is None``) every item counts as
+        eligible in every test so far, which gives ``min(1, r_max / rate_j)``.
         """
-        j = stats.counts.size
-        probability = stats.eligibility if stats.eligibility is not None else np.ones(j)
-        if stats.tests:
-            rates = stats.rates()
-            with np.errstate(divide="ignore", invalid="ignore"):
-                update = np.where(rates > 0, self.r_max * probability / rates, 1.0)
-            probability = np.minimum(1.0, update)
-        stats.eligibility = probability
+        alpha = np.asarray(stats.counts, dtype=float)
+        n = float(stats.tests)
+        if n <= 0:
+            return np.ones(alpha.shape)
+        rho = np.full(alpha.shape, n) if stats.eligible is None else np.asarray(
+            stats.eligible, dtype=float)
+        f = n if stats.feasible is None else float(stats.feasible)
+        ratio = n / f if f > 0 else 1.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = 1.0 - ratio + self.r_max * rho / alpha * ratio
+        return np.where(alpha > 0, np.clip(p, 0.0, 1.0), 1.0)
 
-    def start(self, excluded: np.ndarray, rng: np.random.Generator, stats: ExposureStats) -> None:
-        probability = stats.eligibility
-        if probability is None:  # no history kept: one step from the rates so far
-            if not stats.tests:
-                return
-            rates = stats.rates()
-            with np.errstate(divide="ignore", invalid="ignore"):
-                probability = np.where(rates > self.r_max, self.r_max / rates, 1.0)
-        excluded |= rng.random(excluded.shape) >= probability[None, :]
+    def start(self, withheld: np.ndarray, rng: np.random.Generator, stats: ExposureStats) -> None:
+        if not stats.tests:
+            return
+        probability = self.probabilities(stats)
+        withheld |= rng.random(withheld.shape) >= probability[None, :]
 
     def choose(self, scores: np.ndarray, ctx: ExposureContext) -> np.ndarray:
         return _argmax_finite(scores)

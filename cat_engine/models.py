@@ -11,7 +11,8 @@ Dichotomous items (4PL form, covering Rasch, 1PL, 2PL, 3PL)::
     P1 = c + (d - c) * psi,   psi = 1 / (1 + exp(-D a (theta - b)))
 
 Graded response (Samejima): cumulative ``P*_k = psi(theta - b_k)`` for ``k = 1..m``, with
-``P*_0 = 1`` and ``P*_{m+1} = 0``; ``P_k = P*_k - P*_{k+1}``.
+``P*_0 = 1`` and ``P*_{m+1} = 0``; ``P_k = P*_k - P*_{k+1}``, computed as a product of
+logistic terms rather than a difference (accurate far in the tails).
 
 Generalized partial credit (Muraki; PCM has ``a = 1``)::
 
@@ -61,15 +62,40 @@ def _dichotomous(bank: ItemBank, items, theta, order: int = 0):
     return p, dp, d2p
 
 
-def _grm(bank: ItemBank, items, theta, k_max: int, order: int):
+def _grm_log_categories(z_upper: np.ndarray, z_lower: np.ndarray) -> np.ndarray:
+    """``log(P*_k - P*_{k+1})`` from ``z_k`` and ``z_{k+1}`` (``P* = expit(z)``, ``z_k >=
+    z_{k+1}``), without subtracting probabilities:
+
+        P*_k - P*_{k+1} = expit(z_k) expit(-z_{k+1}) (1 - exp(z_{k+1} - z_k)),
+
+    each factor accurate far in the tails (calibration's E-step uses the same form).
+    ``z_0 = +inf`` and ``z_{m+1} = -inf`` give the outer categories; ``z_k = -inf`` (a category
+    the item lacks) gives ``-inf``.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (log_expit(z_upper) + log_expit(-z_lower)
+               + np.log(-np.expm1(z_lower - z_upper)))
+    return np.where(np.isneginf(z_upper), -np.inf, out)
+
+
+def _grm_z(bank: ItemBank, items, theta, k_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """``z_k = D a (theta - b_k)`` for k = 1..k_max - 1, ``-inf`` for boundaries an item lacks,
+    and the NaN mask of those boundaries."""
     da = (bank.D * bank.a[items])[..., None]
     boundaries = bank.thresholds[items][..., : k_max - 1]
-    star = expit(da * (theta[..., None] - boundaries))
-    star = np.where(np.isnan(boundaries), 0.0, star)
+    missing = np.isnan(boundaries)
+    z = np.where(missing, -np.inf, da * (theta[..., None] - np.where(missing, 0.0, boundaries)))
+    return z, missing
+
+
+def _grm(bank: ItemBank, items, theta, k_max: int, order: int):
+    da = (bank.D * bank.a[items])[..., None]
+    z, missing = _grm_z(bank, items, theta, k_max)
+    star = np.where(missing, 0.0, expit(z))
     shape = (*star.shape[:-1], 1)
-    upper = np.concatenate([np.ones(shape), star], axis=-1)
-    lower = np.concatenate([star, np.zeros(shape)], axis=-1)
-    p = upper - lower
+    z_upper = np.concatenate([np.full(shape, np.inf), z], axis=-1)
+    z_lower = np.concatenate([z, np.full(shape, -np.inf)], axis=-1)
+    p = np.exp(_grm_log_categories(z_upper, z_lower))
     if order == 0:
         return (p,)
     dstar = da * star * (1.0 - star)
@@ -204,14 +230,19 @@ def response_log_probability(bank: ItemBank, items, theta, responses) -> np.ndar
         )
     grm = bank.family[items_t] == FAMILY_GRM
     if grm.any():
+        # Every category from its own two logistic terms (:func:`_grm_log_categories`), so that
+        # middle categories stay accurate far in the tails too.
         da = bank.D * bank.a[items_t]
         top = bank.n_categories[items_t] - 1
-        first = bank.thresholds[items_t, 0]
-        last = bank.thresholds[items_t, np.maximum(top - 1, 0)]
-        low = log_expit(-da * (theta_t - first))
-        high = log_expit(da * (theta_t - last))
-        chosen = np.where(grm & (resp == 0), low, chosen)
-        chosen = np.where(grm & (resp == top), high, chosen)
+        k = np.clip(resp, 0, np.maximum(top, 0))
+        width = bank.thresholds.shape[1]
+        upper_b = bank.thresholds[items_t, np.clip(k - 1, 0, width - 1)]
+        lower_b = bank.thresholds[items_t, np.clip(k, 0, width - 1)]
+        with np.errstate(invalid="ignore"):
+            z_upper = np.where(k == 0, np.inf, da * (theta_t - upper_b))
+            z_lower = np.where(k >= top, -np.inf, da * (theta_t - lower_b))
+        log_p = np.maximum(_grm_log_categories(z_upper, z_lower), np.log(_TINY))
+        chosen = np.where(grm & (resp >= 0) & (resp <= top), log_p, chosen)
     return chosen
 
 

@@ -109,7 +109,7 @@ class CATSession:
             bank.index_of(i) for i in self.config.pretest.items if i in bank._index
         ]
         self._state.excluded[0, self._pretest_in_bank] = True
-        self.config.exposure.start(self._state.excluded, rng, self.stats)
+        self.config.exposure.start(self._state.withheld, rng, self.stats)
         self._history: list[AnsweredItem] = []
         self._pending: str | None = None
         self._finished = False
@@ -195,6 +195,19 @@ class CATSession:
             items=items,
         )
 
+    def exposure_outcome(self) -> dict[str, Any]:
+        """What this test adds to the exposure statistics (:meth:`ExposureStats.record`).
+
+        ``given``: the scored items given; ``withheld``: items withheld as ineligible and never
+        released; ``released``: whether the ineligible items had to be released.
+        """
+        state = self._state
+        return {
+            "given": [h.item_id for h in self._history if h.scored],
+            "withheld": [self.bank.item_ids[j] for j in np.flatnonzero(state.withheld[0])],
+            "released": bool(state.released[0]),
+        }
+
     # -- persistence ---------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -208,6 +221,8 @@ class CATSession:
             "history": [[h.item_id, h.response] for h in self._history],
             "estimates": [[h.theta, h.se] if h.scored else None for h in self._history],
             "withdrawn": [self.bank.item_ids[j] for j in withdrawn if j not in pretest],
+            "withheld": [self.bank.item_ids[j] for j in np.flatnonzero(self._state.withheld[0])],
+            "released": bool(self._state.released[0]),
             "pending": self._pending,
             "finished": self._finished,
             "stop_reason": self._stop_reason,
@@ -232,6 +247,11 @@ class CATSession:
         excluded[session._pretest_in_bank] = True
         if data.get("withdrawn"):
             excluded[bank.indices_of(data["withdrawn"])] = True
+        withheld = session._state.withheld[0]
+        withheld[:] = False
+        if data.get("withheld"):
+            withheld[bank.indices_of(data["withheld"])] = True
+        session._state.released[0] = bool(data.get("released"))
         session._restore(data["history"], data.get("estimates"))
         session._pending = data.get("pending")
         session._finished = bool(data.get("finished"))
@@ -271,7 +291,7 @@ class CATSession:
             if left:
                 return left[int(self._rng().integers(len(left)))]
         state = self._state
-        if not (~(state.seen[0] | state.excluded[0])).any():
+        if not state.available(_ROW).any():
             self._finish("bank_exhausted")
             raise BankExhaustedError("no item is left in the bank for this test")
         j = choose_items(self.config, state, _ROW, self._rng(), self.stats)

@@ -67,6 +67,37 @@ class SimulationResult:
     settings: dict[str, Any]
     calibration: SympsonHetterCalibration | None = None
     conditional: list[dict[str, float]] = field(default_factory=list)
+    cohorts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    """(N,) the cohort each simulee was tested in (0-based; exposure statistics were updated
+    between cohorts)."""
+
+    @property
+    def cohort_max_exposure(self) -> np.ndarray:
+        """Maximum exposure rate within each cohort, in order (shape (number of cohorts,))."""
+        if self.cohorts.size == 0:
+            return np.array([self.max_exposure])
+        return np.array([self._exposure_of(self.cohorts == c).max()
+                         for c in range(int(self.cohorts.max()) + 1)])
+
+    @property
+    def steady_exposure(self) -> np.ndarray:
+        """(J,) exposure rates in the last half of the cohorts: the steady state of controls
+        that adapt between cohorts (item eligibility, restricted progressive); the overall
+        rates include the first cohorts, before the control has settled."""
+        if self.cohorts.size == 0 or self.cohorts.max() == 0:
+            return self.exposure
+        last = int(self.cohorts.max()) + 1
+        return self._exposure_of(self.cohorts >= last // 2)
+
+    @property
+    def steady_max_exposure(self) -> float:
+        """Maximum exposure rate in the last half of the cohorts (see :attr:`steady_exposure`)."""
+        return float(self.steady_exposure.max())
+
+    def _exposure_of(self, rows: np.ndarray) -> np.ndarray:
+        items = self.items[rows]
+        counts = np.bincount(items[items >= 0], minlength=len(self.item_ids))
+        return counts / max(int(rows.sum()), 1)
 
     @property
     def bias(self) -> float:
@@ -146,6 +177,8 @@ class SimulationResult:
             "administered": self.administered,
             "pretest_administered": self.pretest_administered,
             "max_exposure": self.max_exposure,
+            "cohorts": int(self.cohorts.max()) + 1 if self.cohorts.size else 1,
+            "max_exposure_steady": self.steady_max_exposure,
             "unused_fraction": self.unused_fraction,
             "overlap_rate": self.overlap_rate,
             "chi_square_exposure": self.chi_square_exposure,
@@ -182,7 +215,9 @@ def simulate(
         Seeds responses and every random choice.
     cohorts : int, optional
         Run the simulees in at least this many consecutive groups, updating exposure
-        statistics in between (controls that react to exposure so far always get 10 or more).
+        statistics in between. Controls that react to exposure so far get enough by default
+        to settle (:func:`settling_cohorts`); :attr:`SimulationResult.steady_max_exposure`
+        reports the last half of the cohorts beside the overall figure.
     progress : callable, optional
         Called as ``progress(done, total)`` with the number of finished simulees.
     """
@@ -207,7 +242,7 @@ def simulate(
     reacts = isinstance(config.exposure, ItemEligibility) or (
         isinstance(config.exposure, Progressive) and config.exposure.r_max is not None
     )
-    cohorts = max(cohorts or 1, 10 if reacts else 1)
+    cohorts = max(cohorts or 1, settling_cohorts(thetas.size) if reacts else 1)
     cohorts = min(cohorts, thetas.size)
     started = time.perf_counter()
     run = _run(bank, thetas, config, seed, cohorts, progress)
@@ -226,8 +261,20 @@ def simulate(
         settings=settings,
         calibration=calibration,
         conditional=_conditional(thetas, run["theta"], run["length"]),
+        cohorts=run["cohort"],
     )
     return result
+
+
+def settling_cohorts(n: int) -> int:
+    """How many cohorts a control that adapts between cohorts gets by default for ``n``
+    simulees: cohorts of 10 up to 2,000 simulees, then 200 cohorts.
+
+    Item eligibility updates its probabilities after each cohort. For 2,000 simulees and a
+    target of 0.2, 10 cohorts left the maximum exposure of the last half at 0.30 and 200 at 0.24
+    (``python -m bench.eligibility``, ``bench/RESULTS.md``).
+    """
+    return max(1, min(n, max(10, min(200, n // 10))))
 
 
 def _run(bank, thetas, config: CATConfig, seed: int, cohorts: int, progress, selected=None):
@@ -238,19 +285,19 @@ def _run(bank, thetas, config: CATConfig, seed: int, cohorts: int, progress, sel
         "theta": np.empty(n), "se": np.empty(n), "length": np.zeros(n, dtype=np.intp),
         "reason": np.empty(n, dtype=object), "counts": np.zeros(len(bank)), "pretest": 0,
         "items": np.full((n, config.stopping.max_items), -1, dtype=np.intp),
+        "cohort": np.zeros(n, dtype=np.intp),
     }
     stats = ExposureStats.empty(len(bank))
     pretest = [bank.index_of(i) for i in config.pretest.items if i in bank._index]
     positions = np.array(config.pretest.positions, dtype=np.intp)
     done = 0
-    for group in np.array_split(np.arange(n), cohorts):
+    for number, group in enumerate(np.array_split(np.arange(n), cohorts)):
         if group.size == 0:
             continue
+        out["cohort"][group] = number
         state = new_state(config, bank, group.size, rng)
         state.excluded[:, pretest] = True
-        if isinstance(config.exposure, ItemEligibility):
-            config.exposure.update(stats)
-        config.exposure.start(state.excluded, rng, stats)
+        config.exposure.start(state.withheld, rng, stats)
         active = np.arange(group.size)
         while active.size:
             if positions.size and pretest:
@@ -268,10 +315,12 @@ def _run(bank, thetas, config: CATConfig, seed: int, cohorts: int, progress, sel
         out["length"][group] = state.n_scored
         width = min(state.items.shape[1], out["items"].shape[1])
         out["items"][group, :width] = state.items[:, :width]
-        given = np.bincount(state.items[state.items >= 0], minlength=len(bank))
-        out["counts"] += given
-        stats.counts += given
-        stats.tests += group.size
+        taken = state.items >= 0
+        given = np.zeros((group.size, len(bank)), dtype=bool)
+        given[np.broadcast_to(np.arange(group.size)[:, None], taken.shape)[taken],
+              state.items[taken]] = True
+        out["counts"] += given.sum(axis=0)
+        stats.record(given, state.withheld, state.released)
         done += group.size
         if progress is not None:
             progress(done, n)

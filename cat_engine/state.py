@@ -25,6 +25,11 @@ class CATState:
     excluded : ndarray of bool, shape (N, J)
         Items withdrawn for this test taker (e.g. rejected by Sympson-Hetter, enemies of a seen
         item) besides those seen.
+    withheld : ndarray of bool, shape (N, J)
+        Items withheld from the start (ineligible under item eligibility) while any other item
+        is left; :meth:`release_withheld` gives them back when none is.
+    released : ndarray of bool, shape (N,)
+        Whether a test had to release its withheld items.
     items, responses : ndarray of int, shape (N, L)
         Scored items (bank positions) and responses in order, padded with -1.
     n_scored : ndarray of int, shape (N,)
@@ -47,6 +52,8 @@ class CATState:
     theta: np.ndarray
     se: np.ndarray
     theta_previous: np.ndarray
+    withheld: np.ndarray
+    released: np.ndarray
 
     @classmethod
     def start(
@@ -67,6 +74,8 @@ class CATState:
             theta=np.asarray(theta, dtype=float).copy(),
             se=np.asarray(se, dtype=float).copy(),
             theta_previous=np.full(n, np.nan),
+            withheld=np.zeros((n, j), dtype=bool),
+            released=np.zeros(n, dtype=bool),
         )
 
     @property
@@ -74,9 +83,26 @@ class CATState:
         """Number of test takers."""
         return self.seen.shape[0]
 
-    def available(self) -> np.ndarray:
-        """(N, J) bool: items that may still be presented."""
-        return ~(self.seen | self.excluded)
+    def available(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """(N, J) bool (or one row per ``rows``): items that may still be presented.
+
+        Withheld items count as available for a row with no other item left (they would be
+        released at its next choice).
+        """
+        rows = slice(None) if rows is None else rows
+        open_ = ~(self.seen[rows] | self.excluded[rows])
+        unwithheld = open_ & ~self.withheld[rows]
+        return np.where(unwithheld.any(axis=1, keepdims=True), unwithheld, open_)
+
+    def release_withheld(self, rows: np.ndarray) -> None:
+        """Release the withheld items of those ``rows`` that have no other item left."""
+        open_ = ~(self.seen[rows] | self.excluded[rows])
+        stuck = ~(open_ & ~self.withheld[rows]).any(axis=1) & (open_ & self.withheld[rows]).any(
+            axis=1)
+        if stuck.any():
+            release = np.asarray(rows)[stuck]
+            self.withheld[release] = False
+            self.released[release] = True
 
     def record_scored(self, rows: np.ndarray, items: np.ndarray, responses: np.ndarray) -> None:
         """Append one scored response for each of ``rows``."""

@@ -270,6 +270,43 @@ class ItemExposure(Base):
     administered: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class EligibilityTotal(Base):
+    """Item eligibility's record for a test: finished attempts, and how many were feasible.
+
+    An attempt is feasible when it never had to release the items it withheld as ineligible.
+    With :class:`EligibilityCount` these are the counts the item-eligibility method of van der
+    Linden and Veldkamp computes each item's probability of eligibility from
+    (:class:`cat_engine.exposure.ItemEligibility`); they grow as attempts finish.
+    """
+
+    __tablename__ = "eligibility_totals"
+
+    test_id: Mapped[int] = mapped_column(
+        ForeignKey("tests.id", ondelete="CASCADE"), primary_key=True
+    )
+    tests: Mapped[int] = mapped_column(Integer, default=0)
+    feasible: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EligibilityCount(Base):
+    """Item eligibility's record for one item in a test, over finished attempts.
+
+    ``administered``: attempts that gave the item (scored); ``ineligible``: feasible attempts
+    that withheld it. An item was eligible (or released) in ``tests - ineligible`` attempts.
+    """
+
+    __tablename__ = "eligibility_counts"
+
+    test_id: Mapped[int] = mapped_column(
+        ForeignKey("tests.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    administered: Mapped[int] = mapped_column(Integer, default=0)
+    ineligible: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class RunStatus(enum.StrEnum):
     """Where a calibration run stands."""
 

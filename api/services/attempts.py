@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session
 from api.services.errors import Conflict, Forbidden, Invalid, NotFound
 from cat_engine import CATSession
 from cat_engine.errors import BankExhaustedError, CATError, InvalidResponseError
-from cat_engine.exposure import ExposureStats
+from cat_engine.exposure import ExposureStats, ItemEligibility
 from cat_engine.models import response_log_probability
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
+from item_bank.eligibility import eligibility_stats, record_eligibility
 from item_bank.models import AdaptiveTest, ItemExposure
 from item_bank.services import (
     Delivery,
@@ -129,7 +130,8 @@ def live_exposure_stats(session: Session, delivery: Delivery, test_id: int
                         ) -> ExposureStats | None:
     """The test's exposure so far, for exposure controls that react to it; else ``None``.
 
-    Counts come from the exposure counters (presentations per item in this test) and the
+    Item eligibility reads its record over finished attempts (:mod:`item_bank.eligibility`).
+    Other controls read the exposure counters (presentations per item in this test) and the
     number of attempts started; rates are counts / attempts. Read at most every
     ``EXPOSURE_STATS_SECONDS`` per process and test: a control steering rates toward a target
     does not need them to the request.
@@ -140,6 +142,10 @@ def live_exposure_stats(session: Session, delivery: Delivery, test_id: int
     cached = _EXPOSURE_STATS.get(key)
     if cached is not None and time.monotonic() - cached[0] < EXPOSURE_STATS_SECONDS:
         return cached[1]
+    if isinstance(delivery.config.exposure, ItemEligibility):
+        stats = eligibility_stats(session, test_id, delivery.bank_item_ids)
+        _EXPOSURE_STATS[key] = (time.monotonic(), stats)
+        return stats
     rows = session.execute(select(ItemExposure.item_id, ItemExposure.administered)
                            .where(ItemExposure.test_id == test_id)).all()
     tests = session.scalar(select(func.count(Attempt.id)).where(Attempt.test_id == test_id))
@@ -221,6 +227,8 @@ def start_attempt(session: Session, user: User, test_id: int,
     reply["id"] = attempt.id
     if presented is not None:
         record_exposure(session, test.id, presented)
+    else:
+        _count_finished(session, delivery, test.id, engine_session)
     return attempt, reply, True
 
 
@@ -292,6 +300,7 @@ def submit_response(
     if row.deadline is not None and now > as_utc(row.deadline):
         values = _finish_values(delivery, engine_session, now, "time_limit")
         _update_attempt(connection, attempt_id, values)
+        _count_finished(session, delivery, row.test_id, engine_session)
         return {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
                 "result": student_result(values["result"]), "late": True}, False
     code = delivery.codes[item_id]
@@ -323,6 +332,8 @@ def submit_response(
             return _replay(earlier, item_id, response), True
         raise Conflict(f"attempt {attempt_id} was answered by another request at the same "
                        "time; fetch the attempt to see where it stands") from None
+    if presented is None:
+        _count_finished(session, delivery, row.test_id, engine_session)
     return reply, False
 
 
@@ -498,6 +509,17 @@ def _step(delivery: Delivery, engine_session: CATSession, attempt_id: int | None
     position = len(engine_session.history) + 1
     return values, {"id": attempt_id, "status": AttemptStatus.IN_PROGRESS.value,
                     "item": present_item(delivery, code, position, deadline, now)}, item_id
+
+
+def _count_finished(session: Session, delivery: Delivery, test_id: int,
+                    engine_session: CATSession) -> None:
+    """Add a finished attempt to item eligibility's record (other controls keep none)."""
+    if not isinstance(delivery.config.exposure, ItemEligibility):
+        return
+    outcome = engine_session.exposure_outcome()
+    ids = [delivery.items[code]["id"] for code in outcome["given"]]
+    withheld = [delivery.items[code]["id"] for code in outcome["withheld"]]
+    record_eligibility(session, test_id, ids, withheld, outcome["released"])
 
 
 def _finish_values(delivery: Delivery, engine_session: CATSession, now: datetime,

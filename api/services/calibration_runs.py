@@ -459,7 +459,8 @@ def calibrate_input(run_input: RunInput, model: str, settings: Mapping[str, Any]
     n_parameters = n_item_parameters(result.bank, np.arange(len(result.bank)))
     n_parameters[result.fixed] = 0  # anchors' parameters were not estimated from these data
     fit = item_fit(data, result.bank, latent=(result.latent_mean, result.latent_sd),
-                   n_parameters=n_parameters)
+                   n_parameters=n_parameters,
+                   estimated_latent=result.settings.get("estimate_latent", "none"))
     dif = None
     if data.group is not None:
         report(0.9, "differential item functioning")

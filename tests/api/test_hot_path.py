@@ -192,24 +192,29 @@ def _with_exposure(world, control: dict, counts: dict[str, int], attempts: int) 
                                 status=AttemptStatus.FINISHED, started_at=utcnow()))
 
 
-def test_item_eligibility_withholds_items_from_live_exposure_rates(world) -> None:
-    # Every item was given in every one of 10 attempts: eligibility 0.2 / 1.0 each.
+def test_item_eligibility_withholds_items_from_its_live_record(world) -> None:
+    from item_bank.models import EligibilityCount, EligibilityTotal
+
+    # Every item was given in every one of 10 finished attempts: eligibility 0.2 / 1.0 each.
     operational = [code for code in world.items if code.startswith("IT-")]
-    _with_exposure(world, {"method": "eligibility", "r_max": 0.2},
-                   dict.fromkeys(operational, 10), attempts=10)
+    _with_exposure(world, {"method": "eligibility", "r_max": 0.2}, {}, attempts=0)
+    with _session(world) as session:
+        session.add(EligibilityTotal(test_id=world.test_id, tests=10, feasible=10))
+        session.add_all(EligibilityCount(test_id=world.test_id, item_id=world.items[code],
+                                         administered=10, ineligible=0) for code in operational)
     r = world.call("post", "/api/v1/attempts", "student1", json={"test_id": world.test_id})
     assert r.status_code == 201, r.get_json()
     with _session(world) as session:
         state = session.get(Attempt, r.get_json()["id"]).state
-    withdrawn = len(state["withdrawn"])
+    withheld = len(state["withheld"])
     # Binomial(60, 0.8): mean 48, sd 3.1; without live statistics nothing is withheld.
-    assert 30 <= withdrawn <= 59, withdrawn
+    assert 30 <= withheld <= 59, withheld
     # The withheld set is part of the attempt: answering never draws it again.
     reply = r.get_json()
     for _ in range(3):
         reply = world.answer("student1", reply["id"], reply["item"]["id"], 1).get_json()
         with _session(world) as session:
-            assert len(session.get(Attempt, reply["id"]).state["withdrawn"]) == withdrawn
+            assert len(session.get(Attempt, reply["id"]).state["withheld"]) == withheld
 
 
 def test_restricted_progressive_keeps_over_exposed_items_back_while_others_remain(world) -> None:

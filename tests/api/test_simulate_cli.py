@@ -108,6 +108,17 @@ def test_simulate_prints_a_summary_and_writes_json(bank_csv, tmp_path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".OUT.json")]  # no temp left
 
 
+def test_simulate_reports_the_steady_state_of_item_eligibility(bank_csv, tmp_path) -> None:
+    out = tmp_path / "OUT.json"
+    result = run_simulate(*simulate_args(bank_csv, out, **{"--exposure": "eligibility:0.2",
+                                                           "--stop": "max:10"}))
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["cohorts"] == 20  # cohorts of 10 for 200 test takers
+    assert f"steady    : max exposure {data['max_exposure_steady']:.3f} in the last half of 20 " \
+        "cohorts" in result.stdout
+
+
 def test_the_same_seed_gives_the_same_results(bank_csv, tmp_path) -> None:
     first, second, other = tmp_path / "1.json", tmp_path / "2.json", tmp_path / "3.json"
     for out, seed in ((first, 3), (second, 3), (other, 4)):

@@ -569,3 +569,25 @@ def test_error_bad_matching_and_ability(small):
         )
     with pytest.raises(CalibrationError, match="purify applies to matching='total'"):
         mantel_haenszel(small, "boys", "girls", matching="theta", ability=np.zeros(4), purify=True)
+
+
+def test_empty_off_diagonal_gives_an_infinite_delta_classed_c():
+    """No B_k C_k in any stratum: alpha is infinite, Var(ln alpha) unbounded, and the item C."""
+    rng = np.random.default_rng(3)
+    n = 400
+    groups = np.array(["R"] * n + ["F"] * n)
+    x = (rng.random((2 * n, 20)) < 0.6).astype(float)
+    # item0: every reference test taker right; the focal group right only 30% of the time.
+    x[:n, 0] = 1.0
+    x[n:, 0] = (rng.random(n) < 0.3).astype(float)
+    data = from_wide(x, groups=groups.tolist())
+    [result] = mantel_haenszel(data, "R", "F", items=["item1"])
+    # Independent computation: B_k = 0 in every stratum, so sum(B_k C_k / N_k) = 0.
+    assert math.isinf(result.alpha_mh) and result.delta_mh == -math.inf
+    assert result.se_delta == math.inf
+    assert result.p_value < 1e-10
+    assert (result.category, result.favours) == ("C", "reference")
+    assert ets_category(-math.inf, math.inf, 1e-10) == "C"
+    assert ets_category(math.inf, math.inf, 0.2) == "A"  # not significant
+    report = dif_report(data, "R", "F", items=["item1"])
+    json.dumps(report, allow_nan=False)

@@ -16,6 +16,7 @@ from scipy import integrate, optimize, stats
 
 from calibration import fit
 from calibration.data import from_long, from_wide
+from calibration.em import calibrate
 from calibration.errors import CalibrationError
 from cat_engine.bank import ItemBank
 from cat_engine.models import simulate_responses
@@ -384,8 +385,10 @@ def test_eap_scores_equal_an_independent_numerical_integration():
 # -- M2 ----------------------------------------------------------------------------------------
 
 
-def _m2_by_enumeration(records, x, points, weights):
-    """M2 from the multinomial of all patterns: Xi = T (diag(pi) - pi pi') T', Delta numerically."""
+def _m2_by_enumeration(records, x, points, weights, latent=None, estimated=(), anchors=0):
+    """M2 from the multinomial of all patterns: Xi = T (diag(pi) - pi pi') T', Delta numerically
+    (with columns for the latent mean and sd named in ``estimated``, by moving the quadrature
+    rule of N(mean, sd) given as ``latent``)."""
     n_items = len(records)
     patterns = np.array(list(itertools.product((0, 1), repeat=n_items)))
     margins = [(i, i) for i in range(n_items)] + list(itertools.combinations(range(n_items), 2))
@@ -400,13 +403,23 @@ def _m2_by_enumeration(records, x, points, weights):
     free = {"2pl": ("a", "b"), "3pl": ("a", "b", "c"), "rasch": ("b",)}
     columns = []
     for j, record in enumerate(records):
-        for name in free[record["model"]]:
+        for name in free[record["model"]] if j >= anchors else ():
             h = 1e-5
             up = [dict(r) for r in records]
             down = [dict(r) for r in records]
             up[j][name] = record.get(name, 0.0) + h
             down[j][name] = record.get(name, 0.0) - h
             columns.append((margin_vector(up) - margin_vector(down)) / (2 * h))
+    for name in estimated:
+        h = 1e-5
+        moved = []
+        for sign in (1, -1):
+            mean, sd = latent
+            mean, sd = (mean + sign * h, sd) if name == "mean" else (mean, sd + sign * h)
+            grid_points, grid_weights = _grid(mean, sd, n=points.size)
+            moved.append(t @ np.array([_pattern_probability(records, pat, grid_points,
+                                                            grid_weights) for pat in patterns]))
+        columns.append((moved[0] - moved[1]) / (2 * h))
     delta = np.array(columns).T
     p = pi(records)
     xi = t @ (np.diag(p) - np.outer(p, p)) @ t.T
@@ -435,6 +448,47 @@ def test_m2_equals_the_statistic_computed_from_all_patterns():
     assert out["n_parameters"] == 10
     assert out["p_value"] == pytest.approx(stats.chi2.sf(expected, df), rel=1e-5)
     assert out["rmsea"] == pytest.approx(math.sqrt(max(expected - df, 0) / (400 * df)))
+
+
+@pytest.mark.parametrize("estimated", ["sd", "mean_sd"])
+def test_m2_counts_an_estimated_latent_mean_and_sd(estimated):
+    """Rasch items with an estimated sd (and, anchored, mean): one (two) parameters more."""
+    records = [{"item_id": f"r{j}", "model": "rasch", "b": b}
+               for j, b in enumerate([-1.0, -0.3, 0.2, 0.8, 1.4])]
+    bank = ItemBank.from_records(records)
+    latent = (0.2, 1.3)
+    x = _simulate(bank, np.random.default_rng(61).normal(0.2, 1.3, size=500), seed=62)
+    data = from_wide(x, item_ids=bank.item_ids)
+    # The mean is identified only with anchors (here the first two items).
+    anchors = 2 if estimated == "mean_sd" else 0
+    fixed = np.arange(5) < anchors
+    out = fit.m2(data, bank, latent=latent, quadrature=41, estimated_latent=estimated,
+                 fixed=fixed)
+    names = ("sd",) if estimated == "sd" else ("mean", "sd")
+    expected, df = _m2_by_enumeration(records, x, *_grid(*latent, n=41), latent=latent,
+                                      estimated=names, anchors=anchors)
+    assert out["df"] == df == 15 - (5 - anchors) - len(names)
+    assert out["n_parameters"] == 5 - anchors + len(names)
+    assert out["m2"] == pytest.approx(expected, rel=1e-5)
+    assert fit.m2(data, bank, latent=latent, quadrature=41)["df"] == 10
+    with pytest.raises(CalibrationError, match="estimated_latent must be one of"):
+        fit.m2(data, bank, estimated_latent="mean")
+
+
+def test_s_x2_degrees_of_freedom_count_estimated_latent_parameters(model_data):
+    bank, _, data = model_data
+    plain = fit.item_fit(data, bank, n_parameters=0)
+    both = fit.item_fit(data, bank, n_parameters=0, estimated_latent="mean_sd")
+    assert [b["df"] for b in both] == [p["df"] - 2 for p in plain]
+    # A calibration that estimated the sd (Rasch) reports S-X2 with one df fewer per item.
+    rasch = ItemBank.from_records([{"item_id": f"i{j:02d}", "model": "rasch", "b": b}
+                                   for j, b in enumerate(np.linspace(-1.5, 1.5, 12))])
+    x = _simulate(rasch, np.random.default_rng(63).normal(0, 1.4, size=1500), seed=64)
+    result = calibrate(from_wide(x, item_ids=rasch.item_ids), "rasch", fit=True)
+    assert result.settings["estimate_latent"] == "sd"
+    table = fit.item_fit(from_wide(x, item_ids=rasch.item_ids), result.bank,
+                         latent=(result.latent_mean, result.latent_sd), n_parameters=1)
+    assert [r["df"] for r in result.fit] == [r["df"] - 1 for r in table]
 
 
 def _fit_2pl(x: np.ndarray, points, weights) -> list[dict]:

@@ -488,3 +488,35 @@ def test_a_reloaded_bank_is_resolved_again() -> None:
     )
     enemies = make_constraints({"enemies": [["i1", "i2"]]}, bank)
     assert make_constraints(enemies.settings(), bank).enemies == (("i1", "i2"),)
+
+
+# -- overlapping tags ----------------------------------------------------------------------------
+
+
+def _overlapping_bank(n_items: int = 120, seed: int = 3) -> ItemBank:
+    """Four areas in turn, and every third item also tagged ``word-problem``."""
+    base = make_bank(n_items, seed)
+    records = []
+    for j in range(n_items):
+        tags = list(base.content[j]) + (["word-problem"] if j % 3 == 0 else [])
+        records.append({"item_id": f"i{j}", "model": "2pl", "a": float(base.a[j]),
+                        "b": float(base.b[j]), "content": tags})
+    return ItemBank.from_records(records)
+
+
+OVERLAPPING = {"content": [{"tag": "algebra", "min": 3}, {"tag": "geometry", "min": 2},
+                           {"tag": "word-problem", "min": 4}]}
+
+
+def test_kingsbury_zara_refuses_overlapping_tags_and_names_the_shadow_test() -> None:
+    bank = _overlapping_bank()
+    with pytest.raises(ConfigError) as error:
+        make_constraints(OVERLAPPING | {"method": "kingsbury-zara"}, bank, max_items=10)
+    message = str(error.value)
+    assert "item 'i0' carries several rule tags ('algebra', 'word-problem'" in message
+    assert '"method": "shadow"' in message
+    # The shadow test meets the overlapping minimums in every test.
+    shadow = make_constraints(OVERLAPPING | {"method": "shadow"}, bank, max_items=10)
+    given = run_cat(shadow, bank, np.linspace(-2.5, 2.5, 40), 10)
+    counts = tag_counts(bank, given, ["algebra", "geometry", "word-problem"])
+    assert (counts >= np.array([3, 2, 4])).all()

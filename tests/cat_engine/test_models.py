@@ -732,3 +732,33 @@ def test_simulated_response_is_always_a_category_of_the_item() -> None:
     theta = np.linspace(-4, 4, 801)[:, None]
     responses = models.simulate_responses(bank, np.array([0, 1]), theta, _TopOfUnitInterval())
     assert responses[:, 0].max() <= 2
+
+
+# -- the graded response model far in the tails ---------------------------------------------------
+
+
+def _grm_log_exact(theta: float, a: float, thresholds: list[float], D: float) -> list[float]:
+    """log P_k = log(P*_k - P*_{k+1}) in 60-digit decimal arithmetic (independent of numpy)."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as context:
+        context.prec = 60
+        da = Decimal(D) * Decimal(a)
+        star = [Decimal(1)] + [1 / (1 + (-da * (Decimal(theta) - Decimal(b))).exp())
+                               for b in thresholds] + [Decimal(0)]
+        return [float((star[k] - star[k + 1]).ln()) for k in range(len(thresholds) + 1)]
+
+
+@pytest.mark.parametrize("theta", [-12.0, -9.0, -4.0, 0.3, 4.0, 9.0, 12.0])
+def test_grm_log_probabilities_stay_exact_far_in_the_tails(theta) -> None:
+    thresholds = [-1.0, 0.0, 1.0]
+    bank = ItemBank.from_records(
+        [{"item_id": "g", "model": "grm", "a": 3.0, "thresholds": thresholds}], D=1.702)
+    got = [float(models.response_log_probability(bank, [0], [theta], [k])[0]) for k in range(4)]
+    expected = _grm_log_exact(theta, 3.0, thresholds, 1.702)
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    assert min(got) > -100  # the subtraction gave the floor, log(1e-300) = -690.8, at 9 and 12
+    if theta == 9.0:  # the figure in the issue: category 2 (between b = 0 and b = 1)
+        assert got[2] == pytest.approx(-40.854, abs=1e-3)
+    p = models.category_probabilities(bank, [0], [theta])[0]
+    np.testing.assert_allclose(np.log(p), expected, rtol=1e-9, atol=1e-12)

@@ -68,7 +68,7 @@ CONFIGS = {
     "randomesque": {"exposure": {"method": "randomesque", "n": 5}},
     "progressive": {"exposure": {"method": "progressive"}},
     "kl": {"selection": {"method": "kl"}},
-    "mepwi": {"selection": {"method": "mepwi"}},
+    "mpwi": {"selection": {"method": "mpwi"}},
     "mepv": {"selection": {"method": "mepv"}},
     "astrat": {"selection": {"method": "astrat", "strata": 4}},
     "sympson-hetter": {
@@ -438,9 +438,9 @@ def test_restoring_never_redraws_what_eligibility_withheld_at_the_start():
     busy = ExposureStats(counts=np.full(40, 10.0), tests=10)  # every rate 1.0: p = 0.2
     session = CATSession(bank, config, seed=3, exposure_stats=busy)
     stored = session.to_json()
-    assert 20 <= len(stored["withdrawn"]) < 40
+    assert 20 <= len(stored["withheld"]) < 40
     for stats in (None, ExposureStats(counts=np.zeros(40), tests=10),
                   ExposureStats(counts=np.full(40, 40.0), tests=10)):  # p = 0.05 today
         restored = CATSession.from_json(bank, stored, exposure_stats=stats)
-        assert restored.to_json()["withdrawn"] == stored["withdrawn"]
+        assert restored.to_json()["withheld"] == stored["withheld"]
         assert restored.next_item() == session.next_item()

@@ -17,6 +17,7 @@ import pytest
 import cat_engine.simulation as simulation_module
 from cat_engine import CATConfig, CATSession, ItemBank, calibrate_sympson_hetter, simulate
 from cat_engine.errors import ConfigError
+from cat_engine.exposure import ExposureStats
 from cat_engine.models import p_correct
 
 
@@ -120,7 +121,7 @@ def test_conditional_deciles_match_an_independent_computation(precision_run) -> 
 
 @pytest.mark.parametrize(
     ("selection", "n"),
-    [("mfi", 5), ("mfi", 40), ("kl", 40), ("mepwi", 40), ("astrat", 40)],
+    [("mfi", 5), ("mfi", 40), ("kl", 40), ("mpwi", 40), ("astrat", 40)],
 )
 def test_simulated_tests_are_the_tests_live_sessions_give(monkeypatch, selection, n) -> None:
     """Deterministic selection with no exposure control: given the same responses, a simulee's
@@ -394,3 +395,55 @@ def test_conditional_sympson_hetter_holds_every_theta_stratum() -> None:
     # the marginal exposure is a mixture of the conditional ones
     sizes = np.bincount(np.searchsorted(cuts, thetas), minlength=3)
     np.testing.assert_allclose(sizes @ within / thetas.size, controlled.exposure, atol=1e-12)
+
+
+# -- item eligibility over many cohorts -----------------------------------------------------------
+
+
+def test_item_eligibility_settles_near_its_target_and_the_steady_state_is_reported() -> None:
+    """By default enough cohorts to settle; the last half of them is reported apart."""
+    settings = {"exposure": {"method": "eligibility", "r_max": 0.2},
+                "stopping": {"max_items": 10}}
+    result = simulate(BANK, thetas(2000, seed=21), settings, seed=4)
+    summary = result.to_dict()
+    assert summary["cohorts"] == 200
+    assert summary["max_exposure_steady"] == result.steady_max_exposure
+    # Sampling error of one rate over the last 1,000 simulees: 0.013.
+    assert result.steady_max_exposure < 0.26, result.steady_max_exposure
+    late = result.cohort_max_exposure[100:]
+    assert late.size == 100 and np.median(late) <= 0.5  # cohorts of 10: 0.1 steps
+    # The steady state is measured on the last half of the cohorts only.
+    half = result.cohorts >= 100
+    items = result.items[half]
+    expected = np.bincount(items[items >= 0], minlength=len(BANK)) / half.sum()
+    np.testing.assert_allclose(result.steady_exposure, expected)
+
+
+def test_ineligible_items_are_released_when_no_eligible_item_is_left() -> None:
+    """Every item over-exposed: the tests still run to their full length."""
+    bank = make_bank(40, seed=5)
+    n_items = len(bank)
+    busy = ExposureStats(counts=np.full(n_items, 100.0), tests=100,
+                         eligible=np.full(n_items, 100.0), feasible=100)  # p = r_max = 0.1
+    config = CATConfig.from_dict({"exposure": {"method": "eligibility", "r_max": 0.1},
+                                  "stopping": {"max_items": 20}}, bank)
+    released = 0
+    for seed in range(30):
+        session = CATSession(bank, config, seed=seed, exposure_stats=busy)
+        eligible = n_items - len(session.to_json()["withheld"])
+        truth = 0.3 * (seed % 5 - 2)
+        while not session.finished:
+            item = session.next_item()
+            stored = CATSession.from_json(bank, session.to_json())  # as a live service does
+            assert stored.next_item() == item
+            session.answer(item, int(p_correct(bank, [bank.index_of(item)], [truth])[0] > 0.5))
+        assert session.stop_reason == "max_items=20" and len(session.history) == 20
+        outcome = session.exposure_outcome()
+        assert outcome["released"] == (eligible < 20)
+        if outcome["released"]:
+            assert outcome["withheld"] == []  # released items count as eligible
+        released += outcome["released"]
+    assert released == 30  # about 4 of the 40 items are eligible in each test
+    # The simulator releases them alike.
+    result = simulate(bank, thetas(200, seed=22), config, seed=5)
+    assert (result.length == 20).all() and set(result.stop_reason) == {"max_items=20"}

@@ -27,6 +27,8 @@ TABLES = {
     "item_status_events",
     "bank_snapshots",
     "item_exposures",
+    "eligibility_totals",
+    "eligibility_counts",
     "response_uploads",
     "calibration_runs",
     "classes",
