@@ -371,6 +371,7 @@ def finish_after_time_limit(session: Session, user: User, attempt_id: int,
     for name, value in values.items():
         setattr(attempt, name, value)
     session.flush()
+    _count_finished(session, delivery, attempt.test_id, engine_session)
     return {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
             "result": student_result(values["result"])}
 
