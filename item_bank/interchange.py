@@ -25,6 +25,10 @@ Items are single-choice items (QTI 3.0 ``qti-assessment-item``, or QTI 2.1/2.2 `
 
 - the stem is a ``<p>`` before the ``qti-choice-interaction`` (max-choices 1); line breaks in stems,
   options and rationales are written as ``<br/>``; choices are identified ``A, B, ... Z, AA, AB``;
+- a table in a stem (a Markdown table, :mod:`item_bank.markup`) is written as QTI table markup
+  (``table``, ``thead``, ``th scope="col"``, ``tbody``, ``td``; alignment as an ``align-right``
+  class) between the ``<p>`` of the text before and after it; on import, a ``table`` (also inside
+  a ``div``) becomes a Markdown table, and other tools' text is escaped so it shows literally;
 - the key is the ``qti-correct-response`` of the ``RESPONSE`` declaration; scoring uses the
   standard ``match_correct`` response-processing template;
 - the rationale is a ``<qti-rubric-block use="ext:rationale" view="scorer tutor">`` (QTI 2.1:
