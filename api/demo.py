@@ -165,6 +165,11 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
             with engine.begin() as connection:
                 _drop_all_tables(connection)
                 fill(connection)
+    except OSError as error:  # the new SQLite file could not be made or moved into place
+        raise DatabaseError(
+            f"could not write the demo database file for {mask_url(engine.url)} "
+            f"({error.strerror or error}); the database was left as it was"
+        ) from error
     except SQLAlchemyError as error:
         first = str(getattr(error, "orig", None) or error).strip().splitlines()
         reason = f"{error.__class__.__name__}: {first[0]}" if first else error.__class__.__name__

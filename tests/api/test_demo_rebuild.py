@@ -221,3 +221,24 @@ def test_a_demo_broken_by_the_old_rebuild_rebuilds(sqlite_url: str) -> None:
     engine.dispose()
     assert summary.rebuilt
     assert _counts(sqlite_url) == FRESH
+
+
+def test_a_file_that_cannot_be_moved_into_place_leaves_the_old_demo(sqlite_url: str,
+                                                                    monkeypatch) -> None:
+    engine = make_engine(sqlite_url)
+    build_demo(engine, n_items=N_ITEMS)
+    engine.dispose()
+    _use_the_demo(sqlite_url)
+    before = _counts(sqlite_url)
+
+    def no_room(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(api.demo.os, "replace", no_room)
+    engine = make_engine(sqlite_url)
+    with pytest.raises(DatabaseError, match=r"No space left on device.*left as it was"):
+        build_demo(engine, n_items=N_ITEMS)
+    engine.dispose()
+    assert _counts(sqlite_url) == before
+    folder = Path(make_url(sqlite_url).database).parent
+    assert [p.name for p in folder.iterdir() if "building" in p.name] == []
