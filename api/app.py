@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from markupsafe import Markup
 from werkzeug.routing import IntegerConverter
 
 import delivery_ui
 from api import assess_pages, db, i18n, pages, security, student_pages, teacher_pages, v1
+from item_bank.markup import render_html
 
 INSTANCE_DIR = Path("instance")
 
@@ -60,12 +62,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     security.init_app(app)
     i18n.init_app(app)
+    app.jinja_env.filters["item_html"] = item_html
     app.register_blueprint(pages.bp)
     app.register_blueprint(student_pages.bp)
     app.register_blueprint(assess_pages.bp)
     app.register_blueprint(teacher_pages.bp)
     v1.init_app(app)
     return app
+
+
+def item_html(text: str | None) -> Markup:
+    """Jinja filter: an item's text (stem) rendered from its safe Markdown subset to HTML."""
+    return Markup(render_html(text))
 
 
 class BoundedIntConverter(IntegerConverter):

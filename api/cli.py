@@ -222,6 +222,34 @@ def worker(settings: _Settings, workers: int, worker_type: str, huey_url: str | 
     consumer.run()
 
 
+@cli.command("licences")
+@click.option("--extra", metavar="EXTRA",
+              help="List what an extra adds (e.g. 'test', where GPL tools are allowed) instead.")
+@click.pass_context
+def licences(ctx: click.Context, extra: str | None) -> None:
+    """List every installed runtime dependency with its licence; exit 1 if one is not allowed.
+
+    cat-engine is Apache-2.0: runtime dependencies must be permissive, MPL-2.0 or LGPL (used
+    unmodified); GPL is allowed only in the test extra.
+    """
+    from api.licences import RUNTIME_ALLOWED, TEST_ALLOWED, problems, runtime_dependencies
+
+    dependencies = runtime_dependencies(extra=extra)
+    width = max((len(d.name) for d in dependencies), default=10)
+    for dep in dependencies:
+        click.echo(f"{dep.name:<{width}}  {dep.version:<12} {dep.licence or '(unknown)'}"
+                   f"  [{dep.source or 'not found'}]")
+    found = problems(dependencies, TEST_ALLOWED if extra == "test" else RUNTIME_ALLOWED)
+    for line in found:
+        click.echo(f"not allowed: {line}", err=True)
+    what = f"dependencies of the {extra} extra" if extra else "runtime dependencies"
+    click.echo(f"{len(dependencies)} {what}; "
+               + (f"{len(found)} with a licence that is not allowed" if found
+                  else "every licence is allowed"))
+    if found:
+        ctx.exit(1)
+
+
 from api.calibration_cli import calibrate_command, dif_command, link_command  # noqa: E402
 from api.simulate_cli import simulate_command  # noqa: E402
 

@@ -6,11 +6,18 @@ Every account made here exists only in a database marked ``database_kind = demo`
 
 from __future__ import annotations
 
+import os
+import stat
+import tempfile
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
@@ -20,7 +27,7 @@ from calibration.data import from_long
 from cat_engine import ItemBank
 from cat_engine.models import simulate_responses
 from evidence.models import Assignment
-from item_bank.demo_items import generate_demo_items
+from item_bank.demo_items import SKILLS, generate_demo_items
 from item_bank.models import (
     AdaptiveTest,
     Item,
@@ -30,23 +37,58 @@ from item_bank.models import (
     ItemTag,
     ItemVersion,
 )
-from storage import DatabaseError, mask_url
+from storage import DatabaseError, make_engine, mask_url
 from storage.accounts import DATABASE_KIND, DEMO_KIND, AppMeta, Role, SchoolClass, User
-from storage.migrate import downgrade, upgrade
+from storage.migrate import upgrade
 
 DEMO_PASSWORD = "demo-password"
 FIELD_TRIAL_RESPONSES_PER_ITEM = 1500
 FIELD_TRIAL_LENGTH = 40
 DEMO_STUDENTS = 30
 DEMO_TEST_NAME = "Mathematics check-up (adaptive)"
-DEMO_TEST_CONFIG = {
-    "start": {"theta": 0.0},
-    "estimator": {"method": "eap", "prior": {"mean": 0.0, "sd": 1.0},
-                  "grid": {"lo": -4.0, "hi": 4.0, "points": 61}},
-    "selection": {"method": "mfi"},
-    "exposure": {"method": "randomesque", "n": 5},
-    "stopping": {"se": 0.35, "max_items": 25, "min_items": 8},
-}
+#: The exposure target: no item should be in more than this share of tests. The control withholds
+#: items from ``DEMO_EXPOSURE_LIMIT`` on, as restricted progressive overshoots its limit by a few
+#: points between updates of the counters (checked by simulation in tests/api/test_demo_engine.py).
+DEMO_EXPOSURE_TARGET = 0.2
+DEMO_EXPOSURE_LIMIT = 0.15
+#: The blueprint: every test has this many items of each skill at least, and at most.
+DEMO_MIN_PER_SKILL = 2
+DEMO_MAX_PER_SKILL = 5
+
+
+def demo_test_config(items_per_skill: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The demo test's engine configuration, for a bank with ``items_per_skill``.
+
+    - **Content**: Kingsbury-Zara control over the six skills, each at least
+      ``DEMO_MIN_PER_SKILL`` and at most ``DEMO_MAX_PER_SKILL`` items (fewer when a small bank,
+      ``--items``, has fewer). With equal shares the skills come round in turn, so the first
+      ``6 * DEMO_MIN_PER_SKILL`` items (``min_items``) hold every skill's minimum.
+    - **Exposure**: restricted progressive (Revuelta and Ponsoda, 1998): early items nearly at
+      random, later ones nearly the most informative; items given in ``DEMO_EXPOSURE_LIMIT`` of
+      the tests so far are withheld while others remain.
+    - **Start**: the first item is chosen at a random theta in [-1, 1].
+
+    Parameters
+    ----------
+    items_per_skill
+        How many items the bank has of each skill; ``None`` for the full demo bank.
+    """
+    counts = items_per_skill or dict.fromkeys(SKILLS, DEMO_MAX_PER_SKILL)
+    rules = [{"tag": skill, "min": min(DEMO_MIN_PER_SKILL, counts[skill]),
+              "max": DEMO_MAX_PER_SKILL} for skill in SKILLS if counts.get(skill)]
+    return {
+        "start": {"random": [-1.0, 1.0]},
+        "estimator": {"method": "eap", "prior": {"mean": 0.0, "sd": 1.0},
+                      "grid": {"lo": -4.0, "hi": 4.0, "points": 61}},
+        "selection": {"method": "mfi"},
+        "exposure": {"method": "progressive", "r_max": DEMO_EXPOSURE_LIMIT},
+        "constraints": {"method": "kingsbury-zara", "content": rules},
+        "stopping": {"se": 0.35, "max_items": 25,
+                     "min_items": sum(rule["min"] for rule in rules)},
+    }
+
+
+DEMO_TEST_CONFIG = demo_test_config()
 DEMO_CUT_SCORES = {"overall": 0.0}
 
 
@@ -109,42 +151,32 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
         [f"student{i}" for i in range(1, DEMO_STUDENTS + 1)]
         + ["teacher1", "assessor1", "admin1"]
     )
+
+    def fill(connection: Connection) -> None:
+        _fill(connection, items, calibration, usernames, seed)
+
     try:
-        # One transaction from teardown to the last row: on PostgreSQL a failure leaves the
-        # database as it was. (SQLite commits DDL as it goes, so there the rebuild is best effort.)
-        with engine.begin() as connection:
-            if state is True:
-                downgrade(connection, "base")
-            upgrade(connection)
-            session = Session(bind=connection)
-            session.add(AppMeta(key=DATABASE_KIND, value=DEMO_KIND))
-            accounts = _add_accounts(session, usernames)
-            rows = [_item_row(item, seed, calibration) for item in items]
-            session.add_all(rows)
-            test = AdaptiveTest(
-                name=DEMO_TEST_NAME,
-                description="A short adaptive check-up across arithmetic, fractions, ratios, "
-                "percentages, equations and tables. Each question is chosen for you.",
-                config=DEMO_TEST_CONFIG,
-                cut_scores=DEMO_CUT_SCORES,
-                translations=demo_translations(),
-                items=rows,
-            )
-            students = [u for u in accounts if u.role == Role.STUDENT]
-            teacher = next(u for u in accounts if u.role == Role.TEACHER)
-            # Two classes, so a teacher's view and a student's list are not the whole school.
-            half = len(students) // 2
-            classes = [
-                SchoolClass(name="Year 8 Maths", teacher=teacher, students=students[:half]),
-                SchoolClass(name="Year 9 Maths", teacher=teacher, students=students[half:]),
-            ]
-            session.add_all([test, *classes])
-            session.flush()
-            session.add_all([Assignment(class_id=c.id, test_id=test.id) for c in classes])
-            session.flush()
-            session.close()
+        path = _sqlite_file(engine.url)
+        if path is not None:
+            _build_beside(engine, path, fill)
+        else:
+            # One transaction from teardown to the last row: PostgreSQL's DDL is transactional,
+            # so a failure anywhere leaves the old demo exactly as it was.
+            with engine.begin() as connection:
+                _drop_all_tables(connection)
+                fill(connection)
+    except OSError as error:  # the new SQLite file could not be made or moved into place
+        raise DatabaseError(
+            f"could not write the demo database file for {mask_url(engine.url)} "
+            f"({error.strerror or error}); the database was left as it was"
+        ) from error
     except SQLAlchemyError as error:
-        raise DatabaseError(f"could not write the demo data: {error.__class__.__name__}") from error
+        first = str(getattr(error, "orig", None) or error).strip().splitlines()
+        reason = f"{error.__class__.__name__}: {first[0]}" if first else error.__class__.__name__
+        raise DatabaseError(
+            f"could not write the demo data to {mask_url(engine.url)} ({reason}); "
+            "the database was left as it was"
+        ) from error
     return DemoSummary(
         items=len(items),
         items_per_skill=dict(sorted(Counter(i.skill for i in items).items())),
@@ -164,6 +196,100 @@ def demo_translations() -> dict[str, dict]:
                    "percentages": "Porcentajes", "equations": "Ecuaciones",
                    "tables": "Leer una tabla"},
     }}
+
+
+def _fill(connection: Connection, items, calibration: CalibrationResult,
+          usernames: list[str], seed: int) -> None:
+    """Migrate an empty database on ``connection`` to head and write the demo into it."""
+    upgrade(connection)
+    session = Session(bind=connection)
+    session.add(AppMeta(key=DATABASE_KIND, value=DEMO_KIND))
+    accounts = _add_accounts(session, usernames)
+    rows = [_item_row(item, seed, calibration) for item in items]
+    session.add_all(rows)
+    test = AdaptiveTest(
+        name=DEMO_TEST_NAME,
+        description="A short adaptive check-up across arithmetic, fractions, ratios, "
+        "percentages, equations and tables. Each question is chosen for you.",
+        config=demo_test_config(Counter(item.skill for item in items)),
+        cut_scores=DEMO_CUT_SCORES,
+        translations=demo_translations(),
+        items=rows,
+    )
+    students = [u for u in accounts if u.role == Role.STUDENT]
+    teacher = next(u for u in accounts if u.role == Role.TEACHER)
+    # Two classes, so a teacher's view and a student's list are not the whole school.
+    half = len(students) // 2
+    classes = [
+        SchoolClass(name="Year 8 Maths", teacher=teacher, students=students[:half]),
+        SchoolClass(name="Year 9 Maths", teacher=teacher, students=students[half:]),
+    ]
+    session.add_all([test, *classes])
+    session.flush()
+    session.add_all([Assignment(class_id=c.id, test_id=test.id) for c in classes])
+    session.flush()
+    session.close()
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite database URL; ``None`` for other databases and in-memory SQLite."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).resolve()
+
+
+def _build_beside(engine: Engine, path: Path, fill: Callable[[Connection], None]) -> None:
+    """Build a SQLite demo in a new file next to ``path``, then rename it over ``path``.
+
+    SQLite (through Python's driver) commits DDL as it goes, so tearing the old demo down in
+    place cannot be undone when a later step fails. A new file is built whole or not at all; the
+    rename is atomic, so ``path`` holds either the old demo or the new one, never a mixture, even
+    when the process is killed. Connections of ``engine`` are closed first: they would keep the
+    old file open (so would a server still running on it: stop it before rebuilding).
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".building", dir=path.parent)
+    os.close(fd)
+    building = Path(name)
+    try:
+        target = make_engine(engine.url.set(database=str(building))
+                             .render_as_string(hide_password=False))
+        try:
+            with target.begin() as connection:
+                fill(connection)
+        finally:
+            target.dispose()
+        if path.exists():
+            os.chmod(building, stat.S_IMODE(path.stat().st_mode))
+        engine.dispose()
+        os.replace(building, path)
+    except BaseException:
+        building.unlink(missing_ok=True)
+        raise
+
+
+def _drop_all_tables(connection: Connection) -> None:
+    """Drop every table of the database's default schema, inside the caller's transaction.
+
+    Dropping tables, rather than running every migration's downgrade over the demo's data, works
+    from any state the demo can reach: rows that a downgrade would have to rewrite (attempts,
+    responses, calibration runs) and even a half-migrated schema.
+    """
+    tables = inspect(connection).get_table_names()
+    if not tables:
+        return
+    preparer = connection.dialect.identifier_preparer
+    if connection.dialect.name == "postgresql":
+        names = ", ".join(preparer.quote(t) for t in tables)
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {names} CASCADE")
+        return
+    # In-memory SQLite only (a file is rebuilt beside): foreign keys are checked at commit, when
+    # every table is gone, rather than at each drop.
+    connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+    for table in tables:
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {preparer.quote(table)}")
 
 
 def _add_accounts(session, usernames: list[str]) -> list[User]:

@@ -17,8 +17,8 @@ Twenty templates in six skills (see ``_TEMPLATES`` at the bottom of the module):
 - ``percentages``: a percent of an amount, a price after a percent increase or decrease, the
   original price before an increase or discount (reverse percentages).
 - ``equations``: linear equations in one step, two steps, and with the variable on both sides.
-- ``tables``: a small plain-text table of daily counts; ask for the total, a difference, or the
-  day with the most (or fewest).
+- ``tables``: a small Markdown table of daily counts (see :mod:`item_bank.markup`); ask for the
+  total, a difference, or the day with the most (or fewest).
 
 Distractors come from known misconceptions (adding numerators and denominators, forgetting to carry,
 subtracting the smaller digit from the larger, a sign error when moving a term, percent of the wrong
@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
+
+from item_bank.markup import Table, markdown_table
 
 __all__ = ["SKILLS", "DemoItem", "generate_demo_items"]
 
@@ -173,7 +175,8 @@ class DemoItem:
     item_id : str
         Stable identifier, ``"<template>-<index>"`` (e.g. ``"frac-add-0007"``), unique in a bank.
     stem : str
-        The question as plain text; table items carry a small plain-text table (newlines).
+        The question as text in the Markdown subset of :mod:`item_bank.markup`; table items
+        carry a small Markdown table.
     options : tuple of str
         Exactly four distinct options.
     key : int
@@ -882,11 +885,16 @@ _TABLES = (
 
 
 def _table(rng: np.random.Generator, rows: int, values: Sequence[int]) -> tuple[str, str, str]:
-    """A plain-text table of values per day, plus the noun and verb for the question."""
+    """A titled Markdown table of values per day, plus the noun and verb for the question.
+
+    The table is real structure (a header row, one row per day, numbers right-aligned), which
+    the pages render as an HTML table and QTI export writes as table markup.
+    """
     noun, verb = _pick(rng, _TABLES)
-    lines = [f"{noun.capitalize()} {verb} each day", f"{'Day':<11}{'Number':>6}"]
-    lines += [f"{day:<11}{value:>6}" for day, value in zip(DAYS[:rows], values, strict=True)]
-    return "\n".join(lines), noun, verb
+    table = Table(header=("Day", "Number"), align=("left", "right"),
+                  rows=tuple((day, str(value))
+                             for day, value in zip(DAYS[:rows], values, strict=True)))
+    return f"{noun.capitalize()} {verb} each day\n\n{markdown_table(table)}", noun, verb
 
 
 def _table_values(rng: np.random.Generator, rows: int, digits: int) -> list[int]:

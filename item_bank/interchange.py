@@ -25,6 +25,10 @@ Items are single-choice items (QTI 3.0 ``qti-assessment-item``, or QTI 2.1/2.2 `
 
 - the stem is a ``<p>`` before the ``qti-choice-interaction`` (max-choices 1); line breaks in stems,
   options and rationales are written as ``<br/>``; choices are identified ``A, B, ... Z, AA, AB``;
+- a table in a stem (a Markdown table, :mod:`item_bank.markup`) is written as QTI table markup
+  (``table``, ``thead``, ``th scope="col"``, ``tbody``, ``td``; alignment as an ``align-right``
+  class) between the ``<p>`` of the text before and after it; on import, a ``table`` (also inside
+  a ``div``) becomes a Markdown table, and other tools' text is escaped so it shows literally;
 - the key is the ``qti-correct-response`` of the ``RESPONSE`` declaration; scoring uses the
   standard ``match_correct`` response-processing template;
 - the rationale is a ``<qti-rubric-block use="ext:rationale" view="scorer tutor">`` (QTI 2.1:
@@ -89,6 +93,7 @@ from urllib.parse import unquote
 from lxml import etree
 
 from cat_engine.bank import DICHOTOMOUS_MODELS, MODELS, ItemParameters
+from item_bank.markup import Table, escape_text, markdown_table, stem_blocks
 
 STATUSES = ("draft", "pretest", "operational", "retired")
 MAX_PROBLEMS = 50
@@ -823,7 +828,8 @@ _READ_DIALECTS = {
     (QTI22_NS, "assessmentItem"): _Dialect(QTI22_NS, False),
 }
 # elements whose content is text we write exactly: never indented
-_TEXT_HOLDERS = {"p", "qti-simple-choice", "simpleChoice", "qti-value", "value", "img", "object"}
+_TEXT_HOLDERS = {"p", "qti-simple-choice", "simpleChoice", "qti-value", "value", "img", "object",
+                 "th", "td"}
 
 
 def _choice_id(index: int) -> str:
@@ -841,6 +847,51 @@ def _set_text(el: etree._Element, text: str, br: str) -> None:
     el.text = first
     for line in lines:
         etree.SubElement(el, br).tail = line
+
+
+def _table_element(parent: etree._Element, table: Table, d: _Dialect) -> None:
+    """A stem's table as QTI (XHTML) table markup: header cells ``<th scope="col">``, the
+    alignment of each column as a class (``align-right``), as the pages render it."""
+    element = etree.SubElement(parent, d.html("table"))
+
+    def row(section: etree._Element, cells: Sequence[str], tag: str) -> None:
+        tr = etree.SubElement(section, d.html("tr"))
+        for text, align in zip(cells, table.align, strict=False):
+            cell = etree.SubElement(tr, d.html(tag))
+            if tag == "th":
+                cell.set("scope", "col")
+            if align:
+                cell.set("class", f"align-{align}")
+            cell.text = text
+
+    row(etree.SubElement(element, d.html("thead")), table.header, "th")
+    body = etree.SubElement(element, d.html("tbody"))
+    for cells in table.rows:
+        row(body, cells, "td")
+
+
+def _read_table(el: etree._Element, d: _Dialect) -> Table:
+    """A QTI (XHTML) table as a :class:`Table`: the header is the first row made of ``th``
+    cells (in ``thead`` or not), the body every other row; cell text has its whitespace
+    collapsed."""
+    rows = list(el.iter(d.html("tr")))
+    cells = [[c for c in tr if _local(c) in ("th", "td")] for tr in rows]
+    header: list[etree._Element] = []
+    if cells and all(_local(c) == "th" for c in cells[0]):
+        header, cells = cells[0], cells[1:]
+    width = max([len(header), *(len(r) for r in cells)], default=0)
+    align = []
+    for k in range(width):
+        first = header[k] if k < len(header) else next((r[k] for r in cells if k < len(r)), None)
+        classes = (first.get("class") or "").split() if first is not None else []
+        style = (first.get("style") or "") if first is not None else ""
+        found = [c.removeprefix("align-") for c in classes if c in ("align-left", "align-right",
+                                                                     "align-center")]
+        styled = re.search(r"text-align:\s*(left|right|center)", style)
+        align.append(found[0] if found else styled.group(1) if styled else "")
+    text = [[_text(c, d, False).replace("\n", " ") for c in r] for r in (header, *cells)]
+    return Table(header=tuple(text[0]) or ("",) * width,
+                 rows=tuple(tuple(r) for r in text[1:]), align=tuple(align))
 
 
 def _indent(el: etree._Element, level: int = 0) -> None:
@@ -899,8 +950,11 @@ def _item_element(record: ItemRecord, version: str) -> etree._Element:
         else:
             rubric.set("class", "cat-rationale")
         _set_text(etree.SubElement(rubric, d.html("p")), record.rationale, br)
-    if record.stem:
-        _set_text(etree.SubElement(body, d.html("p")), record.stem, br)
+    for part in stem_blocks(record.stem) if record.stem else ():
+        if isinstance(part, Table):
+            _table_element(body, part, d)
+        else:
+            _set_text(etree.SubElement(body, d.html("p")), part, br)
     if record.media:
         media = etree.SubElement(body, d.html("div"))
         media.set("class", "cat-media")
@@ -1233,9 +1287,26 @@ def _read_item(
         ids.append(identifier)
     options = [_text(c, d, exact, skip) for c in simple]
     key = _read_key(root, interaction, ids, d, at)
-    rationale, stem_blocks = "", []
+    rationale, parts = "", []  # parts of the stem: (text, is_table)
     prompt = interaction.find(d.tag("prompt"))
     block_skip = skip | {choice_name, d.name("rubric-block")}
+    table = d.html("table")
+
+    def add_block(el: etree._Element) -> None:
+        """A block of a stem: tables as Markdown tables, text as text that shows literally."""
+        if el.tag == table:
+            parts.append((markdown_table(_read_table(el, d)), True))
+        elif any(True for _ in el.iter(table)):  # a container holding a table: its blocks
+            if el.text and el.text.strip():
+                parts.append((escape_text(" ".join(el.text.split())), False))
+            for inner in el:
+                if isinstance(inner.tag, str) and _local(inner) not in block_skip:
+                    add_block(inner)
+                if inner.tail and inner.tail.strip():
+                    parts.append((escape_text(" ".join(inner.tail.split())), False))
+        else:
+            parts.append((escape_text(_text(el, d, False, block_skip)), False))
+
     for child in body:
         if not isinstance(child.tag, str):
             continue
@@ -1244,17 +1315,24 @@ def _read_item(
             rationale = (
                 _text(holder, d, True) if exact and holder is not None else _text(child, d, False)
             )
-        elif child is interaction or (exact and child.tag != d.html("p")):
-            if child is interaction and prompt is not None and not exact:
-                stem_blocks.append(_text(prompt, d, False, skip))
+        elif exact:  # written here: paragraphs exactly as written, tables in canonical form
+            if child.tag == d.html("p"):
+                parts.append((_text(child, d, True), False))
+            elif child.tag == table:
+                parts.append((markdown_table(_read_table(child, d)), True))
+        elif child is interaction:
+            if prompt is not None:
+                parts.append((escape_text(_text(prompt, d, False, skip)), False))
         elif _local(child) not in block_skip:
-            stem_blocks.append(_text(child, d, exact, block_skip))
-            if not exact and prompt is not None and interaction in child.iterdescendants():
-                stem_blocks.append(_text(prompt, d, False, skip))
-    if exact:
-        stem = stem_blocks[0] if stem_blocks else ""
-    else:
-        stem = "\n".join(block for block in stem_blocks if block)
+            add_block(child)
+            if prompt is not None and interaction in child.iterdescendants():
+                parts.append((escape_text(_text(prompt, d, False, skip)), False))
+    stem, previous_table = "", False
+    for k, (text, is_table) in enumerate(part for part in parts if exact or part[0]):
+        if k:
+            stem += "\n\n" if exact or is_table or previous_table else "\n"
+        stem += text
+        previous_table = is_table
     media = [
         ref
         for e in body.iter(

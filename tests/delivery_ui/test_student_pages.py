@@ -105,7 +105,7 @@ def _take_test_by_keyboard(world: StudentWorld, page, base: str, js: bool, name:
             assert page.title().startswith(f"Question {n + 1} ·")
     (attempt,) = world.attempts()
     assert page.url.endswith(f"/attempts/{attempt.id}")
-    stem = page.locator("legend").inner_text()
+    stem = page.locator("#stem").inner_text()
     assert world.responses(attempt.id) == 3
 
     # Close the page mid-test; a new one resumes at the same item.
@@ -116,7 +116,7 @@ def _take_test_by_keyboard(world: StudentWorld, page, base: str, js: bool, name:
     _tab_to(page, "document.activeElement.textContent.trim() === 'Resume'")
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert _heading(page) == "Question 4" and page.locator("legend").inner_text() == stem
+    assert _heading(page) == "Question 4" and page.locator("#stem").inner_text() == stem
 
     for _ in range(30):
         if not _heading(page).startswith("Question"):

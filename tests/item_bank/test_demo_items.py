@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
 
+import lxml.html
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +26,7 @@ from item_bank.demo_items import (
     DemoItem,
     generate_demo_items,
 )
+from item_bank.markup import render_html
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 TIMES, DIVIDE = "\u00d7", "\u00f7"
@@ -69,8 +71,14 @@ def money(value: Fraction) -> str:
 
 
 def table_rows(stem: str) -> dict[str, int]:
-    rows = re.findall(rf"^({'|'.join(DAYS)}) +(\d+)$", stem, flags=re.MULTILINE)
-    assert len(rows) >= 3, stem
+    """The day -> number rows of the table as a reader sees it: from the rendered HTML table."""
+    html = lxml.html.fromstring(f"<div>{render_html(stem)}</div>")
+    (table,) = html.findall(".//table")
+    header = table.findall("./thead/tr/th")
+    assert [th.text_content() for th in header] == ["Day", "Number"], stem
+    assert all(th.get("scope") == "col" for th in header)
+    rows = [[td.text_content() for td in tr.findall("td")] for tr in table.findall("./tbody/tr")]
+    assert len(rows) >= 3 and all(day in DAYS for day, _ in rows), stem
     return {day: int(value) for day, value in rows}
 
 
