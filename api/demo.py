@@ -284,6 +284,13 @@ def _drop_all_tables(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         names = ", ".join(preparer.quote(t) for t in tables)
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {names} CASCADE")
+        # Trigger functions (the append-only audit's) belong to the schema, not to a table.
+        functions = connection.exec_driver_sql(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang "
+            "WHERE n.nspname = current_schema() AND l.lanname = 'plpgsql'").scalars().all()
+        for function in functions:
+            connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function} CASCADE")
         return
     # In-memory SQLite only (a file is rebuilt beside): foreign keys are checked at commit, when
     # every table is gone, rather than at each drop.

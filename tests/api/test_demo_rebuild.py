@@ -131,7 +131,7 @@ def _use_the_demo(url: str) -> None:
 
         student3 = app.call("get", "/users?role=student&per_page=100", "admin1").get_json()
         student3 = next(u["id"] for u in student3["items"] if u["username"] == "student3")
-        r = app.call("put", f"/users/{student3}/accommodation", "teacher1",
+        r = app.call("put", f"/users/{student3}/accommodation", "admin1",
                      json={"time": "extended", "time_factor": 1.5})
         assert r.status_code == 200, r.get_json()
         r = app.call("post", "/users", "admin1", json={

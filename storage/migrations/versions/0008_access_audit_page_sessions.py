@@ -28,7 +28,7 @@ _SQLITE_TRIGGERS = [
     "BEGIN SELECT RAISE(ABORT, 'access_audit is append-only'); END",
 ]
 _POSTGRESQL_TRIGGERS = [
-    "CREATE FUNCTION access_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    "CREATE OR REPLACE FUNCTION access_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ "
     "BEGIN RAISE EXCEPTION 'access_audit is append-only' "
     "USING ERRCODE = 'integrity_constraint_violation'; END $$",
     "CREATE TRIGGER access_audit_no_change BEFORE UPDATE OR DELETE ON access_audit "
