@@ -40,6 +40,8 @@ from calibration import calibrate
 from calibration.data import LONG_COLUMNS, ResponseData, from_long, read_responses
 from calibration.em import ESTIMABLE_MODELS, MIN_RESPONSES
 from calibration.errors import CalibrationError, ResponseDataError
+from calibration.linking import METHODS as LINKING_METHODS
+from calibration.linking import LinkingResult, link
 from cat_engine import ItemBank
 from evidence.models import Attempt, AttemptStatus, Response
 from item_bank.models import (
@@ -662,6 +664,174 @@ def run_items(session: Session, run: CalibrationRun, *, flagged: bool | None = N
     return total, out
 
 
+# -- publication: what is ticked, and on which scale -----------------------------------------------
+
+
+def held_back(entry: Mapping[str, Any]) -> list[str]:
+    """Why an estimated item is not published unless asked for by name.
+
+    Returns
+    -------
+    list of str
+        ``"dif_C"`` when the item shows ETS category C DIF against any focal group, ``"misfit"``
+        when an item-fit statistic flags it; empty when nothing holds it back.
+    """
+    reasons = []
+    if any(d.get("category") == "C" for d in entry.get("dif") or []):
+        reasons.append("dif_C")
+    if (entry.get("fit") or {}).get("misfit"):
+        reasons.append("misfit")
+    return reasons
+
+
+def default_selection(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The items ticked for publishing by default: estimated, and not :func:`held_back`."""
+    return [e["item_id"] for e in entries if not e["fixed"] and not held_back(e)]
+
+
+def is_anchored(run: CalibrationRun) -> bool:
+    """Whether the run held bank items fixed, so that its estimates are on the bank's scale.
+
+    Online runs always hold the operational items a test delivered fixed; upload runs do when
+    started with ``anchor``.
+    """
+    return run.kind == "online" or bool((run.settings or {}).get("anchor"))
+
+
+@dataclass(frozen=True)
+class ScaleReview:
+    """Where a run's estimates stand against the bank's scale, before publishing.
+
+    Attributes
+    ----------
+    anchored : bool
+        The run held bank items fixed (:func:`is_anchored`): its estimates are on the bank's scale.
+    operational : tuple of str
+        Items the run *estimated* that are operational in the bank now, with active parameters.
+        An unanchored run over such items estimated them on the scale of its own sample
+        (theta ~ N(0, 1) in that sample), not the bank's.
+    common : tuple of str
+        Those of ``operational`` that linking can use: the same model and number of categories
+        in the run and in the bank.
+    left_out : dict
+        Operational items linking cannot use, with the reason.
+    links : dict
+        Per linking method asked for, the :class:`calibration.linking.LinkingResult` putting the
+        run's scale onto the bank's through ``common`` (bank parameters as the reference), or
+        the message saying why it cannot be computed.
+    """
+
+    anchored: bool
+    operational: tuple[str, ...]
+    common: tuple[str, ...]
+    left_out: dict[str, str]
+    links: dict[str, LinkingResult | str]
+
+    @property
+    def needs_decision(self) -> bool:
+        """Publishing needs linking, or an explicit confirmation to publish on the run's scale."""
+        return not self.anchored and bool(self.operational)
+
+
+def scale_review(session: Session, run: CalibrationRun,
+                 methods: Sequence[str] = ("stocking-lord",)) -> ScaleReview:
+    """Compare a succeeded run's scale with the bank's, and link it through the common items.
+
+    The common items are the estimated items that are operational in the bank with active
+    parameters of the same model; the bank's active parameters are the reference, so a linked
+    estimate is ``a / A``, ``A b + B`` (thresholds likewise) with ``theta_bank = A theta_run + B``.
+    Nothing is linked for an anchored run (it is on the bank's scale already).
+    """
+    entries = [e for e in (run.result or {}).get("items", []) if not e["fixed"]]
+    bank = _items_by_code(session, [e["item_id"] for e in entries])
+    operational, common, left_out = [], [], {}
+    for entry in entries:
+        item = bank.get(entry["item_id"])
+        if item is None or item.status != ItemStatus.OPERATIONAL:
+            continue
+        active = item.active_parameters
+        if active is None:
+            continue
+        code = entry["item_id"]
+        operational.append(code)
+        ours, theirs = entry["parameters"], active.as_dict()
+        if ours["model"] != theirs["model"]:
+            left_out[code] = (f"{ours['model']} in this run but {theirs['model']} in the bank")
+        elif len(ours.get("thresholds") or []) != len(theirs.get("thresholds") or []):
+            left_out[code] = "a different number of categories in this run and in the bank"
+        else:
+            common.append(code)
+    links: dict[str, LinkingResult | str] = {}
+    anchored = is_anchored(run)
+    if not anchored and operational:
+        by_code = {e["item_id"]: e for e in entries}
+        new = ItemBank.from_records([_record(by_code[c]) for c in common]) if common else None
+        reference = _anchor_bank([bank[c] for c in common]) if common else None
+        for method in methods:
+            if method not in LINKING_METHODS:
+                raise Invalid(f"linking must be one of {', '.join(LINKING_METHODS)}, not "
+                              f"{method!r}", "linking")
+            if len(common) < 2:
+                links[method] = (f"linking needs at least 2 common items (operational items "
+                                 f"estimated with the bank's model), this run has {len(common)}")
+                continue
+            try:
+                links[method] = link(new, reference, method, common=common)
+            except CalibrationError as error:
+                links[method] = str(error)
+    return ScaleReview(anchored=anchored, operational=tuple(operational), common=tuple(common),
+                       left_out=left_out, links=links)
+
+
+def _record(entry: Mapping[str, Any]) -> dict[str, Any]:
+    values = {k: v for k, v in entry["parameters"].items() if v is not None}
+    return {"item_id": entry["item_id"], **values}
+
+
+def linked_entry(entry: Mapping[str, Any], result: LinkingResult) -> dict[str, Any]:
+    """An estimated item's ``parameters`` and ``se`` moved onto the bank's scale by ``result``.
+
+    ``a / A``, ``A b + B``, thresholds ``A t + B``, ``c`` and ``d`` unchanged
+    (:meth:`calibration.linking.LinkingResult.transform`, which also turns Rasch and PCM items
+    into 1PL and GPCM when ``A != 1``); standard errors ``se_a / A``, ``A se_b`` (the constants
+    are taken as known).
+    """
+    record = result.transform(ItemBank.from_records([_record(entry)])).to_records()[0]
+    polytomous = "thresholds" in record
+    parameters = {"model": record["model"], "a": record["a"],
+                  "b": None if polytomous else record["b"],
+                  "c": None if polytomous else record["c"],
+                  "d": None if polytomous else record["d"],
+                  "thresholds": record["thresholds"] if polytomous else None}
+    se = dict(entry["se"])
+    A = result.A
+    if se.get("a") is not None:
+        se["a"] = se["a"] / A
+    if se.get("b") is not None:
+        se["b"] = se["b"] * A
+    if se.get("thresholds"):
+        se["thresholds"] = [None if s is None else s * A for s in se["thresholds"]]
+    return {"parameters": plain(parameters), "se": se}
+
+
+def link_summary(result: LinkingResult) -> dict[str, Any]:
+    """A linking result as plain JSON (for provenance and the API)."""
+    return plain({"method": result.method, "A": result.A, "B": result.B,
+                  "common_items": list(result.common_items), "criterion": result.criterion})
+
+
+def _unlinked_refusal(run: CalibrationRun, review: ScaleReview) -> Invalid:
+    n = len(review.operational)
+    return Invalid(
+        f"calibration run {run.id} was not anchored, so its estimates are on the scale of its own "
+        f"sample, not the bank's; {n} of the items it estimated "
+        f"({_names(review.operational)}) are operational. Publishing them as they are would "
+        "shift the bank's scale under every test using them. Put the estimates on the bank's "
+        f"scale first (linking: one of {', '.join(LINKING_METHODS)}, through the common "
+        "operational items), or set confirm_unlinked to publish them on the run's own scale",
+        "linking")
+
+
 # -- publication ---------------------------------------------------------------------------------
 
 
@@ -672,6 +842,8 @@ def publish_run(
     items: Sequence[str] | None = None,
     promote: bool = False,
     user_id: int | None = None,
+    linking: str | None = None,
+    confirm_unlinked: bool = False,
 ) -> dict[str, Any]:
     """Make a succeeded run's estimates the bank's active parameters; the old sets are kept.
 
@@ -681,12 +853,23 @@ def publish_run(
     skipped and listed. ``promote`` moves pretest items to operational, recording the run as the
     reason. The run becomes ``published``.
 
+    Without ``items``, the :func:`default_selection` is published: items with category C DIF or
+    flagged for misfit are skipped (and listed, with the reason) unless named in ``items``.
+
+    An unanchored run that estimated operational items (:attr:`ScaleReview.needs_decision`) is
+    on its own sample's scale: it is published only with ``linking`` (a method of
+    :mod:`calibration.linking`: the estimates are put on the bank's scale through the common
+    operational items first, and the constants are kept in each set's provenance) or with
+    ``confirm_unlinked`` (published on the run's own scale, as asked).
+
     Raises
     ------
     Conflict
         The run is not ``succeeded`` (queued, running, failed or published already).
     Invalid
-        ``items`` names codes the run did not calibrate.
+        ``items`` names codes the run did not calibrate; an unanchored run over operational items
+        without ``linking`` or ``confirm_unlinked``; ``linking`` for an anchored run, or linking
+        that cannot be computed (the message says why).
     """
     run = get_run(session, run_id, lock=True)
     if run.status != RunStatus.SUCCEEDED:
@@ -701,11 +884,33 @@ def publish_run(
                           f"{run.id}", "items")
     else:
         chosen = list(entries)
+    review = scale_review(session, run, methods=(linking,) if linking is not None else ())
+    linked = None
+    if linking is not None:
+        if review.anchored:
+            raise Invalid(f"linking: calibration run {run.id} was anchored on the bank, so its "
+                          "estimates are on the bank's scale already", "linking")
+        if not review.operational:
+            raise Invalid(f"linking: calibration run {run.id} estimated no operational item of "
+                          "the bank, so there are no common items to link through", "linking")
+        linked = review.links[linking]
+        if isinstance(linked, str):
+            raise Invalid(f"linking ({linking}): {linked}", "linking")
+    elif review.needs_decision and not confirm_unlinked:
+        raise _unlinked_refusal(run, review)
     bank = _items_by_code(session, chosen)
     now = utcnow()
     published, skipped, promoted = [], [], []
+    default = set(default_selection(entries.values())) if items is None else None
+    scale = ("anchored" if review.anchored else "linked" if linked is not None
+             else "unlinked")
     for code in chosen:
         entry = entries[code]
+        if default is not None and not entry["fixed"] and code not in default:
+            why = {"dif_C": "DIF category C", "misfit": "flagged for misfit"}
+            skipped.append({"item_id": code, "reason": " and ".join(
+                why[r] for r in held_back(entry)) + ": not published unless named in items"})
+            continue
         item = bank.get(code)
         if item is None:
             skipped.append({"item_id": code, "reason": "not in the bank"})
@@ -720,10 +925,16 @@ def publish_run(
             "settings": {**(run.settings or {}), **run.result.get("settings", {})},
             "se": entry["se"], "fit_flags": entry["flags"],
             "estimated_at": _iso(run.finished_at), "published_at": _iso(now),
-            "published_by": user_id,
+            "published_by": user_id, "scale": scale,
         }
+        parameters = entry["parameters"]
+        if linked is not None:
+            moved = linked_entry(entry, linked)
+            parameters = moved["parameters"]
+            provenance |= {"se": moved["se"], "linking": link_summary(linked),
+                           "estimated": {"parameters": entry["parameters"], "se": entry["se"]}}
         parameter_set = add_parameter_set(
-            session, item, entry["parameters"], source="calibration", provenance=provenance,
+            session, item, parameters, source="calibration", provenance=provenance,
             sample_size=entry["n"], calibration_run_id=run.id, user_id=user_id)
         published.append({"item_id": code, "parameter_set_id": parameter_set.id})
         if promote and item.status == ItemStatus.PRETEST:
@@ -735,8 +946,15 @@ def publish_run(
     run.published_at = now
     run.message = (f"published: {len(published)} parameter set(s), {len(skipped)} item(s) "
                    f"skipped, {len(promoted)} promoted")
+    if linked is not None:
+        run.message += (f"; linked onto the bank's scale by {linked.method} through "
+                        f"{len(linked.common_items)} common items (A = {linked.A:.4f}, "
+                        f"B = {linked.B:.4f})")
+    elif scale == "unlinked" and review.needs_decision:
+        run.message += "; on the run's own scale (not linked), as confirmed"
     session.flush()
-    return {"run": run, "published": published, "skipped": skipped, "promoted": promoted}
+    return {"run": run, "published": published, "skipped": skipped, "promoted": promoted,
+            "linking": link_summary(linked) if linked is not None else None}
 
 
 # -- helpers -------------------------------------------------------------------------------------

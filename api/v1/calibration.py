@@ -146,10 +146,21 @@ class ItemResultArgs(PageArgs):
 
 
 class PublishSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 120)),
-                           metadata={"description": "Item codes to publish (default: all)"})
+    items = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 120)), metadata={
+        "description": "Item codes to publish (default: every estimated item in the bank "
+                       "except those with category C DIF or flagged for misfit, which are "
+                       "published only when named here)"})
     promote = ma.fields.Boolean(load_default=False, metadata={
         "description": "Also move the published pretest items to operational"})
+    linking = ma.fields.String(
+        allow_none=True, load_default=None, validate=ma.validate.OneOf(service.LINKING_METHODS),
+        metadata={"description": (
+            "An unanchored run that estimated operational items is on its own sample's scale: "
+            "put its estimates on the bank's scale first, by this method, through the common "
+            "operational items (the bank's active parameters are the reference)")})
+    confirm_unlinked = ma.fields.Boolean(load_default=False, metadata={"description": (
+        "Publish an unanchored run over operational items on its own scale, without linking "
+        "(refused with a 422 unless linking or this is given)")})
 
 
 class PublishedSchema(ma.Schema):
@@ -162,11 +173,22 @@ class SkippedSchema(ma.Schema):
     reason = ma.fields.String()
 
 
+class LinkingSchema(ma.Schema):
+    method = ma.fields.String()
+    A = ma.fields.Float(metadata={"description": "theta_bank = A theta_run + B"})
+    B = ma.fields.Float()
+    common_items = ma.fields.List(ma.fields.String())
+    criterion = ma.fields.Float(allow_none=True, metadata={
+        "description": "The minimised loss (characteristic-curve methods)"})
+
+
 class PublicationSchema(ma.Schema):
     run = ma.fields.Nested(RunSchema)
     published = ma.fields.List(ma.fields.Nested(PublishedSchema))
     skipped = ma.fields.List(ma.fields.Nested(SkippedSchema))
     promoted = ma.fields.List(ma.fields.String())
+    linking = ma.fields.Nested(LinkingSchema, allow_none=True, metadata={
+        "description": "How the estimates were put on the bank's scale, when they were linked"})
 
 
 # -- views ---------------------------------------------------------------------------------------
@@ -302,10 +324,14 @@ class RunPublish(MethodView):
         """Publish a succeeded run: new active parameter sets (old ones kept), optional promotion.
 
         Items the bank does not have, and anchors, are skipped and listed. One transaction.
+        An unanchored run that estimated operational items needs ``linking`` (onto the bank's
+        scale through those common items) or ``confirm_unlinked``: without either it is a 422.
         """
         session = get_session()
         outcome = service.publish_run(session, run_id, items=data.get("items"),
-                                      promote=data["promote"], user_id=current_user().id)
+                                      promote=data["promote"], user_id=current_user().id,
+                                      linking=data["linking"],
+                                      confirm_unlinked=data["confirm_unlinked"])
         session.commit()
         return outcome
 
