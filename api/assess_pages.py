@@ -25,11 +25,13 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
+from api import assess_words as words
 from api import charts, jobs
 from api.db import engine_of, get_session
 from api.pages import safe_next
@@ -68,6 +70,12 @@ FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PUBLISHED)
 STATUS_NAMES = {
     "draft": _l("draft"), "pretest": _l("pretest"), "operational": _l("operational"),
     "retired": _l("retired"),
+}
+LINKING_NAMES = {
+    "stocking-lord": _l("Stocking-Lord (test characteristic curves)"),
+    "mean-sigma": _l("mean/sigma (difficulties)"),
+    "haebara": _l("Haebara (item characteristic curves)"),
+    "mean-mean": _l("mean/mean (discriminations)"),
 }
 RUN_STATUS_NAMES = {
     "queued": _l("queued"), "running": _l("running"), "succeeded": _l("succeeded"),
@@ -465,9 +473,14 @@ def _run_or_none(run_id: int) -> CalibrationRun | None:
         return None
 
 
+#: Linking methods the run page offers (the API takes every method of calibration.linking).
+PAGE_LINKING = ("stocking-lord", "mean-sigma")
+
+
 def _run_page(user: User, run: CalibrationRun, status: int = 200,
               errors: dict[str, str] | None = None,
-              chosen: list[str] | None = None) -> Response:
+              chosen: list[str] | None = None,
+              form: dict[str, Any] | None = None) -> Response:
     db = get_session()
     flagged = request.args.get("flagged") == "1"
     entries, total = [], 0
@@ -475,11 +488,30 @@ def _run_page(user: User, run: CalibrationRun, status: int = 200,
         total, entries = runs.run_items(db, run, flagged=True if flagged else None)
     publishable = [e["item_id"] for e in entries if e["bank"] is not None and not e["fixed"]]
     summary = (run.result or {}).get("summary") or {}
+    review = None
+    if run.status == RunStatus.SUCCEEDED and run.result:
+        review = runs.scale_review(db, run, methods=PAGE_LINKING)
+    preview = None  # the estimates on the bank's scale by Stocking-Lord, beside the bank's now
+    if review is not None and review.needs_decision:
+        preview = review.links.get("stocking-lord")
+        if not isinstance(preview, str):
+            for entry in entries:
+                if not entry["fixed"]:
+                    entry["linked"] = runs.linked_entry(entry, preview)["parameters"]
+    usable = [m for m in PAGE_LINKING if review is not None
+              and not isinstance(review.links.get(m), str | None)]
+    if form is None:
+        form = {"linking": usable[0] if usable else "none", "confirm_unlinked": False}
+    default = set(runs.default_selection(entries))
+    held = {e["item_id"]: runs.held_back(e) for e in entries}
     return _render("assess/run.html", user, status, run=run, entries=entries, total=total,
                    flagged=flagged, summary=summary, finished=run.status in FINISHED,
                    publishable=publishable, errors=errors or {},
-                   chosen=set(publishable if chosen is None else chosen),
-                   dif=(run.result or {}).get("dif"))
+                   chosen=set([c for c in publishable if c in default]
+                              if chosen is None else chosen),
+                   held=held, review=review, preview=preview, usable=usable, form=form,
+                   dif=(run.result or {}).get("dif"), flag_words=words.fit_flags,
+                   dif_words=words.dif_words, linking_names=LINKING_NAMES)
 
 
 @bp.get("/calibration/runs/<int:run_id>")
@@ -518,19 +550,47 @@ def publish(user: User, run_id: int) -> Response:
         return not_found(user, _("There is no calibration run %(id)d.", id=run_id))
     chosen = [c.strip() for c in request.form.getlist("items") if c.strip()]
     promote_items = request.form.get("promote") == "1"
+    form = {"linking": request.form.get("linking", "none").strip(),
+            "confirm_unlinked": request.form.get("confirm_unlinked") == "1"}
+    errors: dict[str, str] = {}
     if not chosen:
-        return _run_page(user, found, 422, {"items": _("Choose at least one item to publish.")},
-                         chosen)
+        errors["items"] = _("Choose at least one item to publish.")
+    if form["linking"] not in (*PAGE_LINKING, "none"):
+        errors["linking"] = _("Choose one of the ways offered.")
+    if errors:
+        return _run_page(user, found, 422, errors, chosen, form)
+    linking = None if form["linking"] == "none" else form["linking"]
     try:
         outcome = runs.publish_run(db, run_id, items=chosen, promote=promote_items,
-                                   user_id=user.id)
-    except (Conflict, Invalid, BankError) as error:  # BankError: an estimate the bank refuses
+                                   user_id=user.id, linking=linking,
+                                   confirm_unlinked=form["confirm_unlinked"])
+    except Invalid as error:
         db.rollback()
-        return _run_page(user, runs.get_run(db, run_id), 422, {"items": str(error)}, chosen)
+        if error.field == "linking":
+            message = (_("Put the estimates on the bank's scale (choose a linking method), or "
+                         "tick the box that confirms publishing them on this run's own scale.")
+                       if linking is None else
+                       _("These estimates cannot be linked by %(method)s: %(why)s",
+                         method=LINKING_NAMES[linking], why=str(error)))
+            return _run_page(user, runs.get_run(db, run_id), 422, {"linking": message},
+                             chosen, form)
+        return _run_page(user, runs.get_run(db, run_id), 422, {"items": str(error)}, chosen,
+                         form)
+    except (Conflict, BankError) as error:  # BankError: an estimate the bank refuses
+        db.rollback()
+        return _run_page(user, runs.get_run(db, run_id), 422, {"items": str(error)}, chosen,
+                         form)
     db.commit()
     flash(_("Published %(published)d parameter sets; %(promoted)d items promoted, %(skipped)d "
             "skipped.", published=len(outcome["published"]), promoted=len(outcome["promoted"]),
             skipped=len(outcome["skipped"])))
+    if outcome["linking"]:
+        linked = outcome["linking"]
+        flash(_("The estimates were put on the bank's scale by %(method)s through %(n)d common "
+                "items (A = %(A)s, B = %(B)s).", method=LINKING_NAMES[linked["method"]],
+                n=len(outcome["linking"]["common_items"]),
+                A=format_decimal(outcome["linking"]["A"], "0.000"),
+                B=format_decimal(outcome["linking"]["B"], "0.000")))
     return redirect(url_for(".run", run_id=run_id), 303)
 
 

@@ -16,7 +16,14 @@ from api.charts import Frame
 from api.db import engine_of
 from api.jobs import run_calibration
 from item_bank.interchange import ItemRecord, ParameterRecord, write_items_csv, write_qti_item
-from item_bank.models import AdaptiveTest, CalibrationRun, Item, ItemStatusEvent, RunStatus
+from item_bank.models import (
+    AdaptiveTest,
+    CalibrationRun,
+    Item,
+    ItemParameterSet,
+    ItemStatusEvent,
+    RunStatus,
+)
 from item_bank.services import save_test
 from tests.api.test_calibration_api import _simulated_csv
 from tests.delivery_ui.conftest import StudentWorld, csrf_of
@@ -458,3 +465,81 @@ def test_another_teachers_class_is_not_found(student_world: StudentWorld) -> Non
     assert response.status_code == 404 and "7A" not in response.get_data(as_text=True)
     assert client.get(f"/teach/classes/{other}").status_code == 200
     assert client.get("/teach/classes/2147483647").status_code == 404
+
+
+# -- publishing safely ---------------------------------------------------------------------------
+
+
+def _start(client, token: str, content: str, anchor: bool) -> str:
+    response = client.post("/assess/calibration/uploads", data={
+        "csrf_token": token, "file": (io.BytesIO(content.encode()), "trial.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 303
+    upload_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    data = {"csrf_token": token, "kind": "upload", "upload_id": upload_id, "model": "2pl",
+            "max_iterations": "300", "min_responses": "10"}
+    response = client.post("/assess/calibration/runs", data=data | ({"anchor": "1"} if anchor
+                                                                     else {}))
+    assert response.status_code == 303
+    return response.headers["Location"]
+
+
+def test_c_dif_and_misfit_items_are_unticked_and_flags_are_words(
+        sqlite_world: StudentWorld) -> None:
+    from tests.api.test_publication import responses_csv
+
+    sqlite_world.app.config["HUEY_URL"] = "immediate"
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/calibration")
+    truth = {**_truth(sqlite_world, [f"IT-{j:03d}" for j in range(20)]),
+             "PRE-1": {"a": 1.3, "b": 0.0}, "PRE-2": {"a": 1.0, "b": 0.3}}
+    run_url = _start(client, token, responses_csv(truth, 1200, 8, focal_shift={"PRE-1": 1.5},
+                                                  bumpy=("PRE-2",)), anchor=True)
+    html = client.get(run_url).get_data(as_text=True)
+    assert re.search(r'name="items" value="PRE-1" id="[^"]+" aria-describedby', html)
+    assert re.findall(r'name="items" value="(PRE-\d)"[^>]*checked', html) == []
+    assert "Not ticked: large DIF." in html and "Not ticked: misfit." in html
+    assert '<span class="flag" title="code: dif_C_B">large DIF for group B (category C)</span>' \
+        in html
+    assert "dif_C_B</" not in html and "misfit, " not in html  # no bare codes
+    assert "scale-warning" not in html  # anchored: on the bank's scale already
+
+
+def test_an_unanchored_run_over_operational_items_is_linked_or_confirmed(
+        sqlite_world: StudentWorld) -> None:
+    from tests.api.test_publication import responses_csv
+
+    sqlite_world.app.config["HUEY_URL"] = "immediate"
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/calibration")
+    codes = [f"IT-{j:03d}" for j in range(25)]
+    truth = _truth(sqlite_world, codes)
+    run_url = _start(client, token, responses_csv(truth, 1200, 4, mean=0.8, sd=1.3),
+                     anchor=False)
+    html = client.get(run_url).get_data(as_text=True)
+    assert "This run was not anchored" in html and "25 items it estimated are operational" in html
+    assert 'name="linking" value="stocking-lord" checked' in html
+    assert "On the bank\u2019s scale (Stocking-Lord)" in html and "In the bank now" in html
+    # The side-by-side row of IT-000: this run's b, the linked b, the bank's b.
+    row = re.search(r'IT-000</a></th>(.*?)</tr>', html, re.S).group(1)
+    cells = re.findall(r"<td>([^<]*)", row)
+    run_b, linked_b, bank_b = float(cells[2].split()[0]), float(cells[5]), float(cells[7])
+    assert bank_b == pytest.approx(truth["IT-000"]["b"], abs=5e-4)
+    assert abs(linked_b - bank_b) < abs(run_b - bank_b)
+    base = {"csrf_token": token, "items": codes[:3]}
+    with sqlite_world.db() as session:
+        before = session.scalar(select(func.count()).select_from(ItemParameterSet))
+    response = client.post(f"{run_url}/publish", data=base | {"linking": "none"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "tick the box that confirms" in _error(html, "linking")
+    assert 'name="linking" value="none" checked' in html  # the choice is kept
+    with sqlite_world.db() as session:
+        assert session.scalar(select(func.count()).select_from(ItemParameterSet)) == before
+    response = client.post(f"{run_url}/publish", data=base | {"linking": "stocking-lord"},
+                           follow_redirects=True)
+    assert response.status_code == 200
+    assert "put on the bank&#39;s scale by Stocking-Lord" in response.get_data(as_text=True)
+    published = _item(sqlite_world, "IT-000").active_parameters
+    assert published.provenance["scale"] == "linked"
+    assert published.b == pytest.approx(linked_b, abs=5e-4)
