@@ -424,6 +424,27 @@ def _run_form() -> tuple[dict[str, Any], dict[str, str]]:
     return form, errors
 
 
+def _plain_run_error(error: Invalid | NotFound) -> str:
+    """What stops a run from starting, in words an assessor reads (the API keeps its text)."""
+    if isinstance(error, runs.TooFewResponses):
+        shown = sorted(error.few.items())[:10]
+        counts = ", ".join(_("%(item)s has %(n)d", item=code, n=n) for code, n in shown)
+        if len(error.few) > 10:
+            counts += " " + _("and %(n)d more", n=len(error.few) - 10)
+        if error.test is not None:
+            return _("Not enough students have answered the pretest items of %(test)s yet "
+                     "(%(counts)s). Each item needs at least %(n)d answers, the “Fewest "
+                     "responses per item” below: wait until more students have taken the test, "
+                     "or lower that number.", test=error.test, counts=counts, n=error.minimum)
+        return _("Some items have too few responses in this file to be calibrated (%(counts)s). "
+                 "Each needs at least %(n)d, the “Fewest responses per item” below: lower that "
+                 "number, or upload more responses.", counts=counts, n=error.minimum)
+    if isinstance(error, runs.NoPretestItems):
+        return _("%(test)s has no pretest items to calibrate: choose some on the Pretest page "
+                 "first, and let students take the test.", test=error.test)
+    return str(error)
+
+
 @bp.post("/calibration/runs")
 @staff_only
 def start_run(user: User) -> Response:
@@ -444,7 +465,7 @@ def start_run(user: User) -> Response:
                                   anchor=form["anchor"], settings=settings, user_id=user.id)
         except (Invalid, NotFound) as error:
             field = (error.field or "model").removeprefix("settings.")
-            errors[field if field in form else "model"] = str(error)
+            errors[field if field in form else "model"] = _plain_run_error(error)
     if errors:
         db.rollback()
         if form["kind"] == "upload":
@@ -755,7 +776,7 @@ def simulation(user: User) -> Response:
                                       reason=str(error))
     return _render("assess/simulate.html", user, 422 if errors else 200, tests=_tests(),
                    form=form, errors=errors, test=test, report=report,
-                   max_simulees=MAX_SIMULEES)
+                   max_simulees=MAX_SIMULEES, stop_words=words.stop_reason_words)
 
 
 @bp.get("/")

@@ -45,13 +45,15 @@ def dif_category_words(category: str, focal: str) -> str:
 
 
 def dif_words(row: dict[str, Any]) -> str:
-    """One DIF result of an item (reference, focal, category, favours) in words."""
-    text = dif_category_words(row["category"], row["focal"])
-    if row.get("favours") == "reference":
-        return _("%(dif)s, favouring group %(group)s", dif=text, group=row["reference"])
-    if row.get("favours") == "focal":
-        return _("%(dif)s, favouring group %(group)s", dif=text, group=row["focal"])
-    return text
+    """One DIF result of an item, short: how large, for which focal group, whom it favours."""
+    size = {"A": _("negligible"), "B": _("moderate"), "C": _("large")}.get(row["category"],
+                                                                       row["category"])
+    favoured = {"reference": row.get("reference"), "focal": row.get("focal")}.get(
+        row.get("favours") or "")
+    if favoured:
+        return _("%(size)s for group %(group)s (favours %(favoured)s)", size=size,
+                 group=row["focal"], favoured=favoured)
+    return _("%(size)s for group %(group)s", size=size, group=row["focal"])
 
 
 def fit_flags(codes: list[str]) -> list[tuple[str, str]]:

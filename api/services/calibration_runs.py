@@ -366,9 +366,11 @@ def _online_input(session: Session, test_id: int | None, items: Sequence[str] | 
     else:
         wanted = list(dict.fromkeys([*configured, *sorted(counts)]))
     if not wanted:
-        raise Invalid(f"test {test.name!r} has no pretest items to calibrate", "test_id")
+        raise NoPretestItems(f"test {test.name!r} has no pretest items to calibrate",
+                             "test_id", test=test.name)
     _check_counts({c: counts.get(c, 0) for c in wanted}, minimum, "test_id",
-                  where=f" from finished or in-progress attempts at test {test.name!r}")
+                  where=f" from finished or in-progress attempts at test {test.name!r}",
+                  test=test.name)
     estimated = wanted
     persons = (select(Response.attempt_id).distinct()
                .join(Attempt, Attempt.id == Response.attempt_id)
@@ -405,16 +407,34 @@ def _anchor_bank(items: Iterable[Item]) -> ItemBank:
     return ItemBank.from_records(records)
 
 
+class TooFewResponses(Invalid):
+    """Estimated items with fewer responses than the minimum; ``few`` maps each to its count."""
+
+    def __init__(self, message: str, field: str, *, few: Mapping[str, int], minimum: int,
+                 test: str | None = None) -> None:
+        super().__init__(message, field)
+        self.few, self.minimum, self.test = dict(few), minimum, test
+
+
+class NoPretestItems(Invalid):
+    """An online run for a test that has no pretest items (seeded or answered)."""
+
+    def __init__(self, message: str, field: str, *, test: str) -> None:
+        super().__init__(message, field)
+        self.test = test
+
+
 def _check_counts(counts: Mapping[str, int], minimum: int, field_name: str,
-                  where: str = "") -> None:
+                  where: str = "", test: str | None = None) -> None:
     few = {c: n for c, n in counts.items() if n < minimum}
     if not few:
         return
     shown = [f"{code!r} has {n}" for code, n in list(few.items())[:_SHOWN]]
     more = f" and {len(few) - _SHOWN} more items" if len(few) > _SHOWN else ""
-    raise Invalid(
+    raise TooFewResponses(
         f"too few responses to calibrate{where}: {', '.join(shown)}{more}; each estimated item "
-        f"needs at least {minimum} (settings.min_responses)", field_name)
+        f"needs at least {minimum} (settings.min_responses)", field_name, few=few,
+        minimum=minimum, test=test)
 
 
 # -- runs: the calibration itself ----------------------------------------------------------------

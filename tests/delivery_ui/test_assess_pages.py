@@ -187,3 +187,42 @@ def test_the_run_page_follows_a_queued_run_by_itself(sqlite_world: StudentWorld,
     page.get_by_role("link", name="Show the results").click()
     assert page.locator("#run-items tbody tr").count() == 11
     assert not found, found
+
+
+def test_an_unanchored_run_is_linked_before_publishing_in_the_browser(
+        sqlite_world: StudentWorld, live, page, tmp_path) -> None:
+    from tests.api.test_publication import responses_csv
+
+    sign_in(page, live.url, "assessor1", sqlite_world.password)
+    truth = {**_truth(sqlite_world, [f"IT-{j:03d}" for j in range(12)]),
+             "PRE-1": {"a": 1.3, "b": 0.0}}
+    responses = tmp_path / "recalibration.csv"
+    responses.write_text(responses_csv(truth, 1200, 6, mean=0.8, sd=1.3,
+                                       focal_shift={"PRE-1": 1.5}))
+    page.goto(live.url + "/assess/calibration")
+    page.get_by_label("Response data").set_input_files(str(responses))
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_label("Anchor on the bank").uncheck()
+    page.get_by_role("button", name="Start the run").click()
+    assert page.locator("#run-status-label").inner_text() == "succeeded"
+    assert page.locator("#scale-warning").is_visible()
+    assert not page.get_by_label("Publish PRE-1").is_checked()  # large DIF
+    assert page.get_by_label("Publish IT-000").is_checked()
+    assert page.get_by_role("radio", name="Link by Stocking-Lord").is_checked()
+    assert page.locator("span.flag", has_text="large DIF for group B").first \
+        .get_attribute("title") == "code: dif_C_B"
+    found = _serious(page)
+    save_screenshot(page, "assess-run-unanchored")
+    page.set_viewport_size({"width": 375, "height": 800})
+    save_screenshot(page, "assess-run-unanchored-375")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.get_by_role("radio", name="Do not link").check()
+    page.get_by_role("button", name="Publish the ticked items").click()
+    assert "tick the box that confirms" in page.locator("#linking-error").inner_text()
+    found += _serious(page)
+    page.get_by_role("radio", name="Link by Stocking-Lord").check()
+    page.get_by_role("button", name="Publish the ticked items").click()
+    assert "put on the bank's scale by Stocking-Lord" in page.get_by_role("status").first \
+        .inner_text() or "Stocking-Lord" in page.locator("main").inner_text()
+    assert _item(sqlite_world, "IT-000").active_parameters.provenance["scale"] == "linked"
+    assert not found, found

@@ -304,13 +304,25 @@ def test_calibration_errors_name_the_field(sqlite_world: StudentWorld) -> None:
     response = client.post("/assess/calibration/runs",
                            data=form | {"max_iterations": "50", "min_responses": "1000"})
     assert response.status_code == 422
-    assert "too few responses" in _error(response.get_data(as_text=True), "upload_id") or \
-        "too few responses" in response.get_data(as_text=True)
+    assert _error(response.get_data(as_text=True), "upload_id") == (
+        "Some items have too few responses in this file to be calibrated (IT-000 has 30, PRE-1 "
+        "has 30). Each needs at least 1000, the “Fewest responses per item” below: lower that "
+        "number, or upload more responses.")
     assert _count(sqlite_world, CalibrationRun) == 0
     response = client.post("/assess/calibration/runs", data={
         "csrf_token": token, "kind": "online", "model": "2pl"})
     assert response.status_code == 422
     assert _error(response.get_data(as_text=True), "test_id") == "Choose a test."
+    # No student has taken the test yet: said in words, not in settings names.
+    response = client.post("/assess/calibration/runs", data={
+        "csrf_token": token, "kind": "online", "model": "2pl", "test_id": sqlite_world.test_id,
+        "max_iterations": "500", "min_responses": "10"})
+    assert response.status_code == 422
+    assert _error(response.get_data(as_text=True), "test_id") == (
+        "Not enough students have answered the pretest items of Maths yet (PRE-1 has 0, PRE-2 "
+        "has 0). Each item needs at least 10 answers, the “Fewest responses per item” below: "
+        "wait until more students have taken the test, or lower that number.")
+    assert _count(sqlite_world, CalibrationRun) == 0
 
 
 def test_upload_calibrate_review_publish_and_promote(sqlite_world: StudentWorld) -> None:
@@ -433,6 +445,12 @@ def test_simulation_bounds_and_report(sqlite_world: StudentWorld) -> None:
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "Report: Maths, 300 simulated students" in html
+    # Why tests stopped, in words, with the engine's code in a tooltip.
+    reasons = re.findall(r'<li><span class="flag" title="code: ([^"]+)">([^<]+)</span>: '
+                         r'(\d+) students?</li>', html)
+    assert reasons and sum(int(n) for *_, n in reasons) == 300
+    for code, words, _n in reasons:
+        assert words != code and "=" not in words and "_" not in words
     for chart in ("exposure-chart", "rmse-chart", "length-chart"):
         assert f'<svg class="chart" id="{chart}"' in html and f'id="{chart}-desc"' in html
     assert html.count("<rect class=\"bar\"") == 10
