@@ -160,6 +160,7 @@ def _item_page(user: User, item: Item, errors: dict[str, str] | None = None,
     moves = [s.value for s in ItemStatus if s != item.status]
     return _render("assess/item.html", user, status, item=item, names=names, active=active,
                    curves=curves, moves=moves, errors=errors or {}, form=form or {},
+                   flag_words=words.fit_flags, linking_names=LINKING_NAMES,
                    sets=list(reversed(item.parameter_sets)),
                    events=list(reversed(item.status_events)))
 

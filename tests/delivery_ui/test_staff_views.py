@@ -561,3 +561,8 @@ def test_an_unanchored_run_over_operational_items_is_linked_or_confirmed(
     published = _item(sqlite_world, "IT-000").active_parameters
     assert published.provenance["scale"] == "linked"
     assert published.b == pytest.approx(linked_b, abs=5e-4)
+    page = client.get(f"/assess/items/{sqlite_world.ids['items']['IT-000']}").get_data(
+        as_text=True)
+    assert "Put on the bank\u2019s scale by Stocking-Lord (test characteristic curves) through " \
+           "25 common items" in page
+    assert "Scale: linked onto the bank\u2019s scale." in page and "fit_flags" not in page
