@@ -40,7 +40,12 @@ from api.services.errors import Conflict, Invalid, NotFound
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
 from cat_engine import CATError, simulate
 from item_bank.importing import MODES, ExistingItems, ImportRejected, apply_import, read_upload
-from item_bank.interchange import InterchangeError
+from item_bank.interchange import (
+    InterchangeError,
+    ItemRecord,
+    ParameterRecord,
+    write_items_csv,
+)
 from item_bank.models import (
     AdaptiveTest,
     CalibrationRun,
@@ -263,7 +268,49 @@ def import_form(user: User) -> Response:
              "outcome": outcome}
             for item_id, outcome in result["items"] if item_id in found]
     return _render("assess/import.html", user, form={"mode": "create", "skill": ""}, errors={},
+                   example_csv=write_items_csv(EXAMPLE_ITEMS),
                    problems=[], result=result)
+
+
+#: The columns of the item CSV, in the order of the template (read_items_csv reads any order).
+TEMPLATE_COLUMNS = ("item_id", "stem", "option_1", "option_2", "option_3", "option_4", "key",
+                    "rationale", "skill", "tags", "status", "media", "model", "a", "b", "c", "d")
+
+#: The example file: three items as the bank reads them (written by write_items_csv).
+EXAMPLE_ITEMS = (
+    ItemRecord(item_id="FRAC-001", stem="Which fraction equals 0.5?",
+               options=["1/3", "2/4", "3/5", "5/2"], key=1,
+               rationale="2/4 simplifies to 1/2.", skill="fractions",
+               content_tags=["grade-6", "equivalence"], status="operational",
+               parameters=ParameterRecord("2pl", a=1.2, b=-0.4)),
+    ItemRecord(item_id="FRAC-002", stem="What is 3/4 + 1/8?",
+               options=["4/12", "7/8", "1", "4/8"], key=1, skill="fractions",
+               content_tags=["grade-6"], status="operational",
+               parameters=ParameterRecord("3pl", a=1.5, b=0.6, c=0.2)),
+    ItemRecord(item_id="FRAC-003", stem="Which is larger: 2/3 or 3/5?",
+               options=["2/3", "3/5", "They are equal"], key=0, skill="fractions",
+               content_tags=["grade-6", "new"], status="draft"),
+)
+
+
+def _csv_download(text: str, filename: str) -> Response:
+    response = Response(text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/import/template.csv")
+@staff_only
+def import_template(user: User) -> Response:
+    """An empty item CSV: the header row with every column the import reads."""
+    return _csv_download(",".join(TEMPLATE_COLUMNS) + "\r\n", "items-template.csv")
+
+
+@bp.get("/import/example.csv")
+@staff_only
+def import_example(user: User) -> Response:
+    """An item CSV with three example items (with and without parameters) that imports as is."""
+    return _csv_download(write_items_csv(EXAMPLE_ITEMS), "items-example.csv")
 
 
 @bp.post("/import")
@@ -293,9 +340,8 @@ def import_items(user: User) -> Response:
             summary = apply_import(db, parsed, mode=form["mode"], user_id=user.id,
                                    default_skill=form["skill"] or None)
         except InterchangeError as error:
-            problems = [{"line": error.line if n == 0 else None, "item_id": None,
-                         "field": error.field if n == 0 else None, "message": text}
-                        for n, text in enumerate(error.problems)]
+            problems = [{"line": d["line"], "item_id": d["item_id"], "field": d["field"],
+                         "message": d["message"]} for d in error.details]
         except (ExistingItems, ImportRejected) as error:
             problems = [{"line": p.get("line"), "item_id": p.get("item_id"),
                          "field": p.get("field"), "message": p["message"]}
@@ -309,6 +355,7 @@ def import_items(user: User) -> Response:
     if errors:
         db.rollback()
         return _render("assess/import.html", user, 422, form=form, errors=errors,
+                       example_csv=write_items_csv(EXAMPLE_ITEMS),
                        problems=problems, result=None, filename=filename)
     db.commit()
     result = summary.as_dict()

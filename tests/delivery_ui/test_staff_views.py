@@ -566,3 +566,54 @@ def test_an_unanchored_run_over_operational_items_is_linked_or_confirmed(
     assert "Put on the bank\u2019s scale by Stocking-Lord (test characteristic curves) through " \
            "25 common items" in page
     assert "Scale: linked onto the bank\u2019s scale." in page and "fit_flags" not in page
+
+
+# -- the import format ---------------------------------------------------------------------------
+
+
+def test_the_import_page_documents_the_format_with_a_template_and_an_example(
+        sqlite_world: StudentWorld) -> None:
+    from item_bank.interchange import read_items_csv
+
+    client = sqlite_world.client_for("assessor1")
+    html = client.get("/assess/import").get_data(as_text=True)
+    columns = re.search(r'<table class="data" id="columns">.*?</table>', html, re.S).group(0)
+    for name in ("item_id", "stem", "option_1", "key", "skill", "tags", "status", "model", "a",
+                 "b", "b1"):
+        assert f"<code>{name}</code>" in columns
+    assert 'href="/assess/import/template.csv" download' in html
+    assert 'href="/assess/import/example.csv" download' in html
+    template = client.get("/assess/import/template.csv")
+    assert template.mimetype == "text/csv"
+    assert "attachment" in template.headers["Content-Disposition"]
+    header = template.get_data(as_text=True).splitlines()[0].split(",")
+    assert header[:3] == ["item_id", "stem", "option_1"]
+    assert read_items_csv(template.get_data(as_text=True)) == []  # every column is known
+    example = client.get("/assess/import/example.csv").get_data()
+    assert example.decode() in html.replace("&#39;", "'").replace("&#34;", '"')  # shown too
+    token = _token(client, "/assess/import")
+    response = client.post("/assess/import", data={
+        "csrf_token": token, "mode": "create", "file": (io.BytesIO(example), "example.csv")},
+        content_type="multipart/form-data", follow_redirects=True)
+    html = response.get_data(as_text=True)
+    assert "3 items created" in html
+    assert _item(sqlite_world, "FRAC-002").active_parameters.c == pytest.approx(0.2)
+
+
+def test_every_unknown_column_is_listed_in_one_go(sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/import")
+    content = (b"item_id,question,option_1,option_2,key,skil,colour\n"
+               b"U-1,What?,a,b,1,algebra,red\n")
+    response = client.post("/assess/import", data={
+        "csrf_token": token, "mode": "create", "file": (io.BytesIO(content), "typos.csv")},
+        content_type="multipart/form-data")
+    assert response.status_code == 422
+    table = re.search(r'<table class="data" id="problems">.*?</table>', response.get_data(
+        as_text=True), re.S).group(0)
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td>",
+                      table)
+    fields = [field for _line, field, _message in rows]
+    assert {"question", "skil", "colour"} <= set(fields)
+    assert ("1", "question", "line 1: unknown column &#39;question&#39; (did you mean "
+            "&#39;stem&#39;?)") in rows
