@@ -434,10 +434,14 @@ def _upload_page(user: User, upload: ResponseUpload, status: int = 200,
                  errors: dict[str, str] | None = None,
                  form: dict[str, Any] | None = None) -> Response:
     view = runs.upload_view(get_session(), upload)
+    groups = [g["group"] for g in view["groups"]]
     return _render("assess/upload.html", user, status, upload=view, models=runs.MODELS,
                    errors=errors or {}, form=form or {"model": "2pl", "anchor": True,
                                                       "max_iterations": 500,
-                                                      "min_responses": 10})
+                                                      "min_responses": 10,
+                                                      "dif_reference": "",
+                                                      "dif_focal": groups,
+                                                      "dif_choice": True})
 
 
 @bp.get("/calibration/uploads/<int:upload_id>")
@@ -450,12 +454,20 @@ def upload(user: User, upload_id: int) -> Response:
     return _upload_page(user, found)
 
 
+def _largest_group(upload_row: ResponseUpload) -> str | None:
+    groups = runs.upload_view(get_session(), upload_row)["groups"]
+    return groups[0]["group"] if groups else None
+
+
 def _run_form() -> tuple[dict[str, Any], dict[str, str]]:
     errors: dict[str, str] = {}
     form = {"kind": request.form.get("kind", "upload"),
             "model": request.form.get("model", "").strip().lower(),
             "anchor": request.form.get("anchor") == "1",
-            "dif_reference": request.form.get("dif_reference", "").strip()[:200]}
+            "dif_reference": request.form.get("dif_reference", "").strip()[:200],
+            "dif_focal": [g.strip()[:200] for g in request.form.getlist("dif_focal")
+                          if g.strip()],
+            "dif_choice": request.form.get("dif_choice") == "1"}
     if form["kind"] not in runs.KINDS:
         errors["kind"] = _("Choose one of the kinds offered.")
     if form["model"] not in runs.MODELS:
@@ -507,6 +519,14 @@ def start_run(user: User) -> Response:
         settings = {"max_iterations": form["max_iterations"],
                     "min_responses": form["min_responses"],
                     "dif_reference": form["dif_reference"] or None}
+        if form["dif_choice"]:  # the upload page's focal groups (unticked: none compared)
+            reference = form["dif_reference"] or (upload_row and _largest_group(upload_row))
+            focal = [g for g in form["dif_focal"] if g != reference]
+            if not focal:
+                errors["dif_focal"] = _("Tick at least one focal group other than the "
+                                        "reference group.")
+            settings["dif_focal"] = focal
+    if not errors:
         try:
             run = runs.create_run(db, kind=form["kind"], model=form["model"],
                                   upload_id=form["upload_id"], test_id=form["test_id"],

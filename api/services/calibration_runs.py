@@ -148,6 +148,11 @@ def upload_view(session: Session, upload: ResponseUpload) -> dict[str, Any]:
     """An upload as the API shows it, with the item codes the bank does not know (new items)."""
     codes = upload_codes(upload)
     known = _known_codes(session, codes)
+    groups = []
+    header = {h.strip() for h in next(csv.reader(io.StringIO(upload.content)), [])}
+    if "group" in header:
+        data, _layout = parse_responses(upload.content, upload.filename)
+        groups = [{"group": g, "persons": n} for g, n in group_sizes(data)]
     unknown = [c for c in codes if c not in known]
     header = next(csv.reader(io.StringIO(upload.content)), [])
     return {
@@ -156,6 +161,7 @@ def upload_view(session: Session, upload: ResponseUpload) -> dict[str, Any]:
         "n_responses": upload.n_responses,
         "has_groups": "group" in {h.strip() for h in header},
         "unknown_items": unknown, "n_unknown_items": len(unknown),
+        "groups": groups,
         "uploaded_by": upload.uploaded_by, "created_at": as_utc(upload.created_at),
     }
 
@@ -253,20 +259,50 @@ def create_run(
     run = CalibrationRun(kind=kind, upload_id=upload_id, test_id=test_id, model=model,
                          settings=values, status=RunStatus.QUEUED, progress=0.0,
                          message="queued", created_by=user_id)
-    load_input(session, run)  # fails now, with a 422, on data the run could not calibrate
+    run_input = load_input(session, run)  # fails now, with a 422, on data it cannot calibrate
+    _check_dif_groups(values, run_input.data)
     session.add(run)
     session.flush()
     return run
 
 
+def group_sizes(data: ResponseData) -> list[tuple[str, int]]:
+    """The data's groups (for DIF) with their numbers of persons, largest first (then by name)."""
+    if data.group is None:
+        return []
+    labels, persons = np.unique(data.group[data.group != ""], return_counts=True)
+    return sorted(zip(labels.tolist(), persons.tolist(), strict=True),
+                  key=lambda lp: (-lp[1], lp[0]))
+
+
+def _check_dif_groups(values: Mapping[str, Any], data: ResponseData) -> None:
+    """The DIF reference and focal groups must be groups of the data, and differ."""
+    reference, focal = values.get("dif_reference"), values.get("dif_focal")
+    if reference is None and focal is None:
+        return
+    groups = [g for g, _n in group_sizes(data)]
+    known = _names(repr(g) for g in groups) if groups else "none: the data have no group column"
+    if reference is not None and reference not in groups:
+        raise Invalid(f"settings.dif_reference {reference!r} is not a group of the data "
+                      f"(groups: {known})", "settings.dif_reference")
+    if focal is not None:
+        missing = [g for g in focal if g not in groups]
+        if missing:
+            raise Invalid(f"settings.dif_focal: {_names(repr(g) for g in missing)} not a group of "
+                          f"the data (groups: {known})", "settings.dif_focal")
+        if (reference or (groups[0] if groups else None)) in focal:
+            raise Invalid("settings.dif_focal must not hold the reference group "
+                          f"{reference or groups[0]!r}", "settings.dif_focal")
+
+
 def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     values = dict(DEFAULT_SETTINGS)
     given = dict(settings or {})
-    unknown = set(given) - {*DEFAULT_SETTINGS, "dif_reference"}
+    unknown = set(given) - {*DEFAULT_SETTINGS, "dif_reference", "dif_focal"}
     if unknown:
         name = sorted(unknown)[0]
         raise Invalid(f"unknown setting {name!r}; use max_iterations, tolerance, min_responses, "
-                      "dif_reference", f"settings.{name}")
+                      "dif_reference, dif_focal", f"settings.{name}")
     for name, value in given.items():
         if value is not None:
             values[name] = value
@@ -284,6 +320,13 @@ def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
                           f"settings.{name}")
     if "dif_reference" in values and not isinstance(values["dif_reference"], str):
         raise Invalid("settings.dif_reference must be a group label", "settings.dif_reference")
+    if "dif_focal" in values:
+        focal = values["dif_focal"]
+        if (not isinstance(focal, list | tuple) or not focal
+                or not all(isinstance(g, str) and g for g in focal)):
+            raise Invalid("settings.dif_focal must be a non-empty list of group labels",
+                          "settings.dif_focal")
+        values["dif_focal"] = list(dict.fromkeys(focal))
     values["tolerance"] = float(values["tolerance"])
     return values
 
@@ -485,7 +528,8 @@ def calibrate_input(run_input: RunInput, model: str, settings: Mapping[str, Any]
     dif = None
     if data.group is not None:
         report(0.9, "differential item functioning")
-        dif = _dif_reports(data, result, settings.get("dif_reference"))
+        dif = _dif_reports(data, result, settings.get("dif_reference"),
+                           settings.get("dif_focal"))
     items = _item_entries(result, fit, dif)
     summary = {
         **result.summary(),
@@ -506,8 +550,10 @@ def calibrate_input(run_input: RunInput, model: str, settings: Mapping[str, Any]
     })
 
 
-def _dif_reports(data: ResponseData, result, reference: str | None) -> dict[str, Any]:
-    """One DIF report per focal group against the reference group (by default the largest)."""
+def _dif_reports(data: ResponseData, result, reference: str | None,
+                 focal_groups: Sequence[str] | None = None) -> dict[str, Any]:
+    """One DIF report per focal group (by default every other group) against the reference
+    group (by default the largest)."""
     from calibration.dif import dif_report
     from calibration.fit import eap_scores
 
@@ -530,7 +576,7 @@ def _dif_reports(data: ResponseData, result, reference: str | None) -> dict[str,
                                                         result.latent_sd))[0]
     reports = []
     for focal, _n in order:
-        if focal == reference:
+        if focal == reference or (focal_groups is not None and focal not in focal_groups):
             continue
         try:
             report = dif_report(data, reference, focal, matching="total" if complete else "theta",

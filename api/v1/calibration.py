@@ -67,6 +67,9 @@ class UploadSchema(UploadBriefSchema):
     unknown_items = ma.fields.List(ma.fields.String(), metadata={
         "description": "Item codes the bank does not have (new items; not published)"})
     n_unknown_items = ma.fields.Integer()
+    groups = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "The groups of the group column (for DIF), largest first: "
+                       "{group, persons}"})
 
 
 class RunSettingsSchema(ma.Schema):
@@ -76,6 +79,10 @@ class RunSettingsSchema(ma.Schema):
         "description": "Fewest responses an estimated item may have (default 10)"})
     dif_reference = ma.fields.String(validate=ma.validate.Length(1, 200), metadata={
         "description": "Reference group for DIF (default: the largest group)"})
+    dif_focal = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 200)),
+                               validate=ma.validate.Length(min=1), metadata={
+        "description": "Focal groups for DIF, each compared with the reference group "
+                       "(default: every other group)"})
 
 
 class RunCreateSchema(ma.Schema):

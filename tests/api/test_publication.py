@@ -29,20 +29,20 @@ BANK = [f"IT-{j:03d}" for j in range(30)]
 
 def responses_csv(truth: dict[str, dict], n_persons: int, seed: int, *, mean: float = 0.0,
                   sd: float = 1.0, focal_shift: dict[str, float] | None = None,
-                  bumpy: tuple[str, ...] = ()) -> str:
-    """Long CSV of 2PL responses (groups A and B alternating) at theta ~ N(mean, sd^2).
+                  bumpy: tuple[str, ...] = (), groups: tuple[str, ...] = ("A", "B")) -> str:
+    """Long CSV of 2PL responses (``groups`` in turn) at theta ~ N(mean, sd^2).
 
-    ``focal_shift`` makes an item harder by that many logits for group B only (DIF);
+    ``focal_shift`` makes an item harder by that many logits for every group but the first (DIF);
     ``bumpy`` items follow no monotone curve (correct often at the low end too: misfit).
     """
     rng = np.random.default_rng(seed)
     codes = list(truth)
     theta = mean + sd * rng.normal(size=n_persons)
-    group = np.where(np.arange(n_persons) % 2 == 0, "A", "B")
+    group = np.array(groups)[np.arange(n_persons) % len(groups)]
     a = np.array([truth[c]["a"] for c in codes])
     b = np.array([truth[c]["b"] for c in codes])
     shift = np.array([(focal_shift or {}).get(c, 0.0) for c in codes])
-    b_person = b[None, :] + np.where(group[:, None] == "B", shift[None, :], 0.0)
+    b_person = b[None, :] + np.where(group[:, None] != groups[0], shift[None, :], 0.0)
     p = 1.0 / (1.0 + np.exp(-a[None, :] * (theta[:, None] - b_person)))
     for j, code in enumerate(codes):
         if code in bumpy:
@@ -179,3 +179,31 @@ def test_a_named_c_dif_item_is_published(world) -> None:
                    json={"items": ["PRE-1"]})
     assert r.status_code == 200, r.get_json()
     assert [p["item_id"] for p in r.get_json()["published"]] == ["PRE-1"]
+
+
+def test_dif_groups_must_be_groups_of_the_data(world) -> None:
+    world.app.config["HUEY_URL"] = "immediate"
+    truth = {c: {"a": p["a"], "b": p["b"]} for c, p in
+             _bank_parameters(world, BANK[:10]).items()}
+    content = responses_csv({**truth, "PRE-1": {"a": 1.2, "b": 0.0}}, n_persons=600, seed=2,
+                            groups=("girls", "boys", "other"), focal_shift={"PRE-1": 1.5})
+    upload = _upload(world, content).get_json()
+    assert upload["groups"] == [{"group": "boys", "persons": 200},
+                                {"group": "girls", "persons": 200},
+                                {"group": "other", "persons": 200}]
+    body = {"upload_id": upload["id"], "anchor": True}
+    for settings, field, words in (
+            ({"dif_reference": "Girls"}, "settings.dif_reference", "'Girls' is not a group"),
+            ({"dif_focal": ["boys", "nobody"]}, "settings.dif_focal", "'nobody' not a group"),
+            ({"dif_reference": "girls", "dif_focal": ["girls"]}, "settings.dif_focal",
+             "must not hold the reference group 'girls'")):
+        r = world.call("post", f"{BASE}/runs", "assessor1", json=body | {"settings": settings})
+        assert r.status_code == 422, r.get_json()
+        assert words in r.get_json()["detail"]
+        assert "groups: 'boys', 'girls', 'other'" in r.get_json()["detail"] or "reference" in words
+        assert r.get_json()["errors"][0]["field"] == field
+    run = _run(world, content, anchor=True,
+               settings={"dif_reference": "girls", "dif_focal": ["other"]})
+    items = {e["item_id"]: e for e in _all_items(world, run["id"])}
+    assert [(d["reference"], d["focal"], d["category"]) for d in items["PRE-1"]["dif"]] == [
+        ("girls", "other", "C")]

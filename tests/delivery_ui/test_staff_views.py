@@ -617,3 +617,42 @@ def test_every_unknown_column_is_listed_in_one_go(sqlite_world: StudentWorld) ->
     assert {"question", "skil", "colour"} <= set(fields)
     assert ("1", "question", "line 1: unknown column &#39;question&#39; (did you mean "
             "&#39;stem&#39;?)") in rows
+
+
+def test_the_dif_groups_are_chosen_from_the_uploads_groups(sqlite_world: StudentWorld) -> None:
+    from tests.api.test_publication import responses_csv
+
+    sqlite_world.app.config["HUEY_URL"] = "immediate"
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/calibration")
+    truth = {**_truth(sqlite_world, [f"IT-{j:03d}" for j in range(10)]),
+             "PRE-1": {"a": 1.2, "b": 0.0}}
+    content = responses_csv(truth, 600, 2, groups=("girls", "boys", "other"),
+                            focal_shift={"PRE-1": 1.5})
+    response = client.post("/assess/calibration/uploads", data={
+        "csrf_token": token, "file": (io.BytesIO(content.encode()), "groups.csv")},
+        content_type="multipart/form-data", follow_redirects=True)
+    html = response.get_data(as_text=True)
+    assert 'type="text" name="dif_reference"' not in html and 'id="dif_reference"' in html
+    select = re.search(r'<select id="dif_reference".*?</select>', html, re.S).group(0)
+    assert re.findall(r'<option value="([^"]*)"', select) == ["", "boys", "girls", "other"]
+    assert "The largest group (boys)" in select and "girls (200 persons)" in select
+    assert len(re.findall(r'name="dif_focal" value="\w+" checked', html)) == 3
+    upload_id = int(re.search(r'name="upload_id" value="(\d+)"', html).group(1))
+    form = {"csrf_token": token, "kind": "upload", "upload_id": upload_id, "model": "2pl",
+            "anchor": "1", "max_iterations": "300", "min_responses": "10", "dif_choice": "1",
+            "dif_reference": "girls"}
+    response = client.post("/assess/calibration/runs", data=form | {"dif_focal": ["girls"]})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert _error(html, "dif_focal") == ("Tick at least one focal group other than the "
+                                         "reference group.")
+    assert '<option value="girls" selected>' in html
+    response = client.post("/assess/calibration/runs",
+                           data=form | {"dif_focal": ["girls", "other"]})
+    assert response.status_code == 303
+    with sqlite_world.db() as session:
+        run = session.get(CalibrationRun, int(response.headers["Location"].rsplit("/", 1)[1]))
+        assert run.settings["dif_reference"] == "girls" and run.settings["dif_focal"] == ["other"]
+        dif = run.result["dif"]
+        assert dif["reference"] == "girls" and [r["focal"] for r in dif["reports"]] == ["other"]
