@@ -38,8 +38,17 @@ from api.pages import safe_next
 from api.services import calibration_runs as runs
 from api.services.errors import Conflict, Invalid, NotFound
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
-from cat_engine import CATError, simulate
-from item_bank.importing import MODES, ExistingItems, ImportRejected, apply_import, read_upload
+from api.v1.items import EXPORTS
+from cat_engine import CATError, ItemBank, simulate
+from evidence.models import Attempt
+from item_bank.importing import (
+    MODES,
+    ExistingItems,
+    ImportRejected,
+    apply_import,
+    item_record,
+    read_upload,
+)
 from item_bank.interchange import (
     InterchangeError,
     ItemRecord,
@@ -50,6 +59,8 @@ from item_bank.models import (
     AdaptiveTest,
     CalibrationRun,
     Item,
+    ItemExposure,
+    ItemParameterSet,
     ItemStatus,
     ItemTag,
     ResponseUpload,
@@ -111,16 +122,16 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-@bp.get("/items")
-@staff_only
-def bank(user: User) -> Response:
-    """The bank's items by code, filtered by text (code or stem), skill, status and tag."""
-    db = get_session()
-    errors: dict[str, str] = {}
-    form = {k: (request.args.get(k) or "").strip()[:200] for k in ("q", "skill", "status", "tag")}
-    number = form_int("page", errors, low=1, high=10**6, default=1) or 1
-    query = (select(Item).options(selectinload(Item.tags), selectinload(Item.parameter_sets))
-             .order_by(Item.code))
+#: Sortable columns of the bank page: code, discrimination, difficulty, exposure.
+SORTS = ("code", "a", "b", "exposure")
+#: Export formats offered on the bank page (:data:`api.v1.items.EXPORTS`).
+EXPORT_NAMES = {"csv": _l("Items (CSV)"), "parameters-csv": _l("Parameters only (CSV)"),
+                "qti-zip": _l("QTI 3.0 package (zip)")}
+
+
+def _bank_query(form: dict[str, str], errors: dict[str, str]):
+    """Items matching the bank page's filters (text, skill, status, tag)."""
+    query = select(Item)
     if form["q"]:
         pattern = _like(form["q"])
         query = query.where(Item.code.ilike(pattern, escape="\\")
@@ -134,15 +145,88 @@ def bank(user: User) -> Response:
             errors["status"] = _("Choose one of the statuses offered.")
     if form["tag"]:
         query = query.where(Item.id.in_(select(ItemTag.item_id).where(ItemTag.tag == form["tag"])))
-    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    return query
+
+
+@bp.get("/items")
+@staff_only
+def bank(user: User) -> Response:
+    """The bank's items, filtered by text (code or stem), skill, status and tag, sorted by code,
+    a, b or exposure; the exposure rate of each; the information and difficulty distribution of
+    the items found (with parameters); export of the items found."""
+    db = get_session()
+    errors: dict[str, str] = {}
+    form = {k: (request.args.get(k) or "").strip()[:200] for k in ("q", "skill", "status", "tag")}
+    sort = request.args.get("sort", "code")
+    sort = sort if sort in SORTS else "code"
+    descending = request.args.get("dir") == "desc"
+    number = form_int("page", errors, low=1, high=10**6, default=1) or 1
+    query = _bank_query(form, errors)
+    active = (select(ItemParameterSet.item_id, ItemParameterSet.a, ItemParameterSet.b)
+              .where(ItemParameterSet.is_active).subquery())
+    exposure = (select(ItemExposure.item_id,
+                       func.sum(ItemExposure.administered).label("given"))
+                .group_by(ItemExposure.item_id).subquery())
+    key = {"code": Item.code, "a": active.c.a, "b": active.c.b,
+           "exposure": func.coalesce(exposure.c.given, 0)}[sort]
+    ordered = (query.outerjoin(active, active.c.item_id == Item.id)
+               .outerjoin(exposure, exposure.c.item_id == Item.id)
+               .add_columns(func.coalesce(exposure.c.given, 0))
+               .options(selectinload(Item.tags), selectinload(Item.parameter_sets))
+               .order_by(key.is_(None), key.desc() if descending else key.asc(), Item.code))
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, math.ceil(total / PER_PAGE))
     number = min(number, pages)
-    items = db.scalars(query.limit(PER_PAGE).offset((number - 1) * PER_PAGE)).unique().all()
+    rows = db.execute(ordered.limit(PER_PAGE).offset((number - 1) * PER_PAGE)).unique().all()
+    attempts = db.scalar(select(func.count(Attempt.id))) or 0
+    items = [row[0] for row in rows]
+    rates = {row[0].id: (row[1] / attempts if attempts else None) for row in rows}
+    given = {row[0].id: int(row[1]) for row in rows}
     skills = db.scalars(select(Item.skill).distinct().order_by(Item.skill)).all()
     links = {k: v for k, v in form.items() if v}
+    overview = _bank_overview(db, query) if not errors else None
     return _render("assess/bank.html", user, 422 if errors else 200, items=items, form=form,
                    errors=errors, skills=skills, total=total, page=number, pages=pages,
-                   links=links)
+                   links=links, sort=sort, descending=descending, rates=rates, given=given,
+                   attempts=attempts, overview=overview, export_names=EXPORT_NAMES)
+
+
+def _bank_overview(db, query) -> dict[str, Any] | None:
+    """Information and difficulty charts of the filtered items that have active parameters."""
+    found = select(ItemParameterSet).where(ItemParameterSet.is_active,
+                                           ItemParameterSet.item_id.in_(
+                                               query.with_only_columns(Item.id)))
+    records = [{"item_id": str(p.item_id), **{k: v for k, v in p.as_dict().items()
+                                               if v is not None}}
+               for p in db.scalars(found)]
+    if not records:
+        return None
+    return charts.bank_overview(ItemBank.from_records(records))
+
+
+@bp.get("/items/export")
+@staff_only
+def export(user: User) -> Response:
+    """The items the bank page's filters find, as a file (:data:`api.v1.items.EXPORTS`)."""
+    errors: dict[str, str] = {}
+    form = {k: (request.args.get(k) or "").strip()[:200] for k in ("q", "skill", "status", "tag")}
+    fmt = request.args.get("format", "csv")
+    if fmt not in EXPORTS:
+        fmt = "csv"
+    query = (_bank_query(form, errors)
+             .options(selectinload(Item.tags), selectinload(Item.parameter_sets))
+             .order_by(Item.code))
+    if errors:
+        return redirect(url_for(".bank", **{k: v for k, v in form.items() if v}), 303)
+    writer, content_type, name = EXPORTS[fmt]
+    try:
+        body = writer([item_record(i) for i in get_session().scalars(query)])
+    except InterchangeError as error:
+        flash(_("The items could not be exported: %(why)s", why=str(error)))
+        return redirect(url_for(".bank", **{k: v for k, v in form.items() if v}), 303)
+    response = Response(body, content_type=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 # -- one item ------------------------------------------------------------------------------------

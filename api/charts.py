@@ -217,3 +217,60 @@ def histogram(values: Sequence[float], bins: int = 10, upper: float | None = Non
                            "height": float(frame.y(0)) - y, "low": float(edges[n]),
                            "high": float(edges[n + 1]), "count": int(count)})
     return chart
+
+
+# -- the bank at a glance (assessment pages) ------------------------------------------------------
+
+#: Difficulty bins of the bank's difficulty chart (logits); values outside go to the end bins.
+DIFFICULTY_RANGE = (-4.0, 4.0)
+DIFFICULTY_BINS = 16
+
+
+def bank_overview(bank: ItemBank) -> dict[str, Any]:
+    """The test information curve and the difficulty distribution of a set of items.
+
+    Parameters
+    ----------
+    bank : ItemBank
+        The items (their active parameters, on the bank's logistic scale).
+
+    Returns
+    -------
+    dict
+        ``information`` (a :class:`Chart` of the summed item information over
+        :data:`THETA_RANGE`, computed by :func:`cat_engine.models.information` for every item
+        and theta at once), ``difficulty`` (a :class:`Chart` of bars: how many items have their
+        location in each of :data:`DIFFICULTY_BINS` bins of :data:`DIFFICULTY_RANGE`; ``b`` for
+        dichotomous items, the mean threshold for polytomous ones, clipped into the range),
+        ``table`` (theta, information, standard error ``1 / sqrt(information)`` at
+        :data:`TABLE_THETAS`), ``peak`` and ``n_items``.
+    """
+    theta = np.linspace(*THETA_RANGE, CURVE_POINTS)
+    items = np.arange(len(bank), dtype=np.intp)
+    total = information(bank, items[None, :], theta[:, None]).sum(axis=1)
+    frame = Frame(THETA_RANGE, (0.0, _nice_ceiling(float(total.max()))))
+    info_chart = _axes(Chart(frame), _ticks(*THETA_RANGE, 9), _ticks(0, frame.y_range[1], 5), 0, 1)
+    info_chart.series.append({"category": None, "class": "series-info",
+                              "points": _points(frame, theta, total)})
+    location = np.nanmean(bank.thresholds, axis=1)  # column 0 holds b for dichotomous items
+    counts, edges = np.histogram(np.clip(location, *DIFFICULTY_RANGE), bins=DIFFICULTY_BINS,
+                                 range=DIFFICULTY_RANGE)
+    bar_frame = Frame(DIFFICULTY_RANGE, (0.0, _nice_ceiling(float(max(counts.max(), 1)))))
+    difficulty = _axes(Chart(bar_frame), _ticks(*DIFFICULTY_RANGE, 9),
+                       _y_ticks(bar_frame.y_range[1], True), 0, 0)
+    for n, count in enumerate(counts):
+        x0, x1 = float(bar_frame.x(edges[n])), float(bar_frame.x(edges[n + 1]))
+        y = float(bar_frame.y(count))
+        difficulty.bars.append({"x": x0 + 1, "y": y, "width": max(x1 - x0 - 2, 1.0),
+                                "height": float(bar_frame.y(0)) - y, "low": float(edges[n]),
+                                "high": float(edges[n + 1]), "count": int(count)})
+    table_theta = np.asarray(TABLE_THETAS)
+    table_info = information(bank, items[None, :], table_theta[:, None]).sum(axis=1)
+    peak = int(np.argmax(total))
+    return {"information": info_chart, "difficulty": difficulty, "n_items": len(bank),
+            "table": [{"theta": float(t), "information": float(i),
+                       "se": float(1 / np.sqrt(i)) if i > 0 else None}
+                      for t, i in zip(table_theta, table_info, strict=True)],
+            "bins": [{"low": b["low"], "high": b["high"], "count": b["count"]}
+                     for b in difficulty.bars],
+            "peak": {"theta": float(theta[peak]), "value": float(total[peak])}}

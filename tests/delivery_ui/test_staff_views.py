@@ -15,6 +15,7 @@ from sqlalchemy.orm import selectinload
 from api.charts import Frame
 from api.db import engine_of
 from api.jobs import run_calibration
+from evidence.models import Attempt
 from item_bank.interchange import ItemRecord, ParameterRecord, write_items_csv, write_qti_item
 from item_bank.models import (
     AdaptiveTest,
@@ -656,3 +657,94 @@ def test_the_dif_groups_are_chosen_from_the_uploads_groups(sqlite_world: Student
         assert run.settings["dif_reference"] == "girls" and run.settings["dif_focal"] == ["other"]
         dif = run.result["dif"]
         assert dif["reference"] == "girls" and [r["focal"] for r in dif["reports"]] == ["other"]
+
+
+# -- the bank: sorting, exposure, export, information -------------------------------------------
+
+
+def _active_parameters(world: StudentWorld) -> dict[str, dict]:
+    with world.db() as session:
+        rows = session.execute(select(Item.code, ItemParameterSet.a, ItemParameterSet.b)
+                               .join(ItemParameterSet, ItemParameterSet.item_id == Item.id)
+                               .where(ItemParameterSet.is_active)).all()
+    return {code: {"a": a, "b": b} for code, a, b in rows}
+
+
+def test_the_bank_sorts_by_a_b_and_exposure(sqlite_world: StudentWorld) -> None:
+    from item_bank.models import ItemExposure
+
+    client = sqlite_world.client_for("assessor1")
+    parameters = _active_parameters(sqlite_world)
+    html = client.get("/assess/items?sort=b&dir=desc").get_data(as_text=True)
+    codes = re.findall(r'<th scope="row"><a href="/assess/items/\d+">([^<]+)</a>', html)
+    expected = sorted(parameters, key=lambda c: (-parameters[c]["b"], c))[:25]
+    assert codes == expected
+    assert 'aria-sort="descending"' in html
+    html = client.get("/assess/items?sort=a&status=operational").get_data(as_text=True)
+    codes = re.findall(r'<th scope="row"><a href="/assess/items/\d+">([^<]+)</a>', html)
+    assert codes == sorted(parameters, key=lambda c: (parameters[c]["a"], c))[:25]
+    assert 'href="/assess/items?sort=a&amp;dir=desc&amp;status=operational"' in html  # reverses
+    for student in ("student1", "student2"):  # two attempts started
+        student_client = sqlite_world.client_for(student)
+        token = csrf_of(student_client.get("/my-tests").get_data(as_text=True))
+        assert student_client.post(f"/tests/{sqlite_world.test_id}/start",
+                                   data={"csrf_token": token}).status_code == 303
+    ids = sqlite_world.ids["items"]
+    with sqlite_world.db() as session:
+        for code, more in (("IT-007", 9), ("IT-003", 4)):
+            row = session.get(ItemExposure, (sqlite_world.test_id, ids[code]))
+            if row is None:
+                session.add(ItemExposure(test_id=sqlite_world.test_id, item_id=ids[code],
+                                         administered=more))
+            else:
+                row.administered += more
+        attempts = session.scalar(select(func.count()).select_from(Attempt))
+    html = client.get("/assess/items?sort=exposure&dir=desc").get_data(as_text=True)
+    codes = re.findall(r'<th scope="row"><a href="/assess/items/\d+">([^<]+)</a>', html)
+    assert codes[:2] == ["IT-007", "IT-003"]
+    assert attempts == 2
+    with sqlite_world.db() as session:
+        given = session.get(ItemExposure, (sqlite_world.test_id, ids["IT-007"])).administered
+    assert re.search(rf'title="given {given} times?">{given / 2:.3f}</td>', html)
+
+
+def test_the_bank_information_and_difficulty_match_the_items(sqlite_world: StudentWorld) -> None:
+    client = sqlite_world.client_for("assessor1")
+    parameters = _active_parameters(sqlite_world)
+    html = client.get("/assess/items?status=operational").get_data(as_text=True)
+    assert 'id="bank-information"' in html and 'id="bank-difficulty"' in html
+    a = np.array([p["a"] for p in parameters.values()])
+    b = np.array([p["b"] for p in parameters.values()])
+    table = re.search(r'id="bank-information-values">.*?</table>', html, re.S).group(0)
+    for theta in (-2.0, 0.0, 1.0):
+        p = 1 / (1 + np.exp(-a * (theta - b)))
+        info = float(np.sum(a * a * p * (1 - p)))  # 2PL closed form, summed over the items
+        row = re.search(rf'<th scope="row">{theta:.1f}</th><td>([\d.]+)</td><td>([\d.]+)</td>',
+                        table)
+        assert float(row.group(1)) == pytest.approx(info, abs=0.006)
+        assert float(row.group(2)) == pytest.approx(1 / np.sqrt(info), abs=6e-4)
+    counts = [int(n) for n in re.findall(
+        r'data-count="(\d+)"', re.search(r'id="bank-difficulty".*?</svg>', html, re.S).group(0))]
+    expected, _edges = np.histogram(np.clip(b, -4, 4), bins=16, range=(-4, 4))
+    assert counts == expected.tolist() and sum(counts) == len(parameters)
+
+
+def test_the_items_found_are_exported(sqlite_world: StudentWorld) -> None:
+    import zipfile
+
+    from item_bank.interchange import read_items_csv
+
+    client = sqlite_world.client_for("assessor1")
+    html = client.get("/assess/items?status=pretest").get_data(as_text=True)
+    form = re.search(r'<form method="get" action="/assess/items/export".*?</form>', html,
+                     re.S).group(0)
+    assert '<input type="hidden" name="status" value="pretest">' in form
+    response = client.get("/assess/items/export?status=pretest&format=csv")
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="items.csv"'
+    records = read_items_csv(response.get_data(as_text=True))
+    assert [r.item_id for r in records] == ["PRE-1", "PRE-2"]
+    response = client.get("/assess/items/export?q=IT-00&format=qti-zip")
+    assert response.mimetype == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(response.get_data())).namelist()
+    assert sum(n.startswith("items/IT-00") for n in names) == 10
