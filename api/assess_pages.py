@@ -66,7 +66,15 @@ from item_bank.models import (
     ResponseUpload,
     RunStatus,
 )
-from item_bank.services import BankError, build_delivery, change_status, save_test, snapshot_content
+from item_bank.services import (
+    BankError,
+    build_delivery,
+    change_status,
+    save_test,
+    snapshot_content,
+    update_item,
+)
+from item_bank.services import Conflict as BankConflict
 from storage import utcnow
 from storage.accounts import Role, User
 
@@ -243,7 +251,8 @@ def _usernames(ids: set[int | None]) -> dict[int, str]:
 def _item_page(user: User, item: Item, errors: dict[str, str] | None = None,
                form: dict[str, str] | None = None, status: int = 200) -> Response:
     names = _usernames({e.changed_by for e in item.status_events}
-                       | {p.created_by for p in item.parameter_sets})
+                       | {p.created_by for p in item.parameter_sets}
+                       | {v.created_by for v in item.versions})
     active = item.active_parameters
     curves = charts.item_curves(active.as_dict(), item.code) if active is not None else None
     moves = [s.value for s in ItemStatus if s != item.status]
@@ -306,6 +315,94 @@ def item_status(user: User, item_id: int) -> Response:
                           {"status": status, "reason": reason}, 422)
     db.commit()
     flash(_("%(code)s is now %(status)s.", code=found.code, status=STATUS_NAMES[status]))
+    return redirect(url_for(".item", item_id=item_id), 303)
+
+
+EXTRA_OPTION_SLOTS = 2
+MAX_OPTIONS = 26
+
+
+def _edit_form_of(item: Item) -> dict[str, Any]:
+    return {"stem": item.stem, "options": list(item.options),
+            "key": "" if item.key is None else str(item.key + 1), "rationale": item.rationale,
+            "skill": item.skill, "tags": "; ".join(item.content_tags), "note": "",
+            "version": str(item.version)}
+
+
+def _edit_page(user: User, item: Item, form: dict[str, Any], status: int = 200,
+               errors: dict[str, str] | None = None) -> Response:
+    slots = min(MAX_OPTIONS, max(len(form["options"]) + EXTRA_OPTION_SLOTS, 4))
+    options = list(form["options"]) + [""] * (slots - len(form["options"]))
+    return _render("assess/edit.html", user, status, item=item, form=form, options=options,
+                   errors=errors or {})
+
+
+@bp.get("/items/<int:item_id>/edit")
+@staff_only
+def edit_item(user: User, item_id: int) -> Response:
+    """The item's content, skill and tags in a form (saving makes a new version)."""
+    found = _get_item(item_id)
+    if found is None:
+        return not_found(user, _("There is no item %(id)d in the bank.", id=item_id))
+    return _edit_page(user, found, _edit_form_of(found))
+
+
+def _edit_changes(form: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    """The changes :func:`item_bank.services.update_item` takes, from the edit form."""
+    filled = [o for o in form["options"] if o.strip()]
+    key = None
+    if form["key"]:
+        if not (form["key"].isdecimal() and 1 <= int(form["key"]) <= len(filled)):
+            errors["key"] = _("Choose the correct option among the options filled in.")
+        else:
+            key = int(form["key"]) - 1
+    if not form["stem"].strip():
+        errors["stem"] = _("Write the question.")
+    if len(filled) == 1:
+        errors["options"] = _("Give at least two options (or none, for an open item).")
+    if not form["skill"].strip():
+        errors["skill"] = _("Name the skill the item measures.")
+    tags = [t.strip() for t in form["tags"].replace(",", ";").split(";") if t.strip()]
+    return {"stem": form["stem"].strip(), "options": [o.strip() for o in filled], "key": key,
+            "rationale": form["rationale"].strip(), "skill": form["skill"].strip(),
+            "content_tags": tags}
+
+
+@bp.post("/items/<int:item_id>/edit")
+@staff_only
+def save_item(user: User, item_id: int) -> Response:
+    """Save the edited content as a new version (skill and tags as they are); one transaction."""
+    db = get_session()
+    found = _get_item(item_id)
+    if found is None:
+        return not_found(user, _("There is no item %(id)d in the bank.", id=item_id))
+    form = {name: request.form.get(name, "")[:20_000] for name in
+            ("stem", "key", "rationale", "skill", "tags", "note", "version")}
+    form["options"] = [o[:2000] for o in request.form.getlist("options")][:MAX_OPTIONS]
+    errors: dict[str, str] = {}
+    changes = _edit_changes(form, errors)
+    expected = int(form["version"]) if form["version"].isdecimal() else None
+    before = found.version
+    if not errors:
+        try:
+            update_item(db, found, changes, user_id=user.id, note=form["note"].strip()[:500],
+                        expected_version=expected)
+        except BankConflict:
+            errors["version"] = _("Someone saved this item while you edited it (it is now at "
+                                  "version %(n)d). Copy your changes, reload the item and make "
+                                  "them again.", n=found.version)
+        except BankError as error:
+            field = {"content_tags": "tags", "media": "stem"}.get(error.field or "", error.field)
+            errors[field if field in form else "stem"] = str(error)
+    if errors:
+        db.rollback()
+        return _edit_page(user, db.get(Item, item_id), form, 422, errors)
+    db.commit()
+    if found.version != before:
+        flash(_("%(code)s is saved as version %(n)d.", code=found.code, n=found.version))
+    else:
+        flash(_("%(code)s is saved (its content did not change, so no new version).",
+                code=found.code))
     return redirect(url_for(".item", item_id=item_id), 303)
 
 

@@ -748,3 +748,51 @@ def test_the_items_found_are_exported(sqlite_world: StudentWorld) -> None:
     assert response.mimetype == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(response.get_data())).namelist()
     assert sum(n.startswith("items/IT-00") for n in names) == 10
+
+
+# -- editing an item -----------------------------------------------------------------------------
+
+
+def test_an_item_is_edited_into_a_new_version(sqlite_world: StudentWorld) -> None:
+    from item_bank.models import ItemVersion
+
+    client = sqlite_world.client_for("assessor1")
+    item_id = sqlite_world.ids["items"]["IT-004"]
+    before = _item(sqlite_world, "IT-004")
+    html = client.get(f"/assess/items/{item_id}").get_data(as_text=True)
+    assert f'href="/assess/items/{item_id}/edit"' in html
+    html = client.get(f"/assess/items/{item_id}/edit").get_data(as_text=True)
+    assert f'name="version" value="{before.version}"' in html
+    assert f'<option value="{before.key + 1}" selected>' in html
+    token = csrf_of(html)
+    form = {"csrf_token": token, "stem": "What is 4 + 1, written in words?",
+            "options": ["four", "five", "six", ""], "key": "2", "rationale": "4 + 1 = 5",
+            "skill": before.skill, "tags": "words; arithmetic", "note": "asked in words",
+            "version": str(before.version)}
+    # A key among empty boxes, an empty question: named, kept, nothing written.
+    response = client.post(f"/assess/items/{item_id}/edit",
+                           data=form | {"stem": " ", "key": "4"})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert _error(html, "stem") == "Write the question."
+    assert _error(html, "key") == "Choose the correct option among the options filled in."
+    assert 'value="six"' in html
+    assert _item(sqlite_world, "IT-004").version == before.version
+    response = client.post(f"/assess/items/{item_id}/edit", data=form, follow_redirects=True)
+    assert f"IT-004 is saved as version {before.version + 1}." in response.get_data(as_text=True)
+    after = _item(sqlite_world, "IT-004")
+    assert (after.stem, after.options, after.key) == ("What is 4 + 1, written in words?",
+                                                      ["four", "five", "six"], 1)
+    with sqlite_world.db() as session:
+        assert sorted(session.get(Item, item_id).content_tags) == ["arithmetic", "words"]
+        version = session.scalar(select(ItemVersion).where(
+            ItemVersion.item_id == item_id, ItemVersion.version == after.version))
+        assert version.note == "asked in words"
+        assert version.created_by == sqlite_world.ids["users"]["assessor1"]
+    assert after.active_parameters.id == before.active_parameters.id  # parameters kept
+    # The form of the old version again: someone else's save is not overwritten.
+    response = client.post(f"/assess/items/{item_id}/edit", data=form | {"stem": "Old?"})
+    assert response.status_code == 422
+    assert f"it is now at version {after.version}" in _error(response.get_data(as_text=True),
+                                                             "version")
+    assert _item(sqlite_world, "IT-004").stem == "What is 4 + 1, written in words?"
