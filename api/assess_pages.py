@@ -794,6 +794,27 @@ def run(user: User, run_id: int) -> Response:
     return _run_page(user, found)
 
 
+@bp.get("/calibration/runs/<int:run_id>/items/<path:code>")
+@staff_only
+def run_item(user: User, run_id: int, code: str) -> Response:
+    """One item of a run: observed versus expected scores by ability (fit), and by group (DIF)."""
+    found = _run_or_none(run_id)
+    if found is None:
+        return not_found(user, _("There is no calibration run %(id)d.", id=run_id))
+    try:
+        evidence = runs.item_evidence(get_session(), found, code)
+    except (NotFound, Conflict):
+        return not_found(user, _("Calibration run %(id)d has no results for item %(code)s.",
+                                 id=run_id, code=code))
+    except Invalid as error:  # the data cannot be gathered again (upload or test deleted)
+        return not_found(user, _("The data of calibration run %(id)d cannot be read again: "
+                                 "%(why)s", id=run_id, why=str(error)))
+    bank_item = get_session().scalar(select(Item).where(Item.code == code))
+    return _render("assess/run_item.html", user, run=found, evidence=evidence,
+                   charts=charts.evidence_charts(evidence), entry=evidence["entry"],
+                   bank_item=bank_item, flag_words=words.fit_flags, dif_words=words.dif_words)
+
+
 @bp.get("/calibration/runs/<int:run_id>/status")
 @staff_only
 def run_status(user: User, run_id: int) -> Response:

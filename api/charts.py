@@ -274,3 +274,50 @@ def bank_overview(bank: ItemBank) -> dict[str, Any]:
             "bins": [{"low": b["low"], "high": b["high"], "count": b["count"]}
                      for b in difficulty.bars],
             "peak": {"theta": float(theta[peak]), "value": float(total[peak])}}
+
+
+def evidence_charts(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """Charts of one calibrated item's observed versus expected scores by ability.
+
+    ``evidence`` is :func:`api.services.calibration_runs.item_evidence`: the model's expected
+    score curve, the mean observed score of each ability group (dots on a line), and per DIF
+    group the observed means by the same ability groups.
+
+    Returns
+    -------
+    dict
+        ``fit`` (a :class:`Chart`: the model curve, class ``series-model``, and the observed
+        means, class ``series-0``, with dots) and ``dif`` (a :class:`Chart` with the model curve
+        and one observed series per group, classes ``series-1``...; None without groups).
+    """
+    top = float(evidence["max_score"]) or 1.0
+    frame = Frame(THETA_RANGE, (0.0, top))
+    y_digits = 1 if top == 1.0 else 0
+    curve = evidence["curve"]
+    xs = np.clip(np.asarray(curve["theta"], dtype=float), *THETA_RANGE)
+
+    def model_series() -> dict[str, Any]:
+        return {"category": None, "class": "series-model",
+                "points": _points(frame, xs, np.asarray(curve["expected"], dtype=float))}
+
+    def observed(bins: Sequence[Mapping[str, Any]], css: str) -> dict[str, Any]:
+        bins = [b for b in bins if b["n"] and b["observed"] is not None]
+        theta = np.clip(np.array([b["theta"] for b in bins], dtype=float), *THETA_RANGE)
+        values = np.array([b["observed"] for b in bins], dtype=float)
+        return {"category": None, "class": css, "points": _points(frame, theta, values),
+                "dots": [(float(frame.x(x)), float(frame.y(v)))
+                         for x, v in zip(theta, values, strict=True)]}
+
+    def chart() -> Chart:
+        return _axes(Chart(frame), _ticks(*THETA_RANGE, 9), _ticks(0, top, 5), 0,
+                     y_digits if top == 1.0 else 1)
+
+    fit = chart()
+    fit.series += [model_series(), observed(evidence["bins"], "series-0")]
+    dif = None
+    if evidence.get("groups"):
+        dif = chart()
+        dif.series.append(model_series())
+        for k, group in enumerate(evidence["groups"]):
+            dif.series.append(observed(group["bins"], f"series-{(k + 1) % 6}"))
+    return {"fit": fit, "dif": dif}

@@ -730,6 +730,94 @@ def run_items(session: Session, run: CalibrationRun, *, flagged: bool | None = N
     return total, out
 
 
+# -- runs: one item's evidence (fit and DIF plots) -----------------------------------------------
+
+#: Ability groups of the observed-versus-expected plots (quantiles of the respondents' theta).
+EVIDENCE_GROUPS = 10
+
+
+def item_evidence(session: Session, run: CalibrationRun, code: str,
+                  n_groups: int = EVIDENCE_GROUPS) -> dict[str, Any]:
+    """Observed versus model-expected scores of one item by ability, overall and per group.
+
+    The run's responses are gathered again (:func:`load_input`: an upload as sent, or a test's
+    attempts as they stand now). Every person gets an EAP theta under the run's estimates and
+    latent distribution (:func:`calibration.fit.eap_scores`); the item's respondents are split
+    into ``n_groups`` groups of about equal size by theta, and in each the mean observed score
+    is set beside the mean expected score ``sum_k k P_k(theta)`` (the proportion correct for
+    dichotomous items). Per DIF group (when the data have groups) the observed means use the
+    same ability groups, so curves that part show DIF.
+
+    Returns
+    -------
+    dict
+        ``item_id``, ``max_score``, ``n`` (respondents), ``bins`` (``theta``, ``n``,
+        ``observed``, ``expected`` per ability group), ``groups`` (per DIF group: ``group``,
+        ``bins`` in the same ability groups, None values where the group has nobody),
+        ``curve`` (``theta``, ``expected`` on a grid from -4 to 4), ``entry`` (the run's result
+        for the item).
+
+    Raises
+    ------
+    NotFound
+        The run did not calibrate ``code``.
+    Conflict
+        The run has no result.
+    """
+    from calibration.fit import eap_scores
+    from cat_engine.models import category_probabilities
+
+    if not run.result:
+        raise Conflict(f"calibration run {run.id} is {run.status.value}: it has no item results")
+    entries = {e["item_id"]: e for e in run.result.get("items", [])}
+    if code not in entries:
+        raise NotFound(f"calibration run {run.id} did not calibrate item {code!r}", "item_id")
+    data = load_input(session, run).data
+    kept = [c for c in data.item_ids if c in entries]
+    if code not in kept:
+        raise NotFound(f"item {code!r} has no responses in the data of run {run.id} now",
+                       "item_id")
+    if len(kept) != data.n_items:
+        data = data.subset_items(kept)
+    bank = ItemBank.from_records([_record(entries[c]) for c in data.item_ids])
+    summary = run.result.get("summary") or {}
+    latent = (float(summary.get("latent_mean", 0.0)), float(summary.get("latent_sd", 1.0)))
+    theta, _se = eap_scores(data, bank, latent=latent)
+    j = data.item_ids.index(code)
+    answered = data.item == j
+    persons = data.person[answered]
+    score = data.response[answered].astype(float)
+    t = theta[persons]
+    scores = np.arange(int(bank.n_categories[j]), dtype=float)
+    expected = category_probabilities(bank, np.full(t.size, j, dtype=np.intp), t) @ scores
+    n_groups = max(1, min(n_groups, t.size))
+    order = np.argsort(t, kind="stable")
+    which = np.empty(t.size, dtype=np.intp)
+    which[order] = np.arange(t.size) * n_groups // t.size  # equal-sized groups by theta
+
+    def means(mask: np.ndarray) -> list[dict[str, Any]]:
+        n = np.bincount(which[mask], minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return [{"theta": float(th), "n": int(k), "observed": float(o), "expected": float(e)}
+                    for th, k, o, e in zip(
+                        np.bincount(which[mask], t[mask], n_groups) / n, n,
+                        np.bincount(which[mask], score[mask], n_groups) / n,
+                        np.bincount(which[mask], expected[mask], n_groups) / n, strict=True)]
+
+    groups = []
+    if data.group is not None:
+        labels = data.group[persons]
+        for label, _n in group_sizes(data):
+            mask = labels == label
+            if mask.any():
+                groups.append({"group": label, "bins": means(mask)})
+    grid = np.linspace(-4.0, 4.0, 81)
+    curve = category_probabilities(bank, np.full(grid.size, j, dtype=np.intp), grid) @ scores
+    return plain({"item_id": code, "max_score": float(scores[-1]), "n": int(t.size),
+                  "bins": means(np.ones(t.size, dtype=bool)), "groups": groups,
+                  "curve": {"theta": grid, "expected": curve}, "entry": entries[code]})
+
+
 # -- publication: what is ticked, and on which scale -----------------------------------------------
 
 

@@ -796,3 +796,61 @@ def test_an_item_is_edited_into_a_new_version(sqlite_world: StudentWorld) -> Non
     assert f"it is now at version {after.version}" in _error(response.get_data(as_text=True),
                                                              "version")
     assert _item(sqlite_world, "IT-004").stem == "What is 4 + 1, written in words?"
+
+
+# -- fit and DIF plots of a run's item -----------------------------------------------------------
+
+
+def test_a_runs_item_shows_observed_against_expected_by_ability_and_group(
+        sqlite_world: StudentWorld) -> None:
+    from tests.api.test_publication import responses_csv
+
+    sqlite_world.app.config["HUEY_URL"] = "immediate"
+    client = sqlite_world.client_for("assessor1")
+    token = _token(client, "/assess/calibration")
+    truth = {**_truth(sqlite_world, [f"IT-{j:03d}" for j in range(20)]),
+             "PRE-1": {"a": 1.3, "b": 0.0}, "PRE-2": {"a": 1.0, "b": 0.3}}
+    content = responses_csv(truth, 1200, 8, focal_shift={"PRE-1": 1.5}, bumpy=("PRE-2",))
+    run_url = _start(client, token, content, anchor=True)
+    html = client.get(run_url).get_data(as_text=True)
+    assert f'href="{run_url}/items/PRE-1"' in html
+    rows = [line.split(",") for line in content.splitlines()[1:]]
+
+    def evidence(code: str) -> tuple[str, list[tuple[float, int, float, float]]]:
+        page = client.get(f"{run_url}/items/{code}")
+        assert page.status_code == 200
+        text = page.get_data(as_text=True)
+        table = re.search(r'id="evidence-values">.*?</tbody>', text, re.S).group(0)
+        values = [(float(t), int(n), float(o), float(e)) for t, n, o, e in re.findall(
+            r'<tr><th scope="row">(-?[\d.]+)</th><td>(\d+)</td><td>([\d.]+)</td>'
+            r'<td>([\d.]+)</td>', table)]
+        return text, values
+
+    text, bins = evidence("PRE-1")
+    answers = [int(r[2]) for r in rows if r[1] == "PRE-1"]
+    assert len(bins) == 10 and sum(n for _t, n, _o, _e in bins) == len(answers) == 1200
+    assert sum(n * o for _t, n, o, _e in bins) == pytest.approx(sum(answers), abs=0.05)
+    assert [t for t, *_ in bins] == sorted(t for t, *_ in bins)
+    # The model curve is the 2PL of the run's estimates, drawn through the engine.
+    entry = next(e for e in _run_entries(sqlite_world, run_url) if e["item_id"] == "PRE-1")
+    a, b = entry["parameters"]["a"], entry["parameters"]["b"]
+    px, py, frame = _polyline(text, "fit-plot")
+    theta = np.array([frame.theta_of(x) for x in px])
+    p = np.array([frame.value_of(y) for y in py])
+    assert np.abs(p - 1 / (1 + np.exp(-a * (theta - b)))).max() < 2e-4
+    # DIF: at equal ability, group B (the item is 1.5 logits harder for it) scores lower.
+    assert 'id="dif-plot"' in text
+    group_rows = re.findall(r"<td>([\d.]+) \((\d+)\)</td><td>([\d.]+) \((\d+)\)</td>", text)
+    lower = sum(float(b_obs) < float(a_obs) for a_obs, _na, b_obs, _nb in group_rows)
+    assert len(group_rows) >= 8 and lower >= len(group_rows) - 1
+    # Misfit: PRE-2's observed means leave the model's curve; a fitting item's stay near it.
+    _text, misfit = evidence("PRE-2")
+    _text, fitting = evidence("IT-000")
+    assert max(abs(o - e) for _t, _n, o, e in misfit) > 0.2
+    assert max(abs(o - e) for _t, _n, o, e in fitting) < 0.15
+    assert client.get(f"{run_url}/items/NOPE").status_code == 404
+
+
+def _run_entries(world: StudentWorld, run_url: str) -> list[dict]:
+    with world.db() as session:
+        return session.get(CalibrationRun, int(run_url.rsplit("/", 1)[1])).result["items"]
