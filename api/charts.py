@@ -249,7 +249,9 @@ def bank_overview(bank: ItemBank) -> dict[str, Any]:
     items = np.arange(len(bank), dtype=np.intp)
     total = information(bank, items[None, :], theta[:, None]).sum(axis=1)
     frame = Frame(THETA_RANGE, (0.0, _nice_ceiling(float(total.max()))))
-    info_chart = _axes(Chart(frame), _ticks(*THETA_RANGE, 9), _ticks(0, frame.y_range[1], 5), 0, 1)
+    top = frame.y_range[1]
+    info_chart = _axes(Chart(frame), _ticks(*THETA_RANGE, 9), _y_ticks(top, top >= 5), 0,
+                       0 if top >= 5 else 2)
     info_chart.series.append({"category": None, "class": "series-info",
                               "points": _points(frame, theta, total)})
     location = np.nanmean(bank.thresholds, axis=1)  # column 0 holds b for dichotomous items
@@ -288,11 +290,11 @@ def evidence_charts(evidence: Mapping[str, Any]) -> dict[str, Any]:
     dict
         ``fit`` (a :class:`Chart`: the model curve, class ``series-model``, and the observed
         means, class ``series-0``, with dots) and ``dif`` (a :class:`Chart` with the model curve
-        and one observed series per group, classes ``series-1``...; None without groups).
+        and one observed series per group, classes ``group_classes``; None without groups).
     """
     top = float(evidence["max_score"]) or 1.0
     frame = Frame(THETA_RANGE, (0.0, top))
-    y_digits = 1 if top == 1.0 else 0
+    y_digits = 2 if top == 1.0 else 0
     curve = evidence["curve"]
     xs = np.clip(np.asarray(curve["theta"], dtype=float), *THETA_RANGE)
 
@@ -309,15 +311,21 @@ def evidence_charts(evidence: Mapping[str, Any]) -> dict[str, Any]:
                          for x, v in zip(theta, values, strict=True)]}
 
     def chart() -> Chart:
-        return _axes(Chart(frame), _ticks(*THETA_RANGE, 9), _ticks(0, top, 5), 0,
-                     y_digits if top == 1.0 else 1)
+        y_ticks = _ticks(0, 1, 5) if top == 1.0 else _y_ticks(top, top.is_integer())
+        return _axes(Chart(frame), _ticks(*THETA_RANGE, 9), y_ticks, 0, y_digits)
 
     fit = chart()
     fit.series += [model_series(), observed(evidence["bins"], "series-0")]
     dif = None
+    classes = [GROUP_CLASSES[k % len(GROUP_CLASSES)]
+               for k in range(len(evidence.get("groups") or []))]
     if evidence.get("groups"):
         dif = chart()
         dif.series.append(model_series())
-        for k, group in enumerate(evidence["groups"]):
-            dif.series.append(observed(group["bins"], f"series-{(k + 1) % 6}"))
-    return {"fit": fit, "dif": dif}
+        for css, group in zip(classes, evidence["groups"], strict=True):
+            dif.series.append(observed(group["bins"], css))
+    return {"fit": fit, "dif": dif, "group_classes": classes}
+
+
+#: Solid-line classes for the groups of a DIF chart (series-2 is drawn dashed).
+GROUP_CLASSES = ("series-0", "series-1", "series-3", "series-4", "series-5")

@@ -226,3 +226,60 @@ def test_an_unanchored_run_is_linked_before_publishing_in_the_browser(
         .inner_text() or "Stocking-Lord" in page.locator("main").inner_text()
     assert _item(sqlite_world, "IT-000").active_parameters.provenance["scale"] == "linked"
     assert not found, found
+
+
+def test_the_bank_edit_and_item_plots_in_the_browser(sqlite_world: StudentWorld, live, page,
+                                                     tmp_path) -> None:
+    from tests.api.test_publication import responses_csv
+
+    found: dict[str, list[str]] = {}
+    sign_in(page, live.url, "assessor1", sqlite_world.password)
+    page.goto(live.url + "/assess/items?status=operational")
+    page.get_by_role("link", name="b (select to sort)").click()
+    assert page.locator("th[aria-sort=descending]").inner_text().startswith("b")
+    assert page.get_by_role("img", name="Information of the items").is_visible()
+    assert page.get_by_role("img", name="Difficulty distribution").is_visible()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export").click()
+    assert download.value.suggested_filename == "items.csv"
+    found["bank"] = _serious(page)
+    save_screenshot(page, "assess-bank-sorted")
+    page.set_viewport_size({"width": 375, "height": 800})
+    save_screenshot(page, "assess-bank-375")
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    page.goto(live.url + "/assess/import")
+    found["import-format"] = _serious(page)
+    save_screenshot(page, "assess-import-format")
+
+    page.goto(live.url + f"/assess/items/{sqlite_world.ids['items']['IT-004']}")
+    page.get_by_role("link", name="Edit the item").click()
+    page.get_by_label("Question").fill("What is four plus one?")
+    page.get_by_label("What changed").fill("in words")
+    found["edit"] = _serious(page)
+    save_screenshot(page, "assess-edit")
+    page.get_by_role("button", name="Save").click()
+    assert "is saved as version 2" in page.get_by_role("status").first.inner_text()
+    assert page.locator("#versions tbody tr").count() == 2
+
+    truth = {**_truth(sqlite_world, [f"IT-{j:03d}" for j in range(15)]),
+             "PRE-1": {"a": 1.3, "b": 0.0}}
+    responses = tmp_path / "dif.csv"
+    responses.write_text(responses_csv(truth, 900, 6, focal_shift={"PRE-1": 1.5},
+                                       groups=("girls", "boys")))
+    page.goto(live.url + "/assess/calibration")
+    page.get_by_label("Response data").set_input_files(str(responses))
+    page.get_by_role("button", name="Upload").click()
+    assert page.get_by_label("Reference group for DIF").locator("option").count() == 3
+    found["upload-groups"] = _serious(page)
+    save_screenshot(page, "assess-upload-groups")
+    page.get_by_label("Reference group for DIF").select_option("girls")
+    page.get_by_role("button", name="Start the run").click()
+    page.get_by_role("link", name="Fit and DIF PRE-1").click()
+    assert page.get_by_role("img", name="Observed and expected scores of PRE-1").is_visible()
+    assert page.get_by_role("img", name="Observed scores of PRE-1 by group").is_visible()
+    found["run-item"] = _serious(page)
+    save_screenshot(page, "assess-run-item")
+    page.set_viewport_size({"width": 375, "height": 800})
+    save_screenshot(page, "assess-run-item-375")
+    assert not {k: v for k, v in found.items() if v}, found
