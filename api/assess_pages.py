@@ -1,5 +1,5 @@
 """Pages of the assessment team (assessors and admins): the item bank, an item with its curves,
-imports, calibration runs, pretest items and test design by simulation.
+imports, calibration runs, pretest items (test design by simulation: :mod:`api.assess_simulation`).
 
 Every view calls the services (:mod:`item_bank.services`, :mod:`item_bank.importing`,
 :mod:`api.services.calibration_runs`, :func:`cat_engine.simulate`) directly and commits once.
@@ -10,10 +10,8 @@ errors next to the fields and what was typed kept (422). Other roles get a 403 p
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
-import numpy as np
 from flask import (
     Blueprint,
     Response,
@@ -39,7 +37,7 @@ from api.services import calibration_runs as runs
 from api.services.errors import Conflict, Invalid, NotFound
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
 from api.v1.items import EXPORTS
-from cat_engine import CATError, ItemBank, simulate
+from cat_engine import ItemBank
 from evidence.models import Attempt
 from item_bank.importing import (
     MODES,
@@ -68,10 +66,8 @@ from item_bank.models import (
 )
 from item_bank.services import (
     BankError,
-    build_delivery,
     change_status,
     save_test,
-    snapshot_content,
     update_item,
 )
 from item_bank.services import Conflict as BankConflict
@@ -83,9 +79,6 @@ install_error_pages(bp)
 
 STAFF = (Role.ASSESSOR, Role.ADMIN)
 PER_PAGE = 25
-MAX_SIMULEES = 5000
-MAX_TUNED_SIMULEES = 1000
-DEFAULT_SIMULEES = 500
 MAX_REASON = 2000
 IMPORT_RESULT = "assess_import_result"
 IMPORT_SHOWN = 20
@@ -963,95 +956,12 @@ def seed_pretest(user: User, test_id: int) -> Response:
     return redirect(url_for(".pretest", test_id=test_id), 303)
 
 
-# -- test design by simulation -------------------------------------------------------------------
-
-
-def simulation_report(test: AdaptiveTest, examinees: int, seed: int) -> dict[str, Any]:
-    """Simulate ``examinees`` test takers (theta ~ N(0, 1)) on what ``test`` delivers now.
-
-    Nothing is stored: the test's current content is built as a snapshot would be, in memory.
-
-    Returns
-    -------
-    dict
-        ``summary`` (:meth:`cat_engine.simulation.SimulationResult.to_dict`), ``exposure``,
-        ``rmse`` and ``length`` charts, ``rows`` (conditional figures by decile of true theta),
-        ``seconds`` (wall time, including building the bank).
-    """
-    started = time.perf_counter()
-    delivery = build_delivery(snapshot_content(get_session(), test))
-    thetas = np.random.default_rng([seed, 7]).normal(0.0, 1.0, examinees)
-    result = simulate(delivery.bank, thetas, delivery.config, seed=seed,
-                      cohorts=max(1, math.ceil(examinees / 1000)))
-    summary = result.to_dict()
-    rows = summary["conditional"]
-    middles = [(r["theta_low"] + r["theta_high"]) / 2 for r in rows]
-    rates = list(summary["exposure_rates"].values())
-    return {
-        "summary": summary, "rows": rows,
-        "exposure": charts.histogram(rates, bins=10, upper=max(max(rates), 0.01)),
-        "rmse": charts.line_chart(middles, [{"values": [r["rmse"] for r in rows],
-                                             "class": "series-0"},
-                                            {"values": [abs(r["bias"]) for r in rows],
-                                             "class": "series-2"}]),
-        "length": charts.line_chart(middles, [{"values": [r["mean_length"] for r in rows],
-                                               "class": "series-1"}], y_digits=0),
-        "most_exposed": sorted(summary["exposure_rates"].items(), key=lambda kv: -kv[1])[:10],
-        "seconds": time.perf_counter() - started,
-    }
-
-
-def _simulee_limit(test: AdaptiveTest) -> int:
-    """At most :data:`MAX_SIMULEES` simulees (about 0.7 s for 5000 on a 320-item bank), and
-    :data:`MAX_TUNED_SIMULEES` when Sympson-Hetter parameters must be found by iterated
-    simulation first (about 25 s for 5000; 5 s for 1000)."""
-    exposure = (test.config or {}).get("exposure") or {}
-    if exposure.get("method") == "sympson-hetter" and "k" not in exposure:
-        return MAX_TUNED_SIMULEES
-    return MAX_SIMULEES
-
-
-@bp.get("/simulate")
-@staff_only
-def simulation(user: User) -> Response:
-    """Design a test by simulation: choose a test and a number of simulees, read the report.
-
-    A GET form: a simulation writes nothing and is a pure function of its inputs (seeded), so
-    its report can be bookmarked and reloaded.
-    """
-    db = get_session()
-    errors: dict[str, str] = {}
-    asked = "test_id" in request.args
-    form = {"test_id": request.args.get("test_id", ""),
-            "examinees": request.args.get("examinees", str(DEFAULT_SIMULEES)),
-            "seed": request.args.get("seed", "1")}
-    test = None
-    report = None
-    if asked:
-        test_id = form_int("test_id", errors, low=1, high=2**31 - 1)
-        examinees = form_int("examinees", errors, low=10, high=MAX_SIMULEES)
-        seed = form_int("seed", errors, low=0, high=10**6, default=1)
-        test = db.get(AdaptiveTest, test_id) if test_id else None
-        if test_id and test is None:
-            errors["test_id"] = _("Choose one of the tests offered.")
-        elif test is not None and examinees and examinees > _simulee_limit(test):
-            errors["examinees"] = _(
-                "This test's Sympson-Hetter exposure control is tuned by simulation first, "
-                "which takes longer: simulate at most %(n)d students.", n=_simulee_limit(test))
-        if not errors:
-            try:
-                report = simulation_report(test, examinees, seed)
-            except (BankError, CATError) as error:
-                errors["test_id"] = _("This test cannot be simulated: %(reason)s",
-                                      reason=str(error))
-    return _render("assess/simulate.html", user, 422 if errors else 200, tests=_tests(),
-                   form=form, errors=errors, test=test, report=report,
-                   max_simulees=MAX_SIMULEES, stop_words=words.stop_reason_words)
-
-
 @bp.get("/")
 @staff_only
 def home(user: User) -> Response:
     """The assessment pages start at the bank."""
     return redirect(url_for(".bank"))
 
+
+
+from api import assess_simulation  # noqa: E402,F401  (registers the simulation page on bp)

@@ -854,3 +854,61 @@ def test_a_runs_item_shows_observed_against_expected_by_ability_and_group(
 def _run_entries(world: StudentWorld, run_url: str) -> list[dict]:
     with world.db() as session:
         return session.get(CalibrationRun, int(run_url.rsplit("/", 1)[1])).result["items"]
+
+
+# -- comparing designs by simulation -------------------------------------------------------------
+
+
+def test_designs_are_simulated_on_the_same_students_and_compared(
+        sqlite_world: StudentWorld) -> None:
+    from cat_engine import simulate
+    from item_bank.services import build_delivery, snapshot_content
+
+    client = sqlite_world.client_for("assessor1")
+    test_id = sqlite_world.test_id
+    html = client.get("/assess/simulate").get_data(as_text=True)
+    # Design A starts as the test is delivered (mfi, SE 0.4, 4 to 12 items).
+    assert '<option value="mfi" selected>' in html
+    assert 'name="d1_se" type="number" step="0.01" min="0.05" max="2" value="0.4"' in html
+    assert 'name="d1_max_items" type="number" min="1" max="500" inputmode="numeric" ' \
+           'value="12"' in html
+    query = (f"/assess/simulate?test_id={test_id}&examinees=400&seed=3"
+             "&d1_selection=mfi&d1_exposure=none&d1_r_max=0.25&d1_n=5&d1_se=0.4"
+             "&d1_max_items=12&d1_min_items=4"
+             "&d2_on=1&d2_selection=random&d2_exposure=none&d2_r_max=0.25&d2_n=5&d2_se="
+             "&d2_max_items=5&d2_min_items=5"
+             "&d3_on=1&d3_selection=mfi&d3_exposure=eligibility&d3_r_max=0.2&d3_n=5&d3_se=0.4"
+             "&d3_max_items=12&d3_min_items=4")
+    response = client.get(query)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    html = response.get_data(as_text=True)
+    table = re.search(r'<table class="data numbers" id="compare-table">.*?</table>', html,
+                      re.S).group(0)
+
+    def row(name: str) -> list[str]:
+        found = re.search(rf'<th scope="row">{name}</th>(.*?)</tr>', table, re.S).group(1)
+        return re.findall(r"<td>(.*?)</td>", found, re.S)
+
+    assert row("Mean test length")[1] == "5.0" and row("Longest test")[1] == "5"
+    assert "reached the most items allowed (5)</span>: 400" in row("Why tests stopped")[1]
+    # Design B is the engine run directly with that configuration, on the same students.
+    with sqlite_world.db() as session:
+        test = session.get(AdaptiveTest, test_id)
+        delivery = build_delivery(snapshot_content(session, test))
+        config = {**test.config, "selection": {"method": "random"},
+                  "exposure": {"method": "none"}, "stopping": {"max_items": 5, "min_items": 5}}
+    thetas = np.random.default_rng([3, 7]).normal(0.0, 1.0, 400)
+    direct = simulate(delivery.bank, thetas, config, seed=3).to_dict()
+    assert row("RMSE of theta")[1] == f"{direct['rmse']:.3f}"
+    # Eligibility control holds the most exposed item down; maximum information alone does not.
+    exposure = [float(v) for v in row("Highest exposure rate")]
+    assert exposure[0] == 1.0 and exposure[2] < 0.5
+    for chart in ("compare-rmse-chart", "compare-length-chart"):
+        svg = re.search(rf'<svg class="chart" id="{chart}".*?</svg>', html, re.S).group(0)
+        assert svg.count("<polyline") == 3
+    # A design that cannot be: its own field says so, and nothing is simulated.
+    response = client.get(query.replace("d2_min_items=5", "d2_min_items=9"))
+    assert response.status_code == 422
+    assert _error(response.get_data(as_text=True), "d2_min_items") == \
+        "The fewest items cannot be more than the most items."
+    assert 'id="compare-table"' not in response.get_data(as_text=True)
