@@ -283,3 +283,25 @@ def test_the_bank_edit_and_item_plots_in_the_browser(sqlite_world: StudentWorld,
     page.set_viewport_size({"width": 375, "height": 800})
     save_screenshot(page, "assess-run-item-375")
     assert not {k: v for k, v in found.items() if v}, found
+
+
+def test_designs_are_compared_in_the_browser(sqlite_world: StudentWorld, live, page) -> None:
+    sign_in(page, live.url, "assessor1", sqlite_world.password)
+    page.goto(live.url + "/assess/simulate")
+    page.get_by_label("Simulated students").fill("300")
+    page.get_by_label("Simulate design B too").check()
+    page.locator("#d2_selection").select_option("random")
+    page.locator("#d2_exposure").select_option("randomesque")
+    page.get_by_label("Simulate design C too").check()
+    page.locator("#d3_exposure").select_option("eligibility")
+    page.get_by_role("button", name="Simulate").click()
+    assert page.get_by_role("heading", name="Comparison: Maths, 300 simulated students") \
+        .is_visible()
+    assert page.get_by_role("img", name="Precision by ability, per design").is_visible()
+    assert page.locator("#compare-table thead th").count() == 3
+    found = _serious(page)
+    save_screenshot(page, "assess-simulation-compare")
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    save_screenshot(page, "assess-simulation-compare-375")
+    assert not found, found
