@@ -758,9 +758,10 @@ def _run_page(user: User, run: CalibrationRun, status: int = 200,
     if review is not None and review.needs_decision:
         preview = review.links.get("stocking-lord")
         if not isinstance(preview, str):
-            for entry in entries:
-                if not entry["fixed"]:
-                    entry["linked"] = runs.linked_entry(entry, preview)["parameters"]
+            estimated = [e for e in entries if not e["fixed"]]
+            for entry, moved in zip(estimated, runs.linked_entries(estimated, preview),
+                                    strict=True):
+                entry["linked"] = moved["parameters"]
     usable = [m for m in PAGE_LINKING if review is not None
               and not isinstance(review.links.get(m), str | None)]
     if form is None:

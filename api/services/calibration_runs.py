@@ -942,30 +942,41 @@ def _record(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {"item_id": entry["item_id"], **values}
 
 
-def linked_entry(entry: Mapping[str, Any], result: LinkingResult) -> dict[str, Any]:
-    """An estimated item's ``parameters`` and ``se`` moved onto the bank's scale by ``result``.
+def linked_entries(entries: Sequence[Mapping[str, Any]],
+                   result: LinkingResult) -> list[dict[str, Any]]:
+    """Estimated items' ``parameters`` and ``se`` moved onto the bank's scale by ``result``.
 
-    ``a / A``, ``A b + B``, thresholds ``A t + B``, ``c`` and ``d`` unchanged
-    (:meth:`calibration.linking.LinkingResult.transform`, which also turns Rasch and PCM items
-    into 1PL and GPCM when ``A != 1``); standard errors ``se_a / A``, ``A se_b`` (the constants
-    are taken as known).
+    ``a / A``, ``A b + B``, thresholds ``A t + B``, ``c`` and ``d`` unchanged, for all the
+    items at once (:meth:`calibration.linking.LinkingResult.transform`, which also turns Rasch
+    and PCM items into 1PL and GPCM when ``A != 1``); standard errors ``se_a / A``,
+    ``A se_b``, ``A se_t`` (the linking constants taken as known).
     """
-    record = result.transform(ItemBank.from_records([_record(entry)])).to_records()[0]
-    polytomous = "thresholds" in record
-    parameters = {"model": record["model"], "a": record["a"],
-                  "b": None if polytomous else record["b"],
-                  "c": None if polytomous else record["c"],
-                  "d": None if polytomous else record["d"],
-                  "thresholds": record["thresholds"] if polytomous else None}
-    se = dict(entry["se"])
+    if not entries:
+        return []
+    records = result.transform(ItemBank.from_records([_record(e) for e in entries])).to_records()
     A = result.A
-    if se.get("a") is not None:
-        se["a"] = se["a"] / A
-    if se.get("b") is not None:
-        se["b"] = se["b"] * A
-    if se.get("thresholds"):
-        se["thresholds"] = [None if s is None else s * A for s in se["thresholds"]]
-    return {"parameters": plain(parameters), "se": se}
+    out = []
+    for entry, record in zip(entries, records, strict=True):
+        polytomous = "thresholds" in record
+        parameters = {"model": record["model"], "a": record["a"],
+                      "b": None if polytomous else record["b"],
+                      "c": None if polytomous else record["c"],
+                      "d": None if polytomous else record["d"],
+                      "thresholds": record["thresholds"] if polytomous else None}
+        se = dict(entry["se"])
+        if se.get("a") is not None:
+            se["a"] = se["a"] / A
+        if se.get("b") is not None:
+            se["b"] = se["b"] * A
+        if se.get("thresholds"):
+            se["thresholds"] = [None if v is None else v * A for v in se["thresholds"]]
+        out.append({"parameters": plain(parameters), "se": se})
+    return out
+
+
+def linked_entry(entry: Mapping[str, Any], result: LinkingResult) -> dict[str, Any]:
+    """One item's :func:`linked_entries`."""
+    return linked_entries([entry], result)[0]
 
 
 def link_summary(result: LinkingResult) -> dict[str, Any]:
@@ -1058,6 +1069,11 @@ def publish_run(
     default = set(default_selection(entries.values())) if items is None else None
     scale = ("anchored" if review.anchored else "linked" if linked is not None
              else "unlinked")
+    moved = {}
+    if linked is not None:
+        movable = [entries[c] for c in chosen if not entries[c]["fixed"]]
+        moved = {e["item_id"]: m for e, m in zip(movable, linked_entries(movable, linked),
+                                                  strict=True)}
     for code in chosen:
         entry = entries[code]
         if default is not None and not entry["fixed"] and code not in default:
@@ -1083,9 +1099,8 @@ def publish_run(
         }
         parameters = entry["parameters"]
         if linked is not None:
-            moved = linked_entry(entry, linked)
-            parameters = moved["parameters"]
-            provenance |= {"se": moved["se"], "linking": link_summary(linked),
+            parameters = moved[code]["parameters"]
+            provenance |= {"se": moved[code]["se"], "linking": link_summary(linked),
                            "estimated": {"parameters": entry["parameters"], "se": entry["se"]}}
         parameter_set = add_parameter_set(
             session, item, parameters, source="calibration", provenance=provenance,

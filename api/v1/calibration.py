@@ -321,6 +321,61 @@ class RunItems(MethodView):
                 "pages": (total + per_page - 1) // per_page}
 
 
+class ScaleArgs(ma.Schema):
+    method = ma.fields.String(load_default="stocking-lord",
+                              validate=ma.validate.OneOf(service.LINKING_METHODS))
+
+
+class ScaleSchema(ma.Schema):
+    anchored = ma.fields.Boolean(metadata={"description": "Held bank items fixed: on the bank's "
+                                                          "scale already"})
+    needs_decision = ma.fields.Boolean(metadata={"description": (
+        "Publishing needs linking or confirm_unlinked (unanchored, over operational items)")})
+    operational = ma.fields.List(ma.fields.String())
+    common = ma.fields.List(ma.fields.String(), metadata={
+        "description": "Operational items linking uses (same model in the run and the bank)"})
+    left_out = ma.fields.Dict(metadata={"description": "Operational items linking cannot use, "
+                                                       "with why"})
+    linking = ma.fields.Dict(allow_none=True, metadata={"description": (
+        "method, A, B, common_items, criterion; or error (why it cannot be computed)")})
+    items = ma.fields.List(ma.fields.Dict(), metadata={"description": (
+        "Per estimated item: estimated (the run's scale), linked (the bank's scale, when "
+        "linked) and bank (the active parameters now), side by side")})
+
+
+@blp.route("/calibration/runs/<int:run_id>/scale")
+class RunScale(MethodView):
+    @requires(*STAFF)
+    @blp.arguments(ScaleArgs(), location="query")
+    @blp.response(200, ScaleSchema)
+    @blp.alt_response(409, description="The run has no results (queued, running or failed)")
+    def get(self, args, run_id):
+        """Before publishing: is the run on the bank's scale, and its estimates linked onto it.
+
+        For an unanchored run over operational items, the linking constants by ``method``
+        through the common operational items, and every estimated item's parameters as
+        estimated, as linked and as they are in the bank now.
+        """
+        session = get_session()
+        run = service.get_run(session, run_id)
+        _total, entries = service.run_items(session, run)
+        review = service.scale_review(session, run, methods=(args["method"],))
+        result = review.links.get(args["method"])
+        linking = (None if result is None else {"error": result} if isinstance(result, str)
+                   else service.link_summary(result))
+        estimated = [e for e in entries if not e["fixed"]]
+        moved = (service.linked_entries(estimated, result)
+                 if result is not None and not isinstance(result, str) else
+                 [None] * len(estimated))
+        items = [{"item_id": e["item_id"], "estimated": e["parameters"],
+                  "linked": m["parameters"] if m else None,
+                  "bank": e["bank"]["parameters"] if e["bank"] else None}
+                 for e, m in zip(estimated, moved, strict=True)]
+        return {"anchored": review.anchored, "needs_decision": review.needs_decision,
+                "operational": list(review.operational), "common": list(review.common),
+                "left_out": review.left_out, "linking": linking, "items": items}
+
+
 @blp.route("/calibration/runs/<int:run_id>/publish")
 class RunPublish(MethodView):
     @requires(*STAFF)

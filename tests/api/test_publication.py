@@ -88,6 +88,22 @@ def test_an_unanchored_recalibration_is_linked_onto_the_bank_scale_before_publis
     before = _parameter_sets(world)
     url = f"{BASE}/runs/{run['id']}/publish"
 
+    # Before publishing: the scale review says what linking would do, item by item.
+    r = world.call("get", f"{BASE}/runs/{run['id']}/scale?method=mean-sigma", "assessor1")
+    assert r.status_code == 200, r.get_json()
+    review = r.get_json()
+    assert review["needs_decision"] and not review["anchored"]
+    assert sorted(review["common"]) == sorted(BANK) and review["left_out"] == {}
+    moment = review["linking"]
+    b_run = np.array([items[c]["parameters"]["b"] for c in review["common"]])
+    b_bank = np.array([truth[c]["b"] for c in review["common"]])
+    assert moment["A"] == pytest.approx(b_bank.std() / b_run.std(), rel=1e-9)  # mean/sigma
+    assert moment["B"] == pytest.approx(b_bank.mean() - moment["A"] * b_run.mean(), rel=1e-9)
+    first = review["items"][0]
+    assert first["linked"]["b"] == pytest.approx(moment["A"] * first["estimated"]["b"]
+                                                 + moment["B"])
+    assert first["bank"]["b"] == pytest.approx(truth[first["item_id"]]["b"])
+
     # Refused by default, naming the decision to take; nothing is written.
     r = world.call("post", url, "assessor1", json={})
     assert r.status_code == 422
