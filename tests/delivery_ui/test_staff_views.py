@@ -351,7 +351,8 @@ def test_upload_calibrate_review_publish_and_promote(sqlite_world: StudentWorld)
     assert 'http-equiv="refresh"' not in html  # finished: nothing refreshes
     assert "Converged after" in html and "2 items estimated" in html
     assert len(re.findall(r'name="items" value="(PRE-\d)"', html)) == 2  # anchors not offered
-    assert re.search(r"<th scope=\"row\"><a [^>]+>IT-000</a></th>\s*<td>500</td>", html)
+    assert re.search(r"<th scope=\"row\"><a [^>]+>IT-000</a>.*?</th>\s*<td>500</td>", html,
+                     re.S)
     flagged = client.get(f"{run_url}?flagged=1").get_data(as_text=True)
     assert "with flags" in flagged
     response = client.post(f"{run_url}/publish", data={"csrf_token": token})
@@ -518,8 +519,11 @@ def test_c_dif_and_misfit_items_are_unticked_and_flags_are_words(
     assert re.search(r'name="items" value="PRE-1" id="[^"]+" aria-describedby', html)
     assert re.findall(r'name="items" value="(PRE-\d)"[^>]*checked', html) == []
     assert "Not ticked: large DIF." in html and "Not ticked: misfit." in html
-    assert '<span class="flag" title="code: dif_C_B">large DIF for group B (category C)</span>' \
-        in html
+    assert re.search(r'<span class="flag" title="code: dif_C_B; ETS category C; delta_mh = '
+                     r'-?[\d.]+">large for group B \(favours A\)</span>', html)
+    assert '<span class="flag" title="code: outfit_high">' in html or \
+        '<span class="flag" title="code: s_x2">' in html or \
+        '<span class="flag" title="code: infit_high">' in html
     assert "dif_C_B</" not in html and "misfit, " not in html  # no bare codes
     assert "scale-warning" not in html  # anchored: on the bank's scale already
 
@@ -540,9 +544,9 @@ def test_an_unanchored_run_over_operational_items_is_linked_or_confirmed(
     assert 'name="linking" value="stocking-lord" checked' in html
     assert "On the bank\u2019s scale (Stocking-Lord)" in html and "In the bank now" in html
     # The side-by-side row of IT-000: this run's b, the linked b, the bank's b.
-    row = re.search(r'IT-000</a></th>(.*?)</tr>', html, re.S).group(1)
-    cells = re.findall(r"<td>([^<]*)", row)
-    run_b, linked_b, bank_b = float(cells[2].split()[0]), float(cells[5]), float(cells[7])
+    row = re.search(r'>IT-000</a>.*?</th>(.*?)</tr>', html, re.S).group(1)
+    cells = re.findall(r"<td>([^<]*)", row)  # responses, a, b (2PL: no c), linked a, b, bank a, b
+    run_b, linked_b, bank_b = float(cells[2].split()[0]), float(cells[4]), float(cells[6])
     assert bank_b == pytest.approx(truth["IT-000"]["b"], abs=5e-4)
     assert abs(linked_b - bank_b) < abs(run_b - bank_b)
     base = {"csrf_token": token, "items": codes[:3]}
