@@ -198,14 +198,15 @@ def comparison(reports: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _design_forms(defaults: dict[str, str]) -> list[dict[str, Any]]:
+def _design_forms(defaults: dict[str, str], keep: bool) -> list[dict[str, Any]]:
+    """The designs' form values: as sent when ``keep``, else the test as delivered."""
     forms = []
     for k in range(MAX_DESIGNS):
         prefix = f"d{k + 1}_"
-        given = any(prefix + name in request.args for name in defaults)
-        form = {name: (request.args.get(prefix + name, value) or "").strip()[:20]
-                for name, value in defaults.items()}
-        form["on"] = k == 0 or request.args.get(prefix + "on") == "1"
+        given = keep and any(prefix + name in request.args for name in defaults)
+        form = {name: (request.args.get(prefix + name, value) if keep else value or "")
+                .strip()[:20] for name, value in defaults.items()}
+        form["on"] = k == 0 or (keep and request.args.get(prefix + "on") == "1")
         form["given"] = given
         form["prefix"], form["letter"] = prefix, DESIGN_LETTERS[k]
         forms.append(form)
@@ -229,7 +230,11 @@ def simulation(user: User) -> Response:
     chosen = (db.get(AdaptiveTest, int(form["test_id"])) if form["test_id"].isdecimal()
               and len(form["test_id"]) < 10 else None) or (tests[0] if tests else None)
     defaults = _design_defaults(dict((chosen.config or {}) if chosen else {}))
-    designs = _design_forms(defaults)
+    # Designs sent for another test than the one chosen now start again from the chosen test.
+    designed_for = request.args.get("designed_for")
+    keep = designed_for is None or (chosen is not None and designed_for == str(chosen.id))
+    designs = _design_forms(defaults, keep)
+    reset = not keep and any(k.startswith("d1_") for k in request.args)
     if asked:
         test_id = form_int("test_id", errors, low=1, high=2**31 - 1)
         examinees = form_int("examinees", errors, low=10, high=MAX_SIMULEES)
@@ -265,4 +270,5 @@ def simulation(user: User) -> Response:
                    form=form, errors=errors, test=test, reports=reports, compared=compared,
                    report=reports[0] if len(reports) == 1 else None, designs=designs,
                    selections=SELECTIONS, exposures=EXPOSURES, max_simulees=MAX_SIMULEES,
-                   stop_words=words.stop_reason_words, series=SERIES)
+                   stop_words=words.stop_reason_words, series=SERIES,
+                   designed_for=chosen.id if chosen else "", reset=reset)

@@ -916,3 +916,27 @@ def test_designs_are_simulated_on_the_same_students_and_compared(
     assert _error(response.get_data(as_text=True), "d2_min_items") == \
         "The fewest items cannot be more than the most items."
     assert 'id="compare-table"' not in response.get_data(as_text=True)
+
+
+def test_designs_made_for_another_test_start_again_from_the_chosen_test(
+        sqlite_world: StudentWorld) -> None:
+    with sqlite_world.db() as session:
+        short = save_test(session, None, name="Short quiz", config={
+            "selection": {"method": "kl"}, "stopping": {"max_items": 6, "min_items": 6}})
+        short_id = short.id
+    client = sqlite_world.client_for("assessor1")
+    maths = sqlite_world.test_id
+    # The form shows Maths' design (12 items); the assessor switches the test to Short quiz.
+    query = (f"/assess/simulate?test_id={short_id}&designed_for={maths}&examinees=100&seed=1"
+             "&d1_selection=mfi&d1_exposure=none&d1_r_max=0.25&d1_n=5&d1_se=0.4"
+             "&d1_max_items=12&d1_min_items=4")
+    html = client.get(query).get_data(as_text=True)
+    assert 'id="designs-reset"' in html
+    assert '<option value="kl" selected>' in html and 'name="d1_max_items" type="number" ' \
+        'min="1" max="500" inputmode="numeric" value="6"' in html
+    overall = re.search(r'id="overall">.*?</table>', html, re.S).group(0)
+    assert re.search(r"Mean test length</th><td>6.0</td>", overall)  # Short quiz as delivered
+    # The same request for the test the designs were made for keeps them.
+    html = client.get(query.replace(f"designed_for={maths}", f"designed_for={short_id}")) \
+        .get_data(as_text=True)
+    assert 'id="designs-reset"' not in html and '<option value="mfi" selected>' in html
