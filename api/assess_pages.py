@@ -1,5 +1,5 @@
 """Pages of the assessment team (assessors and admins): the item bank, an item with its curves,
-imports, calibration runs, pretest items and test design by simulation.
+imports, calibration runs, pretest items (test design by simulation: :mod:`api.assess_simulation`).
 
 Every view calls the services (:mod:`item_bank.services`, :mod:`item_bank.importing`,
 :mod:`api.services.calibration_runs`, :func:`cat_engine.simulate`) directly and commits once.
@@ -10,10 +10,8 @@ errors next to the fields and what was typed kept (422). Other roles get a 403 p
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
-import numpy as np
 from flask import (
     Blueprint,
     Response,
@@ -25,30 +23,54 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
+from api import assess_words as words
 from api import charts, jobs
 from api.db import engine_of, get_session
 from api.pages import safe_next
 from api.services import calibration_runs as runs
 from api.services.errors import Conflict, Invalid, NotFound
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
-from cat_engine import CATError, simulate
-from item_bank.importing import MODES, ExistingItems, ImportRejected, apply_import, read_upload
-from item_bank.interchange import InterchangeError
+from api.v1.items import EXPORTS
+from cat_engine import ItemBank
+from evidence.models import Attempt
+from item_bank.importing import (
+    MODES,
+    ExistingItems,
+    ImportRejected,
+    apply_import,
+    item_record,
+    read_upload,
+)
+from item_bank.interchange import (
+    InterchangeError,
+    ItemRecord,
+    ParameterRecord,
+    write_items_csv,
+)
 from item_bank.models import (
     AdaptiveTest,
     CalibrationRun,
     Item,
+    ItemExposure,
+    ItemParameterSet,
     ItemStatus,
     ItemTag,
     ResponseUpload,
     RunStatus,
 )
-from item_bank.services import BankError, build_delivery, change_status, save_test, snapshot_content
+from item_bank.services import (
+    BankError,
+    change_status,
+    save_test,
+    update_item,
+)
+from item_bank.services import Conflict as BankConflict
 from storage import utcnow
 from storage.accounts import Role, User
 
@@ -57,9 +79,6 @@ install_error_pages(bp)
 
 STAFF = (Role.ASSESSOR, Role.ADMIN)
 PER_PAGE = 25
-MAX_SIMULEES = 5000
-MAX_TUNED_SIMULEES = 1000
-DEFAULT_SIMULEES = 500
 MAX_REASON = 2000
 IMPORT_RESULT = "assess_import_result"
 IMPORT_SHOWN = 20
@@ -68,6 +87,12 @@ FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.PUBLISHED)
 STATUS_NAMES = {
     "draft": _l("draft"), "pretest": _l("pretest"), "operational": _l("operational"),
     "retired": _l("retired"),
+}
+LINKING_NAMES = {
+    "stocking-lord": _l("Stocking-Lord (test characteristic curves)"),
+    "mean-sigma": _l("mean/sigma (difficulties)"),
+    "haebara": _l("Haebara (item characteristic curves)"),
+    "mean-mean": _l("mean/mean (discriminations)"),
 }
 RUN_STATUS_NAMES = {
     "queued": _l("queued"), "running": _l("running"), "succeeded": _l("succeeded"),
@@ -98,16 +123,16 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-@bp.get("/items")
-@staff_only
-def bank(user: User) -> Response:
-    """The bank's items by code, filtered by text (code or stem), skill, status and tag."""
-    db = get_session()
-    errors: dict[str, str] = {}
-    form = {k: (request.args.get(k) or "").strip()[:200] for k in ("q", "skill", "status", "tag")}
-    number = form_int("page", errors, low=1, high=10**6, default=1) or 1
-    query = (select(Item).options(selectinload(Item.tags), selectinload(Item.parameter_sets))
-             .order_by(Item.code))
+#: Sortable columns of the bank page: code, discrimination, difficulty, exposure.
+SORTS = ("code", "a", "b", "exposure")
+#: Export formats offered on the bank page (:data:`api.v1.items.EXPORTS`).
+EXPORT_NAMES = {"csv": _l("Items (CSV)"), "parameters-csv": _l("Parameters only (CSV)"),
+                "qti-zip": _l("QTI 3.0 package (zip)")}
+
+
+def _bank_query(form: dict[str, str], errors: dict[str, str]):
+    """Items matching the bank page's filters (text, skill, status, tag)."""
+    query = select(Item)
     if form["q"]:
         pattern = _like(form["q"])
         query = query.where(Item.code.ilike(pattern, escape="\\")
@@ -121,15 +146,88 @@ def bank(user: User) -> Response:
             errors["status"] = _("Choose one of the statuses offered.")
     if form["tag"]:
         query = query.where(Item.id.in_(select(ItemTag.item_id).where(ItemTag.tag == form["tag"])))
-    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    return query
+
+
+@bp.get("/items")
+@staff_only
+def bank(user: User) -> Response:
+    """The bank's items, filtered by text (code or stem), skill, status and tag, sorted by code,
+    a, b or exposure; the exposure rate of each; the information and difficulty distribution of
+    the items found (with parameters); export of the items found."""
+    db = get_session()
+    errors: dict[str, str] = {}
+    form = {k: (request.args.get(k) or "").strip()[:200] for k in ("q", "skill", "status", "tag")}
+    sort = request.args.get("sort", "code")
+    sort = sort if sort in SORTS else "code"
+    descending = request.args.get("dir") == "desc"
+    number = form_int("page", errors, low=1, high=10**6, default=1) or 1
+    query = _bank_query(form, errors)
+    active = (select(ItemParameterSet.item_id, ItemParameterSet.a, ItemParameterSet.b)
+              .where(ItemParameterSet.is_active).subquery())
+    exposure = (select(ItemExposure.item_id,
+                       func.sum(ItemExposure.administered).label("given"))
+                .group_by(ItemExposure.item_id).subquery())
+    key = {"code": Item.code, "a": active.c.a, "b": active.c.b,
+           "exposure": func.coalesce(exposure.c.given, 0)}[sort]
+    ordered = (query.outerjoin(active, active.c.item_id == Item.id)
+               .outerjoin(exposure, exposure.c.item_id == Item.id)
+               .add_columns(func.coalesce(exposure.c.given, 0))
+               .options(selectinload(Item.tags), selectinload(Item.parameter_sets))
+               .order_by(key.is_(None), key.desc() if descending else key.asc(), Item.code))
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     pages = max(1, math.ceil(total / PER_PAGE))
     number = min(number, pages)
-    items = db.scalars(query.limit(PER_PAGE).offset((number - 1) * PER_PAGE)).unique().all()
+    rows = db.execute(ordered.limit(PER_PAGE).offset((number - 1) * PER_PAGE)).unique().all()
+    attempts = db.scalar(select(func.count(Attempt.id))) or 0
+    items = [row[0] for row in rows]
+    rates = {row[0].id: (row[1] / attempts if attempts else None) for row in rows}
+    given = {row[0].id: int(row[1]) for row in rows}
     skills = db.scalars(select(Item.skill).distinct().order_by(Item.skill)).all()
     links = {k: v for k, v in form.items() if v}
+    overview = _bank_overview(db, query) if not errors else None
     return _render("assess/bank.html", user, 422 if errors else 200, items=items, form=form,
                    errors=errors, skills=skills, total=total, page=number, pages=pages,
-                   links=links)
+                   links=links, sort=sort, descending=descending, rates=rates, given=given,
+                   attempts=attempts, overview=overview, export_names=EXPORT_NAMES)
+
+
+def _bank_overview(db, query) -> dict[str, Any] | None:
+    """Information and difficulty charts of the filtered items that have active parameters."""
+    found = select(ItemParameterSet).where(ItemParameterSet.is_active,
+                                           ItemParameterSet.item_id.in_(
+                                               query.with_only_columns(Item.id)))
+    records = [{"item_id": str(p.item_id), **{k: v for k, v in p.as_dict().items()
+                                               if v is not None}}
+               for p in db.scalars(found)]
+    if not records:
+        return None
+    return charts.bank_overview(ItemBank.from_records(records))
+
+
+@bp.get("/items/export")
+@staff_only
+def export(user: User) -> Response:
+    """The items the bank page's filters find, as a file (:data:`api.v1.items.EXPORTS`)."""
+    errors: dict[str, str] = {}
+    form = {k: (request.args.get(k) or "").strip()[:200] for k in ("q", "skill", "status", "tag")}
+    fmt = request.args.get("format", "csv")
+    if fmt not in EXPORTS:
+        fmt = "csv"
+    query = (_bank_query(form, errors)
+             .options(selectinload(Item.tags), selectinload(Item.parameter_sets))
+             .order_by(Item.code))
+    if errors:
+        return redirect(url_for(".bank", **{k: v for k, v in form.items() if v}), 303)
+    writer, content_type, name = EXPORTS[fmt]
+    try:
+        body = writer([item_record(i) for i in get_session().scalars(query)])
+    except InterchangeError as error:
+        flash(_("The items could not be exported: %(why)s", why=str(error)))
+        return redirect(url_for(".bank", **{k: v for k, v in form.items() if v}), 303)
+    response = Response(body, content_type=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 # -- one item ------------------------------------------------------------------------------------
@@ -146,12 +244,14 @@ def _usernames(ids: set[int | None]) -> dict[int, str]:
 def _item_page(user: User, item: Item, errors: dict[str, str] | None = None,
                form: dict[str, str] | None = None, status: int = 200) -> Response:
     names = _usernames({e.changed_by for e in item.status_events}
-                       | {p.created_by for p in item.parameter_sets})
+                       | {p.created_by for p in item.parameter_sets}
+                       | {v.created_by for v in item.versions})
     active = item.active_parameters
     curves = charts.item_curves(active.as_dict(), item.code) if active is not None else None
     moves = [s.value for s in ItemStatus if s != item.status]
     return _render("assess/item.html", user, status, item=item, names=names, active=active,
                    curves=curves, moves=moves, errors=errors or {}, form=form or {},
+                   flag_words=words.fit_flags, linking_names=LINKING_NAMES,
                    sets=list(reversed(item.parameter_sets)),
                    events=list(reversed(item.status_events)))
 
@@ -211,6 +311,94 @@ def item_status(user: User, item_id: int) -> Response:
     return redirect(url_for(".item", item_id=item_id), 303)
 
 
+EXTRA_OPTION_SLOTS = 2
+MAX_OPTIONS = 26
+
+
+def _edit_form_of(item: Item) -> dict[str, Any]:
+    return {"stem": item.stem, "options": list(item.options),
+            "key": "" if item.key is None else str(item.key + 1), "rationale": item.rationale,
+            "skill": item.skill, "tags": "; ".join(item.content_tags), "note": "",
+            "version": str(item.version)}
+
+
+def _edit_page(user: User, item: Item, form: dict[str, Any], status: int = 200,
+               errors: dict[str, str] | None = None) -> Response:
+    slots = min(MAX_OPTIONS, max(len(form["options"]) + EXTRA_OPTION_SLOTS, 4))
+    options = list(form["options"]) + [""] * (slots - len(form["options"]))
+    return _render("assess/edit.html", user, status, item=item, form=form, options=options,
+                   errors=errors or {})
+
+
+@bp.get("/items/<int:item_id>/edit")
+@staff_only
+def edit_item(user: User, item_id: int) -> Response:
+    """The item's content, skill and tags in a form (saving makes a new version)."""
+    found = _get_item(item_id)
+    if found is None:
+        return not_found(user, _("There is no item %(id)d in the bank.", id=item_id))
+    return _edit_page(user, found, _edit_form_of(found))
+
+
+def _edit_changes(form: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+    """The changes :func:`item_bank.services.update_item` takes, from the edit form."""
+    filled = [o for o in form["options"] if o.strip()]
+    key = None
+    if form["key"]:
+        if not (form["key"].isdecimal() and 1 <= int(form["key"]) <= len(filled)):
+            errors["key"] = _("Choose the correct option among the options filled in.")
+        else:
+            key = int(form["key"]) - 1
+    if not form["stem"].strip():
+        errors["stem"] = _("Write the question.")
+    if len(filled) == 1:
+        errors["options"] = _("Give at least two options (or none, for an open item).")
+    if not form["skill"].strip():
+        errors["skill"] = _("Name the skill the item measures.")
+    tags = [t.strip() for t in form["tags"].replace(",", ";").split(";") if t.strip()]
+    return {"stem": form["stem"].strip(), "options": [o.strip() for o in filled], "key": key,
+            "rationale": form["rationale"].strip(), "skill": form["skill"].strip(),
+            "content_tags": tags}
+
+
+@bp.post("/items/<int:item_id>/edit")
+@staff_only
+def save_item(user: User, item_id: int) -> Response:
+    """Save the edited content as a new version (skill and tags as they are); one transaction."""
+    db = get_session()
+    found = _get_item(item_id)
+    if found is None:
+        return not_found(user, _("There is no item %(id)d in the bank.", id=item_id))
+    form = {name: request.form.get(name, "")[:20_000] for name in
+            ("stem", "key", "rationale", "skill", "tags", "note", "version")}
+    form["options"] = [o[:2000] for o in request.form.getlist("options")][:MAX_OPTIONS]
+    errors: dict[str, str] = {}
+    changes = _edit_changes(form, errors)
+    expected = int(form["version"]) if form["version"].isdecimal() else None
+    before = found.version
+    if not errors:
+        try:
+            update_item(db, found, changes, user_id=user.id, note=form["note"].strip()[:500],
+                        expected_version=expected)
+        except BankConflict:
+            errors["version"] = _("Someone saved this item while you edited it (it is now at "
+                                  "version %(n)d). Copy your changes, reload the item and make "
+                                  "them again.", n=found.version)
+        except BankError as error:
+            field = {"content_tags": "tags", "media": "stem"}.get(error.field or "", error.field)
+            errors[field if field in form else "stem"] = str(error)
+    if errors:
+        db.rollback()
+        return _edit_page(user, db.get(Item, item_id), form, 422, errors)
+    db.commit()
+    if found.version != before:
+        flash(_("%(code)s is saved as version %(n)d.", code=found.code, n=found.version))
+    else:
+        flash(_("%(code)s is saved (its content did not change, so no new version).",
+                code=found.code))
+    return redirect(url_for(".item", item_id=item_id), 303)
+
+
 @bp.post("/items/<int:item_id>/promote")
 @staff_only
 def promote(user: User, item_id: int) -> Response:
@@ -254,7 +442,49 @@ def import_form(user: User) -> Response:
              "outcome": outcome}
             for item_id, outcome in result["items"] if item_id in found]
     return _render("assess/import.html", user, form={"mode": "create", "skill": ""}, errors={},
+                   example_csv=write_items_csv(EXAMPLE_ITEMS),
                    problems=[], result=result)
+
+
+#: The columns of the item CSV, in the order of the template (read_items_csv reads any order).
+TEMPLATE_COLUMNS = ("item_id", "stem", "option_1", "option_2", "option_3", "option_4", "key",
+                    "rationale", "skill", "tags", "status", "media", "model", "a", "b", "c", "d")
+
+#: The example file: three items as the bank reads them (written by write_items_csv).
+EXAMPLE_ITEMS = (
+    ItemRecord(item_id="FRAC-001", stem="Which fraction equals 0.5?",
+               options=["1/3", "2/4", "3/5", "5/2"], key=1,
+               rationale="2/4 simplifies to 1/2.", skill="fractions",
+               content_tags=["grade-6", "equivalence"], status="operational",
+               parameters=ParameterRecord("2pl", a=1.2, b=-0.4)),
+    ItemRecord(item_id="FRAC-002", stem="What is 3/4 + 1/8?",
+               options=["4/12", "7/8", "1", "4/8"], key=1, skill="fractions",
+               content_tags=["grade-6"], status="operational",
+               parameters=ParameterRecord("3pl", a=1.5, b=0.6, c=0.2)),
+    ItemRecord(item_id="FRAC-003", stem="Which is larger: 2/3 or 3/5?",
+               options=["2/3", "3/5", "They are equal"], key=0, skill="fractions",
+               content_tags=["grade-6", "new"], status="draft"),
+)
+
+
+def _csv_download(text: str, filename: str) -> Response:
+    response = Response(text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@bp.get("/import/template.csv")
+@staff_only
+def import_template(user: User) -> Response:
+    """An empty item CSV: the header row with every column the import reads."""
+    return _csv_download(",".join(TEMPLATE_COLUMNS) + "\r\n", "items-template.csv")
+
+
+@bp.get("/import/example.csv")
+@staff_only
+def import_example(user: User) -> Response:
+    """An item CSV with three example items (with and without parameters) that imports as is."""
+    return _csv_download(write_items_csv(EXAMPLE_ITEMS), "items-example.csv")
 
 
 @bp.post("/import")
@@ -284,9 +514,8 @@ def import_items(user: User) -> Response:
             summary = apply_import(db, parsed, mode=form["mode"], user_id=user.id,
                                    default_skill=form["skill"] or None)
         except InterchangeError as error:
-            problems = [{"line": error.line if n == 0 else None, "item_id": None,
-                         "field": error.field if n == 0 else None, "message": text}
-                        for n, text in enumerate(error.problems)]
+            problems = [{"line": d["line"], "item_id": d["item_id"], "field": d["field"],
+                         "message": d["message"]} for d in error.details]
         except (ExistingItems, ImportRejected) as error:
             problems = [{"line": p.get("line"), "item_id": p.get("item_id"),
                          "field": p.get("field"), "message": p["message"]}
@@ -300,6 +529,7 @@ def import_items(user: User) -> Response:
     if errors:
         db.rollback()
         return _render("assess/import.html", user, 422, form=form, errors=errors,
+                       example_csv=write_items_csv(EXAMPLE_ITEMS),
                        problems=problems, result=None, filename=filename)
     db.commit()
     result = summary.as_dict()
@@ -378,10 +608,14 @@ def _upload_page(user: User, upload: ResponseUpload, status: int = 200,
                  errors: dict[str, str] | None = None,
                  form: dict[str, Any] | None = None) -> Response:
     view = runs.upload_view(get_session(), upload)
+    groups = [g["group"] for g in view["groups"]]
     return _render("assess/upload.html", user, status, upload=view, models=runs.MODELS,
                    errors=errors or {}, form=form or {"model": "2pl", "anchor": True,
                                                       "max_iterations": 500,
-                                                      "min_responses": 10})
+                                                      "min_responses": 10,
+                                                      "dif_reference": "",
+                                                      "dif_focal": groups,
+                                                      "dif_choice": True})
 
 
 @bp.get("/calibration/uploads/<int:upload_id>")
@@ -394,12 +628,20 @@ def upload(user: User, upload_id: int) -> Response:
     return _upload_page(user, found)
 
 
+def _largest_group(upload_row: ResponseUpload) -> str | None:
+    groups = runs.upload_view(get_session(), upload_row)["groups"]
+    return groups[0]["group"] if groups else None
+
+
 def _run_form() -> tuple[dict[str, Any], dict[str, str]]:
     errors: dict[str, str] = {}
     form = {"kind": request.form.get("kind", "upload"),
             "model": request.form.get("model", "").strip().lower(),
             "anchor": request.form.get("anchor") == "1",
-            "dif_reference": request.form.get("dif_reference", "").strip()[:200]}
+            "dif_reference": request.form.get("dif_reference", "").strip()[:200],
+            "dif_focal": [g.strip()[:200] for g in request.form.getlist("dif_focal")
+                          if g.strip()],
+            "dif_choice": request.form.get("dif_choice") == "1"}
     if form["kind"] not in runs.KINDS:
         errors["kind"] = _("Choose one of the kinds offered.")
     if form["model"] not in runs.MODELS:
@@ -416,6 +658,27 @@ def _run_form() -> tuple[dict[str, Any], dict[str, str]]:
     return form, errors
 
 
+def _plain_run_error(error: Invalid | NotFound) -> str:
+    """What stops a run from starting, in words an assessor reads (the API keeps its text)."""
+    if isinstance(error, runs.TooFewResponses):
+        shown = sorted(error.few.items())[:10]
+        counts = ", ".join(_("%(item)s has %(n)d", item=code, n=n) for code, n in shown)
+        if len(error.few) > 10:
+            counts += " " + _("and %(n)d more", n=len(error.few) - 10)
+        if error.test is not None:
+            return _("Not enough students have answered the pretest items of %(test)s yet "
+                     "(%(counts)s). Each item needs at least %(n)d answers, the “Fewest "
+                     "responses per item” below: wait until more students have taken the test, "
+                     "or lower that number.", test=error.test, counts=counts, n=error.minimum)
+        return _("Some items have too few responses in this file to be calibrated (%(counts)s). "
+                 "Each needs at least %(n)d, the “Fewest responses per item” below: lower that "
+                 "number, or upload more responses.", counts=counts, n=error.minimum)
+    if isinstance(error, runs.NoPretestItems):
+        return _("%(test)s has no pretest items to calibrate: choose some on the Pretest page "
+                 "first, and let students take the test.", test=error.test)
+    return str(error)
+
+
 @bp.post("/calibration/runs")
 @staff_only
 def start_run(user: User) -> Response:
@@ -430,13 +693,21 @@ def start_run(user: User) -> Response:
         settings = {"max_iterations": form["max_iterations"],
                     "min_responses": form["min_responses"],
                     "dif_reference": form["dif_reference"] or None}
+        if form["dif_choice"]:  # the upload page's focal groups (unticked: none compared)
+            reference = form["dif_reference"] or (upload_row and _largest_group(upload_row))
+            focal = [g for g in form["dif_focal"] if g != reference]
+            if not focal:
+                errors["dif_focal"] = _("Tick at least one focal group other than the "
+                                        "reference group.")
+            settings["dif_focal"] = focal
+    if not errors:
         try:
             run = runs.create_run(db, kind=form["kind"], model=form["model"],
                                   upload_id=form["upload_id"], test_id=form["test_id"],
                                   anchor=form["anchor"], settings=settings, user_id=user.id)
         except (Invalid, NotFound) as error:
             field = (error.field or "model").removeprefix("settings.")
-            errors[field if field in form else "model"] = str(error)
+            errors[field if field in form else "model"] = _plain_run_error(error)
     if errors:
         db.rollback()
         if form["kind"] == "upload":
@@ -465,9 +736,14 @@ def _run_or_none(run_id: int) -> CalibrationRun | None:
         return None
 
 
+#: Linking methods the run page offers (the API takes every method of calibration.linking).
+PAGE_LINKING = ("stocking-lord", "mean-sigma")
+
+
 def _run_page(user: User, run: CalibrationRun, status: int = 200,
               errors: dict[str, str] | None = None,
-              chosen: list[str] | None = None) -> Response:
+              chosen: list[str] | None = None,
+              form: dict[str, Any] | None = None) -> Response:
     db = get_session()
     flagged = request.args.get("flagged") == "1"
     entries, total = [], 0
@@ -475,11 +751,31 @@ def _run_page(user: User, run: CalibrationRun, status: int = 200,
         total, entries = runs.run_items(db, run, flagged=True if flagged else None)
     publishable = [e["item_id"] for e in entries if e["bank"] is not None and not e["fixed"]]
     summary = (run.result or {}).get("summary") or {}
+    review = None
+    if run.status == RunStatus.SUCCEEDED and run.result:
+        review = runs.scale_review(db, run, methods=PAGE_LINKING)
+    preview = None  # the estimates on the bank's scale by Stocking-Lord, beside the bank's now
+    if review is not None and review.needs_decision:
+        preview = review.links.get("stocking-lord")
+        if not isinstance(preview, str):
+            estimated = [e for e in entries if not e["fixed"]]
+            for entry, moved in zip(estimated, runs.linked_entries(estimated, preview),
+                                    strict=True):
+                entry["linked"] = moved["parameters"]
+    usable = [m for m in PAGE_LINKING if review is not None
+              and not isinstance(review.links.get(m), str | None)]
+    if form is None:
+        form = {"linking": usable[0] if usable else "none", "confirm_unlinked": False}
+    default = set(runs.default_selection(entries))
+    held = {e["item_id"]: runs.held_back(e) for e in entries}
     return _render("assess/run.html", user, status, run=run, entries=entries, total=total,
                    flagged=flagged, summary=summary, finished=run.status in FINISHED,
                    publishable=publishable, errors=errors or {},
-                   chosen=set(publishable if chosen is None else chosen),
-                   dif=(run.result or {}).get("dif"))
+                   chosen=set([c for c in publishable if c in default]
+                              if chosen is None else chosen),
+                   held=held, review=review, preview=preview, usable=usable, form=form,
+                   dif=(run.result or {}).get("dif"), flag_words=words.fit_flags,
+                   dif_words=words.dif_words, linking_names=LINKING_NAMES)
 
 
 @bp.get("/calibration/runs/<int:run_id>")
@@ -490,6 +786,27 @@ def run(user: User, run_id: int) -> Response:
     if found is None:
         return not_found(user, _("There is no calibration run %(id)d.", id=run_id))
     return _run_page(user, found)
+
+
+@bp.get("/calibration/runs/<int:run_id>/items/<path:code>")
+@staff_only
+def run_item(user: User, run_id: int, code: str) -> Response:
+    """One item of a run: observed versus expected scores by ability (fit), and by group (DIF)."""
+    found = _run_or_none(run_id)
+    if found is None:
+        return not_found(user, _("There is no calibration run %(id)d.", id=run_id))
+    try:
+        evidence = runs.item_evidence(get_session(), found, code)
+    except (NotFound, Conflict):
+        return not_found(user, _("Calibration run %(id)d has no results for item %(code)s.",
+                                 id=run_id, code=code))
+    except Invalid as error:  # the data cannot be gathered again (upload or test deleted)
+        return not_found(user, _("The data of calibration run %(id)d cannot be read again: "
+                                 "%(why)s", id=run_id, why=str(error)))
+    bank_item = get_session().scalar(select(Item).where(Item.code == code))
+    return _render("assess/run_item.html", user, run=found, evidence=evidence,
+                   charts=charts.evidence_charts(evidence), entry=evidence["entry"],
+                   bank_item=bank_item, flag_words=words.fit_flags, dif_words=words.dif_words)
 
 
 @bp.get("/calibration/runs/<int:run_id>/status")
@@ -518,19 +835,47 @@ def publish(user: User, run_id: int) -> Response:
         return not_found(user, _("There is no calibration run %(id)d.", id=run_id))
     chosen = [c.strip() for c in request.form.getlist("items") if c.strip()]
     promote_items = request.form.get("promote") == "1"
+    form = {"linking": request.form.get("linking", "none").strip(),
+            "confirm_unlinked": request.form.get("confirm_unlinked") == "1"}
+    errors: dict[str, str] = {}
     if not chosen:
-        return _run_page(user, found, 422, {"items": _("Choose at least one item to publish.")},
-                         chosen)
+        errors["items"] = _("Choose at least one item to publish.")
+    if form["linking"] not in (*PAGE_LINKING, "none"):
+        errors["linking"] = _("Choose one of the ways offered.")
+    if errors:
+        return _run_page(user, found, 422, errors, chosen, form)
+    linking = None if form["linking"] == "none" else form["linking"]
     try:
         outcome = runs.publish_run(db, run_id, items=chosen, promote=promote_items,
-                                   user_id=user.id)
-    except (Conflict, Invalid, BankError) as error:  # BankError: an estimate the bank refuses
+                                   user_id=user.id, linking=linking,
+                                   confirm_unlinked=form["confirm_unlinked"])
+    except Invalid as error:
         db.rollback()
-        return _run_page(user, runs.get_run(db, run_id), 422, {"items": str(error)}, chosen)
+        if error.field == "linking":
+            message = (_("Put the estimates on the bank's scale (choose a linking method), or "
+                         "tick the box that confirms publishing them on this run's own scale.")
+                       if linking is None else
+                       _("These estimates cannot be linked by %(method)s: %(why)s",
+                         method=LINKING_NAMES[linking], why=str(error)))
+            return _run_page(user, runs.get_run(db, run_id), 422, {"linking": message},
+                             chosen, form)
+        return _run_page(user, runs.get_run(db, run_id), 422, {"items": str(error)}, chosen,
+                         form)
+    except (Conflict, BankError) as error:  # BankError: an estimate the bank refuses
+        db.rollback()
+        return _run_page(user, runs.get_run(db, run_id), 422, {"items": str(error)}, chosen,
+                         form)
     db.commit()
     flash(_("Published %(published)d parameter sets; %(promoted)d items promoted, %(skipped)d "
             "skipped.", published=len(outcome["published"]), promoted=len(outcome["promoted"]),
             skipped=len(outcome["skipped"])))
+    if outcome["linking"]:
+        linked = outcome["linking"]
+        flash(_("The estimates were put on the bank's scale by %(method)s through %(n)d common "
+                "items (A = %(A)s, B = %(B)s).", method=LINKING_NAMES[linked["method"]],
+                n=len(outcome["linking"]["common_items"]),
+                A=format_decimal(outcome["linking"]["A"], "0.000"),
+                B=format_decimal(outcome["linking"]["B"], "0.000")))
     return redirect(url_for(".run", run_id=run_id), 303)
 
 
@@ -612,95 +957,12 @@ def seed_pretest(user: User, test_id: int) -> Response:
     return redirect(url_for(".pretest", test_id=test_id), 303)
 
 
-# -- test design by simulation -------------------------------------------------------------------
-
-
-def simulation_report(test: AdaptiveTest, examinees: int, seed: int) -> dict[str, Any]:
-    """Simulate ``examinees`` test takers (theta ~ N(0, 1)) on what ``test`` delivers now.
-
-    Nothing is stored: the test's current content is built as a snapshot would be, in memory.
-
-    Returns
-    -------
-    dict
-        ``summary`` (:meth:`cat_engine.simulation.SimulationResult.to_dict`), ``exposure``,
-        ``rmse`` and ``length`` charts, ``rows`` (conditional figures by decile of true theta),
-        ``seconds`` (wall time, including building the bank).
-    """
-    started = time.perf_counter()
-    delivery = build_delivery(snapshot_content(get_session(), test))
-    thetas = np.random.default_rng([seed, 7]).normal(0.0, 1.0, examinees)
-    result = simulate(delivery.bank, thetas, delivery.config, seed=seed,
-                      cohorts=max(1, math.ceil(examinees / 1000)))
-    summary = result.to_dict()
-    rows = summary["conditional"]
-    middles = [(r["theta_low"] + r["theta_high"]) / 2 for r in rows]
-    rates = list(summary["exposure_rates"].values())
-    return {
-        "summary": summary, "rows": rows,
-        "exposure": charts.histogram(rates, bins=10, upper=max(max(rates), 0.01)),
-        "rmse": charts.line_chart(middles, [{"values": [r["rmse"] for r in rows],
-                                             "class": "series-0"},
-                                            {"values": [abs(r["bias"]) for r in rows],
-                                             "class": "series-2"}]),
-        "length": charts.line_chart(middles, [{"values": [r["mean_length"] for r in rows],
-                                               "class": "series-1"}], y_digits=0),
-        "most_exposed": sorted(summary["exposure_rates"].items(), key=lambda kv: -kv[1])[:10],
-        "seconds": time.perf_counter() - started,
-    }
-
-
-def _simulee_limit(test: AdaptiveTest) -> int:
-    """At most :data:`MAX_SIMULEES` simulees (about 0.7 s for 5000 on a 320-item bank), and
-    :data:`MAX_TUNED_SIMULEES` when Sympson-Hetter parameters must be found by iterated
-    simulation first (about 25 s for 5000; 5 s for 1000)."""
-    exposure = (test.config or {}).get("exposure") or {}
-    if exposure.get("method") == "sympson-hetter" and "k" not in exposure:
-        return MAX_TUNED_SIMULEES
-    return MAX_SIMULEES
-
-
-@bp.get("/simulate")
-@staff_only
-def simulation(user: User) -> Response:
-    """Design a test by simulation: choose a test and a number of simulees, read the report.
-
-    A GET form: a simulation writes nothing and is a pure function of its inputs (seeded), so
-    its report can be bookmarked and reloaded.
-    """
-    db = get_session()
-    errors: dict[str, str] = {}
-    asked = "test_id" in request.args
-    form = {"test_id": request.args.get("test_id", ""),
-            "examinees": request.args.get("examinees", str(DEFAULT_SIMULEES)),
-            "seed": request.args.get("seed", "1")}
-    test = None
-    report = None
-    if asked:
-        test_id = form_int("test_id", errors, low=1, high=2**31 - 1)
-        examinees = form_int("examinees", errors, low=10, high=MAX_SIMULEES)
-        seed = form_int("seed", errors, low=0, high=10**6, default=1)
-        test = db.get(AdaptiveTest, test_id) if test_id else None
-        if test_id and test is None:
-            errors["test_id"] = _("Choose one of the tests offered.")
-        elif test is not None and examinees and examinees > _simulee_limit(test):
-            errors["examinees"] = _(
-                "This test's Sympson-Hetter exposure control is tuned by simulation first, "
-                "which takes longer: simulate at most %(n)d students.", n=_simulee_limit(test))
-        if not errors:
-            try:
-                report = simulation_report(test, examinees, seed)
-            except (BankError, CATError) as error:
-                errors["test_id"] = _("This test cannot be simulated: %(reason)s",
-                                      reason=str(error))
-    return _render("assess/simulate.html", user, 422 if errors else 200, tests=_tests(),
-                   form=form, errors=errors, test=test, report=report,
-                   max_simulees=MAX_SIMULEES)
-
-
 @bp.get("/")
 @staff_only
 def home(user: User) -> Response:
     """The assessment pages start at the bank."""
     return redirect(url_for(".bank"))
 
+
+
+from api import assess_simulation  # noqa: E402,F401  (registers the simulation page on bp)

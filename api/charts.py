@@ -217,3 +217,115 @@ def histogram(values: Sequence[float], bins: int = 10, upper: float | None = Non
                            "height": float(frame.y(0)) - y, "low": float(edges[n]),
                            "high": float(edges[n + 1]), "count": int(count)})
     return chart
+
+
+# -- the bank at a glance (assessment pages) ------------------------------------------------------
+
+#: Difficulty bins of the bank's difficulty chart (logits); values outside go to the end bins.
+DIFFICULTY_RANGE = (-4.0, 4.0)
+DIFFICULTY_BINS = 16
+
+
+def bank_overview(bank: ItemBank) -> dict[str, Any]:
+    """The test information curve and the difficulty distribution of a set of items.
+
+    Parameters
+    ----------
+    bank : ItemBank
+        The items (their active parameters, on the bank's logistic scale).
+
+    Returns
+    -------
+    dict
+        ``information`` (a :class:`Chart` of the summed item information over
+        :data:`THETA_RANGE`, computed by :func:`cat_engine.models.information` for every item
+        and theta at once), ``difficulty`` (a :class:`Chart` of bars: how many items have their
+        location in each of :data:`DIFFICULTY_BINS` bins of :data:`DIFFICULTY_RANGE`; ``b`` for
+        dichotomous items, the mean threshold for polytomous ones, clipped into the range),
+        ``table`` (theta, information, standard error ``1 / sqrt(information)`` at
+        :data:`TABLE_THETAS`), ``peak`` and ``n_items``.
+    """
+    theta = np.linspace(*THETA_RANGE, CURVE_POINTS)
+    items = np.arange(len(bank), dtype=np.intp)
+    total = information(bank, items[None, :], theta[:, None]).sum(axis=1)
+    frame = Frame(THETA_RANGE, (0.0, _nice_ceiling(float(total.max()))))
+    top = frame.y_range[1]
+    info_chart = _axes(Chart(frame), _ticks(*THETA_RANGE, 9), _y_ticks(top, top >= 5), 0,
+                       0 if top >= 5 else 2)
+    info_chart.series.append({"category": None, "class": "series-info",
+                              "points": _points(frame, theta, total)})
+    location = np.nanmean(bank.thresholds, axis=1)  # column 0 holds b for dichotomous items
+    counts, edges = np.histogram(np.clip(location, *DIFFICULTY_RANGE), bins=DIFFICULTY_BINS,
+                                 range=DIFFICULTY_RANGE)
+    bar_frame = Frame(DIFFICULTY_RANGE, (0.0, _nice_ceiling(float(max(counts.max(), 1)))))
+    difficulty = _axes(Chart(bar_frame), _ticks(*DIFFICULTY_RANGE, 9),
+                       _y_ticks(bar_frame.y_range[1], True), 0, 0)
+    for n, count in enumerate(counts):
+        x0, x1 = float(bar_frame.x(edges[n])), float(bar_frame.x(edges[n + 1]))
+        y = float(bar_frame.y(count))
+        difficulty.bars.append({"x": x0 + 1, "y": y, "width": max(x1 - x0 - 2, 1.0),
+                                "height": float(bar_frame.y(0)) - y, "low": float(edges[n]),
+                                "high": float(edges[n + 1]), "count": int(count)})
+    table_theta = np.asarray(TABLE_THETAS)
+    table_info = information(bank, items[None, :], table_theta[:, None]).sum(axis=1)
+    peak = int(np.argmax(total))
+    return {"information": info_chart, "difficulty": difficulty, "n_items": len(bank),
+            "table": [{"theta": float(t), "information": float(i),
+                       "se": float(1 / np.sqrt(i)) if i > 0 else None}
+                      for t, i in zip(table_theta, table_info, strict=True)],
+            "bins": [{"low": b["low"], "high": b["high"], "count": b["count"]}
+                     for b in difficulty.bars],
+            "peak": {"theta": float(theta[peak]), "value": float(total[peak])}}
+
+
+def evidence_charts(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """Charts of one calibrated item's observed versus expected scores by ability.
+
+    ``evidence`` is :func:`api.services.calibration_runs.item_evidence`: the model's expected
+    score curve, the mean observed score of each ability group (dots on a line), and per DIF
+    group the observed means by the same ability groups.
+
+    Returns
+    -------
+    dict
+        ``fit`` (a :class:`Chart`: the model curve, class ``series-model``, and the observed
+        means, class ``series-0``, with dots) and ``dif`` (a :class:`Chart` with the model curve
+        and one observed series per group, classes ``group_classes``; None without groups).
+    """
+    top = float(evidence["max_score"]) or 1.0
+    frame = Frame(THETA_RANGE, (0.0, top))
+    y_digits = 2 if top == 1.0 else 0
+    curve = evidence["curve"]
+    xs = np.clip(np.asarray(curve["theta"], dtype=float), *THETA_RANGE)
+
+    def model_series() -> dict[str, Any]:
+        return {"category": None, "class": "series-model",
+                "points": _points(frame, xs, np.asarray(curve["expected"], dtype=float))}
+
+    def observed(bins: Sequence[Mapping[str, Any]], css: str) -> dict[str, Any]:
+        bins = [b for b in bins if b["n"] and b["observed"] is not None]
+        theta = np.clip(np.array([b["theta"] for b in bins], dtype=float), *THETA_RANGE)
+        values = np.array([b["observed"] for b in bins], dtype=float)
+        return {"category": None, "class": css, "points": _points(frame, theta, values),
+                "dots": [(float(frame.x(x)), float(frame.y(v)))
+                         for x, v in zip(theta, values, strict=True)]}
+
+    def chart() -> Chart:
+        y_ticks = _ticks(0, 1, 5) if top == 1.0 else _y_ticks(top, top.is_integer())
+        return _axes(Chart(frame), _ticks(*THETA_RANGE, 9), y_ticks, 0, y_digits)
+
+    fit = chart()
+    fit.series += [model_series(), observed(evidence["bins"], "series-0")]
+    dif = None
+    classes = [GROUP_CLASSES[k % len(GROUP_CLASSES)]
+               for k in range(len(evidence.get("groups") or []))]
+    if evidence.get("groups"):
+        dif = chart()
+        dif.series.append(model_series())
+        for css, group in zip(classes, evidence["groups"], strict=True):
+            dif.series.append(observed(group["bins"], css))
+    return {"fit": fit, "dif": dif, "group_classes": classes}
+
+
+#: Solid-line classes for the groups of a DIF chart (series-2 is drawn dashed).
+GROUP_CLASSES = ("series-0", "series-1", "series-3", "series-4", "series-5")

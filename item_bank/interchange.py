@@ -79,6 +79,7 @@ refused.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import mimetypes
@@ -208,6 +209,9 @@ class InterchangeError(ValueError):
         The item of the first problem, when known.
     source : str or None
         The file (inside a package) of the first problem, when known.
+    details : list of dict
+        Every problem with its own ``message``, ``line``, ``field``, ``item_id`` and ``source``
+        (None where unknown), so that a page can show each where it is.
     """
 
     def __init__(
@@ -219,9 +223,15 @@ class InterchangeError(ValueError):
         item_id: str | None = None,
         source: str | None = None,
         more: int = 0,
+        details: Sequence[Mapping[str, object]] | None = None,
     ) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         self.line, self.field, self.item_id, self.source = line, field, item_id, source
+        self.details = [dict(d) for d in details] if details is not None else [
+            {"message": text, "line": line if n == 0 else None,
+             "field": field if n == 0 else None, "item_id": item_id if n == 0 else None,
+             "source": source if n == 0 else None}
+            for n, text in enumerate(self.problems)]
         shown = self.problems[:3]
         rest = len(self.problems) - len(shown) + more
         message = "; ".join(shown)
@@ -294,6 +304,11 @@ class _Problems:
                 item_id=first.item_id,
                 source=first.source,
                 more=self.dropped,
+                details=[
+                    {"message": p.text, "line": p.line, "field": p.field, "item_id": p.item_id,
+                     "source": p.source}
+                    for p in self.items
+                ],
             )
 
 
@@ -453,6 +468,30 @@ class _Layout:
     options: list[str]  # option columns in order
     thresholds: list[str]  # b1..bk
     letters: bool = False
+    unknown: list[str] = field(default_factory=list)  # ignored when reading the rows
+
+
+#: Names people give columns of the item format, and the column meant.
+_ALIASES = {
+    "id": "item_id", "code": "item_id", "item": "item_id", "item_code": "item_id",
+    "question": "stem", "text": "stem", "prompt": "stem", "correct": "key", "answer": "key",
+    "correct_option": "key", "tag": "tags", "content": "tags", "difficulty": "b",
+    "discrimination": "a", "guessing": "c", "slip": "d", "irt_model": "model",
+}
+
+
+def _suggestion(name: str) -> str:
+    """`` (did you mean 'x'?)`` for an unknown column name close to a known one, else ``""``."""
+    if m := re.fullmatch(r"(?:option|opt|choice|answer)[\s_-]*([1-9][0-9]*|[a-z])", name):
+        guess = f"option_{m.group(1)}"
+    elif m := re.fullmatch(r"(?:b[\s_-]+|threshold[\s_-]*)([1-9][0-9]*)", name):
+        guess = f"b{m.group(1)}"
+    else:
+        guess = _ALIASES.get(name.replace(" ", "_").replace("-", "_"))
+        if guess is None:
+            close = difflib.get_close_matches(name, _BASE_COLUMNS, n=1, cutoff=0.75)
+            guess = close[0] if close else None
+    return f" (did you mean {guess!r}?)" if guess else ""
 
 
 def _csv_layout(header: list[str], problems: _Problems) -> _Layout:
@@ -476,13 +515,11 @@ def _csv_layout(header: list[str], problems: _Problems) -> _Layout:
             thresholds[int(m.group(1))] = name
         elif name not in _BASE_COLUMNS:
             unknown.append(name)
-    if unknown:
+    for name in unknown:  # each its own problem, all reported at once
         problems.add(
-            f"line 1: unknown column{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(map(repr, unknown))}",
-            line=1,
-            field=unknown[0],
+            f"line 1: unknown column {name!r}{_suggestion(name)}", line=1, field=name
         )
+    layout.unknown = unknown
     if "item_id" not in names:
         problems.add("line 1: the required column 'item_id' is missing", line=1, field="item_id")
     if numbered and lettered:
@@ -645,7 +682,10 @@ def read_items_csv(text: str) -> list[ItemRecord]:
         if header is None or not any(h.strip() for h in header):
             raise InterchangeError("line 1: the header row is missing (the file is empty)", line=1)
         layout = _csv_layout(header, problems)
-        problems.raise_if_any()
+        if len(problems) > len(layout.unknown):  # a header the rows cannot be read by
+            problems.raise_if_any()
+        # Unknown columns alone are ignored while the rows are read, so that the rows' own
+        # problems are reported with them, in one go.
         records: list[ItemRecord] = []
         first_line: dict[str, int] = {}
         end = reader.line_num

@@ -40,6 +40,8 @@ from calibration import calibrate
 from calibration.data import LONG_COLUMNS, ResponseData, from_long, read_responses
 from calibration.em import ESTIMABLE_MODELS, MIN_RESPONSES
 from calibration.errors import CalibrationError, ResponseDataError
+from calibration.linking import METHODS as LINKING_METHODS
+from calibration.linking import LinkingResult, link
 from cat_engine import ItemBank
 from evidence.models import Attempt, AttemptStatus, Response
 from item_bank.models import (
@@ -146,6 +148,11 @@ def upload_view(session: Session, upload: ResponseUpload) -> dict[str, Any]:
     """An upload as the API shows it, with the item codes the bank does not know (new items)."""
     codes = upload_codes(upload)
     known = _known_codes(session, codes)
+    groups = []
+    header = {h.strip() for h in next(csv.reader(io.StringIO(upload.content)), [])}
+    if "group" in header:
+        data, _layout = parse_responses(upload.content, upload.filename)
+        groups = [{"group": g, "persons": n} for g, n in group_sizes(data)]
     unknown = [c for c in codes if c not in known]
     header = next(csv.reader(io.StringIO(upload.content)), [])
     return {
@@ -154,6 +161,7 @@ def upload_view(session: Session, upload: ResponseUpload) -> dict[str, Any]:
         "n_responses": upload.n_responses,
         "has_groups": "group" in {h.strip() for h in header},
         "unknown_items": unknown, "n_unknown_items": len(unknown),
+        "groups": groups,
         "uploaded_by": upload.uploaded_by, "created_at": as_utc(upload.created_at),
     }
 
@@ -251,20 +259,50 @@ def create_run(
     run = CalibrationRun(kind=kind, upload_id=upload_id, test_id=test_id, model=model,
                          settings=values, status=RunStatus.QUEUED, progress=0.0,
                          message="queued", created_by=user_id)
-    load_input(session, run)  # fails now, with a 422, on data the run could not calibrate
+    run_input = load_input(session, run)  # fails now, with a 422, on data it cannot calibrate
+    _check_dif_groups(values, run_input.data)
     session.add(run)
     session.flush()
     return run
 
 
+def group_sizes(data: ResponseData) -> list[tuple[str, int]]:
+    """The data's groups (for DIF) with their numbers of persons, largest first (then by name)."""
+    if data.group is None:
+        return []
+    labels, persons = np.unique(data.group[data.group != ""], return_counts=True)
+    return sorted(zip(labels.tolist(), persons.tolist(), strict=True),
+                  key=lambda lp: (-lp[1], lp[0]))
+
+
+def _check_dif_groups(values: Mapping[str, Any], data: ResponseData) -> None:
+    """The DIF reference and focal groups must be groups of the data, and differ."""
+    reference, focal = values.get("dif_reference"), values.get("dif_focal")
+    if reference is None and focal is None:
+        return
+    groups = [g for g, _n in group_sizes(data)]
+    known = _names(repr(g) for g in groups) if groups else "none: the data have no group column"
+    if reference is not None and reference not in groups:
+        raise Invalid(f"settings.dif_reference {reference!r} is not a group of the data "
+                      f"(groups: {known})", "settings.dif_reference")
+    if focal is not None:
+        missing = [g for g in focal if g not in groups]
+        if missing:
+            raise Invalid(f"settings.dif_focal: {_names(repr(g) for g in missing)} not a group of "
+                          f"the data (groups: {known})", "settings.dif_focal")
+        if (reference or (groups[0] if groups else None)) in focal:
+            raise Invalid("settings.dif_focal must not hold the reference group "
+                          f"{reference or groups[0]!r}", "settings.dif_focal")
+
+
 def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     values = dict(DEFAULT_SETTINGS)
     given = dict(settings or {})
-    unknown = set(given) - {*DEFAULT_SETTINGS, "dif_reference"}
+    unknown = set(given) - {*DEFAULT_SETTINGS, "dif_reference", "dif_focal"}
     if unknown:
         name = sorted(unknown)[0]
         raise Invalid(f"unknown setting {name!r}; use max_iterations, tolerance, min_responses, "
-                      "dif_reference", f"settings.{name}")
+                      "dif_reference, dif_focal", f"settings.{name}")
     for name, value in given.items():
         if value is not None:
             values[name] = value
@@ -282,6 +320,13 @@ def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
                           f"settings.{name}")
     if "dif_reference" in values and not isinstance(values["dif_reference"], str):
         raise Invalid("settings.dif_reference must be a group label", "settings.dif_reference")
+    if "dif_focal" in values:
+        focal = values["dif_focal"]
+        if (not isinstance(focal, list | tuple) or not focal
+                or not all(isinstance(g, str) and g for g in focal)):
+            raise Invalid("settings.dif_focal must be a non-empty list of group labels",
+                          "settings.dif_focal")
+        values["dif_focal"] = list(dict.fromkeys(focal))
     values["tolerance"] = float(values["tolerance"])
     return values
 
@@ -364,9 +409,11 @@ def _online_input(session: Session, test_id: int | None, items: Sequence[str] | 
     else:
         wanted = list(dict.fromkeys([*configured, *sorted(counts)]))
     if not wanted:
-        raise Invalid(f"test {test.name!r} has no pretest items to calibrate", "test_id")
+        raise NoPretestItems(f"test {test.name!r} has no pretest items to calibrate",
+                             "test_id", test=test.name)
     _check_counts({c: counts.get(c, 0) for c in wanted}, minimum, "test_id",
-                  where=f" from finished or in-progress attempts at test {test.name!r}")
+                  where=f" from finished or in-progress attempts at test {test.name!r}",
+                  test=test.name)
     estimated = wanted
     persons = (select(Response.attempt_id).distinct()
                .join(Attempt, Attempt.id == Response.attempt_id)
@@ -403,16 +450,34 @@ def _anchor_bank(items: Iterable[Item]) -> ItemBank:
     return ItemBank.from_records(records)
 
 
+class TooFewResponses(Invalid):
+    """Estimated items with fewer responses than the minimum; ``few`` maps each to its count."""
+
+    def __init__(self, message: str, field: str, *, few: Mapping[str, int], minimum: int,
+                 test: str | None = None) -> None:
+        super().__init__(message, field)
+        self.few, self.minimum, self.test = dict(few), minimum, test
+
+
+class NoPretestItems(Invalid):
+    """An online run for a test that has no pretest items (seeded or answered)."""
+
+    def __init__(self, message: str, field: str, *, test: str) -> None:
+        super().__init__(message, field)
+        self.test = test
+
+
 def _check_counts(counts: Mapping[str, int], minimum: int, field_name: str,
-                  where: str = "") -> None:
+                  where: str = "", test: str | None = None) -> None:
     few = {c: n for c, n in counts.items() if n < minimum}
     if not few:
         return
     shown = [f"{code!r} has {n}" for code, n in list(few.items())[:_SHOWN]]
     more = f" and {len(few) - _SHOWN} more items" if len(few) > _SHOWN else ""
-    raise Invalid(
+    raise TooFewResponses(
         f"too few responses to calibrate{where}: {', '.join(shown)}{more}; each estimated item "
-        f"needs at least {minimum} (settings.min_responses)", field_name)
+        f"needs at least {minimum} (settings.min_responses)", field_name, few=few,
+        minimum=minimum, test=test)
 
 
 # -- runs: the calibration itself ----------------------------------------------------------------
@@ -464,7 +529,8 @@ def calibrate_input(run_input: RunInput, model: str, settings: Mapping[str, Any]
     dif = None
     if data.group is not None:
         report(0.9, "differential item functioning")
-        dif = _dif_reports(data, result, settings.get("dif_reference"))
+        dif = _dif_reports(data, result, settings.get("dif_reference"),
+                           settings.get("dif_focal"))
     items = _item_entries(result, fit, dif)
     summary = {
         **result.summary(),
@@ -485,8 +551,10 @@ def calibrate_input(run_input: RunInput, model: str, settings: Mapping[str, Any]
     })
 
 
-def _dif_reports(data: ResponseData, result, reference: str | None) -> dict[str, Any]:
-    """One DIF report per focal group against the reference group (by default the largest)."""
+def _dif_reports(data: ResponseData, result, reference: str | None,
+                 focal_groups: Sequence[str] | None = None) -> dict[str, Any]:
+    """One DIF report per focal group (by default every other group) against the reference
+    group (by default the largest)."""
     from calibration.dif import dif_report
     from calibration.fit import eap_scores
 
@@ -509,7 +577,7 @@ def _dif_reports(data: ResponseData, result, reference: str | None) -> dict[str,
                                                         result.latent_sd))[0]
     reports = []
     for focal, _n in order:
-        if focal == reference:
+        if focal == reference or (focal_groups is not None and focal not in focal_groups):
             continue
         try:
             report = dif_report(data, reference, focal, matching="total" if complete else "theta",
@@ -663,6 +731,273 @@ def run_items(session: Session, run: CalibrationRun, *, flagged: bool | None = N
     return total, out
 
 
+# -- runs: one item's evidence (fit and DIF plots) -----------------------------------------------
+
+#: Ability groups of the observed-versus-expected plots (quantiles of the respondents' theta).
+EVIDENCE_GROUPS = 10
+
+
+def item_evidence(session: Session, run: CalibrationRun, code: str,
+                  n_groups: int = EVIDENCE_GROUPS) -> dict[str, Any]:
+    """Observed versus model-expected scores of one item by ability, overall and per group.
+
+    The run's responses are gathered again (:func:`load_input`: an upload as sent, or a test's
+    attempts as they stand now). Every person gets an EAP theta under the run's estimates and
+    latent distribution (:func:`calibration.fit.eap_scores`); the item's respondents are split
+    into ``n_groups`` groups of about equal size by theta, and in each the mean observed score
+    is set beside the mean expected score ``sum_k k P_k(theta)`` (the proportion correct for
+    dichotomous items). Per DIF group (when the data have groups) the observed means use the
+    same ability groups, so curves that part show DIF.
+
+    Returns
+    -------
+    dict
+        ``item_id``, ``max_score``, ``n`` (respondents), ``bins`` (``theta``, ``n``,
+        ``observed``, ``expected`` per ability group), ``groups`` (per DIF group: ``group``,
+        ``bins`` in the same ability groups, None values where the group has nobody),
+        ``curve`` (``theta``, ``expected`` on a grid from -4 to 4), ``entry`` (the run's result
+        for the item).
+
+    Raises
+    ------
+    NotFound
+        The run did not calibrate ``code``.
+    Conflict
+        The run has no result.
+    """
+    from calibration.fit import eap_scores
+    from cat_engine.models import category_probabilities
+
+    if not run.result:
+        raise Conflict(f"calibration run {run.id} is {run.status.value}: it has no item results")
+    entries = {e["item_id"]: e for e in run.result.get("items", [])}
+    if code not in entries:
+        raise NotFound(f"calibration run {run.id} did not calibrate item {code!r}", "item_id")
+    data = load_input(session, run).data
+    kept = [c for c in data.item_ids if c in entries]
+    if code not in kept:
+        raise NotFound(f"item {code!r} has no responses in the data of run {run.id} now",
+                       "item_id")
+    if len(kept) != data.n_items:
+        data = data.subset_items(kept)
+    bank = ItemBank.from_records([_record(entries[c]) for c in data.item_ids])
+    summary = run.result.get("summary") or {}
+    latent = (float(summary.get("latent_mean", 0.0)), float(summary.get("latent_sd", 1.0)))
+    theta, _se = eap_scores(data, bank, latent=latent)
+    j = data.item_ids.index(code)
+    answered = data.item == j
+    persons = data.person[answered]
+    score = data.response[answered].astype(float)
+    t = theta[persons]
+    scores = np.arange(int(bank.n_categories[j]), dtype=float)
+    expected = category_probabilities(bank, np.full(t.size, j, dtype=np.intp), t) @ scores
+    n_groups = max(1, min(n_groups, t.size))
+    order = np.argsort(t, kind="stable")
+    which = np.empty(t.size, dtype=np.intp)
+    which[order] = np.arange(t.size) * n_groups // t.size  # equal-sized groups by theta
+
+    def means(mask: np.ndarray) -> list[dict[str, Any]]:
+        n = np.bincount(which[mask], minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return [{"theta": float(th), "n": int(k), "observed": float(o), "expected": float(e)}
+                    for th, k, o, e in zip(
+                        np.bincount(which[mask], t[mask], n_groups) / n, n,
+                        np.bincount(which[mask], score[mask], n_groups) / n,
+                        np.bincount(which[mask], expected[mask], n_groups) / n, strict=True)]
+
+    groups = []
+    if data.group is not None:
+        labels = data.group[persons]
+        for label, _n in group_sizes(data):
+            mask = labels == label
+            if mask.any():
+                groups.append({"group": label, "bins": means(mask)})
+    grid = np.linspace(-4.0, 4.0, 81)
+    curve = category_probabilities(bank, np.full(grid.size, j, dtype=np.intp), grid) @ scores
+    return plain({"item_id": code, "max_score": float(scores[-1]), "n": int(t.size),
+                  "bins": means(np.ones(t.size, dtype=bool)), "groups": groups,
+                  "curve": {"theta": grid, "expected": curve}, "entry": entries[code]})
+
+
+# -- publication: what is ticked, and on which scale -----------------------------------------------
+
+
+def held_back(entry: Mapping[str, Any]) -> list[str]:
+    """Why an estimated item is not published unless asked for by name.
+
+    Returns
+    -------
+    list of str
+        ``"dif_C"`` when the item shows ETS category C DIF against any focal group, ``"misfit"``
+        when an item-fit statistic flags it; empty when nothing holds it back.
+    """
+    reasons = []
+    if any(d.get("category") == "C" for d in entry.get("dif") or []):
+        reasons.append("dif_C")
+    if (entry.get("fit") or {}).get("misfit"):
+        reasons.append("misfit")
+    return reasons
+
+
+def default_selection(entries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The items ticked for publishing by default: estimated, and not :func:`held_back`."""
+    return [e["item_id"] for e in entries if not e["fixed"] and not held_back(e)]
+
+
+def is_anchored(run: CalibrationRun) -> bool:
+    """Whether the run held bank items fixed, so that its estimates are on the bank's scale.
+
+    Online runs always hold the operational items a test delivered fixed; upload runs do when
+    started with ``anchor``.
+    """
+    return run.kind == "online" or bool((run.settings or {}).get("anchor"))
+
+
+@dataclass(frozen=True)
+class ScaleReview:
+    """Where a run's estimates stand against the bank's scale, before publishing.
+
+    Attributes
+    ----------
+    anchored : bool
+        The run held bank items fixed (:func:`is_anchored`): its estimates are on the bank's scale.
+    operational : tuple of str
+        Items the run *estimated* that are operational in the bank now, with active parameters.
+        An unanchored run over such items estimated them on the scale of its own sample
+        (theta ~ N(0, 1) in that sample), not the bank's.
+    common : tuple of str
+        Those of ``operational`` that linking can use: the same model and number of categories
+        in the run and in the bank.
+    left_out : dict
+        Operational items linking cannot use, with the reason.
+    links : dict
+        Per linking method asked for, the :class:`calibration.linking.LinkingResult` putting the
+        run's scale onto the bank's through ``common`` (bank parameters as the reference), or
+        the message saying why it cannot be computed.
+    """
+
+    anchored: bool
+    operational: tuple[str, ...]
+    common: tuple[str, ...]
+    left_out: dict[str, str]
+    links: dict[str, LinkingResult | str]
+
+    @property
+    def needs_decision(self) -> bool:
+        """Publishing needs linking, or an explicit confirmation to publish on the run's scale."""
+        return not self.anchored and bool(self.operational)
+
+
+def scale_review(session: Session, run: CalibrationRun,
+                 methods: Sequence[str] = ("stocking-lord",)) -> ScaleReview:
+    """Compare a succeeded run's scale with the bank's, and link it through the common items.
+
+    The common items are the estimated items that are operational in the bank with active
+    parameters of the same model; the bank's active parameters are the reference, so a linked
+    estimate is ``a / A``, ``A b + B`` (thresholds likewise) with ``theta_bank = A theta_run + B``.
+    Nothing is linked for an anchored run (it is on the bank's scale already).
+    """
+    entries = [e for e in (run.result or {}).get("items", []) if not e["fixed"]]
+    bank = _items_by_code(session, [e["item_id"] for e in entries])
+    operational, common, left_out = [], [], {}
+    for entry in entries:
+        item = bank.get(entry["item_id"])
+        if item is None or item.status != ItemStatus.OPERATIONAL:
+            continue
+        active = item.active_parameters
+        if active is None:
+            continue
+        code = entry["item_id"]
+        operational.append(code)
+        ours, theirs = entry["parameters"], active.as_dict()
+        if ours["model"] != theirs["model"]:
+            left_out[code] = (f"{ours['model']} in this run but {theirs['model']} in the bank")
+        elif len(ours.get("thresholds") or []) != len(theirs.get("thresholds") or []):
+            left_out[code] = "a different number of categories in this run and in the bank"
+        else:
+            common.append(code)
+    links: dict[str, LinkingResult | str] = {}
+    anchored = is_anchored(run)
+    if not anchored and operational:
+        by_code = {e["item_id"]: e for e in entries}
+        new = ItemBank.from_records([_record(by_code[c]) for c in common]) if common else None
+        reference = _anchor_bank([bank[c] for c in common]) if common else None
+        for method in methods:
+            if method not in LINKING_METHODS:
+                raise Invalid(f"linking must be one of {', '.join(LINKING_METHODS)}, not "
+                              f"{method!r}", "linking")
+            if len(common) < 2:
+                links[method] = (f"linking needs at least 2 common items (operational items "
+                                 f"estimated with the bank's model), this run has {len(common)}")
+                continue
+            try:
+                links[method] = link(new, reference, method, common=common)
+            except CalibrationError as error:
+                links[method] = str(error)
+    return ScaleReview(anchored=anchored, operational=tuple(operational), common=tuple(common),
+                       left_out=left_out, links=links)
+
+
+def _record(entry: Mapping[str, Any]) -> dict[str, Any]:
+    values = {k: v for k, v in entry["parameters"].items() if v is not None}
+    return {"item_id": entry["item_id"], **values}
+
+
+def linked_entries(entries: Sequence[Mapping[str, Any]],
+                   result: LinkingResult) -> list[dict[str, Any]]:
+    """Estimated items' ``parameters`` and ``se`` moved onto the bank's scale by ``result``.
+
+    ``a / A``, ``A b + B``, thresholds ``A t + B``, ``c`` and ``d`` unchanged, for all the
+    items at once (:meth:`calibration.linking.LinkingResult.transform`, which also turns Rasch
+    and PCM items into 1PL and GPCM when ``A != 1``); standard errors ``se_a / A``,
+    ``A se_b``, ``A se_t`` (the linking constants taken as known).
+    """
+    if not entries:
+        return []
+    records = result.transform(ItemBank.from_records([_record(e) for e in entries])).to_records()
+    A = result.A
+    out = []
+    for entry, record in zip(entries, records, strict=True):
+        polytomous = "thresholds" in record
+        parameters = {"model": record["model"], "a": record["a"],
+                      "b": None if polytomous else record["b"],
+                      "c": None if polytomous else record["c"],
+                      "d": None if polytomous else record["d"],
+                      "thresholds": record["thresholds"] if polytomous else None}
+        se = dict(entry["se"])
+        if se.get("a") is not None:
+            se["a"] = se["a"] / A
+        if se.get("b") is not None:
+            se["b"] = se["b"] * A
+        if se.get("thresholds"):
+            se["thresholds"] = [None if v is None else v * A for v in se["thresholds"]]
+        out.append({"parameters": plain(parameters), "se": se})
+    return out
+
+
+def linked_entry(entry: Mapping[str, Any], result: LinkingResult) -> dict[str, Any]:
+    """One item's :func:`linked_entries`."""
+    return linked_entries([entry], result)[0]
+
+
+def link_summary(result: LinkingResult) -> dict[str, Any]:
+    """A linking result as plain JSON (for provenance and the API)."""
+    return plain({"method": result.method, "A": result.A, "B": result.B,
+                  "common_items": list(result.common_items), "criterion": result.criterion})
+
+
+def _unlinked_refusal(run: CalibrationRun, review: ScaleReview) -> Invalid:
+    n = len(review.operational)
+    return Invalid(
+        f"calibration run {run.id} was not anchored, so its estimates are on the scale of its own "
+        f"sample, not the bank's; {n} of the items it estimated "
+        f"({_names(review.operational)}) are operational. Publishing them as they are would "
+        "shift the bank's scale under every test using them. Put the estimates on the bank's "
+        f"scale first (linking: one of {', '.join(LINKING_METHODS)}, through the common "
+        "operational items), or set confirm_unlinked to publish them on the run's own scale",
+        "linking")
+
+
 # -- publication ---------------------------------------------------------------------------------
 
 
@@ -673,6 +1008,8 @@ def publish_run(
     items: Sequence[str] | None = None,
     promote: bool = False,
     user_id: int | None = None,
+    linking: str | None = None,
+    confirm_unlinked: bool = False,
 ) -> dict[str, Any]:
     """Make a succeeded run's estimates the bank's active parameters; the old sets are kept.
 
@@ -682,12 +1019,23 @@ def publish_run(
     skipped and listed. ``promote`` moves pretest items to operational, recording the run as the
     reason. The run becomes ``published``.
 
+    Without ``items``, the :func:`default_selection` is published: items with category C DIF or
+    flagged for misfit are skipped (and listed, with the reason) unless named in ``items``.
+
+    An unanchored run that estimated operational items (:attr:`ScaleReview.needs_decision`) is
+    on its own sample's scale: it is published only with ``linking`` (a method of
+    :mod:`calibration.linking`: the estimates are put on the bank's scale through the common
+    operational items first, and the constants are kept in each set's provenance) or with
+    ``confirm_unlinked`` (published on the run's own scale, as asked).
+
     Raises
     ------
     Conflict
         The run is not ``succeeded`` (queued, running, failed or published already).
     Invalid
-        ``items`` names codes the run did not calibrate.
+        ``items`` names codes the run did not calibrate; an unanchored run over operational items
+        without ``linking`` or ``confirm_unlinked``; ``linking`` for an anchored run, or linking
+        that cannot be computed (the message says why).
     """
     run = get_run(session, run_id, lock=True)
     if run.status != RunStatus.SUCCEEDED:
@@ -702,11 +1050,38 @@ def publish_run(
                           f"{run.id}", "items")
     else:
         chosen = list(entries)
+    review = scale_review(session, run, methods=(linking,) if linking is not None else ())
+    linked = None
+    if linking is not None:
+        if review.anchored:
+            raise Invalid(f"linking: calibration run {run.id} was anchored on the bank, so its "
+                          "estimates are on the bank's scale already", "linking")
+        if not review.operational:
+            raise Invalid(f"linking: calibration run {run.id} estimated no operational item of "
+                          "the bank, so there are no common items to link through", "linking")
+        linked = review.links[linking]
+        if isinstance(linked, str):
+            raise Invalid(f"linking ({linking}): {linked}", "linking")
+    elif review.needs_decision and not confirm_unlinked:
+        raise _unlinked_refusal(run, review)
     bank = _items_by_code(session, chosen)
     now = utcnow()
     published, skipped, promoted = [], [], []
+    default = set(default_selection(entries.values())) if items is None else None
+    scale = ("anchored" if review.anchored else "linked" if linked is not None
+             else "unlinked")
+    moved = {}
+    if linked is not None:
+        movable = [entries[c] for c in chosen if not entries[c]["fixed"]]
+        moved = {e["item_id"]: m for e, m in zip(movable, linked_entries(movable, linked),
+                                                  strict=True)}
     for code in chosen:
         entry = entries[code]
+        if default is not None and not entry["fixed"] and code not in default:
+            why = {"dif_C": "DIF category C", "misfit": "flagged for misfit"}
+            skipped.append({"item_id": code, "reason": " and ".join(
+                why[r] for r in held_back(entry)) + ": not published unless named in items"})
+            continue
         item = bank.get(code)
         if item is None:
             skipped.append({"item_id": code, "reason": "not in the bank"})
@@ -721,10 +1096,15 @@ def publish_run(
             "settings": {**(run.settings or {}), **run.result.get("settings", {})},
             "se": entry["se"], "fit_flags": entry["flags"],
             "estimated_at": _iso(run.finished_at), "published_at": _iso(now),
-            "published_by": user_id,
+            "published_by": user_id, "scale": scale,
         }
+        parameters = entry["parameters"]
+        if linked is not None:
+            parameters = moved[code]["parameters"]
+            provenance |= {"se": moved[code]["se"], "linking": link_summary(linked),
+                           "estimated": {"parameters": entry["parameters"], "se": entry["se"]}}
         parameter_set = add_parameter_set(
-            session, item, entry["parameters"], source="calibration", provenance=provenance,
+            session, item, parameters, source="calibration", provenance=provenance,
             sample_size=entry["n"], calibration_run_id=run.id, user_id=user_id)
         published.append({"item_id": code, "parameter_set_id": parameter_set.id})
         if promote and item.status == ItemStatus.PRETEST:
@@ -736,8 +1116,15 @@ def publish_run(
     run.published_at = now
     run.message = (f"published: {len(published)} parameter set(s), {len(skipped)} item(s) "
                    f"skipped, {len(promoted)} promoted")
+    if linked is not None:
+        run.message += (f"; linked onto the bank's scale by {linked.method} through "
+                        f"{len(linked.common_items)} common items (A = {linked.A:.4f}, "
+                        f"B = {linked.B:.4f})")
+    elif scale == "unlinked" and review.needs_decision:
+        run.message += "; on the run's own scale (not linked), as confirmed"
     session.flush()
-    return {"run": run, "published": published, "skipped": skipped, "promoted": promoted}
+    return {"run": run, "published": published, "skipped": skipped, "promoted": promoted,
+            "linking": link_summary(linked) if linked is not None else None}
 
 
 # -- helpers -------------------------------------------------------------------------------------

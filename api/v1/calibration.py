@@ -67,6 +67,9 @@ class UploadSchema(UploadBriefSchema):
     unknown_items = ma.fields.List(ma.fields.String(), metadata={
         "description": "Item codes the bank does not have (new items; not published)"})
     n_unknown_items = ma.fields.Integer()
+    groups = ma.fields.List(ma.fields.Dict(), metadata={
+        "description": "The groups of the group column (for DIF), largest first: "
+                       "{group, persons}"})
 
 
 class RunSettingsSchema(ma.Schema):
@@ -76,6 +79,10 @@ class RunSettingsSchema(ma.Schema):
         "description": "Fewest responses an estimated item may have (default 10)"})
     dif_reference = ma.fields.String(validate=ma.validate.Length(1, 200), metadata={
         "description": "Reference group for DIF (default: the largest group)"})
+    dif_focal = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 200)),
+                               validate=ma.validate.Length(min=1), metadata={
+        "description": "Focal groups for DIF, each compared with the reference group "
+                       "(default: every other group)"})
 
 
 class RunCreateSchema(ma.Schema):
@@ -146,10 +153,21 @@ class ItemResultArgs(PageArgs):
 
 
 class PublishSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 120)),
-                           metadata={"description": "Item codes to publish (default: all)"})
+    items = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 120)), metadata={
+        "description": "Item codes to publish (default: every estimated item in the bank "
+                       "except those with category C DIF or flagged for misfit, which are "
+                       "published only when named here)"})
     promote = ma.fields.Boolean(load_default=False, metadata={
         "description": "Also move the published pretest items to operational"})
+    linking = ma.fields.String(
+        allow_none=True, load_default=None, validate=ma.validate.OneOf(service.LINKING_METHODS),
+        metadata={"description": (
+            "An unanchored run that estimated operational items is on its own sample's scale: "
+            "put its estimates on the bank's scale first, by this method, through the common "
+            "operational items (the bank's active parameters are the reference)")})
+    confirm_unlinked = ma.fields.Boolean(load_default=False, metadata={"description": (
+        "Publish an unanchored run over operational items on its own scale, without linking "
+        "(refused with a 422 unless linking or this is given)")})
 
 
 class PublishedSchema(ma.Schema):
@@ -162,11 +180,22 @@ class SkippedSchema(ma.Schema):
     reason = ma.fields.String()
 
 
+class LinkingSchema(ma.Schema):
+    method = ma.fields.String()
+    A = ma.fields.Float(metadata={"description": "theta_bank = A theta_run + B"})
+    B = ma.fields.Float()
+    common_items = ma.fields.List(ma.fields.String())
+    criterion = ma.fields.Float(allow_none=True, metadata={
+        "description": "The minimised loss (characteristic-curve methods)"})
+
+
 class PublicationSchema(ma.Schema):
     run = ma.fields.Nested(RunSchema)
     published = ma.fields.List(ma.fields.Nested(PublishedSchema))
     skipped = ma.fields.List(ma.fields.Nested(SkippedSchema))
     promoted = ma.fields.List(ma.fields.String())
+    linking = ma.fields.Nested(LinkingSchema, allow_none=True, metadata={
+        "description": "How the estimates were put on the bank's scale, when they were linked"})
 
 
 # -- views ---------------------------------------------------------------------------------------
@@ -292,6 +321,61 @@ class RunItems(MethodView):
                 "pages": (total + per_page - 1) // per_page}
 
 
+class ScaleArgs(ma.Schema):
+    method = ma.fields.String(load_default="stocking-lord",
+                              validate=ma.validate.OneOf(service.LINKING_METHODS))
+
+
+class ScaleSchema(ma.Schema):
+    anchored = ma.fields.Boolean(metadata={"description": "Held bank items fixed: on the bank's "
+                                                          "scale already"})
+    needs_decision = ma.fields.Boolean(metadata={"description": (
+        "Publishing needs linking or confirm_unlinked (unanchored, over operational items)")})
+    operational = ma.fields.List(ma.fields.String())
+    common = ma.fields.List(ma.fields.String(), metadata={
+        "description": "Operational items linking uses (same model in the run and the bank)"})
+    left_out = ma.fields.Dict(metadata={"description": "Operational items linking cannot use, "
+                                                       "with why"})
+    linking = ma.fields.Dict(allow_none=True, metadata={"description": (
+        "method, A, B, common_items, criterion; or error (why it cannot be computed)")})
+    items = ma.fields.List(ma.fields.Dict(), metadata={"description": (
+        "Per estimated item: estimated (the run's scale), linked (the bank's scale, when "
+        "linked) and bank (the active parameters now), side by side")})
+
+
+@blp.route("/calibration/runs/<int:run_id>/scale")
+class RunScale(MethodView):
+    @requires(*STAFF)
+    @blp.arguments(ScaleArgs(), location="query")
+    @blp.response(200, ScaleSchema)
+    @blp.alt_response(409, description="The run has no results (queued, running or failed)")
+    def get(self, args, run_id):
+        """Before publishing: is the run on the bank's scale, and its estimates linked onto it.
+
+        For an unanchored run over operational items, the linking constants by ``method``
+        through the common operational items, and every estimated item's parameters as
+        estimated, as linked and as they are in the bank now.
+        """
+        session = get_session()
+        run = service.get_run(session, run_id)
+        _total, entries = service.run_items(session, run)
+        review = service.scale_review(session, run, methods=(args["method"],))
+        result = review.links.get(args["method"])
+        linking = (None if result is None else {"error": result} if isinstance(result, str)
+                   else service.link_summary(result))
+        estimated = [e for e in entries if not e["fixed"]]
+        moved = (service.linked_entries(estimated, result)
+                 if result is not None and not isinstance(result, str) else
+                 [None] * len(estimated))
+        items = [{"item_id": e["item_id"], "estimated": e["parameters"],
+                  "linked": m["parameters"] if m else None,
+                  "bank": e["bank"]["parameters"] if e["bank"] else None}
+                 for e, m in zip(estimated, moved, strict=True)]
+        return {"anchored": review.anchored, "needs_decision": review.needs_decision,
+                "operational": list(review.operational), "common": list(review.common),
+                "left_out": review.left_out, "linking": linking, "items": items}
+
+
 @blp.route("/calibration/runs/<int:run_id>/publish")
 class RunPublish(MethodView):
     @requires(*STAFF)
@@ -302,10 +386,14 @@ class RunPublish(MethodView):
         """Publish a succeeded run: new active parameter sets (old ones kept), optional promotion.
 
         Items the bank does not have, and anchors, are skipped and listed. One transaction.
+        An unanchored run that estimated operational items needs ``linking`` (onto the bank's
+        scale through those common items) or ``confirm_unlinked``: without either it is a 422.
         """
         session = get_session()
         outcome = service.publish_run(session, run_id, items=data.get("items"),
-                                      promote=data["promote"], user_id=current_user().id)
+                                      promote=data["promote"], user_id=current_user().id,
+                                      linking=data["linking"],
+                                      confirm_unlinked=data["confirm_unlinked"])
         session.commit()
         return outcome
 

@@ -157,6 +157,9 @@ MATRIX: dict[str, Row] = {
     "GET /calibration/runs/{id}/items": Row(  # queued, no result yet: 409 for those allowed
         "get", lambda w, c: f"/api/v1/calibration/runs/{c['run']}/items",
         _all(409, **STAFF_ONLY), setup=_run),
+    "GET /calibration/runs/{id}/scale": Row(  # queued, no result yet: 409 for those allowed
+        "get", lambda w, c: f"/api/v1/calibration/runs/{c['run']}/scale",
+        _all(409, **STAFF_ONLY), setup=_run),
     "POST /calibration/runs/{id}/publish": Row(
         "post", lambda w, c: f"/api/v1/calibration/runs/{c['run']}/publish",
         _all(409, **STAFF_ONLY), body=lambda w, c: {}, setup=_run),

@@ -115,7 +115,7 @@ def test_import_calibrate_review_publish_and_design(sqlite_world: StudentWorld, 
     found["run"] = _serious(page)
     save_screenshot(page, "assess-run-review")
     page.get_by_role("link", name="Show only flagged items").click()
-    assert all(row.locator("td").nth(6).inner_text() != "none"
+    assert all(row.locator("td.flags-cell").inner_text() != "none"
                for row in page.locator("#run-items tbody tr").all())
     page.get_by_role("link", name="Show all items").click()
     page.get_by_label("Publish QTI-1").uncheck()
@@ -127,7 +127,7 @@ def test_import_calibrate_review_publish_and_design(sqlite_world: StudentWorld, 
     assert _item(sqlite_world, "QTI-1").active_parameters is None  # not ticked
 
     # The item page draws the published parameters.
-    page.get_by_role("link", name="CSV-1").click()
+    page.get_by_role("link", name="CSV-1", exact=True).click()
     assert page.get_by_role("heading", name="Item CSV-1").is_visible()
     icc = page.get_by_role("img", name="Item characteristic curve of CSV-1")
     assert icc.is_visible()
@@ -186,4 +186,122 @@ def test_the_run_page_follows_a_queued_run_by_itself(sqlite_world: StudentWorld,
     assert page.locator("#run-progress-bar").evaluate("bar => bar.value") == 1
     page.get_by_role("link", name="Show the results").click()
     assert page.locator("#run-items tbody tr").count() == 11
+    assert not found, found
+
+
+def test_an_unanchored_run_is_linked_before_publishing_in_the_browser(
+        sqlite_world: StudentWorld, live, page, tmp_path) -> None:
+    from tests.api.test_publication import responses_csv
+
+    sign_in(page, live.url, "assessor1", sqlite_world.password)
+    truth = {**_truth(sqlite_world, [f"IT-{j:03d}" for j in range(12)]),
+             "PRE-1": {"a": 1.3, "b": 0.0}}
+    responses = tmp_path / "recalibration.csv"
+    responses.write_text(responses_csv(truth, 1200, 6, mean=0.8, sd=1.3,
+                                       focal_shift={"PRE-1": 1.5}))
+    page.goto(live.url + "/assess/calibration")
+    page.get_by_label("Response data").set_input_files(str(responses))
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_label("Anchor on the bank").uncheck()
+    page.get_by_role("button", name="Start the run").click()
+    assert page.locator("#run-status-label").inner_text() == "succeeded"
+    assert page.locator("#scale-warning").is_visible()
+    assert not page.get_by_label("Publish PRE-1").is_checked()  # large DIF
+    assert page.get_by_label("Publish IT-000").is_checked()
+    assert page.get_by_role("radio", name="Link by Stocking-Lord").is_checked()
+    assert page.locator("span.flag", has_text="large for group B").first \
+        .get_attribute("title").startswith("code: dif_C_B; ETS category C")
+    found = _serious(page)
+    save_screenshot(page, "assess-run-unanchored")
+    page.set_viewport_size({"width": 375, "height": 800})
+    save_screenshot(page, "assess-run-unanchored-375")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.get_by_role("radio", name="Do not link").check()
+    page.get_by_role("button", name="Publish the ticked items").click()
+    assert "tick the box that confirms" in page.locator("#linking-error").inner_text()
+    found += _serious(page)
+    page.get_by_role("radio", name="Link by Stocking-Lord").check()
+    page.get_by_role("button", name="Publish the ticked items").click()
+    assert "put on the bank's scale by Stocking-Lord" in page.get_by_role("status").first \
+        .inner_text() or "Stocking-Lord" in page.locator("main").inner_text()
+    assert _item(sqlite_world, "IT-000").active_parameters.provenance["scale"] == "linked"
+    assert not found, found
+
+
+def test_the_bank_edit_and_item_plots_in_the_browser(sqlite_world: StudentWorld, live, page,
+                                                     tmp_path) -> None:
+    from tests.api.test_publication import responses_csv
+
+    found: dict[str, list[str]] = {}
+    sign_in(page, live.url, "assessor1", sqlite_world.password)
+    page.goto(live.url + "/assess/items?status=operational")
+    page.get_by_role("link", name="b (select to sort)").click()
+    assert page.locator("th[aria-sort=descending]").inner_text().startswith("b")
+    assert page.get_by_role("img", name="Information of the items").is_visible()
+    assert page.get_by_role("img", name="Difficulty distribution").is_visible()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export").click()
+    assert download.value.suggested_filename == "items.csv"
+    found["bank"] = _serious(page)
+    save_screenshot(page, "assess-bank-sorted")
+    page.set_viewport_size({"width": 375, "height": 800})
+    save_screenshot(page, "assess-bank-375")
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    page.goto(live.url + "/assess/import")
+    found["import-format"] = _serious(page)
+    save_screenshot(page, "assess-import-format")
+
+    page.goto(live.url + f"/assess/items/{sqlite_world.ids['items']['IT-004']}")
+    page.get_by_role("link", name="Edit the item").click()
+    page.get_by_label("Question").fill("What is four plus one?")
+    page.get_by_label("What changed").fill("in words")
+    found["edit"] = _serious(page)
+    save_screenshot(page, "assess-edit")
+    page.get_by_role("button", name="Save").click()
+    assert "is saved as version 2" in page.get_by_role("status").first.inner_text()
+    assert page.locator("#versions tbody tr").count() == 2
+
+    truth = {**_truth(sqlite_world, [f"IT-{j:03d}" for j in range(15)]),
+             "PRE-1": {"a": 1.3, "b": 0.0}}
+    responses = tmp_path / "dif.csv"
+    responses.write_text(responses_csv(truth, 900, 6, focal_shift={"PRE-1": 1.5},
+                                       groups=("girls", "boys")))
+    page.goto(live.url + "/assess/calibration")
+    page.get_by_label("Response data").set_input_files(str(responses))
+    page.get_by_role("button", name="Upload").click()
+    assert page.get_by_label("Reference group for DIF").locator("option").count() == 3
+    found["upload-groups"] = _serious(page)
+    save_screenshot(page, "assess-upload-groups")
+    page.get_by_label("Reference group for DIF").select_option("girls")
+    page.get_by_role("button", name="Start the run").click()
+    page.get_by_role("link", name="Fit and DIF PRE-1").click()
+    assert page.get_by_role("img", name="Observed and expected scores of PRE-1").is_visible()
+    assert page.get_by_role("img", name="Observed scores of PRE-1 by group").is_visible()
+    found["run-item"] = _serious(page)
+    save_screenshot(page, "assess-run-item")
+    page.set_viewport_size({"width": 375, "height": 800})
+    save_screenshot(page, "assess-run-item-375")
+    assert not {k: v for k, v in found.items() if v}, found
+
+
+def test_designs_are_compared_in_the_browser(sqlite_world: StudentWorld, live, page) -> None:
+    sign_in(page, live.url, "assessor1", sqlite_world.password)
+    page.goto(live.url + "/assess/simulate")
+    page.get_by_label("Simulated students").fill("300")
+    page.get_by_label("Simulate design B too").check()
+    page.locator("#d2_selection").select_option("random")
+    page.locator("#d2_exposure").select_option("randomesque")
+    page.get_by_label("Simulate design C too").check()
+    page.locator("#d3_exposure").select_option("eligibility")
+    page.get_by_role("button", name="Simulate").click()
+    assert page.get_by_role("heading", name="Comparison: Maths, 300 simulated students") \
+        .is_visible()
+    assert page.get_by_role("img", name="Precision by ability, per design").is_visible()
+    assert page.locator("#compare-table thead th").count() == 3
+    found = _serious(page)
+    save_screenshot(page, "assess-simulation-compare")
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    save_screenshot(page, "assess-simulation-compare-375")
     assert not found, found

@@ -300,7 +300,7 @@ def test_csv_duplicate_item_id_names_both_lines() -> None:
     [
         (
             "item_id,stem,option_1,option_2,colour,size\n",
-            "unknown columns 'colour', 'size'",
+            "unknown column 'colour'",
             "colour",
         ),
         ("stem,option_1,option_2\n", "'item_id' is missing", "item_id"),
@@ -792,3 +792,30 @@ def test_not_a_zip_and_not_xml() -> None:
     assert read_qti(write_qti_package([])) == []
     broken = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, 46, 0, 0)
     assert "not a readable zip" in str(_error(read_qti, broken))
+
+
+def test_every_unknown_column_is_named_with_the_column_meant() -> None:
+    text = "item_id,question,option1,option_2,correct,skil,colour\nU-1,What?,a,b,0,algebra,red\n"
+    error = _error(read_items_csv, text)
+    unknown = [(d["line"], d["field"], d["message"]) for d in error.details
+               if "unknown column" in d["message"]]
+    assert unknown == [
+        (1, "question", "line 1: unknown column 'question' (did you mean 'stem'?)"),
+        (1, "option1", "line 1: unknown column 'option1' (did you mean 'option_1'?)"),
+        (1, "correct", "line 1: unknown column 'correct' (did you mean 'key'?)"),
+        (1, "skil", "line 1: unknown column 'skil' (did you mean 'skill'?)"),
+        (1, "colour", "line 1: unknown column 'colour'"),
+    ]
+    assert error.problems == [d["message"] for d in error.details]
+    assert (error.line, error.field) == (1, "question")
+
+
+def test_unknown_columns_and_the_rows_problems_are_reported_at_once() -> None:
+    text = ("item_id,stem,option_1,option_2,key,skill,colour,size\n"
+            "U-1,What?,a,b,1,algebra,red,L\n"
+            "U-2,What?,a,b,7,algebra,blue,M\n"
+            "U-1,Again?,a,b,2,algebra,green,S\n")
+    error = _error(read_items_csv, text)
+    assert [(d["line"], d["field"]) for d in error.details] == [
+        (1, "colour"), (1, "size"), (3, "key"), (4, "item_id")]
+    assert "'U-1' appears again (first on line 2)" in error.details[3]["message"]
