@@ -15,7 +15,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from api.charts import theta_trajectory
 from api.db import get_session
+from api.services.attempts import Z95
 from api.services.classes import (
     attempt_summary,
     class_query,
@@ -24,8 +26,10 @@ from api.services.classes import (
     visible_class,
 )
 from api.services.errors import NotFound
+from api.services.review import attempt_review, class_attempt
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
 from api.student_pages import BANDS, band_of
+from api.wording import stop_reason
 from evidence.models import Assignment
 from item_bank.models import AdaptiveTest
 from storage import as_utc
@@ -37,6 +41,7 @@ install_error_pages(bp)
 TEACHERS = (Role.TEACHER, Role.ADMIN)
 ATTEMPT_STATUS_NAMES = {
     "in_progress": _l("in progress"), "finished": _l("finished"), "abandoned": _l("abandoned"),
+    "time_up": _l("time ran out"),
 }
 DECISION_NAMES = {
     "mastered": _l("mastered"), "not_mastered": _l("not mastered yet"),
@@ -104,3 +109,30 @@ def class_page(user: User, class_id: int) -> Response:
     return page("teacher/class.html", 422 if errors else 200, user=user, klass=klass,
                 rows=rows, tests=tests, test_id=test_id, errors=errors,
                 chosen=request.args.get("test_id", ""))
+
+
+@bp.get("/classes/<int:class_id>/attempts/<int:attempt_id>")
+@teachers_only
+def attempt_page(user: User, class_id: int, attempt_id: int) -> Response:
+    """A teacher's view of one attempt: every item with the student's answer, right or wrong,
+    the key, the rationale and the time taken; the estimate after each answer as a chart; why
+    the test stopped, in plain words."""
+    db = get_session()
+    try:
+        klass, attempt = class_attempt(db, user, class_id, attempt_id)
+    except NotFound:
+        return not_found(user, _("There is no such attempt in your classes."))
+    review = attempt_review(db, attempt)
+    scored = [i for i in review["items"] if i["theta"] is not None]
+    chart = theta_trajectory([i["position"] for i in scored], [i["theta"] for i in scored],
+                             [i["low"] for i in scored], [i["high"] for i in scored],
+                             review["cut_score"])
+    summary = attempt_summary(attempt)
+    decision = (summary.get("mastery") or {}).get("decision")
+    return page("teacher/attempt.html", user=user, klass=klass, attempt=attempt,
+                student=attempt.user, review=review, chart=chart,
+                state_name=ATTEMPT_STATUS_NAMES.get(review["state"], review["state"]),
+                reason=stop_reason(review["stop_reason"]),
+                started_at=as_utc(attempt.started_at), finished_at=as_utc(attempt.finished_at),
+                decision=decision, decision_name=DECISION_NAMES.get(decision, decision),
+                z95=Z95)

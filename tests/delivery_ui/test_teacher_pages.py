@@ -51,7 +51,7 @@ def test_the_class_page_lists_each_students_latest_attempt(school: StudentWorld)
     html = client.get(f"/teach/classes/{class_id}").get_data(as_text=True)
     rows = _rows(html)
     assert list(rows) == ["Student1", "Student2"]
-    assert "in progress" in rows["Student1"] and "Result" not in rows["Student1"]
+    assert "in progress" in rows["Student1"]
     (attempt,) = [a for a in school.attempts("student2") if a.id == school.finished]
     band = {"well below", "below the middle", "around the middle", "above the middle",
             "well above"}
@@ -61,9 +61,9 @@ def test_the_class_page_lists_each_students_latest_attempt(school: StudentWorld)
     expected = {"mastered": "mastered", "not_mastered": "not mastered yet",
                 "undecided": "too close to tell"}[decision]
     assert expected in rows["Student2"]
-    assert f'href="/attempts/{school.finished}/result"' in html
-    # The teacher may open the result the link points at.
-    assert client.get(f"/attempts/{school.finished}/result").status_code == 200
+    # Each attempt, finished or not, links to the teacher's view of it.
+    link = f"/teach/classes/{class_id}/attempts/{school.finished}"
+    assert f'href="{link}"' in html and client.get(link).status_code == 200
     filtered = client.get(f"/teach/classes/{class_id}?test_id={school.test_id}")
     assert filtered.status_code == 200
     wrong = client.get(f"/teach/classes/{class_id}?test_id=999")
