@@ -8,6 +8,8 @@ API, so its existence is not revealed. Students and assessors get a 403 page. Th
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -26,11 +28,18 @@ from api.services.classes import (
     visible_class,
 )
 from api.services.errors import NotFound
-from api.services.review import attempt_review, class_attempt
+from api.services.review import (
+    IN_PROGRESS,
+    TIME_UP,
+    attempt_review,
+    attempt_state,
+    class_attempt,
+    items_given,
+)
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
 from api.student_pages import BANDS, band_of
 from api.wording import stop_reason
-from evidence.models import Assignment
+from evidence.models import Assignment, Attempt
 from item_bank.models import AdaptiveTest
 from storage import as_utc
 from storage.accounts import Role, User
@@ -67,18 +76,39 @@ def classes(user: User) -> Response:
     return page("teacher/classes.html", user=user, classes=rows)
 
 
-def student_row(student: User, attempt) -> dict[str, Any]:
-    """What the class page shows of one student: their latest attempt, in words and numbers."""
+def natural_key(text: str) -> tuple:
+    """A sort key that orders numbers inside names by value: student2 before student10."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.casefold())
+                 for part in re.split(r"(\d+)", text) if part)
+
+
+def student_row(student: User, attempt: Attempt | None,
+                now: datetime | None = None) -> dict[str, Any]:
+    """What the class page shows of one student: their latest attempt, in words and numbers.
+
+    An attempt whose time ran out shows as such (not "in progress"), with the level of the
+    answers it has; every attempt shows how many questions were answered and, once over, why
+    it stopped, in plain words.
+    """
     summary = attempt_summary(attempt)
     row: dict[str, Any] = {"student": student, "attempt": summary}
     if summary is None:
         return row
     summary["test_name"] = attempt.test.name
-    row["status"] = ATTEMPT_STATUS_NAMES.get(summary["status"], summary["status"])
+    state = attempt_state(attempt, now)
+    row["state"] = state
+    row["status"] = ATTEMPT_STATUS_NAMES.get(state, state)
     row["finished_at"] = as_utc(summary["finished_at"])
     row["started_at"] = as_utc(summary["started_at"])
-    if summary["theta"] is not None and summary["status"] != "in_progress":
-        row["band"] = BANDS[band_of(summary["theta"])]
+    row["n_given"], row["n_scored"] = items_given(attempt)
+    row["reason"] = stop_reason(summary["stop_reason"])
+    theta, se = summary["theta"], summary["se"]
+    if state == TIME_UP:  # not finished yet in the database: the last estimate made
+        estimates = [e for e in (attempt.state or {}).get("estimates") or () if e]
+        theta, se = estimates[-1] if estimates else (None, None)
+    if theta is not None and state != IN_PROGRESS:
+        row["band"] = BANDS[band_of(theta)]
+        row["theta"], row["se"] = theta, se
     decision = (summary.get("mastery") or {}).get("decision")
     if decision:
         row["decision"] = decision
@@ -103,7 +133,8 @@ def class_page(user: User, class_id: int) -> Response:
     if test_id is not None and test_id not in {t.id for t in tests}:
         errors["test_id"] = _("Choose one of the tests assigned to this class.")
         test_id = None
-    students = db.scalars(roster_query(klass)).all()
+    students = sorted(db.scalars(roster_query(klass)),
+                      key=lambda s: natural_key(s.display_name or s.username))
     latest = latest_attempts(db, [s.id for s in students], test_id)
     rows = [student_row(s, latest.get(s.id)) for s in students]
     return page("teacher/class.html", 422 if errors else 200, user=user, klass=klass,

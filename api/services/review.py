@@ -48,12 +48,14 @@ def attempt_state(attempt: Attempt, now: datetime | None = None) -> str:
     return attempt.status.value
 
 
-def items_given(attempt: Attempt) -> int:
-    """How many items the student answered (pretest items included)."""
+def items_given(attempt: Attempt) -> tuple[int, int]:
+    """How many items the student answered, and how many of them were scored (not pretest)."""
     result = attempt.result or {}
-    if result.get("n_given") is not None:
-        return int(result["n_given"])
-    return len((attempt.state or {}).get("history") or ())
+    if result.get("n_given") is not None and result.get("n_scored") is not None:
+        return int(result["n_given"]), int(result["n_scored"])
+    state = attempt.state or {}
+    estimates = state.get("estimates") or ()
+    return len(state.get("history") or ()), sum(1 for e in estimates if e is not None)
 
 
 def class_attempt(session: Session, viewer: User, class_id: int, attempt_id: int
