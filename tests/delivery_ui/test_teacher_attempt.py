@@ -252,3 +252,22 @@ def test_the_attempt_page_in_a_browser(sqlite_world: StudentWorld, browser, lang
     serious = [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in violations
                if v["impact"] in ("serious", "critical")]
     assert not serious, serious
+
+
+def test_an_attempt_under_way_or_out_of_time_shows_the_answers_so_far(
+        student_world: StudentWorld) -> None:
+    world = student_world
+    client = world.client_for("student1")
+    attempt_id, html = _start(world, client)
+    for _n in range(3):
+        html = client.post(f"/attempts/{attempt_id}/answer", data=_form(html),
+                           follow_redirects=True).get_data(as_text=True)
+    path = f"/teach/classes/{world.ids['class_id']}/attempts/{attempt_id}"
+    teacher = world.client_for("teacher1")
+    page = teacher.get(path).get_data(as_text=True)
+    assert len(_cells(page)) == 3 and "The student has not finished yet." in page
+    assert "state-in_progress" in page
+    world.move_deadline(attempt_id, -10)
+    page = teacher.get(path).get_data(as_text=True)
+    assert "state-time_up" in page and ">time ran out<" in page
+    assert "The time ran out before the test ended" in page and len(_cells(page)) == 3

@@ -31,7 +31,7 @@ def _rows(html: str) -> dict[str, str]:
     table = re.search(r'<table class="data[^"]*" id="roster">.*?</table>', html, re.S).group(0)
     rows = {}
     for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]:
-        name = re.search(r'<th scope="row">(.*?)</th>', row).group(1)
+        name = re.search(r'<th scope="row">\s*([^<]*?)\s*<', row).group(1)
         rows[name] = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
     return rows
 
