@@ -271,3 +271,25 @@ def test_an_attempt_under_way_or_out_of_time_shows_the_answers_so_far(
     page = teacher.get(path).get_data(as_text=True)
     assert "state-time_up" in page and ">time ran out<" in page
     assert "The time ran out before the test ended" in page and len(_cells(page)) == 3
+
+
+def test_the_review_shows_the_items_as_the_student_saw_them(student_world: StudentWorld) -> None:
+    """An item edited after the attempt: the review keeps the stem, key and rationale of the
+    version that was delivered."""
+    from item_bank.models import Item
+    from item_bank.services import update_item
+
+    world = student_world
+    attempt_id = _take(world, "student2")
+    with world.db() as db:
+        first = db.scalar(select(Response).where(Response.attempt_id == attempt_id,
+                                                 Response.position == 1))
+        item = db.get(Item, first.item_id)
+        stem = item.stem
+        update_item(db, item, {"stem": "Rewritten", "key": 0, "rationale": "New reason."})
+    html = world.client_for("teacher1").get(
+        f"/teach/classes/{world.ids['class_id']}/attempts/{attempt_id}").get_data(as_text=True)
+    _number, question, _answer, _right, key, *_rest = _cells(html)[0]
+    assert stem in question and "Why: Add one." in question
+    assert "Rewritten" not in html and "New reason." not in html
+    assert key.startswith("B. ")
