@@ -37,7 +37,6 @@ from api.services.classes import (
     class_query,
     create_assignment,
     delete_assignment,
-    latest_attempts,
     roster_query,
     set_accommodation,
     update_assignment,
@@ -50,6 +49,7 @@ from api.services.review import (
     attempt_review,
     attempt_state,
     class_attempt,
+    class_latest_attempts,
     items_given,
 )
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
@@ -158,7 +158,7 @@ def class_page(user: User, class_id: int) -> Response:
         test_id = None
     students = sorted(db.scalars(roster_query(klass)),
                       key=lambda s: natural_key(s.display_name or s.username))
-    latest = latest_attempts(db, [s.id for s in students], test_id)
+    latest = class_latest_attempts(db, klass, [s.id for s in students], test_id)
     rows = [student_row(s, latest.get(s.id)) for s in students]
     accommodations = {a.user_id: a for a in db.scalars(select(Accommodation).where(
         Accommodation.user_id.in_([s.id for s in students])))}

@@ -156,3 +156,23 @@ def attempt_review(session: Session, attempt: Attempt, now: datetime | None = No
         "items": items,
     }
 
+
+
+def class_latest_attempts(session: Session, klass: SchoolClass, student_ids: list[int],
+                          test_id: int | None = None) -> dict[int, Attempt]:
+    """Each student's latest attempt at a test assigned to ``klass`` (at ``test_id`` when
+    given), by student id.
+
+    A student may be in several classes; an attempt at a test another class assigned is that
+    class's teacher's to see, not this one's.
+    """
+    if not student_ids:
+        return {}
+    assigned = select(Assignment.test_id).where(Assignment.class_id == klass.id)
+    latest = (select(func.max(Attempt.id))
+              .where(Attempt.user_id.in_(student_ids), Attempt.test_id.in_(assigned))
+              .group_by(Attempt.user_id))
+    if test_id is not None:
+        latest = latest.where(Attempt.test_id == test_id)
+    rows = session.scalars(select(Attempt).where(Attempt.id.in_(latest)))
+    return {a.user_id: a for a in rows}

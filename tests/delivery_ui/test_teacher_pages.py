@@ -182,3 +182,19 @@ def test_the_class_page_in_a_browser(sqlite_world: StudentWorld, browser, langua
     serious = [f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in violations
                if v["impact"] in ("serious", "critical")]
     assert not serious, serious
+
+
+def test_a_class_shows_only_attempts_at_its_own_tests(student_world: StudentWorld) -> None:
+    """Student1 is also in teacher2's class 7B, which was not assigned the test: teacher2 sees
+    that they have no attempt there, not their attempt at 7A's test."""
+    world = student_world
+    with world.db() as db:
+        db.execute(insert(class_members).values(class_id=world.ids["other_class_id"],
+                                                user_id=world.ids["users"]["student1"]))
+    _finish(world, "student1")
+    teacher2 = world.client_for("teacher2")
+    html = teacher2.get(f"/teach/classes/{world.ids['other_class_id']}").get_data(as_text=True)
+    assert "No attempt yet." in _rows(html)["Student1"] and "Maths" not in html
+    teacher1 = world.client_for("teacher1")
+    html = teacher1.get(f"/teach/classes/{world.ids['class_id']}").get_data(as_text=True)
+    assert "Maths" in _rows(html)["Student1"]
