@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from flask import has_request_context
+from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 
 __all__ = ["StopReason", "stop_reason", "stop_reason_text"]
 
@@ -64,8 +65,10 @@ def _split(inner: str) -> list[str]:
 
 
 def _number(text: str) -> str:
+    """A threshold from a code, written as the request's language writes numbers."""
     value = float(text)
-    return f"{value:g}".replace("-", "\u2212")
+    shown = format_decimal(value, "0.####") if has_request_context() else f"{value:g}"
+    return shown.replace("-", "\u2212")
 
 
 def stop_reason_text(code: str | None) -> str:

@@ -293,3 +293,14 @@ def test_the_review_shows_the_items_as_the_student_saw_them(student_world: Stude
     assert stem in question and "Why: Add one." in question
     assert "Rewritten" not in html and "New reason." not in html
     assert key.startswith("B. ")
+
+
+def test_stop_reasons_follow_the_requests_language(sqlite_world: StudentWorld) -> None:
+    app = sqlite_world.app
+    with app.test_request_context(headers={"Accept-Language": "es"}):
+        assert stop_reason_text("se<=0.25") == \
+            "el resultado era lo bastante preciso (error típico de 0,25 o menos)"
+        assert stop_reason_text("max_items=25") == "se alcanzó el máximo de 25 preguntas"
+    with app.test_request_context(headers={"Accept-Language": "en"}):
+        assert stop_reason_text("se<=0.25") == \
+            "the result was precise enough (standard error 0.25 or less)"
