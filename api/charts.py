@@ -70,6 +70,7 @@ class Chart:
     y_ticks: list[tuple[float, str]] = field(default_factory=list)
     series: list[dict[str, Any]] = field(default_factory=list)
     bars: list[dict[str, Any]] = field(default_factory=list)
+    areas: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def plot(self) -> dict[str, float]:
@@ -329,3 +330,51 @@ def evidence_charts(evidence: Mapping[str, Any]) -> dict[str, Any]:
 
 #: Solid-line classes for the groups of a DIF chart (series-2 is drawn dashed).
 GROUP_CLASSES = ("series-0", "series-1", "series-3", "series-4", "series-5")
+
+
+def theta_trajectory(positions: Sequence[int], theta: Sequence[float], low: Sequence[float],
+                     high: Sequence[float], cut_score: float | None = None) -> Chart:
+    """The ability estimate after each answer, with its 95% band, over the items of an attempt.
+
+    Parameters
+    ----------
+    positions
+        1-based positions of the scored items in the attempt (pretest items, which do not move
+        the estimate, are left out by the caller).
+    theta, low, high
+        The estimate after each of those answers and its 95% interval (logits), as the engine
+        made them (:func:`api.services.review.attempt_review`).
+    cut_score
+        The test's overall cut score (logits), drawn as a horizontal line when given.
+
+    Returns
+    -------
+    Chart
+        ``series``: the estimate (``series-theta``, a dot per answer) and the cut score
+        (``series-cut``); ``areas``: the band as one polygon (``band-theta``). The y axis spans
+        whole logits around the band and the cut, at least -3 to 3.
+    """
+    xs = np.asarray(positions, dtype=float)
+    values = np.asarray(theta, dtype=float)
+    lows, highs = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    extremes = [-3.0, 3.0, *lows.tolist(), *highs.tolist()]
+    if cut_score is not None:
+        extremes.append(cut_score)
+    y_lo, y_hi = float(np.floor(min(extremes))), float(np.ceil(max(extremes)))
+    x_hi = max(float(xs.max()) if xs.size else 1.0, 2.0)
+    frame = Frame((1.0, x_hi), (y_lo, y_hi))
+    step = max(1, int(np.ceil((x_hi - 1) / 10)))
+    chart = _axes(Chart(frame), list(np.arange(1, x_hi + 0.5, step)),
+                  list(np.arange(y_lo, y_hi + 0.5, 1.0 if y_hi - y_lo <= 8 else 2.0)), 0, 0)
+    if xs.size:
+        outline = np.concatenate([xs, xs[::-1]]), np.concatenate([highs, lows[::-1]])
+        chart.areas.append({"class": "band-theta", "points": _points(frame, *outline)})
+        chart.series.append({"class": "series-theta", "category": None,
+                             "points": _points(frame, xs, values),
+                             "dots": [(float(frame.x(x)), float(frame.y(v)))
+                                      for x, v in zip(xs, values, strict=True)]})
+    if cut_score is not None:
+        chart.series.append({"class": "series-cut", "category": None,
+                             "points": _points(frame, np.array([1.0, x_hi]),
+                                               np.array([cut_score, cut_score]))})
+    return chart

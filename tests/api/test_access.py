@@ -188,7 +188,10 @@ def test_the_teachers_class_page_shows_only_their_own_assignments_attempts(world
     html = client.get(f"/teach/classes/{world.class_id}").get_data(as_text=True)
     student3_row = html[html.index("Student3"):].split("</tr>", 1)[0]
     assert "No attempt yet." in student3_row
-    assert f"/attempts/{own['id']}/result" in html
-    assert f"/attempts/{theirs['id']}/result" not in html
+    review = f"/teach/classes/{world.class_id}/attempts"
+    assert f"{review}/{own['id']}" in html
+    assert f"/attempts/{theirs['id']}" not in html
+    assert client.get(f"{review}/{own['id']}").status_code == 200
+    assert client.get(f"{review}/{theirs['id']}").status_code == 404
     assert client.get(f"/attempts/{own['id']}/result").status_code == 200
     assert client.get(f"/attempts/{theirs['id']}/result").status_code == 404
