@@ -12,9 +12,9 @@ from typing import Any
 
 from flask_babel import gettext as _
 
+from api.wording import stop_reason_text
+
 _DIF_FLAG = re.compile(r"^dif_([ABC])_(.+)$")
-_RULE = re.compile(r"^(?P<name>[a-z_]+)(?P<op><=|<|=)(?P<value>[-+0-9.e]+)$")
-_CLASSIFIED = re.compile(r"^classified\((?P<method>ci|sprt), cut=(?P<cut>[-+0-9.e]+)\)$")
 
 
 def flag_words(code: str) -> str:
@@ -64,50 +64,9 @@ def fit_flags(codes: list[str]) -> list[tuple[str, str]]:
 
 
 def stop_reason_words(reason: str) -> str:
-    """Why a (simulated) test stopped, in words: ``max_items=25`` is 'it reached 25 items'."""
+    """Why a (simulated) test stopped, in words: the same wording as the teachers' pages
+    (:func:`api.wording.stop_reason_text`), with "not stopped" for no reason."""
     reason = (reason or "").strip()
     if reason in ("", "none"):
         return _("not stopped")
-    if reason == "bank_exhausted":
-        return _("no item left to give")
-    for wrapper in ("any(", "all("):
-        if reason.startswith(wrapper) and reason.endswith(")"):
-            inner = [stop_reason_words(p) for p in _split(reason[4:-1])]
-            joiner = _(" or ") if wrapper == "any(" else _(" and ")
-            return joiner.join(inner)
-    found = _CLASSIFIED.match(reason)
-    if found:
-        if found.group("method") == "sprt":
-            return _("classified against the cut score %(cut)s (likelihood ratio test)",
-                     cut=found.group("cut"))
-        return _("classified against the cut score %(cut)s (confidence interval cleared it)",
-                 cut=found.group("cut"))
-    found = _RULE.match(reason)
-    if found:
-        name, value = found.group("name"), found.group("value")
-        if name == "max_items":
-            return _("reached the most items allowed (%(n)s)", n=value)
-        if name == "min_items":
-            return _("reached the fewest items required (%(n)s)", n=value)
-        if name == "se":
-            return _("precise enough (standard error at most %(se)s)", se=value)
-        if name == "information_left":
-            return _("no item left could add much information (below %(value)s)", value=value)
-        if name == "theta_change":
-            return _("the estimate stopped moving (change below %(value)s)", value=value)
-    return reason
-
-
-def _split(text: str) -> list[str]:
-    """Split ``a, b(c, d), e`` on the commas outside parentheses."""
-    parts, depth, start = [], 0, 0
-    for k, char in enumerate(text):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:k].strip())
-            start = k + 1
-    parts.append(text[start:].strip())
-    return [p for p in parts if p]
+    return stop_reason_text(reason)

@@ -17,17 +17,17 @@ def context(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("code", "words"), [
-    ("max_items=25", "reached the most items allowed (25)"),
-    ("bank_exhausted", "no item left to give"),
-    ("se<=0.3", "precise enough (standard error at most 0.3)"),
-    ("classified(ci, cut=0.5)",
-     "classified against the cut score 0.5 (confidence interval cleared it)"),
+    ("max_items=25", "reached the maximum of 25 questions"),
+    ("bank_exhausted", "no more suitable questions were left"),
+    ("se<=0.3", "the result was precise enough (standard error 0.3 or less)"),
+    ("classified(ci, cut=0.5)", "the result was clearly above or below the cut score 0.5"),
     ("any(se<=0.3, classified(sprt, cut=-1), max_items=30)",
-     "precise enough (standard error at most 0.3) or classified against the cut score -1 "
-     "(likelihood ratio test) or reached the most items allowed (30)"),
+     "the result was precise enough (standard error 0.3 or less) or the result was clearly "
+     "above or below the cut score \u22121 or reached the maximum of 30 questions"),
     ("all(theta_change<0.01, information_left<0.2)",
-     "the estimate stopped moving (change below 0.01) and no item left could add much "
-     "information (below 0.2)"),
+     "the estimate had stopped changing (by less than 0.01) and no question left would have "
+     "made the result much more precise"),
+    ("none", "not stopped"),
     ("something_new", "something_new"),
 ])
 def test_stop_reasons_in_words(context, code: str, words: str) -> None:
