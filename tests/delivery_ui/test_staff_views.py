@@ -894,7 +894,7 @@ def test_designs_are_simulated_on_the_same_students_and_compared(
         return re.findall(r"<td>(.*?)</td>", found, re.S)
 
     assert row("Mean test length")[1] == "5.0" and row("Longest test")[1] == "5"
-    assert "reached the most items allowed (5)</span>: 400" in row("Why tests stopped")[1]
+    assert "reached the maximum of 5 questions</span>: 400" in row("Why tests stopped")[1]
     # Design B is the engine run directly with that configuration, on the same students.
     with sqlite_world.db() as session:
         test = session.get(AdaptiveTest, test_id)
