@@ -16,7 +16,17 @@ from flask import Flask
 from werkzeug.routing import IntegerConverter
 
 import delivery_ui
-from api import assess_pages, db, i18n, pages, security, student_pages, teacher_pages, v1
+from api import (
+    assess_pages,
+    db,
+    i18n,
+    limits,
+    pages,
+    security,
+    student_pages,
+    teacher_pages,
+    v1,
+)
 
 INSTANCE_DIR = Path("instance")
 
@@ -58,6 +68,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Ids in URLs are database integers: a larger number is no id at all (404), not an overflow.
     app.url_map.converters["int"] = BoundedIntConverter
     db.init_app(app)
+    limits.init_app(app)  # first: bodies that would break any later hook
     security.init_app(app)
     i18n.init_app(app)
     app.register_blueprint(pages.bp)
