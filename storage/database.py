@@ -102,6 +102,39 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     return engine
 
 
+# SQLite's errors that mean "another connection holds the file just now", not a fault.
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy",
+                "unable to open database file")
+
+
+def unavailability(error: BaseException) -> str | None:
+    """Whether a database error means "not available just now, retry" rather than a fault.
+
+    Returns
+    -------
+    str or None
+        ``"reset"``: a pooled connection was found dead (the database restarted; the pool has
+        dropped its older connections, so a retry gets a fresh one). ``"busy"``: SQLite's file is
+        locked by another writer beyond the busy timeout, or the pool had no free connection in
+        time. ``"unreachable"``: the server refuses or drops connections, is shutting down, is
+        out of resources, or cancelled the transaction (deadlock, serialization failure): what
+        DB-API calls an ``OperationalError`` on PostgreSQL. ``None`` for anything else (a
+        constraint, a bug in a statement), which is no reason to retry.
+    """
+    if isinstance(error, exc.TimeoutError):  # QueuePool: no connection free within its timeout
+        return "busy"
+    if not isinstance(error, exc.DBAPIError):
+        return None
+    if error.connection_invalidated:
+        return "reset"
+    if not isinstance(error, exc.OperationalError):
+        return None
+    if type(error.orig).__module__.startswith("sqlite3"):
+        text = str(error.orig).lower()
+        return "busy" if any(phrase in text for phrase in _SQLITE_BUSY) else None
+    return "unreachable"
+
+
 def check_connection(engine: Engine) -> None:
     """Open and close one connection, turning failure into a one-line :class:`DatabaseURLError`."""
     try:
