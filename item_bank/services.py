@@ -103,6 +103,32 @@ def _tags(values: Iterable[str]) -> list[ItemTag]:
     return [ItemTag(tag=t) for t in tags]
 
 
+def check_new_item(code: str, stem: str, options: Sequence[str], key: int | None, skill: str,
+                   media: Sequence[str] = ()) -> str:
+    """The checks a new item's content passes (not its code's uniqueness); returns the code,
+    stripped.
+
+    Raises
+    ------
+    BankError
+        An empty code or skill, invalid content (empty stem, a key that is no option...) or
+        media.
+    """
+    code = (code or "").strip()
+    if not code:
+        raise BankError("code must not be empty", "code")
+    if not (skill or "").strip():
+        raise BankError("skill must not be empty", "skill")
+    _check_content(stem, options, key)
+    _check_media(media)
+    return code
+
+
+def content_tags(values: Iterable[str]) -> list[str]:
+    """Content tags as stored: stripped, distinct, sorted; each at most 80 characters."""
+    return [t.tag for t in _tags(values)]
+
+
 def create_item(
     session: Session,
     *,
@@ -117,8 +143,12 @@ def create_item(
     status: ItemStatus | str = ItemStatus.DRAFT,
     user_id: int | None = None,
     note: str = "created",
+    code_checked: bool = False,
 ) -> Item:
     """Add an item with its content as version 1 and its first status event.
+
+    ``code_checked=True`` skips the query for an item with the same code, for callers that
+    checked a whole batch of codes at once (the unique index still guards the write).
 
     Raises
     ------
@@ -127,14 +157,8 @@ def create_item(
     BankError
         The content is invalid (empty stem, a key that is no option...).
     """
-    code = (code or "").strip()
-    if not code:
-        raise BankError("code must not be empty", "code")
-    if not (skill or "").strip():
-        raise BankError("skill must not be empty", "skill")
-    _check_content(stem, options, key)
-    _check_media(media)
-    if session.scalar(select(Item.id).where(Item.code == code)) is not None:
+    code = check_new_item(code, stem, options, key, skill, media)
+    if not code_checked and session.scalar(select(Item.id).where(Item.code == code)) is not None:
         raise Conflict(f"an item with code {code!r} exists already", "code")
     status = ItemStatus(status)
     item = Item(code=code, stem=stem, options=list(options), key=key, rationale=rationale,
@@ -258,6 +282,31 @@ def check_parameters(code: str, parameters: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
+def check_scoring_fit(code: str, key: int | None, options: Sequence[str],
+                      values: Mapping[str, Any]) -> None:
+    """Refuse parameters whose model does not fit how the item is scored.
+
+    An item with a key is right or wrong (a dichotomous model); a rating item's categories are
+    its options (one threshold fewer than options).
+
+    Raises
+    ------
+    BankError
+        Naming the item and the field (``model`` or ``thresholds``).
+    """
+    polytomous = values["model"] in ("grm", "gpcm", "pcm")
+    if key is not None and polytomous:
+        raise BankError(f"item {code} has a key, so it is scored right or wrong: the "
+                        f"{values['model']} model does not fit it; use a dichotomous model",
+                        "model")
+    if key is None and options:
+        categories = len(values["thresholds"]) + 1 if polytomous else 2
+        if categories != len(options):
+            raise BankError(f"item {code} is rated in {len(options)} categories (its "
+                            f"options) but the {values['model']} parameters have "
+                            f"{categories}", "thresholds" if polytomous else "model")
+
+
 def add_parameter_set(
     session: Session,
     item: Item,
@@ -268,33 +317,30 @@ def add_parameter_set(
     sample_size: int | None = None,
     calibration_run_id: int | None = None,
     user_id: int | None = None,
+    flush: bool = True,
 ) -> ItemParameterSet:
     """Make ``parameters`` the item's active set; earlier sets stay, inactive, for provenance.
 
     The model must fit how the item is scored: an item with a key is right or wrong (a
-    dichotomous model); a rating item's categories are its options.
+    dichotomous model); a rating item's categories are its options. ``flush=False`` leaves the
+    new set unflushed (no id yet) when the item had no active set, so that an import of many new
+    items writes them together.
     """
     values = check_parameters(item.code, parameters)
-    polytomous = values["model"] in ("grm", "gpcm", "pcm")
-    if item.key is not None and polytomous:
-        raise BankError(f"item {item.code} has a key, so it is scored right or wrong: the "
-                        f"{values['model']} model does not fit it; use a dichotomous model",
-                        "model")
-    if item.key is None and item.options:
-        categories = len(values["thresholds"]) + 1 if polytomous else 2
-        if categories != len(item.options):
-            raise BankError(f"item {item.code} is rated in {len(item.options)} categories (its "
-                            f"options) but the {values['model']} parameters have "
-                            f"{categories}", "thresholds" if polytomous else "model")
+    check_scoring_fit(item.code, item.key, item.options, values)
+    replaced = False
     for old in item.parameter_sets:
         if old.is_active:
             old.is_active = False
-    session.flush()  # the partial unique index allows one active set per item
+            replaced = True
+    if replaced or flush:
+        session.flush()  # the partial unique index allows one active set per item
     new = ItemParameterSet(is_active=True, source=source, provenance=dict(provenance or {}),
                            sample_size=sample_size, calibration_run_id=calibration_run_id,
                            created_by=user_id, **values)
     item.parameter_sets.append(new)
-    session.flush()
+    if flush:
+        session.flush()
     return new
 
 

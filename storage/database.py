@@ -59,18 +59,26 @@ def database_url(url: str | None = None) -> str:
     return f"sqlite:///{path}"
 
 
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
 def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # Write-ahead logging: readers never wait for a writer, nor a writer for readers; only
+    # writers queue (up to the busy timeout). Kept in the file once set; in-memory databases
+    # stay in "memory" mode.
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     """Build an engine for ``url`` (see :func:`database_url`).
 
-    SQLite connections enforce foreign keys and wait up to five seconds on a locked file, so that
-    the same constraints hold on SQLite as on PostgreSQL.
+    SQLite connections enforce foreign keys (so that the same constraints hold on SQLite as on
+    PostgreSQL), use write-ahead logging (readers and the one writer do not block each other)
+    and wait up to five seconds for another writer before giving up (then a 503 to retry).
 
     Raises
     ------

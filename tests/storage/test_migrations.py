@@ -34,6 +34,7 @@ TABLES = {
     "accommodations",
     "assignments",
     "api_tokens",
+    "item_imports",
 }
 
 
