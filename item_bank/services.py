@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from cat_engine import CATConfig, CATError, ItemBank
+from cat_engine.limits import MAX_PRETEST_ITEMS
 from item_bank.models import (
     IRT_MODELS,
     AdaptiveTest,
@@ -518,6 +519,9 @@ def snapshot_content(session: Session, test: AdaptiveTest) -> dict[str, Any]:
     if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
         raise BankError("config: pretest must be an object whose items are a list of item "
                         "codes", "config")
+    if len(listed) > MAX_PRETEST_ITEMS:
+        raise BankError(f"config: pretest.items (the number of items) must be at most "
+                        f"{MAX_PRETEST_ITEMS:,}, got {len(listed):,}", "config")
     pretest_codes = list(listed)
     pretest = []
     if pretest_codes:
