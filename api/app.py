@@ -25,6 +25,7 @@ from api import (
     security,
     student_pages,
     teacher_pages,
+    transport,
     v1,
 )
 
@@ -70,6 +71,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     limits.init_app(app)  # first: bodies that would break any later hook
     security.init_app(app)
+    transport.init_app(app)
     i18n.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(student_pages.bp)

@@ -428,7 +428,7 @@ def _create(record: ItemRecord, given: frozenset[str], *, default_skill) -> tupl
     status = record.status if "status" in given else ItemStatus.DRAFT.value
     status = _check_status(record.item_id, status, record.parameters is not None)
     code = check_new_item(record.item_id, record.stem, list(record.options), record.key, skill,
-                          list(record.media))
+                          list(record.media), record.rationale or "")
     parameters = None
     if record.parameters is not None:
         parameters = check_parameters(record.item_id, _parameters(record.parameters))

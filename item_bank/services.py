@@ -69,11 +69,34 @@ class Conflict(BankError):
 # -- items ---------------------------------------------------------------------------------------
 
 
-def _check_content(stem: str, options: Sequence[str], key: int | None, where: str = "") -> None:
+#: Sizes of an item's content, the same for every way in (API, CSV, QTI, pages): a long reading
+#: passage fits; a 10 MB stem or 100,000 options does not.
+MAX_STEM_LENGTH = 65_536
+MAX_OPTIONS = 50
+MAX_OPTION_LENGTH = 10_000
+MAX_RATIONALE_LENGTH = 65_536
+MAX_MEDIA = 50
+
+
+def _check_content(stem: str, options: Sequence[str], key: int | None, where: str = "",
+                   rationale: str | None = None) -> None:
     if not isinstance(stem, str) or not stem.strip():
         raise BankError(f"{where}stem must not be empty", "stem")
+    if len(stem) > MAX_STEM_LENGTH:
+        raise BankError(f"{where}stem must be at most {MAX_STEM_LENGTH:,} characters, got "
+                        f"{len(stem):,}", "stem")
     if not isinstance(options, list | tuple) or not all(isinstance(o, str) for o in options):
         raise BankError(f"{where}options must be a list of texts", "options")
+    if len(options) > MAX_OPTIONS:
+        raise BankError(f"{where}an item may have at most {MAX_OPTIONS} options, got "
+                        f"{len(options):,}", "options")
+    long = next((k for k, o in enumerate(options) if len(o) > MAX_OPTION_LENGTH), None)
+    if long is not None:
+        raise BankError(f"{where}option {long + 1} must be at most {MAX_OPTION_LENGTH:,} "
+                        f"characters, got {len(options[long]):,}", "options")
+    if rationale is not None and len(rationale) > MAX_RATIONALE_LENGTH:
+        raise BankError(f"{where}rationale must be at most {MAX_RATIONALE_LENGTH:,} characters, "
+                        f"got {len(rationale):,}", "rationale")
     if options and len(options) < 2:
         raise BankError(f"{where}a choice item needs at least 2 options", "options")
     if any(not o.strip() for o in options):
@@ -88,6 +111,9 @@ def _check_media(media: Sequence[str], where: str = "") -> None:
     """Media are links students follow: a path on this site or an http(s) address, no script."""
     if not isinstance(media, list | tuple) or not all(isinstance(m, str) for m in media):
         raise BankError(f"{where}media must be a list of addresses", "media")
+    if len(media) > MAX_MEDIA or any(len(m) > 2000 for m in media):
+        raise BankError(f"{where}media must be at most {MAX_MEDIA} addresses of at most 2,000 "
+                        "characters each", "media")
     for ref in media:
         scheme = urlsplit(ref.strip()).scheme.lower()
         if not ref.strip() or scheme not in ("", "http", "https") or ref.strip().startswith("//"):
@@ -105,7 +131,7 @@ def _tags(values: Iterable[str]) -> list[ItemTag]:
 
 
 def check_new_item(code: str, stem: str, options: Sequence[str], key: int | None, skill: str,
-                   media: Sequence[str] = ()) -> str:
+                   media: Sequence[str] = (), rationale: str | None = None) -> str:
     """The checks a new item's content passes (not its code's uniqueness); returns the code,
     stripped.
 
@@ -120,7 +146,7 @@ def check_new_item(code: str, stem: str, options: Sequence[str], key: int | None
         raise BankError("code must not be empty", "code")
     if not (skill or "").strip():
         raise BankError("skill must not be empty", "skill")
-    _check_content(stem, options, key)
+    _check_content(stem, options, key, rationale=rationale)
     _check_media(media)
     return code
 
@@ -158,7 +184,7 @@ def create_item(
     BankError
         The content is invalid (empty stem, a key that is no option...).
     """
-    code = check_new_item(code, stem, options, key, skill, media)
+    code = check_new_item(code, stem, options, key, skill, media, rationale)
     if not code_checked and session.scalar(select(Item.id).where(Item.code == code)) is not None:
         raise Conflict(f"an item with code {code!r} exists already", "code")
     status = ItemStatus(status)
@@ -198,7 +224,8 @@ def update_item(
     if unknown:
         raise BankError(f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
     content = {f: changes.get(f, getattr(item, f)) for f in CONTENT_FIELDS}
-    _check_content(content["stem"], content["options"], content["key"])
+    _check_content(content["stem"], content["options"], content["key"],
+                   rationale=content["rationale"])
     _check_media(content["media"] or ())
     if "skill" in changes:
         if not (changes["skill"] or "").strip():

@@ -8,11 +8,13 @@ field (``{"field": "json.item_id", "message": ...}``). The OpenAPI 3 document is
 
 from __future__ import annotations
 
+import http
 from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, json, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -68,6 +70,19 @@ class ProblemApi(Api):
     """flask-smorest's Api with RFC 9457 errors on API paths (pages keep their HTML errors)."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        """The error responses of the OpenAPI document, as problem+json (what is sent)."""
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            content_type = PROBLEM_TYPE if status >= 400 else self.DEFAULT_RESPONSE_CONTENT_TYPE
+            prepare_response(response, self.spec, content_type)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
     def handle_http_exception(self, error: HTTPException):
         if not request.path.startswith(PREFIX):

@@ -43,7 +43,17 @@ from item_bank.interchange import (
 )
 from item_bank.models import ImportStatus, Item, ItemParameterSet, ItemStatus, ItemTag, ItemVersion
 from item_bank.models import ItemImport as ImportJob
-from item_bank.services import add_parameter_set, change_status, create_item, update_item
+from item_bank.services import (
+    MAX_MEDIA,
+    MAX_OPTION_LENGTH,
+    MAX_OPTIONS,
+    MAX_RATIONALE_LENGTH,
+    MAX_STEM_LENGTH,
+    add_parameter_set,
+    change_status,
+    create_item,
+    update_item,
+)
 from storage import utcnow
 from storage.accounts import Role, User
 
@@ -91,29 +101,36 @@ class ItemSummarySchema(ma.Schema):
                                                                       "active parameter set"})
 
 
+_OPTION = ma.fields.String(validate=ma.validate.Length(max=MAX_OPTION_LENGTH))
+_OPTIONS = ma.validate.Length(max=MAX_OPTIONS)
+_MEDIUM = ma.fields.String(validate=ma.validate.Length(max=2000))
+_MEDIA = ma.validate.Length(max=MAX_MEDIA)
+
+
 class ItemInputSchema(ma.Schema):
     """A new item; it starts as a draft at version 1."""
 
     code = ma.fields.String(required=True, validate=ma.validate.Length(1, 120))
-    stem = ma.fields.String(required=True, validate=ma.validate.Length(min=1))
-    options = ma.fields.List(ma.fields.String(), load_default=list)
+    stem = ma.fields.String(required=True, validate=ma.validate.Length(1, MAX_STEM_LENGTH))
+    options = ma.fields.List(_OPTION, load_default=list, validate=_OPTIONS)
     key = ma.fields.Integer(load_default=None, allow_none=True, strict=True,
                             metadata={"description": "0-based index of the correct option"})
-    rationale = ma.fields.String(load_default="")
+    rationale = ma.fields.String(load_default="",
+                                 validate=ma.validate.Length(max=MAX_RATIONALE_LENGTH))
     skill = ma.fields.String(required=True, validate=ma.validate.Length(1, 80))
     content_tags = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 80)),
                                   load_default=list)
-    media = ma.fields.List(ma.fields.String(), load_default=list)
+    media = ma.fields.List(_MEDIUM, load_default=list, validate=_MEDIA)
 
 
 class ItemPatchSchema(ma.Schema):
     """Changes to an item; a change of stem, options, key, rationale or media adds a version."""
 
-    stem = ma.fields.String(validate=ma.validate.Length(min=1))
-    options = ma.fields.List(ma.fields.String())
+    stem = ma.fields.String(validate=ma.validate.Length(1, MAX_STEM_LENGTH))
+    options = ma.fields.List(_OPTION, validate=_OPTIONS)
     key = ma.fields.Integer(allow_none=True, strict=True)
-    rationale = ma.fields.String()
-    media = ma.fields.List(ma.fields.String())
+    rationale = ma.fields.String(validate=ma.validate.Length(max=MAX_RATIONALE_LENGTH))
+    media = ma.fields.List(_MEDIUM, validate=_MEDIA)
     skill = ma.fields.String(validate=ma.validate.Length(1, 80))
     content_tags = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 80)))
     note = ma.fields.String(load_default="", validate=ma.validate.Length(max=2000),
