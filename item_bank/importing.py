@@ -444,9 +444,10 @@ def insert_new_items(session: Session, items: Sequence[NewItem], *, user_id: int
                      note: str, provenance: Mapping[str, Any]) -> None:
     """Write checked new items with their first version, status event, tags and parameters.
 
-    A few multi-row INSERT statements per table instead of the ORM's unit of work: 30,000
-    items are written in about a second, so the transaction that makes an import visible holds
-    the database's write lock only that long. Sets each item's ``id``.
+    One executemany INSERT per table instead of the ORM's unit of work (a flush per item): the
+    transaction that makes an import visible holds the database's write lock only for these
+    statements (30,000 items: at most 3.2 s, measured on SQLite on a busy two-core machine,
+    where the ORM path held it for the whole 40 s import). Sets each item's ``id``.
     """
     if not items:
         return

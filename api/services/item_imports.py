@@ -7,10 +7,11 @@ files are imported in the request, as before. The worker (:func:`run_item_import
 1. claims the import (``queued`` -> ``running``) in one short transaction;
 2. stages it without writing: parses the file, reads the bank's existing items in chunks, and
    checks every record with the bank's own checks, building the rows to insert;
-3. publishes it in one transaction: new items go in with a few multi-row INSERTs per table
-   (:func:`item_bank.importing.insert_new_items`), so the write lock is held about a second for
+3. publishes it in one transaction: new items go in with one executemany INSERT per table
+   (:func:`item_bank.importing.insert_new_items`), so the write lock is held a few seconds for
    30,000 items instead of the whole import; the import is marked ``succeeded`` in the same
-   transaction.
+   transaction. Updates of existing items (``mode=upsert``) still go through the ORM, item by
+   item, inside that transaction.
 
 Any refused record fails the import with every problem listed (line, item, field) and nothing
 of the file in the bank: the publishing transaction is never begun, or is rolled back.
