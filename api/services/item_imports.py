@@ -20,6 +20,7 @@ of the file in the bank: the publishing transaction is never begun, or is rolled
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
@@ -29,9 +30,11 @@ from item_bank.importing import ExistingItems, ImportRejected, apply_import, rea
 from item_bank.interchange import InterchangeError
 from item_bank.models import ImportStatus, ItemImport
 from item_bank.services import BankError
-from storage import make_engine, session_factory, utcnow
+from storage import as_utc, make_engine, session_factory, utcnow
 
 SYNC_LIMIT = 1000
+#: A running import not finished after this long lost its worker (30,000 items take seconds).
+STALLED_AFTER = timedelta(minutes=30)
 logger = logging.getLogger(__name__)
 
 
@@ -44,6 +47,23 @@ def create_import(session: Session, *, data: bytes, filename: str, mode: str,
     session.add(job)
     session.flush()
     return job
+
+
+def reap_stalled(session: Session, job: ItemImport, now: datetime | None = None) -> bool:
+    """Mark ``job`` failed when it has been running longer than :data:`STALLED_AFTER`: its
+    worker died (killed, machine lost) before committing, so nothing of it is in the bank.
+
+    Returns whether it was marked (the caller commits).
+    """
+    now = now or utcnow()
+    started = as_utc(job.started_at)
+    if job.status != ImportStatus.RUNNING or started is None or now - started < STALLED_AFTER:
+        return False
+    job.status, job.content, job.finished_at = ImportStatus.FAILED, None, now
+    job.error = (f"the worker ({job.worker or 'unknown'}) stopped before finishing; nothing "
+                 "was imported: upload the file again")
+    job.message = "nothing was imported"
+    return True
 
 
 def _problems(error: Exception) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from werkzeug.datastructures import CombinedMultiDict, FileStorage
 from api import jobs
 from api.db import engine_of, get_session
 from api.services.errors import Invalid, NotFound
-from api.services.item_imports import SYNC_LIMIT, create_import
+from api.services.item_imports import SYNC_LIMIT, create_import, reap_stalled
 from api.v1 import problem
 from api.v1.auth import current_user, requires
 from api.v1.calibration import QueueUnavailable
@@ -573,10 +573,17 @@ class ItemImportById(MethodView):
     @blp.response(200, ItemImportJobSchema)
     @blp.alt_response(404, description="No such import")
     def get(self, import_id):
-        """A large import: its status, then what it did, or every record it refused."""
-        job = get_session().get(ImportJob, import_id)
+        """A large import: its status, then what it did, or every record it refused.
+
+        An import still ``running`` 30 minutes after it started lost its worker: it is reported
+        (and stored) as ``failed``, with nothing of it in the bank.
+        """
+        session = get_session()
+        job = session.get(ImportJob, import_id)
         if job is None:
             raise NotFound(f"no item import {import_id}")
+        if reap_stalled(session, job):
+            session.commit()
         return job
 
 

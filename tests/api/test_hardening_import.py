@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -15,7 +16,7 @@ from sqlalchemy import func, select, text
 from api import jobs
 from api.db import engine_of
 from item_bank.models import Item, ItemImport
-from storage import make_engine, session_factory, session_scope
+from storage import make_engine, session_factory, session_scope, utcnow
 
 HEADER = "item_id,stem,option_1,option_2,option_3,key,rationale,skill,tags,status,model,a,b\r\n"
 
@@ -91,6 +92,23 @@ def test_a_failed_large_import_leaves_nothing_and_lists_every_problem(world) -> 
     job = world.call("get", r.headers["Location"], "assessor1").get_json()
     assert job["status"] == "failed" and len(job["problems"]) == 5
     assert _count(world, "DUP") == 5
+
+
+def test_an_import_whose_worker_died_is_reported_failed(world) -> None:
+    with session_scope(session_factory(engine_of(world.app))) as session:
+        job = ItemImport(filename="big.csv", mode="create", content=b"x", n_records=5000,
+                         status="running", worker="host:123",
+                         started_at=utcnow() - timedelta(hours=1))
+        fresh = ItemImport(filename="big.csv", mode="create", content=b"x", n_records=5000,
+                           status="running", worker="host:124", started_at=utcnow())
+        session.add_all([job, fresh])
+        session.flush()
+        ids = job.id, fresh.id
+    r = world.call("get", f"/api/v1/items/imports/{ids[0]}", "assessor1").get_json()
+    assert r["status"] == "failed" and "host:123" in r["error"], r
+    assert "nothing was imported" in r["error"]
+    assert world.call("get", f"/api/v1/items/imports/{ids[1]}",
+                      "assessor1").get_json()["status"] == "running"
 
 
 def test_the_import_api_is_documented(world) -> None:
