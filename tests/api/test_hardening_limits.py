@@ -95,3 +95,20 @@ def test_the_simulate_command_bounds_examinees(tmp_path) -> None:
                                       str(MAX_SIMULEES + 1)])
     assert result.exit_code == 2 and "--examinees" in result.output
     assert f"{MAX_SIMULEES}" in result.output
+
+
+def test_calibration_bounds_its_quadrature_and_cycles() -> None:
+    from calibration import calibrate
+    from calibration.data import from_long
+    from calibration.em import MAX_ITERATIONS, MAX_QUADRATURE, CalibrationError
+
+    rng = np.random.default_rng(3)
+    people, items = np.repeat(np.arange(60), 4), np.tile(np.arange(4), 60)
+    data = from_long([f"p{p}" for p in people], [f"i{i}" for i in items],
+                     rng.integers(0, 2, people.size).tolist())
+    with pytest.raises(CalibrationError, match=f"quadrature must be an integer from 5 to "
+                                               f"{MAX_QUADRATURE}"):
+        calibrate(data, "rasch", quadrature=10**6)
+    with pytest.raises(CalibrationError, match="max_iterations must be an integer from 1 to "
+                                               f"{MAX_ITERATIONS:,}"):
+        calibrate(data, "rasch", max_iterations=10**9)
