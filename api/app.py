@@ -17,7 +17,18 @@ from markupsafe import Markup
 from werkzeug.routing import IntegerConverter
 
 import delivery_ui
-from api import assess_pages, db, i18n, pages, security, student_pages, teacher_pages, v1
+from api import (
+    assess_pages,
+    db,
+    i18n,
+    limits,
+    pages,
+    security,
+    student_pages,
+    teacher_pages,
+    transport,
+    v1,
+)
 from item_bank.markup import render_html
 
 INSTANCE_DIR = Path("instance")
@@ -60,7 +71,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Ids in URLs are database integers: a larger number is no id at all (404), not an overflow.
     app.url_map.converters["int"] = BoundedIntConverter
     db.init_app(app)
+    limits.init_app(app)  # first: bodies that would break any later hook
     security.init_app(app)
+    transport.init_app(app)
     i18n.init_app(app)
     app.jinja_env.filters["item_html"] = item_html
     app.register_blueprint(pages.bp)

@@ -152,7 +152,8 @@ def link_command(new_path, reference_path, method, common, out_path, json_path) 
               help="Bank CSV of anchor items whose parameters stay fixed (fixed-parameter "
                    "calibration onto the bank's scale).")
 @click.option("--backend", type=click.Choice(["em", "girth"]), default="em", show_default=True)
-@click.option("--max-iterations", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option("--max-iterations", default=500, show_default=True,
+              type=click.IntRange(min=1, max=10_000))
 @click.option("--tolerance", default=1e-4, show_default=True, type=click.FloatRange(min=0,
                                                                                   min_open=True))
 @click.option("--fit/--no-fit", default=True, show_default=True,

@@ -1,4 +1,5 @@
-"""Background jobs: one huey queue built from configuration, and the calibration task.
+"""Background jobs: one huey queue built from configuration, the calibration task and the
+task that carries out large item imports (:mod:`api.services.item_imports`).
 
 Where the queue lives is one setting, ``HUEY_URL`` (the app's configuration, else the
 environment):
@@ -61,6 +62,7 @@ class Queue:
     url: str
     huey: Huey
     calibration: TaskWrapper
+    item_import: TaskWrapper
 
     @property
     def immediate(self) -> bool:
@@ -127,13 +129,27 @@ def get_queue(url: str | None = None) -> Queue:
         if queue is None:
             huey = make_huey(url)
             task = huey.task(name="run_calibration")(run_calibration)
-            queue = _queues[url] = Queue(url=url, huey=huey, calibration=task)
+            imports = huey.task(name="run_item_import")(run_item_import)
+            queue = _queues[url] = Queue(url=url, huey=huey, calibration=task,
+                                         item_import=imports)
     return queue
 
 
 def enqueue_calibration(queue: Queue, run_id: int, database_url: str | None) -> None:
     """Put a calibration run on ``queue`` (in immediate mode: run it now, in this thread)."""
     queue.calibration(run_id, database_url)
+
+
+def enqueue_item_import(queue: Queue, import_id: int, database_url: str | None) -> None:
+    """Put a large item import on ``queue`` (in immediate mode: run it now, in this thread)."""
+    queue.item_import(import_id, database_url)
+
+
+def run_item_import(import_id: int, database_url: str | None = None) -> str:
+    """The item-import task (see :mod:`api.services.item_imports`)."""
+    from api.services.item_imports import run_item_import as run
+
+    return run(import_id, database_url)
 
 
 def make_consumer(url: str | None = None, *, workers: int = 1, worker_type: str = "thread",

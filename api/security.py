@@ -39,40 +39,14 @@ _FORM_BLUEPRINTS = {"pages", "student", "assess", "teacher"}
 def _reject_nul() -> None:
     """No text field may hold a NUL character (PostgreSQL refuses them; no one types one).
 
-    Checked for every request before any view: query and form fields (names and values) and
-    the strings of JSON bodies. The answer is a 422 naming the field, as a page or, under
-    ``/api/``, a problem document.
+    Checked for every request before any view: query and form fields, names and values (the
+    strings of JSON bodies are checked by :mod:`api.limits`). The answer is a 422 naming the
+    field, as a page or, under ``/api/``, a problem document.
     """
     for where in (request.args, request.form):
         for name, value in where.items(multi=True):
-            if "\x00" in name or "\x00" in value:
-                _nul_in(name)
-    if request.is_json:
-        name = _nul_in_json(request.get_json(silent=True))
-        if name is not None:
-            _nul_in(name)
-
-
-def _nul_in_json(value, path: str = "", depth: int = 0) -> str | None:
-    """The path of the first key or string holding a NUL in parsed JSON, else ``None``."""
-    if isinstance(value, str):
-        return path or "the JSON body" if "\x00" in value else None
-    if depth > 32:
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
-                return here
-            found = _nul_in_json(item, here, depth + 1)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _nul_in_json(item, f"{path}[{index}]", depth + 1)
-            if found is not None:
-                return found
-    return None
+            if "\x00" in (name or "") or "\x00" in value:
+                _nul_in(name or "")
 
 
 class NulCharacter(UnprocessableEntity):

@@ -13,6 +13,7 @@ import click
 import numpy as np
 
 from api.cli_errors import CommandError
+from cat_engine.limits import MAX_SIMULEES
 
 EXPOSURE_HELP = (
     "none | randomesque:N | progressive[:R_MAX] | eligibility:R_MAX | sympson-hetter:R_MAX"
@@ -77,7 +78,8 @@ def _write_json_atomically(path: Path, data: dict) -> None:
 @click.command()
 @click.option("--bank", "bank_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Item parameters: CSV with item_id,model,a,b,c,d[,b1..bk][,content].")
-@click.option("--examinees", default=1000, show_default=True, type=click.IntRange(min=1),
+@click.option("--examinees", default=1000, show_default=True,
+              type=click.IntRange(min=1, max=MAX_SIMULEES),
               help="Number of simulees.")
 @click.option("--theta", "theta_dist", default="normal:0,1", show_default=True,
               help="True-theta distribution: normal:MEAN,SD or uniform:LOW,HIGH.")

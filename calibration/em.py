@@ -72,6 +72,9 @@ DEFAULT_PRIORS: dict[str, tuple] = {"c": ("beta", 5.0, 17.0)}
 PRIOR_KINDS = {"a": ("lognormal", "normal"), "b": ("normal",), "c": ("beta",)}
 QUADRATURE_RANGE = (-6.0, 6.0)
 MIN_RESPONSES = 10
+#: Upper bounds on what a caller may ask for: quadrature nodes (49 by default) and EM cycles.
+MAX_QUADRATURE = 201
+MAX_ITERATIONS = 10_000
 
 _SHOWN = 8
 _DENSE_BYTES = 2**27  # largest float32 indicator matrix kept dense for BLAS (128 MB)
@@ -152,10 +155,13 @@ def calibrate(
     started = time.perf_counter()
     if backend not in BACKENDS:
         raise CalibrationError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
-    if not (isinstance(quadrature, int | np.integer) and quadrature >= 5):
-        raise CalibrationError(f"quadrature must be an integer of at least 5, got {quadrature!r}")
-    if not (isinstance(max_iterations, int | np.integer) and max_iterations >= 1):
-        raise CalibrationError(f"max_iterations must be a positive integer, got {max_iterations!r}")
+    if not (isinstance(quadrature, int | np.integer) and 5 <= quadrature <= MAX_QUADRATURE):
+        raise CalibrationError(f"quadrature must be an integer from 5 to {MAX_QUADRATURE}, got "
+                               f"{quadrature!r}")
+    if not (isinstance(max_iterations, int | np.integer)
+            and 1 <= max_iterations <= MAX_ITERATIONS):
+        raise CalibrationError(f"max_iterations must be an integer from 1 to {MAX_ITERATIONS:,}, "
+                               f"got {max_iterations!r}")
     if not (tolerance > 0):
         raise CalibrationError(f"tolerance must be positive, got {tolerance!r}")
     if not (math.isfinite(D) and D > 0):

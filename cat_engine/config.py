@@ -30,6 +30,7 @@ from cat_engine.constraints import ContentControl
 from cat_engine.errors import ConfigError
 from cat_engine.estimation import Estimator, QuadratureGrid, make_estimator
 from cat_engine.exposure import ExposureControl, make_exposure
+from cat_engine.limits import MAX_PRETEST_ITEMS, at_most
 from cat_engine.selection import Selector, make_selector
 from cat_engine.stopping import StoppingPolicy, make_stopping
 
@@ -159,6 +160,8 @@ def _pretest(spec: dict) -> PretestPlan:
             isinstance(p, int) and not isinstance(p, bool) for p in raw_positions):
         raise ConfigError(f"pretest.positions must be a list of whole numbers, got "
                           f"{raw_positions!r}")
+    at_most(len(raw_items), MAX_PRETEST_ITEMS, "pretest.items (the number of items)")
+    at_most(len(raw_positions), MAX_PRETEST_ITEMS, "pretest.positions (the number of positions)")
     items = tuple(raw_items)
     positions = tuple(sorted(raw_positions))
     if len(set(items)) != len(items):

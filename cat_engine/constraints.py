@@ -39,6 +39,7 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 
 from cat_engine.bank import ItemBank
 from cat_engine.errors import ConfigError, UnknownItemError
+from cat_engine.limits import MAX_CONTENT_RULES, at_most
 
 METHODS = ("shadow", "kingsbury-zara")
 _METHOD_ALIASES = {
@@ -880,8 +881,12 @@ def make_constraints(
     content = spec.get("content") or []
     if not isinstance(content, Sequence) or isinstance(content, str):
         raise ConfigError(f"constraints.content must be a list of rules, got {content!r}")
+    at_most(len(content), MAX_CONTENT_RULES, "constraints.content (the number of rules)")
     rules = [_parse_rule(raw, i) for i, raw in enumerate(content)]
-    enemies = _enemy_groups(spec.get("enemies") or [])
+    raw_enemies = spec.get("enemies") or []
+    if isinstance(raw_enemies, Sequence):
+        at_most(len(raw_enemies), MAX_CONTENT_RULES, "constraints.enemies (the number of sets)")
+    enemies = _enemy_groups(raw_enemies)
     method = spec.get("method")
     if method is None:
         if rules:

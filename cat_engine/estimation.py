@@ -37,6 +37,7 @@ from scipy import sparse
 
 from cat_engine.bank import ItemBank
 from cat_engine.errors import CATError, ConfigError, InvalidResponseError
+from cat_engine.limits import MAX_GRID_POINTS, at_most
 from cat_engine.models import category_derivatives, information, response_log_probability
 
 __all__ = ["EAP", "MAP", "MLE", "WLE", "Estimator", "QuadratureGrid", "make_estimator"]
@@ -748,6 +749,7 @@ def _linspace(lo: Any, hi: Any, n: Any, names: tuple[str, str, str]) -> np.ndarr
     integral = isinstance(n, (int, np.integer)) or (isinstance(n, float) and n.is_integer())
     if isinstance(n, bool) or not integral or n < 2:
         raise ConfigError(f"{names[2]}: must be an integer of at least 2, got {n!r}")
+    at_most(int(n), MAX_GRID_POINTS, names[2])
     return np.linspace(lo, hi, int(n))
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cat_engine.errors import ConfigError, setting
+from cat_engine.limits import MAX_RANDOMESQUE_N, MAX_THETA_CUTS, at_most
 
 
 @dataclass
@@ -122,7 +123,7 @@ class Randomesque(ExposureControl):
     def __init__(self, n: int = 5) -> None:
         if n < 1:
             raise ConfigError(f"exposure.n must be at least 1, got {n}")
-        self.n = n
+        self.n = at_most(n, MAX_RANDOMESQUE_N, "exposure.n")
 
     def choose(self, scores: np.ndarray, ctx: ExposureContext) -> np.ndarray:
         n = min(self.n, scores.shape[1])
@@ -316,6 +317,7 @@ def make_exposure(spec: dict, n_items: int) -> ExposureControl:
                 (cuts.size + 1, n_items))
         except (TypeError, ValueError):
             raise ConfigError("exposure.k and exposure.theta_cuts must be numbers") from None
+        at_most(cuts.size, MAX_THETA_CUTS, "exposure.theta_cuts (the number of cuts)")
         k = np.atleast_2d(k)
         if k.shape != (cuts.size + 1, n_items):
             raise ConfigError(

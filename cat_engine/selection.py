@@ -17,6 +17,7 @@ import numpy as np
 
 from cat_engine.bank import ItemBank
 from cat_engine.errors import ConfigError, setting
+from cat_engine.limits import MAX_STRATA, at_most
 from cat_engine.models import category_probabilities, information, response_log_probability
 
 TABLE_LO, TABLE_HI, TABLE_STEP = -6.0, 6.0, 0.01
@@ -221,7 +222,7 @@ class AStratified(Selector):
     def __init__(self, strata: int = 4) -> None:
         if strata < 1:
             raise ConfigError(f"selection.strata must be at least 1, got {strata}")
-        self.strata = strata
+        self.strata = at_most(strata, MAX_STRATA, "selection.strata")
 
     def scores(self, ctx: SelectionContext) -> np.ndarray:
         stratum, location = _strata(ctx.bank, self.strata)

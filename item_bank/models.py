@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -362,3 +363,42 @@ class CalibrationRun(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ImportStatus(enum.StrEnum):
+    """Where a background item import stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class ItemImport(Base):
+    """A large item file imported by a background worker, all or nothing.
+
+    The file is kept (``content``) only until the worker has finished with it. ``result`` is
+    the import summary once it succeeded; ``problems`` the records refused when it failed (each
+    naming line, item and field), in which case nothing of the file is in the bank.
+    """
+
+    __tablename__ = "item_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    mode: Mapped[str] = mapped_column(String(10))
+    skill: Mapped[str | None] = mapped_column(String(80))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    n_records: Mapped[int] = mapped_column(Integer)
+    status: Mapped[ImportStatus] = mapped_column(
+        enum_type(ImportStatus, "item_import_status"), default=ImportStatus.QUEUED, index=True
+    )
+    message: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    problems: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

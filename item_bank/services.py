@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from cat_engine import CATConfig, CATError, ItemBank
+from cat_engine.limits import MAX_PRETEST_ITEMS
 from item_bank.models import (
     IRT_MODELS,
     AdaptiveTest,
@@ -69,11 +70,34 @@ class Conflict(BankError):
 # -- items ---------------------------------------------------------------------------------------
 
 
-def _check_content(stem: str, options: Sequence[str], key: int | None, where: str = "") -> None:
+#: Sizes of an item's content, the same for every way in (API, CSV, QTI, pages): a long reading
+#: passage fits; a 10 MB stem or 100,000 options does not.
+MAX_STEM_LENGTH = 65_536
+MAX_OPTIONS = 50
+MAX_OPTION_LENGTH = 10_000
+MAX_RATIONALE_LENGTH = 65_536
+MAX_MEDIA = 50
+
+
+def _check_content(stem: str, options: Sequence[str], key: int | None, where: str = "",
+                   rationale: str | None = None) -> None:
     if not isinstance(stem, str) or not stem.strip():
         raise BankError(f"{where}stem must not be empty", "stem")
+    if len(stem) > MAX_STEM_LENGTH:
+        raise BankError(f"{where}stem must be at most {MAX_STEM_LENGTH:,} characters, got "
+                        f"{len(stem):,}", "stem")
     if not isinstance(options, list | tuple) or not all(isinstance(o, str) for o in options):
         raise BankError(f"{where}options must be a list of texts", "options")
+    if len(options) > MAX_OPTIONS:
+        raise BankError(f"{where}an item may have at most {MAX_OPTIONS} options, got "
+                        f"{len(options):,}", "options")
+    long = next((k for k, o in enumerate(options) if len(o) > MAX_OPTION_LENGTH), None)
+    if long is not None:
+        raise BankError(f"{where}option {long + 1} must be at most {MAX_OPTION_LENGTH:,} "
+                        f"characters, got {len(options[long]):,}", "options")
+    if rationale is not None and len(rationale) > MAX_RATIONALE_LENGTH:
+        raise BankError(f"{where}rationale must be at most {MAX_RATIONALE_LENGTH:,} characters, "
+                        f"got {len(rationale):,}", "rationale")
     if options and len(options) < 2:
         raise BankError(f"{where}a choice item needs at least 2 options", "options")
     if any(not o.strip() for o in options):
@@ -88,6 +112,9 @@ def _check_media(media: Sequence[str], where: str = "") -> None:
     """Media are links students follow: a path on this site or an http(s) address, no script."""
     if not isinstance(media, list | tuple) or not all(isinstance(m, str) for m in media):
         raise BankError(f"{where}media must be a list of addresses", "media")
+    if len(media) > MAX_MEDIA or any(len(m) > 2000 for m in media):
+        raise BankError(f"{where}media must be at most {MAX_MEDIA} addresses of at most 2,000 "
+                        "characters each", "media")
     for ref in media:
         scheme = urlsplit(ref.strip()).scheme.lower()
         if not ref.strip() or scheme not in ("", "http", "https") or ref.strip().startswith("//"):
@@ -104,6 +131,32 @@ def _tags(values: Iterable[str]) -> list[ItemTag]:
     return [ItemTag(tag=t) for t in tags]
 
 
+def check_new_item(code: str, stem: str, options: Sequence[str], key: int | None, skill: str,
+                   media: Sequence[str] = (), rationale: str | None = None) -> str:
+    """The checks a new item's content passes (not its code's uniqueness); returns the code,
+    stripped.
+
+    Raises
+    ------
+    BankError
+        An empty code or skill, invalid content (empty stem, a key that is no option...) or
+        media.
+    """
+    code = (code or "").strip()
+    if not code:
+        raise BankError("code must not be empty", "code")
+    if not (skill or "").strip():
+        raise BankError("skill must not be empty", "skill")
+    _check_content(stem, options, key, rationale=rationale)
+    _check_media(media)
+    return code
+
+
+def content_tags(values: Iterable[str]) -> list[str]:
+    """Content tags as stored: stripped, distinct, sorted; each at most 80 characters."""
+    return [t.tag for t in _tags(values)]
+
+
 def create_item(
     session: Session,
     *,
@@ -118,8 +171,12 @@ def create_item(
     status: ItemStatus | str = ItemStatus.DRAFT,
     user_id: int | None = None,
     note: str = "created",
+    code_checked: bool = False,
 ) -> Item:
     """Add an item with its content as version 1 and its first status event.
+
+    ``code_checked=True`` skips the query for an item with the same code, for callers that
+    checked a whole batch of codes at once (the unique index still guards the write).
 
     Raises
     ------
@@ -128,14 +185,8 @@ def create_item(
     BankError
         The content is invalid (empty stem, a key that is no option...).
     """
-    code = (code or "").strip()
-    if not code:
-        raise BankError("code must not be empty", "code")
-    if not (skill or "").strip():
-        raise BankError("skill must not be empty", "skill")
-    _check_content(stem, options, key)
-    _check_media(media)
-    if session.scalar(select(Item.id).where(Item.code == code)) is not None:
+    code = check_new_item(code, stem, options, key, skill, media, rationale)
+    if not code_checked and session.scalar(select(Item.id).where(Item.code == code)) is not None:
         raise Conflict(f"an item with code {code!r} exists already", "code")
     status = ItemStatus(status)
     item = Item(code=code, stem=stem, options=list(options), key=key, rationale=rationale,
@@ -174,7 +225,8 @@ def update_item(
     if unknown:
         raise BankError(f"unknown field(s): {', '.join(sorted(unknown))}", sorted(unknown)[0])
     content = {f: changes.get(f, getattr(item, f)) for f in CONTENT_FIELDS}
-    _check_content(content["stem"], content["options"], content["key"])
+    _check_content(content["stem"], content["options"], content["key"],
+                   rationale=content["rationale"])
     _check_media(content["media"] or ())
     if "skill" in changes:
         if not (changes["skill"] or "").strip():
@@ -259,6 +311,31 @@ def check_parameters(code: str, parameters: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
+def check_scoring_fit(code: str, key: int | None, options: Sequence[str],
+                      values: Mapping[str, Any]) -> None:
+    """Refuse parameters whose model does not fit how the item is scored.
+
+    An item with a key is right or wrong (a dichotomous model); a rating item's categories are
+    its options (one threshold fewer than options).
+
+    Raises
+    ------
+    BankError
+        Naming the item and the field (``model`` or ``thresholds``).
+    """
+    polytomous = values["model"] in ("grm", "gpcm", "pcm")
+    if key is not None and polytomous:
+        raise BankError(f"item {code} has a key, so it is scored right or wrong: the "
+                        f"{values['model']} model does not fit it; use a dichotomous model",
+                        "model")
+    if key is None and options:
+        categories = len(values["thresholds"]) + 1 if polytomous else 2
+        if categories != len(options):
+            raise BankError(f"item {code} is rated in {len(options)} categories (its "
+                            f"options) but the {values['model']} parameters have "
+                            f"{categories}", "thresholds" if polytomous else "model")
+
+
 def add_parameter_set(
     session: Session,
     item: Item,
@@ -269,33 +346,30 @@ def add_parameter_set(
     sample_size: int | None = None,
     calibration_run_id: int | None = None,
     user_id: int | None = None,
+    flush: bool = True,
 ) -> ItemParameterSet:
     """Make ``parameters`` the item's active set; earlier sets stay, inactive, for provenance.
 
     The model must fit how the item is scored: an item with a key is right or wrong (a
-    dichotomous model); a rating item's categories are its options.
+    dichotomous model); a rating item's categories are its options. ``flush=False`` leaves the
+    new set unflushed (no id yet) when the item had no active set, so that an import of many new
+    items writes them together.
     """
     values = check_parameters(item.code, parameters)
-    polytomous = values["model"] in ("grm", "gpcm", "pcm")
-    if item.key is not None and polytomous:
-        raise BankError(f"item {item.code} has a key, so it is scored right or wrong: the "
-                        f"{values['model']} model does not fit it; use a dichotomous model",
-                        "model")
-    if item.key is None and item.options:
-        categories = len(values["thresholds"]) + 1 if polytomous else 2
-        if categories != len(item.options):
-            raise BankError(f"item {item.code} is rated in {len(item.options)} categories (its "
-                            f"options) but the {values['model']} parameters have "
-                            f"{categories}", "thresholds" if polytomous else "model")
+    check_scoring_fit(item.code, item.key, item.options, values)
+    replaced = False
     for old in item.parameter_sets:
         if old.is_active:
             old.is_active = False
-    session.flush()  # the partial unique index allows one active set per item
+            replaced = True
+    if replaced or flush:
+        session.flush()  # the partial unique index allows one active set per item
     new = ItemParameterSet(is_active=True, source=source, provenance=dict(provenance or {}),
                            sample_size=sample_size, calibration_run_id=calibration_run_id,
                            created_by=user_id, **values)
     item.parameter_sets.append(new)
-    session.flush()
+    if flush:
+        session.flush()
     return new
 
 
@@ -532,6 +606,9 @@ def snapshot_content(session: Session, test: AdaptiveTest) -> dict[str, Any]:
     if not isinstance(listed, list) or not all(isinstance(c, str) for c in listed):
         raise BankError("config: pretest must be an object whose items are a list of item "
                         "codes", "config")
+    if len(listed) > MAX_PRETEST_ITEMS:
+        raise BankError(f"config: pretest.items (the number of items) must be at most "
+                        f"{MAX_PRETEST_ITEMS:,}, got {len(listed):,}", "config")
     pretest_codes = list(listed)
     pretest = []
     if pretest_codes:

@@ -22,6 +22,7 @@ from storage.database import (
     mask_url,
     session_factory,
     session_scope,
+    unavailability,
 )
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "mask_url",
     "session_factory",
     "session_scope",
+    "unavailability",
     "utcnow",
 ]

@@ -7,6 +7,7 @@ changed an item, evidence records whose attempt it is, the API signs them in.
 from __future__ import annotations
 
 import enum
+import unicodedata
 from datetime import datetime
 
 from sqlalchemy import (
@@ -69,6 +70,41 @@ class User(Base):
         return f"User(id={self.id!r}, username={self.username!r}, role={self.role.value!r})"
 
 
+class UsernameError(ValueError):
+    """A username that could be mistaken for another (mixed scripts); the message says why."""
+
+
+# Scripts that one language writes together (Japanese mixes kana and kanji).
+_SCRIPT_FAMILIES = {"HIRAGANA": "JAPANESE", "KATAKANA": "JAPANESE", "CJK": "JAPANESE"}
+
+
+def normalize_username(username: str) -> str:
+    """A username as stored and compared: NFKC-normalised, letters from one script only.
+
+    NFKC folds look-alikes that are the same character in another form (full-width
+    ``\uff53\uff54\uff55\uff44\uff45\uff4e\uff54\uff11`` is ``student1``, ligatures,
+    superscripts). Letters from two scripts (a Cyrillic ``\u0430`` among Latin letters) are
+    refused, since they make names that look identical but are not. Digits and ``. @ + - _``
+    go with any script.
+
+    Raises
+    ------
+    UsernameError
+        Letters from more than one script, naming them.
+    """
+    text = unicodedata.normalize("NFKC", username)
+    scripts: dict[str, str] = {}
+    for ch in text:
+        if ch.isalpha():
+            script = unicodedata.name(ch, "UNKNOWN").split(" ")[0]
+            scripts.setdefault(_SCRIPT_FAMILIES.get(script, script), ch)
+    if len(scripts) > 1:
+        named = ", ".join(f"{name.lower()} ({ch!r})" for name, ch in sorted(scripts.items()))
+        raise UsernameError(f"a username's letters must come from one script, not several: "
+                            f"{named}")
+    return text
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """Return the active user with these credentials, or ``None``.
 
@@ -76,6 +112,9 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     tell which usernames exist.
     """
     user = session.scalar(select(User).where(User.username == username))
+    normal = unicodedata.normalize("NFKC", username or "")
+    if user is None and normal != username:  # typed in another form (full-width, ligatures)
+        user = session.scalar(select(User).where(User.username == normal))
     if user is None or not user.is_active:
         check_password_hash(_DUMMY_HASH, password or "x")
         return None

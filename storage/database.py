@@ -59,18 +59,26 @@ def database_url(url: str | None = None) -> str:
     return f"sqlite:///{path}"
 
 
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
 def _enable_sqlite_foreign_keys(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # Write-ahead logging: readers never wait for a writer, nor a writer for readers; only
+    # writers queue (up to the busy timeout). Kept in the file once set; in-memory databases
+    # stay in "memory" mode.
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
     """Build an engine for ``url`` (see :func:`database_url`).
 
-    SQLite connections enforce foreign keys and wait up to five seconds on a locked file, so that
-    the same constraints hold on SQLite as on PostgreSQL.
+    SQLite connections enforce foreign keys (so that the same constraints hold on SQLite as on
+    PostgreSQL), use write-ahead logging (readers and the one writer do not block each other)
+    and wait up to five seconds for another writer before giving up (then a 503 to retry).
 
     Raises
     ------
@@ -100,6 +108,39 @@ def make_engine(url: str | None = None, **kwargs) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _enable_sqlite_foreign_keys)
     return engine
+
+
+# SQLite's errors that mean "another connection holds the file just now", not a fault.
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy",
+                "unable to open database file")
+
+
+def unavailability(error: BaseException) -> str | None:
+    """Whether a database error means "not available just now, retry" rather than a fault.
+
+    Returns
+    -------
+    str or None
+        ``"reset"``: a pooled connection was found dead (the database restarted; the pool has
+        dropped its older connections, so a retry gets a fresh one). ``"busy"``: SQLite's file is
+        locked by another writer beyond the busy timeout, or the pool had no free connection in
+        time. ``"unreachable"``: the server refuses or drops connections, is shutting down, is
+        out of resources, or cancelled the transaction (deadlock, serialization failure): what
+        DB-API calls an ``OperationalError`` on PostgreSQL. ``None`` for anything else (a
+        constraint, a bug in a statement), which is no reason to retry.
+    """
+    if isinstance(error, exc.TimeoutError):  # QueuePool: no connection free within its timeout
+        return "busy"
+    if not isinstance(error, exc.DBAPIError):
+        return None
+    if error.connection_invalidated:
+        return "reset"
+    if not isinstance(error, exc.OperationalError):
+        return None
+    if type(error.orig).__module__.startswith("sqlite3"):
+        text = str(error.orig).lower()
+        return "busy" if any(phrase in text for phrase in _SQLITE_BUSY) else None
+    return "unreachable"
 
 
 def check_connection(engine: Engine) -> None:

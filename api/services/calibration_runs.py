@@ -92,6 +92,7 @@ def parse_responses(content: bytes | str, filename: str = "") -> tuple[ResponseD
         except UnicodeDecodeError:
             raise Invalid(f"{label} is not a UTF-8 text file", "file") from None
     content = content.removeprefix("\ufeff")
+    _refuse_nul(content, label)
     layout = layout_of(content)
     fd, path = tempfile.mkstemp(suffix=".csv", prefix="responses-")
     try:
@@ -104,6 +105,24 @@ def parse_responses(content: bytes | str, filename: str = "") -> tuple[ResponseD
     finally:
         os.unlink(path)
     return data, layout
+
+
+def _refuse_nul(content: str, label: str) -> None:
+    """A NUL character in a response file is refused, naming its row and column: no text may
+    hold one (PostgreSQL cannot store it, and no id or response contains it)."""
+    if "\x00" not in content:
+        return
+    reader = csv.reader(io.StringIO(content, newline=""))
+    header: list[str] = []
+    for row_number, row in enumerate(reader, 1):
+        header = header or row
+        for k, cell in enumerate(row):
+            if "\x00" in cell:
+                column = header[k].replace("\x00", "\\0").strip() if k < len(header) else ""
+                named = f"column {k + 1} ({column!r})" if column else f"column {k + 1}"
+                raise Invalid(f"{label}: row {row_number}, {named} contains a NUL character "
+                              "(\\0), which no text may hold", "file")
+    raise Invalid(f"{label} contains a NUL character (\\0), which no text may hold", "file")
 
 
 def layout_of(content: str) -> str:

@@ -45,7 +45,9 @@ from storage.accounts import (
     SchoolClass,
     TimeAccommodation,
     User,
+    UsernameError,
     class_members,
+    normalize_username,
 )
 
 MIN_PASSWORD_LENGTH = 10
@@ -126,6 +128,12 @@ def create_user(session: Session, *, username: str, role: Role, password: str,
         The username is taken.
     """
     if not isinstance(username, str) or not USERNAME_PATTERN.match(username):
+        raise Invalid("username must be 1 to 80 letters, digits or . @ + - _", field="username")
+    try:  # look-alikes: full-width and other forms folded, mixed scripts refused
+        username = normalize_username(username)
+    except UsernameError as error:
+        raise Invalid(str(error), field="username") from None
+    if not USERNAME_PATTERN.match(username):
         raise Invalid("username must be 1 to 80 letters, digits or . @ + - _", field="username")
     _check_password(password)
     taken = session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))

@@ -8,17 +8,21 @@ field (``{"field": "json.item_id", "message": ...}``). The OpenAPI 3 document is
 
 from __future__ import annotations
 
+import http
 from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, json, request
 from flask_smorest import Api
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from flask_smorest.utils import prepare_response
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from api.services.errors import ServiceError
 from item_bank.services import BankError
 from item_bank.services import Conflict as BankConflict
+from storage import unavailability
 
 PREFIX = "/api/v1"
 PROBLEM_TYPE = "application/problem+json"
@@ -67,6 +71,19 @@ class ProblemApi(Api):
 
     ERROR_SCHEMA = ProblemSchema
 
+    def _register_responses(self) -> None:
+        """The error responses of the OpenAPI document, as problem+json (what is sent)."""
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            content_type = PROBLEM_TYPE if status >= 400 else self.DEFAULT_RESPONSE_CONTENT_TYPE
+            prepare_response(response, self.spec, content_type)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
     def handle_http_exception(self, error: HTTPException):
         if not request.path.startswith(PREFIX):
             return error
@@ -102,18 +119,32 @@ def _service_error(error: Exception):
     return problem(status, title, str(error), errors)
 
 
-def _database_gone(error: DBAPIError):
-    """A pooled connection found dead (the database restarted): 503, retry in a second.
+# What each kind of unavailability (storage.unavailability) tells the client, and when to retry.
+_UNAVAILABLE = {
+    "reset": ("the database connection was reset; retry the request", "1"),
+    "busy": ("the database is busy with another change; retry the request in a moment", "1"),
+    "unreachable": ("the database is not reachable just now; nothing of this request was "
+                    "saved: retry in a few seconds", "5"),
+}
 
-    The pool drops every connection older than this one, so the retry gets a fresh connection.
-    Pages get a short plain-text 503 too; any other database error stays a 500.
+
+def _database_unavailable(error: SQLAlchemyError):
+    """The database cannot serve the request just now: 503 with ``Retry-After``.
+
+    A pooled connection found dead (a restart) costs one 503: the pool drops every connection
+    older than this one, so the retry gets a fresh connection. An outage (connections refused),
+    a SQLite file locked by a long writer beyond the busy timeout, or a pool with no free
+    connection are 503s too, for as long as they last. Nothing of the request was committed.
+    Pages get a short plain-text 503 where their blueprint has no page for it; any other
+    database error stays a 500.
     """
-    if not error.connection_invalidated:
+    kind = unavailability(error)
+    if kind is None:
         raise error
-    detail = "the database connection was reset; retry the request"
+    detail, retry = _UNAVAILABLE[kind]
     if request.path.startswith(PREFIX):
-        return problem(503, "Service Unavailable", detail, None, {"Retry-After": "1"})
-    return detail, 503, {"Retry-After": "1", "Content-Type": "text/plain; charset=utf-8"}
+        return problem(503, "Service Unavailable", detail, None, {"Retry-After": retry})
+    return detail, 503, {"Retry-After": retry, "Content-Type": "text/plain; charset=utf-8"}
 
 
 def _lost_race(error: IntegrityError):
@@ -149,6 +180,7 @@ def init_app(app: Flask) -> Api:
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)
-    app.register_error_handler(DBAPIError, _database_gone)
+    app.register_error_handler(DBAPIError, _database_unavailable)
+    app.register_error_handler(PoolTimeout, _database_unavailable)
     app.register_error_handler(IntegrityError, _lost_race)
     return api

@@ -11,7 +11,7 @@ from api.services import attempts as service
 from api.services.attempts import BAND_CODES
 from api.services.errors import Forbidden
 from api.v1.auth import current_user, requires
-from api.v1.common import PageArgs, id_field, page_of, paginate
+from api.v1.common import PageArgs, UtcDateTime, id_field, page_of, paginate
 from evidence.models import Attempt, AttemptStatus
 from storage.accounts import Role
 
@@ -118,7 +118,7 @@ class HistoryEntrySchema(ma.Schema):
     position = ma.fields.Integer()
     item_id = ma.fields.Integer()
     response = ma.fields.Integer()
-    answered_at = ma.fields.AwareDateTime(default_timezone=None)
+    answered_at = UtcDateTime()
     score = ma.fields.Integer()
     scored = ma.fields.Boolean()
     response_time_ms = ma.fields.Integer(allow_none=True)
@@ -129,9 +129,9 @@ class AttemptSchema(ma.Schema):
     test_id = ma.fields.Integer()
     user_id = ma.fields.Integer()
     status = ma.fields.String()
-    started_at = ma.fields.DateTime()
-    finished_at = ma.fields.DateTime(allow_none=True)
-    deadline = ma.fields.DateTime(allow_none=True)
+    started_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
+    deadline = UtcDateTime(allow_none=True)
     history = ma.fields.List(ma.fields.Nested(HistoryEntrySchema))
     item = ma.fields.Nested(PresentedItemSchema)
     theta = ma.fields.Float(allow_none=True)
@@ -145,8 +145,8 @@ class AttemptSummarySchema(ma.Schema):
     test_id = ma.fields.Integer()
     user_id = ma.fields.Integer()
     status = ma.fields.Enum(AttemptStatus, by_value=True)
-    started_at = ma.fields.DateTime()
-    finished_at = ma.fields.DateTime(allow_none=True)
+    started_at = UtcDateTime()
+    finished_at = UtcDateTime(allow_none=True)
     theta = ma.fields.Float(allow_none=True)
     se = ma.fields.Float(allow_none=True)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, json
+from flask import Response, current_app, json, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -19,10 +19,13 @@ from sqlalchemy.orm import selectinload
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
-from api.db import get_session
+from api import jobs
+from api.db import engine_of, get_session
 from api.services.errors import Invalid, NotFound
+from api.services.item_imports import SYNC_LIMIT, create_import, reap_stalled
 from api.v1 import problem
 from api.v1.auth import current_user, requires
+from api.v1.calibration import QueueUnavailable
 from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
 from item_bank.importing import (
     MODES,
@@ -38,8 +41,20 @@ from item_bank.interchange import (
     write_parameters_csv,
     write_qti_package,
 )
-from item_bank.models import Item, ItemParameterSet, ItemStatus, ItemTag, ItemVersion
-from item_bank.services import add_parameter_set, change_status, create_item, update_item
+from item_bank.models import ImportStatus, Item, ItemParameterSet, ItemStatus, ItemTag, ItemVersion
+from item_bank.models import ItemImport as ImportJob
+from item_bank.services import (
+    MAX_MEDIA,
+    MAX_OPTION_LENGTH,
+    MAX_OPTIONS,
+    MAX_RATIONALE_LENGTH,
+    MAX_STEM_LENGTH,
+    add_parameter_set,
+    change_status,
+    create_item,
+    update_item,
+)
+from storage import utcnow
 from storage.accounts import Role, User
 
 
@@ -86,29 +101,36 @@ class ItemSummarySchema(ma.Schema):
                                                                       "active parameter set"})
 
 
+_OPTION = ma.fields.String(validate=ma.validate.Length(max=MAX_OPTION_LENGTH))
+_OPTIONS = ma.validate.Length(max=MAX_OPTIONS)
+_MEDIUM = ma.fields.String(validate=ma.validate.Length(max=2000))
+_MEDIA = ma.validate.Length(max=MAX_MEDIA)
+
+
 class ItemInputSchema(ma.Schema):
     """A new item; it starts as a draft at version 1."""
 
     code = ma.fields.String(required=True, validate=ma.validate.Length(1, 120))
-    stem = ma.fields.String(required=True, validate=ma.validate.Length(min=1))
-    options = ma.fields.List(ma.fields.String(), load_default=list)
+    stem = ma.fields.String(required=True, validate=ma.validate.Length(1, MAX_STEM_LENGTH))
+    options = ma.fields.List(_OPTION, load_default=list, validate=_OPTIONS)
     key = ma.fields.Integer(load_default=None, allow_none=True, strict=True,
                             metadata={"description": "0-based index of the correct option"})
-    rationale = ma.fields.String(load_default="")
+    rationale = ma.fields.String(load_default="",
+                                 validate=ma.validate.Length(max=MAX_RATIONALE_LENGTH))
     skill = ma.fields.String(required=True, validate=ma.validate.Length(1, 80))
     content_tags = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 80)),
                                   load_default=list)
-    media = ma.fields.List(ma.fields.String(), load_default=list)
+    media = ma.fields.List(_MEDIUM, load_default=list, validate=_MEDIA)
 
 
 class ItemPatchSchema(ma.Schema):
     """Changes to an item; a change of stem, options, key, rationale or media adds a version."""
 
-    stem = ma.fields.String(validate=ma.validate.Length(min=1))
-    options = ma.fields.List(ma.fields.String())
+    stem = ma.fields.String(validate=ma.validate.Length(1, MAX_STEM_LENGTH))
+    options = ma.fields.List(_OPTION, validate=_OPTIONS)
     key = ma.fields.Integer(allow_none=True, strict=True)
-    rationale = ma.fields.String()
-    media = ma.fields.List(ma.fields.String())
+    rationale = ma.fields.String(validate=ma.validate.Length(max=MAX_RATIONALE_LENGTH))
+    media = ma.fields.List(_MEDIUM, validate=_MEDIA)
     skill = ma.fields.String(validate=ma.validate.Length(1, 80))
     content_tags = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 80)))
     note = ma.fields.String(load_default="", validate=ma.validate.Length(max=2000),
@@ -235,6 +257,27 @@ class ImportResultSchema(ma.Schema):
     parameter_sets = ma.fields.Integer(metadata={"description": "New active parameter sets"})
     item_ids = ma.fields.List(ma.fields.Integer())
     items = ma.fields.List(ma.fields.Nested(ImportedItemSchema))
+
+
+class ItemImportJobSchema(ma.Schema):
+    """A large import carried out by a background worker, all or nothing."""
+
+    id = ma.fields.Integer()
+    filename = ma.fields.String()
+    mode = ma.fields.String()
+    n_records = ma.fields.Integer(metadata={"description": "Records in the file"})
+    status = ma.fields.Enum(ImportStatus, by_value=True, metadata={
+        "description": "queued, running, succeeded (every record applied) or failed (none)"})
+    message = ma.fields.String()
+    error = ma.fields.String(allow_none=True, metadata={"description": "Why it failed"})
+    problems = ma.fields.List(ma.fields.Dict(), allow_none=True, metadata={
+        "description": "When it failed: each refused record, with line, item_id and field"})
+    result = ma.fields.Nested(ImportResultSchema, allow_none=True, metadata={
+        "description": "When it succeeded: what the import did"})
+    created_by = ma.fields.Integer(allow_none=True)
+    created_at = UtcDateTime()
+    started_at = UtcDateTime(allow_none=True)
+    finished_at = UtcDateTime(allow_none=True)
 
 
 class ExportArgs(ma.Schema):
@@ -453,14 +496,22 @@ class ItemImport(MethodView):
     @requires(*STAFF)
     @blp.arguments(ImportArgs(), location="files")
     @blp.response(200, ImportResultSchema)
+    @blp.alt_response(202, schema=ItemImportJobSchema, description=(
+        "A large file (more records than the server imports at once, 1,000 by default) is "
+        "imported by a background worker: poll the import at Location"))
     @blp.alt_response(409, description="mode=create and some codes exist (listed in errors)")
     @blp.alt_response(413, description="The upload is larger than the server accepts")
+    @blp.alt_response(503, description="A large file, and the job queue cannot be used")
     def post(self, args):
         """Import items from CSV, QTI XML or a QTI zip package, all or nothing.
 
         A CSV without a ``stem`` column updates the parameters of existing items. Parameters
         that differ from an item's active set become a new active set with source ``import``.
         Errors name the CSV line, or the XML element and its line, in ``detail`` and ``errors``.
+        A file that does not parse is refused at once (422). A parsed file of more than 1,000
+        records is queued for a background worker (202 with the import and its ``Location``);
+        until the import has succeeded none of its items is in the bank, and a failed import
+        (its ``problems`` list every refused record) leaves none.
         """
         upload = args["file"]
         if not isinstance(upload, FileStorage):
@@ -473,6 +524,8 @@ class ItemImport(MethodView):
         except InterchangeError as error:
             return _interchange_problem(error, filename)
         session = get_session()
+        if len(parsed.records) > current_app.config.get("ITEM_IMPORT_SYNC_LIMIT", SYNC_LIMIT):
+            return _queue_import(session, data, filename, args, len(parsed.records))
         try:
             summary = apply_import(session, parsed, mode=args["mode"],
                                    user_id=current_user().id, default_skill=args.get("skill"))
@@ -484,6 +537,54 @@ class ItemImport(MethodView):
                                  line=error.line, item_id=error.item_id)
         session.commit()
         return summary.as_dict()
+
+
+def _queue_import(session, data: bytes, filename: str, args: dict[str, Any],
+                  n_records: int) -> Response:
+    """Record a large import, hand it to the worker and answer 202 with where to poll it."""
+    try:
+        url = jobs.queue_url(current_app.config.get("HUEY_URL"), current_app.instance_path)
+        queue = jobs.get_queue(url)
+    except Exception as error:  # misconfigured, or its storage cannot be opened
+        raise QueueUnavailable(f"the job queue cannot be used: {error}") from None
+    job = create_import(session, data=data, filename=filename, mode=args["mode"],
+                        skill=args.get("skill"), n_records=n_records,
+                        user_id=current_user().id)
+    session.commit()  # the worker reads the import from the database
+    try:
+        database_url = (engine_of(current_app).url.render_as_string(hide_password=False)
+                        if queue.immediate else None)  # credentials never travel in the queue
+        jobs.enqueue_item_import(queue, job.id, database_url)
+    except Exception as error:
+        detail = f"could not queue item import {job.id}: {error}"
+        job.status, job.error, job.content = ImportStatus.FAILED, detail, None
+        job.finished_at = utcnow()
+        session.commit()
+        raise QueueUnavailable(detail) from None
+    session.refresh(job)  # immediate mode, or a quick worker, may have moved it on
+    location = url_for("items.ItemImportById", import_id=job.id)
+    return Response(json.dumps(ItemImportJobSchema().dump(job)), status=202,
+                    mimetype="application/json", headers={"Location": location})
+
+
+@blp.route("/items/imports/<int:import_id>")
+class ItemImportById(MethodView):
+    @requires(*STAFF)
+    @blp.response(200, ItemImportJobSchema)
+    @blp.alt_response(404, description="No such import")
+    def get(self, import_id):
+        """A large import: its status, then what it did, or every record it refused.
+
+        An import still ``running`` 30 minutes after it started lost its worker: it is reported
+        (and stored) as ``failed``, with nothing of it in the bank.
+        """
+        session = get_session()
+        job = session.get(ImportJob, import_id)
+        if job is None:
+            raise NotFound(f"no item import {import_id}")
+        if reap_stalled(session, job):
+            session.commit()
+        return job
 
 
 @blp.route("/items/export")

@@ -54,8 +54,8 @@ class TestDesignSchema(TestSchema):
                                 metadata={"description": "theta cut score per skill, or overall"})
     is_active = ma.fields.Boolean(load_default=True)
     version = ma.fields.Integer(dump_only=True)
-    created_at = ma.fields.AwareDateTime(dump_only=True, default_timezone=None)
-    updated_at = ma.fields.AwareDateTime(dump_only=True)
+    created_at = UtcDateTime(dump_only=True)
+    updated_at = UtcDateTime(dump_only=True)
 
 
 class TestPatchSchema(ma.Schema):

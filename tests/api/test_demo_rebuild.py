@@ -126,7 +126,8 @@ def _use_the_demo(url: str) -> None:
         assert r.status_code == 202, r.get_json()
         run = app.call("get", f"/calibration/runs/{r.get_json()['id']}", "assessor1").get_json()
         assert run["status"] == "succeeded", run
-        r = app.call("post", f"/calibration/runs/{run['id']}/publish", "assessor1", json={})
+        r = app.call("post", f"/calibration/runs/{run['id']}/publish", "assessor1",
+                     json={"confirm_unlinked": True})
         assert r.status_code == 200, r.get_json()
 
         student3 = app.call("get", "/users?role=student&per_page=100", "admin1").get_json()

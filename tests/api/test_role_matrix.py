@@ -68,6 +68,19 @@ def _run(world: ApiWorld) -> dict:
     return {"run": reply["id"], "upload": upload}
 
 
+def _item_import(world: ApiWorld) -> dict:
+    """A queued large import, as the import endpoint records one (no worker runs it here)."""
+    from api.db import engine_of
+    from item_bank.models import ItemImport
+    from storage import session_factory, session_scope
+
+    with session_scope(session_factory(engine_of(world.app))) as session:
+        job = ItemImport(filename="big.csv", mode="create", content=b"item_id\n", n_records=1)
+        session.add(job)
+        session.flush()
+        return {"import": job.id}
+
+
 def _class_of_teacher1(world: ApiWorld) -> dict:
     reply = world.call("post", "/api/v1/classes", "teacher1",
                        json={"name": f"C-{uuid.uuid4().hex[:6]}"}).get_json()
@@ -137,6 +150,9 @@ MATRIX: dict[str, Row] = {
         setup=_new_item),
     "POST /items/import": Row("post", lambda w, c: "/api/v1/items/import",
                               _all(200, **STAFF_ONLY), data=_csv_file),
+    "GET /items/imports/{id}": Row(
+        "get", lambda w, c: f"/api/v1/items/imports/{c['import']}", _all(200, **STAFF_ONLY),
+        setup=_item_import),
     "GET /items/export": Row("get", lambda w, c: "/api/v1/items/export?format=csv",
                              _all(200, **STAFF_ONLY)),
     # calibration: assessment teams only

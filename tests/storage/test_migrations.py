@@ -38,6 +38,7 @@ TABLES = {
     "api_tokens",
     "access_audit",
     "page_sessions",
+    "item_imports",
 }
 
 

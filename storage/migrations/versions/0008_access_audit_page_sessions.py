@@ -9,7 +9,7 @@ carries), so that signing out, a new password or deactivation ends every copy of
 Sessions signed in before this migration are signed out (their cookies carry no id).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-04 05:30:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
