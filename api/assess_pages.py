@@ -34,7 +34,6 @@ from api import charts, jobs
 from api.db import engine_of, get_session
 from api.pages import safe_next
 from api.services import calibration_runs as runs
-from api.services.errors import Conflict, Invalid, NotFound
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
 from api.v1.items import EXPORTS
 from cat_engine import ItemBank
@@ -73,6 +72,7 @@ from item_bank.services import (
 from item_bank.services import Conflict as BankConflict
 from storage import utcnow
 from storage.accounts import Role, User
+from storage.errors import Conflict, Invalid, NotFound
 
 bp = Blueprint("assess", __name__, url_prefix="/assess")
 install_error_pages(bp)

@@ -5,7 +5,7 @@ forms with ``fetch`` and the header ``X-Quiz-Fragment: 1``; the answer is then t
 content alone (``student/fragment.html``) with ``X-Quiz-Url`` naming the page it shows, or, when
 the browser must go elsewhere (sign-in), an empty reply with ``X-Quiz-Location``.
 
-The views call the services in :mod:`api.services.attempts` and :mod:`api.services.timing`
+The views call the services in :mod:`evidence.attempts` and :mod:`evidence.timing`
 directly, commit once, and turn their errors into messages on the page, never a server error.
 """
 
@@ -40,7 +40,8 @@ from werkzeug.exceptions import BadRequest
 
 from api.db import get_session
 from api.pages import current_user, safe_next
-from api.services.attempts import (
+from api.test_texts import skill_text, test_text
+from evidence.attempts import (
     BAND_CODES,
     BAND_EDGES,
     Z95,
@@ -53,12 +54,11 @@ from api.services.attempts import (
     submit_response,
     visible_attempt,
 )
-from api.services.errors import Conflict, Forbidden, Invalid, NotFound
-from api.services.timing import MAX_EXTENSIONS, TimeLimitConflict, extend_time, time_left
-from api.test_texts import skill_text, test_text
 from evidence.models import Attempt, AttemptStatus
+from evidence.timing import MAX_EXTENSIONS, TimeLimitConflict, extend_time, time_left
 from storage import as_utc, utcnow
 from storage.accounts import Role, User
+from storage.errors import Conflict, Forbidden, Invalid, NotFound
 
 bp = Blueprint("student", __name__)
 # A test's name, description and skill names in the reader's language, in every template.
@@ -70,7 +70,7 @@ FRAGMENT_HEADER = "X-Quiz-Fragment"
 WARNING = "warning"
 HIDE_TIMER = "hide_timer"
 
-#: The bands of :data:`api.services.attempts.BAND_CODES` in words.
+#: The bands of :data:`evidence.attempts.BAND_CODES` in words.
 BANDS = (
     _l("well below the middle"),
     _l("below the middle"),
@@ -78,7 +78,7 @@ BANDS = (
     _l("above the middle"),
     _l("well above the middle"),
 )
-#: How sure a level is (:func:`api.services.attempts.student_result`), as the headline says it.
+#: How sure a level is (:func:`evidence.attempts.student_result`), as the headline says it.
 SURENESS_TEXT = {
     "sure": _l("We are quite sure of this level."),
     "fairly_sure": _l("We are fairly sure of this level."),
@@ -422,8 +422,8 @@ def _sort_key(name: str) -> str:
 
 
 def result_view(result: dict[str, Any], test: Any = None) -> dict[str, Any]:
-    """The result (as :func:`api.services.attempts.summarise` stores it) in words and a picture,
-    showing only what :func:`api.services.attempts.student_result` lets a student see.
+    """The result (as :func:`evidence.attempts.summarise` stores it) in words and a picture,
+    showing only what :func:`evidence.attempts.student_result` lets a student see.
 
     The picture places the estimate, its 95% range and the mastery level to the nearest
     :data:`PICTURE_STEP` logits, never finer: a picture is a figure too.

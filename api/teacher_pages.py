@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 
 from api.charts import theta_trajectory
 from api.db import get_session
-from api.services.attempts import Z95
 from api.services.classes import (
     DEFAULT_TIME_FACTOR,
     MAX_TIME_FACTOR,
@@ -43,7 +42,6 @@ from api.services.classes import (
     update_assignment,
     visible_class,
 )
-from api.services.errors import Invalid, NotFound
 from api.services.review import (
     IN_PROGRESS,
     TIME_UP,
@@ -55,6 +53,7 @@ from api.services.review import (
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
 from api.student_pages import BANDS, band_of
 from api.wording import stop_reason
+from evidence.attempts import Z95
 from evidence.models import Assignment, Attempt
 from item_bank.models import AdaptiveTest
 from storage import as_utc
@@ -66,6 +65,7 @@ from storage.accounts import (
     User,
     class_members,
 )
+from storage.errors import Invalid, NotFound
 
 bp = Blueprint("teacher", __name__, url_prefix="/teach")
 install_error_pages(bp)

@@ -48,7 +48,6 @@ from typing import Any
 from flask import jsonify, request
 
 import api.db
-import api.services.attempts
 from api.app import create_app
 
 VARIANTS = frozenset(v for v in os.environ.get("BENCH_VARIANT", "").split(",") if v)
@@ -205,8 +204,8 @@ def install_timing(flask_app, directory: str) -> Timing:
     from sqlalchemy import event
     from sqlalchemy.orm import Session
 
-    import api.services.attempts as attempts_service
     import api.v1.auth as auth
+    import evidence.attempts as attempts_service
     from api.db import engine_of
     from api.v1.attempts import ReplySchema
     from cat_engine import CATSession

@@ -62,7 +62,7 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "out"
-SOURCES = ("api/services/attempts.py", "api/v1/attempts.py", "api/v1/auth.py", "api/db.py",
+SOURCES = ("evidence/attempts.py", "api/v1/attempts.py", "api/v1/auth.py", "api/db.py",
            "item_bank/services.py", "storage/database.py", "cat_engine/session.py")
 TARGET_RATE = 300.0
 TARGET_P95_MS = 50.0

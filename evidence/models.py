@@ -78,7 +78,7 @@ class Attempt(Base):
     presented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: The time limit granted at the start (with any extended-time factor), and how many
-    #: extensions the student has taken since (see :mod:`api.services.timing`).
+    #: extensions the student has taken since (see :mod:`evidence.timing`).
     time_granted_seconds: Mapped[int | None] = mapped_column(Integer)
     time_extensions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

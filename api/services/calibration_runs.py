@@ -35,7 +35,6 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from api.services.errors import Conflict, Invalid, NotFound
 from calibration import calibrate
 from calibration.data import LONG_COLUMNS, ResponseData, from_long, read_responses
 from calibration.em import ESTIMABLE_MODELS, MIN_RESPONSES
@@ -54,6 +53,7 @@ from item_bank.models import (
 )
 from item_bank.services import add_parameter_set, change_status
 from storage import as_utc, utcnow
+from storage.errors import Conflict, Invalid, NotFound
 
 MODELS = ESTIMABLE_MODELS
 KINDS = ("upload", "online")

@@ -1,7 +1,7 @@
 """Accounts, classes, enrolments, assignments and accommodations: the rules, with no HTTP.
 
 Views (and the command line) call these functions on a session and commit once; nothing here
-commits. Each function raises an :mod:`api.services.errors` error naming the field or id that is
+commits. Each function raises an :mod:`storage.errors` error naming the field or id that is
 wrong.
 
 Who may see what:
@@ -31,7 +31,6 @@ from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from api.services.errors import Conflict, Forbidden, Invalid, NotFound
 from evidence.models import Assignment, Attempt
 from item_bank.models import AdaptiveTest
 from storage import as_utc
@@ -49,6 +48,7 @@ from storage.accounts import (
     class_members,
     normalize_username,
 )
+from storage.errors import Conflict, Forbidden, Invalid, NotFound
 
 MIN_PASSWORD_LENGTH = 10
 MAX_TIME_LIMIT_MINUTES = 1440

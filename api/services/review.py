@@ -18,15 +18,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.services.attempts import Z95
 from api.services.classes import visible_class
-from api.services.errors import NotFound
 from cat_engine import CATSession
+from evidence.attempts import Z95
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
 from item_bank.models import Item, ItemVersion
 from item_bank.services import delivery_bank
 from storage import as_utc, utcnow
 from storage.accounts import SchoolClass, User, class_members
+from storage.errors import NotFound
 
 #: What a teacher sees as an attempt's state (``attempts.status`` plus the expired case).
 IN_PROGRESS, TIME_UP, FINISHED, ABANDONED = "in_progress", "time_up", "finished", "abandoned"
@@ -37,8 +37,8 @@ def attempt_state(attempt: Attempt, now: datetime | None = None) -> str:
     ``abandoned``.
 
     An attempt in progress whose ``deadline`` has passed is ``time_up``: the student can no
-    longer answer (:func:`api.services.attempts.submit_response` ends it at the next request,
-    and :func:`api.services.timing.extend_time` refuses more time), although the row still says
+    longer answer (:func:`evidence.attempts.submit_response` ends it at the next request,
+    and :func:`evidence.timing.extend_time` refuses more time), although the row still says
     ``in_progress`` until that request comes.
     """
     if attempt.status == AttemptStatus.IN_PROGRESS:

@@ -19,10 +19,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from api.services.errors import ServiceError
 from item_bank.services import BankError
 from item_bank.services import Conflict as BankConflict
 from storage import unavailability
+from storage.errors import ServiceError
 
 PREFIX = "/api/v1"
 PROBLEM_TYPE = "application/problem+json"

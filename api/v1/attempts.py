@@ -7,13 +7,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.db import get_session
-from api.services import attempts as service
-from api.services.attempts import BAND_CODES
-from api.services.errors import Forbidden
 from api.v1.auth import current_user, requires
 from api.v1.common import PageArgs, UtcDateTime, id_field, page_of, paginate
+from evidence import attempts as service
+from evidence.attempts import BAND_CODES
 from evidence.models import Attempt, AttemptStatus
 from storage.accounts import Role
+from storage.errors import Forbidden
 
 blp = Blueprint("attempts", __name__, description="Taking adaptive tests")
 

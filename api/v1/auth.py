@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from api.db import get_session
-from api.services.errors import Forbidden, ServiceError
 from storage import as_utc, utcnow
 from storage.accounts import ApiToken, Role, User, authenticate
+from storage.errors import Forbidden, ServiceError
 
 blp = Blueprint("auth", __name__, description="Sign in and out of the API")
 

@@ -17,12 +17,12 @@ from sqlalchemy.orm import defer
 from api import jobs
 from api.db import engine_of, get_session
 from api.services import calibration_runs as service
-from api.services.errors import ServiceError
 from api.v1.auth import current_user, requires
 from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
 from item_bank.models import CalibrationRun, ResponseUpload, RunStatus
 from storage import utcnow
 from storage.accounts import Role
+from storage.errors import ServiceError
 
 blp = Blueprint("calibration", __name__,
                 description="Calibration runs: uploads, runs, review, publication")

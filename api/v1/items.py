@@ -21,7 +21,6 @@ from werkzeug.datastructures import CombinedMultiDict, FileStorage
 
 from api import jobs
 from api.db import engine_of, get_session
-from api.services.errors import Invalid, NotFound
 from api.services.item_imports import SYNC_LIMIT, create_import, reap_stalled
 from api.v1 import problem
 from api.v1.auth import current_user, requires
@@ -56,6 +55,7 @@ from item_bank.services import (
 )
 from storage import utcnow
 from storage.accounts import Role, User
+from storage.errors import Invalid, NotFound
 
 
 class _MultipartParser(FlaskParser):

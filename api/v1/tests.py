@@ -8,14 +8,14 @@ from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from api.db import get_session
-from api.services.attempts import open_assignments
-from api.services.errors import NotFound
 from api.v1.auth import current_user, requires
 from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
+from evidence.attempts import open_assignments
 from evidence.models import Attempt
 from item_bank.models import AdaptiveTest, Item
 from item_bank.services import exposure_counts, save_test
 from storage.accounts import Role
+from storage.errors import NotFound
 
 blp = Blueprint("tests", __name__, description="Named adaptive tests")
 

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import func, select
 
 from api.db import engine_of
-from api.services import attempts as attempts_service
 from cat_engine import CATSession
+from evidence import attempts as attempts_service
 from evidence.models import Attempt, AttemptStatus
 from item_bank import services as bank
 from item_bank.models import AdaptiveTest, EligibilityCount, EligibilityTotal

@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from api.services.attempts import (
+from api.student_pages import BANDS, result_view
+from cat_engine.session import AnsweredItem, SessionResult
+from evidence.attempts import (
     BAND_CODES,
     MIN_EVIDENCE_ITEMS,
     band_of,
     student_result,
     summarise,
 )
-from api.student_pages import BANDS, result_view
-from cat_engine.session import AnsweredItem, SessionResult
 from evidence.models import Attempt, AttemptStatus
 from item_bank.services import delivery_bank
 from tests.delivery_ui.conftest import StudentWorld

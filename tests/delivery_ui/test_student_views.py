@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.pages import safe_next
-from api.services.attempts import band_of
-from api.services.timing import MAX_EXTENSIONS, extend_time, time_left
 from api.student_pages import BANDS, result_view
+from evidence.attempts import band_of
 from evidence.models import Attempt, AttemptStatus
+from evidence.timing import MAX_EXTENSIONS, extend_time, time_left
 from storage import as_utc, utcnow
 from storage.accounts import Accommodation, TimeAccommodation, User
 from tests.delivery_ui.conftest import StudentWorld, csrf_of

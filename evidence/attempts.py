@@ -24,7 +24,6 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.services.errors import Conflict, Forbidden, Invalid, NotFound
 from cat_engine import CATSession
 from cat_engine.errors import BankExhaustedError, CATError, InvalidResponseError
 from cat_engine.exposure import ExposureStats, ItemEligibility
@@ -48,6 +47,7 @@ from storage.accounts import (
     User,
     class_members,
 )
+from storage.errors import Conflict, Forbidden, Invalid, NotFound
 
 Z95 = 1.959963984540054
 

@@ -1,4 +1,9 @@
-"""Errors a service raises, each with the HTTP status it stands for and the field it names."""
+"""Errors a service raises, each with the HTTP status it stands for and the field it names.
+
+They live in the lowest shared package so that services in every package above (``item_bank``,
+``evidence``, ``reports``, ``api``) raise the same errors, and ``api`` alone turns them into HTTP
+problems.
+"""
 
 from __future__ import annotations
 

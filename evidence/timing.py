@@ -1,11 +1,11 @@
 """Time limits of attempts: how much time is left, and extending it (WCAG 2.2.1, Timing Adjustable).
 
 An attempt's ``deadline`` is set when it starts: the assignment's ``time_limit_minutes``, times the
-student's extended-time factor when they have one (:func:`api.services.attempts.start_attempt`).
+student's extended-time factor when they have one (:func:`evidence.attempts.start_attempt`).
 A student may extend it with one simple action, up to :data:`MAX_EXTENSIONS` times; each extension
 adds :data:`EXTENSION_SHARE` of the time granted at the start (so +50% of a 20-minute limit is
 +10 minutes). The extension moves the attempt's ``deadline``, which is what
-:func:`~api.services.attempts.submit_response` enforces, and counts in ``time_extensions``; the time
+:func:`~evidence.attempts.submit_response` enforces, and counts in ``time_extensions``; the time
 granted at the start is kept in ``time_granted_seconds``, so changing the assignment's limit during
 the attempt changes neither. (Attempts started before those columns existed work both out from
 the deadline and the assignment as it is now.)
@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.services.errors import Conflict, NotFound
 from evidence.models import Assignment, Attempt, AttemptStatus
 from storage import as_utc, utcnow
 from storage.accounts import Accommodation, TimeAccommodation, User
+from storage.errors import Conflict, NotFound
 
 #: Share of the time granted at the start that one extension adds.
 EXTENSION_SHARE = 0.5
@@ -129,7 +129,7 @@ def extend_time(session: Session, user: User, attempt_id: int,
         No such attempt, or not the caller's.
     TimeLimitConflict
         The attempt is over, has no time limit, its time is already up, or every extension has
-        been used (a :class:`~api.services.errors.Conflict`, with the ``reason``).
+        been used (a :class:`~storage.errors.Conflict`, with the ``reason``).
     """
     now = now or utcnow()
     attempt = session.scalar(select(Attempt).where(Attempt.id == attempt_id).with_for_update())
