@@ -144,8 +144,16 @@ def live_exposure_stats(session: Session, delivery: Delivery, test_id: int
         return cached[1]
     if isinstance(delivery.config.exposure, ItemEligibility):
         stats = eligibility_stats(session, test_id, delivery.bank_item_ids)
-        _EXPOSURE_STATS[key] = (time.monotonic(), stats)
-        return stats
+    else:
+        stats = _presentation_stats(session, delivery, test_id)
+    if len(_EXPOSURE_STATS) > 1024:
+        _EXPOSURE_STATS.clear()
+    _EXPOSURE_STATS[key] = (time.monotonic(), stats)
+    return stats
+
+
+def _presentation_stats(session: Session, delivery: Delivery, test_id: int) -> ExposureStats:
+    """Presentations per item in this test and the number of attempts started."""
     rows = session.execute(select(ItemExposure.item_id, ItemExposure.administered)
                            .where(ItemExposure.test_id == test_id)).all()
     tests = session.scalar(select(func.count(Attempt.id)).where(Attempt.test_id == test_id))
@@ -156,11 +164,7 @@ def live_exposure_stats(session: Session, delivery: Delivery, test_id: int
         at = np.searchsorted(delivery.bank_item_ids, ids, sorter=order).clip(0, order.size - 1)
         known = delivery.bank_item_ids[order[at]] == ids
         counts[order[at[known]]] = administered[known]
-    stats = ExposureStats(counts=counts, tests=int(tests or 0))
-    if len(_EXPOSURE_STATS) > 1024:
-        _EXPOSURE_STATS.clear()
-    _EXPOSURE_STATS[key] = (time.monotonic(), stats)
-    return stats
+    return ExposureStats(counts=counts, tests=int(tests or 0))
 
 
 # -- starting ------------------------------------------------------------------------------------

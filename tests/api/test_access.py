@@ -14,6 +14,7 @@ from api.db import engine_of
 from storage import session_factory, session_scope
 from storage.accounts import AccessAudit, Accommodation, class_members
 from tests.api.conftest import PASSWORD
+from tests.api.test_classes_api import _take
 
 API = "/api/v1"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -26,15 +27,6 @@ def _db(world):
 def _members(world) -> set[tuple[int, int]]:
     with _db(world) as session:
         return set(session.execute(select(class_members.c.class_id, class_members.c.user_id)))
-
-
-def _take(world, user: str) -> dict:
-    r = world.call("post", f"{API}/attempts", user, json={"test_id": world.test_id})
-    assert r.status_code == 201, r.get_json()
-    reply = r.get_json()
-    while reply["status"] == "in_progress":
-        reply = world.answer(user, reply["id"], reply["item"]["id"], 1).get_json()
-    return reply
 
 
 def _student3_in_teacher2s_class(world) -> dict:
