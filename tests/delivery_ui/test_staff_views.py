@@ -905,8 +905,13 @@ def test_designs_are_simulated_on_the_same_students_and_compared(
     direct = simulate(delivery.bank, thetas, config, seed=3).to_dict()
     assert row("RMSE of theta")[1] == f"{direct['rmse']:.3f}"
     # Eligibility control holds the most exposed item down; maximum information alone does not.
-    exposure = [float(v) for v in row("Highest exposure rate")]
+    cells = row("Highest exposure rate")
+    exposure = [float(re.match(r"[0-9.]+", v).group(0)) for v in cells]
     assert exposure[0] == 1.0 and exposure[2] < 0.5
+    # A control that adapts between cohorts shows its steady state beside the overall maximum.
+    steady = re.search(r"steady state \(last half of (\d+) cohorts\): ([0-9.]+)", cells[2])
+    assert steady and int(steady.group(1)) > 1 and 0 < float(steady.group(2)) <= 1
+    assert "steady state" not in cells[0] and "steady state" not in cells[1]
     for chart in ("compare-rmse-chart", "compare-length-chart"):
         svg = re.search(rf'<svg class="chart" id="{chart}".*?</svg>', html, re.S).group(0)
         assert svg.count("<polyline") == 3
