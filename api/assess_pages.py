@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
 from api import assess_words as words
-from api import charts, jobs
+from api import jobs
 from api.db import engine_of, get_session
 from api.pages import safe_next
 from api.services import calibration_runs as runs
@@ -70,6 +70,7 @@ from item_bank.services import (
     update_item,
 )
 from item_bank.services import Conflict as BankConflict
+from reports import charts
 from storage import utcnow
 from storage.accounts import Role, User
 from storage.errors import Conflict, Invalid, NotFound

@@ -20,13 +20,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from api import assess_words as words
-from api import charts
 from api.assess_pages import _render, _tests, bp, staff_only
 from api.db import get_session
 from api.staff import form_int
 from cat_engine import CATError, simulate
 from item_bank.models import AdaptiveTest
 from item_bank.services import BankError, build_delivery, snapshot_content
+from reports import charts
 from storage.accounts import User
 
 MAX_SIMULEES = 5000

@@ -3,7 +3,7 @@
 The signed cookie carries only a random session id (``sid``); the database keeps its SHA-256 in
 ``page_sessions``. So a session can be ended for every copy of its cookie at once: signing out
 deletes its row, and a new password or deactivation deletes all of the user's rows
-(:func:`api.services.classes.update_user`). A session also ends after ``PAGE_SESSION_IDLE``
+(:func:`evidence.classes.update_user`). A session also ends after ``PAGE_SESSION_IDLE``
 without a request (2 h by default) and ``PAGE_SESSION_LIFETIME`` after sign-in (12 h, a school
 day, like API tokens), whichever comes first.
 

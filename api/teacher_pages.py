@@ -5,7 +5,7 @@ allowed); and a student's time accommodation.
 
 A teacher sees only their own classes: another teacher's class, assignment, student or attempt is
 *not found* (404), as in the API, so its existence is not revealed. Students and assessors get a
-403 page. The rules live in :mod:`api.services.classes` and :mod:`api.services.review`; the views
+403 page. The rules live in :mod:`evidence.classes` and :mod:`evidence.review`; the views
 check the form (messages naming the field), call one service, commit once and redirect (303).
 Times in forms are read and shown in the reader's time zone (the one the footer names).
 """
@@ -23,9 +23,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from api.charts import theta_trajectory
 from api.db import get_session
-from api.services.classes import (
+from api.staff import for_roles, form_int, install_error_pages, not_found, page
+from api.student_pages import BANDS, band_of
+from api.wording import stop_reason
+from evidence.attempts import Z95
+from evidence.classes import (
     DEFAULT_TIME_FACTOR,
     MAX_TIME_FACTOR,
     MAX_TIME_LIMIT_MINUTES,
@@ -42,7 +45,8 @@ from api.services.classes import (
     update_assignment,
     visible_class,
 )
-from api.services.review import (
+from evidence.models import Assignment, Attempt
+from evidence.review import (
     IN_PROGRESS,
     TIME_UP,
     attempt_review,
@@ -50,12 +54,8 @@ from api.services.review import (
     class_attempt,
     items_given,
 )
-from api.staff import for_roles, form_int, install_error_pages, not_found, page
-from api.student_pages import BANDS, band_of
-from api.wording import stop_reason
-from evidence.attempts import Z95
-from evidence.models import Assignment, Attempt
 from item_bank.models import AdaptiveTest
+from reports.charts import theta_trajectory
 from storage import as_utc
 from storage.accounts import (
     Accommodation,

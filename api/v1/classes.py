@@ -3,7 +3,7 @@
 Teachers manage their own classes and assignments; administrators manage every class and alone
 enrol students (an enrolment is what opens a student's work to a teacher). Another teacher's
 class is 404 to a teacher, so its existence is not revealed. Students and assessors get 403.
-The rules live in :mod:`api.services.classes`; these views validate, call one service function
+The rules live in :mod:`evidence.classes`; these views validate, call one service function
 and commit.
 """
 
@@ -14,9 +14,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.db import get_session
-from api.services import classes as service
 from api.v1.auth import current_user, requires
 from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
+from evidence import classes as service
 from storage.accounts import AccessAction, Role
 
 blp = Blueprint("classes", __name__,

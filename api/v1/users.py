@@ -12,10 +12,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.db import get_session
-from api.services import classes as service
 from api.v1.auth import current_user, requires
 from api.v1.classes import no_nul
 from api.v1.common import PageArgs, UtcDateTime, page_of, paginate
+from evidence import classes as service
 from storage.accounts import Role, TimeAccommodation
 
 blp = Blueprint("users", __name__, description="Accounts (administrators)")

@@ -213,7 +213,7 @@ def test_two_admins_deactivating_each_other_at_once_leave_one(world) -> None:
 
     from sqlalchemy.orm import Session
 
-    from api.services import classes as service
+    from evidence import classes as service
     from storage.errors import Conflict
 
     url = world.app.config["DATABASE_URL"]

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from api.charts import Frame
 from api.db import engine_of
 from api.jobs import run_calibration
 from evidence.models import Attempt
@@ -26,6 +25,7 @@ from item_bank.models import (
     RunStatus,
 )
 from item_bank.services import save_test
+from reports.charts import Frame
 from tests.api.test_calibration_api import _simulated_csv
 from tests.delivery_ui.conftest import StudentWorld, csrf_of
 

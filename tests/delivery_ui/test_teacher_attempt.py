@@ -13,10 +13,10 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from sqlalchemy import delete, select, update
 
-from api.charts import Frame, theta_trajectory
 from api.wording import stop_reason, stop_reason_text
 from evidence.models import Assignment, Attempt, Response
 from item_bank.services import delivery_bank
+from reports.charts import Frame, theta_trajectory
 from storage import as_utc
 from storage.accounts import class_members
 from tests.conftest import LiveServer, save_screenshot

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.services.classes import visible_class
 from cat_engine import CATSession
 from evidence.attempts import Z95
+from evidence.classes import visible_class
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
 from item_bank.models import Item, ItemVersion
 from item_bank.services import delivery_bank

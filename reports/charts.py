@@ -343,7 +343,7 @@ def theta_trajectory(positions: Sequence[int], theta: Sequence[float], low: Sequ
         the estimate, are left out by the caller).
     theta, low, high
         The estimate after each of those answers and its 95% interval (logits), as the engine
-        made them (:func:`api.services.review.attempt_review`).
+        made them (:func:`evidence.review.attempt_review`).
     cut_score
         The test's overall cut score (logits), drawn as a horizontal line when given.
 
