@@ -351,6 +351,21 @@ def _max_thresholds(records: Sequence[ItemRecord]) -> int:
     return max((len(r.parameters.thresholds or ()) for r in records if r.parameters), default=0)
 
 
+def _write_with_parameters(
+    records: Sequence[ItemRecord],
+    header: list[str],
+    cells: Callable[[ItemRecord], list[str]],
+) -> str:
+    """CSV of ``header`` and each record's ``cells``, formula-defused, then its parameters."""
+    n_thresholds = _max_thresholds(records)
+    header = [*header, *_PARAMETER_COLUMNS, *(f"b{k}" for k in range(1, n_thresholds + 1))]
+    rows = (
+        [*map(defuse_cell, cells(r)), *_parameter_cells(r.parameters, n_thresholds)]
+        for r in records
+    )
+    return _write_csv(header, rows)
+
+
 def write_items_csv(records: Iterable[ItemRecord]) -> str:
     """Write items as CSV with every column needed for a lossless round trip.
 
@@ -367,7 +382,6 @@ def write_items_csv(records: Iterable[ItemRecord]) -> str:
     records = list(records)
     check_records(records, qti=False)
     n_options = max((len(r.options) for r in records), default=0)
-    n_thresholds = _max_thresholds(records)
     header = [
         "item_id",
         "stem",
@@ -378,27 +392,23 @@ def write_items_csv(records: Iterable[ItemRecord]) -> str:
         "tags",
         "status",
         "media",
-        *_PARAMETER_COLUMNS,
-        *(f"b{k}" for k in range(1, n_thresholds + 1)),
     ]
-    d = defuse_cell
-    rows = (
-        [
-            d(r.item_id),
-            d(r.stem),
-            *(d(o) for o in r.options),
+    return _write_with_parameters(
+        records,
+        header,
+        lambda r: [
+            r.item_id,
+            r.stem,
+            *r.options,
             *[""] * (n_options - len(r.options)),
             "" if r.key is None else str(r.key + 1),
-            d(r.rationale),
-            d(r.skill),
-            d(";".join(r.content_tags)),
-            d(r.status),
-            d(";".join(r.media)),
-            *_parameter_cells(r.parameters, n_thresholds),
-        ]
-        for r in records
+            r.rationale,
+            r.skill,
+            ";".join(r.content_tags),
+            r.status,
+            ";".join(r.media),
+        ],
     )
-    return _write_csv(header, rows)
 
 
 def write_parameters_csv(records: Iterable[ItemRecord]) -> str:
@@ -414,24 +424,8 @@ def write_parameters_csv(records: Iterable[ItemRecord]) -> str:
     """
     records = list(records)
     check_records(records, qti=False)
-    n_thresholds = _max_thresholds(records)
-    header = [
-        "item_id",
-        "skill",
-        "status",
-        "tags",
-        *_PARAMETER_COLUMNS,
-        *(f"b{k}" for k in range(1, n_thresholds + 1)),
-    ]
-    d = defuse_cell
-    rows = (
-        [
-            d(r.item_id),
-            d(r.skill),
-            d(r.status),
-            d(";".join(r.content_tags)),
-            *_parameter_cells(r.parameters, n_thresholds),
-        ]
-        for r in records
+    return _write_with_parameters(
+        records,
+        ["item_id", "skill", "status", "tags"],
+        lambda r: [r.item_id, r.skill, r.status, ";".join(r.content_tags)],
     )
-    return _write_csv(header, rows)

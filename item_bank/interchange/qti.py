@@ -72,6 +72,11 @@ class _Dialect:
         first, *rest = kebab.split("-")
         return first + "".join(part.capitalize() for part in rest)
 
+    def set_attributes(self, el: etree._Element, pairs: Sequence[tuple[str, str]]) -> None:
+        """Set attributes named in kebab-case, each spelled as this dialect spells it."""
+        for name, value in pairs:
+            el.set(self.attr(name), value)
+
     def tag(self, kebab: str) -> str:
         return f"{{{self.ns}}}{self.name(kebab)}"
 
@@ -169,28 +174,29 @@ def item_element(record: ItemRecord, version: str) -> etree._Element:
     d = _DIALECTS[version]
     root = etree.Element(d.tag("assessment-item"), nsmap={None: d.ns, "xsi": XSI_NS})
     root.set(f"{{{XSI_NS}}}schemaLocation", f"{d.ns} {_SCHEMA[d.ns]}")
-    for name, value in (
-        ("identifier", record.item_id),
-        ("title", record.item_id),
-        ("adaptive", "false"),
-        ("time-dependent", "false"),
-        ("tool-name", TOOL_NAME),
-        ("tool-version", TOOL_VERSION),
-    ):
-        root.set(d.attr(name), value)
+    d.set_attributes(
+        root,
+        (
+            ("identifier", record.item_id),
+            ("title", record.item_id),
+            ("adaptive", "false"),
+            ("time-dependent", "false"),
+            ("tool-name", TOOL_NAME),
+            ("tool-version", TOOL_VERSION),
+        ),
+    )
     declaration = etree.SubElement(root, d.tag("response-declaration"))
-    for name, value in (
-        ("identifier", "RESPONSE"),
-        ("cardinality", "single"),
-        ("base-type", "identifier"),
-    ):
-        declaration.set(d.attr(name), value)
+    d.set_attributes(
+        declaration,
+        (("identifier", "RESPONSE"), ("cardinality", "single"), ("base-type", "identifier")),
+    )
     if record.key is not None:
         correct = etree.SubElement(declaration, d.tag("correct-response"))
         etree.SubElement(correct, d.tag("value")).text = _choice_id(record.key)
     outcome = etree.SubElement(root, d.tag("outcome-declaration"))
-    for name, value in (("identifier", "SCORE"), ("cardinality", "single"), ("base-type", "float")):
-        outcome.set(d.attr(name), value)
+    d.set_attributes(
+        outcome, (("identifier", "SCORE"), ("cardinality", "single"), ("base-type", "float"))
+    )
     body = etree.SubElement(root, d.tag("item-body"))
     br = d.html("br")
     if record.rationale:
@@ -212,12 +218,10 @@ def item_element(record: ItemRecord, version: str) -> etree._Element:
         for ref in record.media:
             _media_element(media, ref, d)
     interaction = etree.SubElement(body, d.tag("choice-interaction"))
-    for name, value in (
-        ("response-identifier", "RESPONSE"),
-        ("shuffle", "false"),
-        ("max-choices", "1"),
-    ):
-        interaction.set(d.attr(name), value)
+    d.set_attributes(
+        interaction,
+        (("response-identifier", "RESPONSE"), ("shuffle", "false"), ("max-choices", "1")),
+    )
     for index, option in enumerate(record.options):
         choice = etree.SubElement(interaction, d.tag("simple-choice"), identifier=_choice_id(index))
         _set_text(choice, option, br)
