@@ -22,6 +22,7 @@ from item_bank.interchange import (
     InterchangeError,
     ItemRecord,
     ParameterRecord,
+    qti_package,
     read_items_csv,
     read_qti,
     write_items_csv,
@@ -737,7 +738,7 @@ def test_xml_with_doctype_or_entities_is_refused(prolog: bytes) -> None:
 
 
 def test_zip_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(interchange, "MAX_PACKAGE_BYTES", 100_000)
+    monkeypatch.setattr(qti_package, "MAX_PACKAGE_BYTES", 100_000)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("item.xml", b"<a>" + b" " * 200_000 + b"</a>")
@@ -759,7 +760,7 @@ def test_zip_member_lying_about_its_size_is_refused() -> None:
 
 
 def test_too_many_zip_members_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(interchange, "MAX_PACKAGE_MEMBERS", 3)
+    monkeypatch.setattr(qti_package, "MAX_PACKAGE_MEMBERS", 3)
     package = write_qti_package(sample_records()[:4])
     assert "more than the 3 allowed" in str(_error(read_qti, package))
 
