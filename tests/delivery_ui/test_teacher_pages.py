@@ -139,8 +139,9 @@ def test_another_teacher_gets_404_for_the_class(school: StudentWorld) -> None:
     client = school.client_for("teacher2")
     response = client.get(f"/teach/classes/{school.ids['class_id']}")
     assert response.status_code == 404
-    body = response.get_data(as_text=True)
-    assert "Student2" not in body and "7A" not in body
+    # The visible text only: the page's random CSRF token can contain "7A" (it did, once).
+    text = re.sub(r"<[^>]*>", " ", response.get_data(as_text=True))
+    assert "Student2" not in text and "7A" not in text
     assert "Student3" in client.get(f"/teach/classes/{school.ids['other_class_id']}") \
         .get_data(as_text=True)
 
