@@ -62,6 +62,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=os.environ.get("SESSION_COOKIE_SECURE", "") in {"1", "true", "yes"},
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        # The site's address as others must see it (the xAPI agent's homePage, task activity
+        # ids); None: the address of the request (see api.site.public_url).
+        PUBLIC_URL=os.environ.get("CAT_ENGINE_PUBLIC_URL") or None,
+        # Where uploaded files live, content-addressed by SHA-256, outside the database.
+        FILES_DIR=os.environ.get("CAT_ENGINE_FILES") or str(instance_path / "files"),
     )
     if test_config is not None:
         app.config.from_mapping(test_config)

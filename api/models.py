@@ -4,7 +4,20 @@ The API sits above every package, so it is where the whole schema is assembled: 
 autogenerate and the schema test compare migrations against :data:`metadata`.
 """
 
-from evidence.models import Assignment, Attempt, AttemptStatus, Response
+from evidence.models import (
+    Assignment,
+    Attempt,
+    AttemptStatus,
+    Draft,
+    DraftComment,
+    DraftFile,
+    Response,
+    Statement,
+    StatementActivity,
+    StoredFile,
+    Task,
+    XapiClient,
+)
 from item_bank.models import (
     AdaptiveTest,
     BankSnapshot,
@@ -44,6 +57,9 @@ __all__ = [
     "AttemptStatus",
     "BankSnapshot",
     "CalibrationRun",
+    "Draft",
+    "DraftComment",
+    "DraftFile",
     "ImportStatus",
     "Item",
     "ItemExposure",
@@ -58,7 +74,12 @@ __all__ = [
     "Role",
     "RunStatus",
     "SchoolClass",
+    "Statement",
+    "StatementActivity",
+    "StoredFile",
+    "Task",
     "TimeAccommodation",
     "User",
+    "XapiClient",
     "metadata",
 ]

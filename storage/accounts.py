@@ -7,6 +7,7 @@ changed an item, evidence records whose attempt it is, the API signs them in.
 from __future__ import annotations
 
 import enum
+import secrets
 import unicodedata
 from datetime import datetime
 
@@ -40,11 +41,17 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
+def new_pseudonym() -> str:
+    """Return a fresh pseudonym: 128 random bits as 32 lowercase hex digits."""
+    return secrets.token_hex(16)
+
+
 class User(Base):
     """A person who signs in. The username and display name are personal data."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("length(username) > 0", name="username_not_empty"),)
+    __table_args__ = (CheckConstraint("length(username) > 0", name="username_not_empty"),
+                      Index("uq_users_pseudonym", "pseudonym", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
@@ -55,6 +62,9 @@ class User(Base):
     )
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: A stable random id that stands for the person wherever data leaves the school (the xAPI
+    #: agent's account name): never derived from the username or the name.
+    pseudonym: Mapped[str] = mapped_column(String(32), default=new_pseudonym)
 
     def set_password(self, password: str) -> None:
         """Store a salted hash of ``password`` (werkzeug's scrypt), never the password itself."""

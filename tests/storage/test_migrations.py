@@ -39,6 +39,14 @@ TABLES = {
     "access_audit",
     "page_sessions",
     "item_imports",
+    "tasks",
+    "stored_files",
+    "drafts",
+    "draft_files",
+    "draft_comments",
+    "xapi_clients",
+    "statements",
+    "statement_activities",
 }
 
 
