@@ -49,15 +49,15 @@ HELP = {
                   "tool."),
     "person_fit": _l(
         "How well the pattern of right and wrong answers fits the student's level (lz*, "
-        "Snijders 2001). Below −1.645 it is flagged: easy questions missed and hard ones "
-        "answered, which guessing, copying or a misunderstood question can cause. Given only "
-        "from 10 scored right-or-wrong answers."),
+        "Snijders 2001). Below \N{MINUS SIGN}1.645 it is flagged: easy questions missed and "
+        "hard ones answered, which guessing, copying or a misunderstood question can cause. "
+        "Given only from 10 scored right-or-wrong answers."),
 }
 FLAG_TEXT = {
     "low_effort": _l("Many answers came too fast to have been read (response-time effort "
                      "below 0.9)."),
     "person_misfit": _l("The pattern of right and wrong answers is unusual for this level "
-                        "(person fit below −1.645)."),
+                        "(person fit below \N{MINUS SIGN}1.645)."),
 }
 
 
@@ -78,7 +78,7 @@ def _filters(errors: dict[str, str]) -> dict[str, Any]:
 
 def _duration(seconds: float | None) -> str:
     if seconds is None:
-        return "–"
+        return "\N{EN DASH}"
     seconds = round(seconds)
     if seconds < 60:
         return _("%(num)d s", num=seconds)

@@ -323,10 +323,14 @@ def student_indicators(session: Session, scope: StudentScope) -> dict[str, Any]:
     rapid = sum(a["indicators"]["response_time_effort"]["rapid_guesses"] for a in per_attempt)
     rte = None if not timed else 1.0 - rapid / timed
     seconds = [a["indicators"]["time_on_task"]["seconds"] for a in per_attempt]
+    wall = [a["indicators"]["time_on_task"]["wall_seconds"] for a in per_attempt]
     totals = {
         "attempts": len(per_attempt),
-        "time_on_task": {"seconds": round(sum(s for s in seconds if s is not None), 3),
-                         "definition": DEFINITIONS["time_on_task"]},
+        "time_on_task": {
+            "seconds": None if timed == 0 else round(sum(s for s in seconds if s), 3),
+            "wall_seconds": None if not any(w is not None for w in wall)
+            else round(sum(w for w in wall if w), 3),
+            "timed_responses": timed, "definition": DEFINITIONS["time_on_task"]},
         "response_time_effort": {"value": None if rte is None else round(rte, 4),
                                  "flag": rte is not None and rte < RTE_FLAG,
                                  "threshold": RTE_FLAG, "rapid_guesses": rapid,

@@ -198,6 +198,9 @@ MATRIX: dict[str, Row] = {
     "GET /users/{id}/indicators": Row(  # the student, their class's teacher, administrators
         "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/indicators",
         _all(200, student3=404, teacher2=404, assessor1=403)),
+    "GET /users/{id}/portfolio": Row(  # the student, their class's teacher, administrators
+        "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/portfolio",
+        _all(200, student3=404, teacher2=404, assessor1=403)),
     "PUT /users/{id}/accommodation": Row(  # an administrator's act: it changes every class
         "put", lambda w, c: f"/api/v1/users/{w.users['student1']}/accommodation",
         _all(200, **ADMIN_ONLY), body=lambda w, c: {"time": "extended"}),
