@@ -9,8 +9,9 @@ from datetime import timedelta
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from sqlalchemy import select
+from sqlalchemy import event, select
 
+from api.db import engine_of
 from evidence.models import (
     Attempt,
     Draft,
@@ -22,7 +23,10 @@ from evidence.models import (
     Task,
     XapiClient,
 )
+from evidence.portfolio import portfolio
+from evidence.scope import student_scope
 from storage import utcnow
+from storage.accounts import User
 from tests.conftest import LiveServer, save_screenshot
 from tests.delivery_ui.conftest import StudentWorld
 from tests.delivery_ui.test_teacher_pages import _finish
@@ -272,3 +276,42 @@ def test_the_portfolio_in_a_browser(sqlite_world: StudentWorld, browser, languag
     assert not serious, serious
     with sqlite_world.db() as session:
         assert session.scalar(select(Task.id).where(Task.id == seeded["task"]))
+
+
+def test_the_portfolio_takes_the_same_number_of_queries_however_much_evidence(
+        student_world: StudentWorld) -> None:
+    """No query per attempt, task, draft or statement: more of each costs no more queries."""
+    seeded = seed(student_world)
+    engine = engine_of(student_world.app)
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    def queries() -> int:
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            with student_world.db() as session:
+                teacher = session.get(User, student_world.ids["users"]["teacher1"])
+                scope = student_scope(session, teacher, seeded["student"],
+                                      student_world.ids["class_id"])
+                data = portfolio(session, scope)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(statements), data
+
+    before, small = queries()
+    _finish(student_world, "student1")  # another attempt
+    with student_world.db() as session:
+        task = session.get(Task, seeded["task"])
+        for version in (3, 4, 5):
+            session.add(Draft(task_id=task.id, student_id=seeded["student"], version=version))
+        extra = Task(class_id=student_world.ids["class_id"], title="Second task")
+        session.add(extra)
+        session.flush()
+        session.add(Draft(task_id=extra.id, student_id=seeded["student"], version=1))
+    after, large = queries()
+    assert len(large["attempts"]) == len(small["attempts"]) + 1
+    assert len(large["tasks"]) == 2 and len(large["tasks"][1]["drafts"]) == 5
+    assert after == before, (before, after)
