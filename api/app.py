@@ -23,6 +23,7 @@ from api import (
     i18n,
     limits,
     pages,
+    portfolio_pages,
     security,
     student_pages,
     teacher_pages,
@@ -85,6 +86,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(student_pages.bp)
     app.register_blueprint(assess_pages.bp)
     app.register_blueprint(teacher_pages.bp)
+    app.register_blueprint(portfolio_pages.bp)
     v1.init_app(app)
     return app
 

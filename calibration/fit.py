@@ -51,7 +51,8 @@ lz (:func:`person_fit`; Drasgow, Levine & Williams 1985)
     (sum_k P_ik log P_ik)^2]``, which covers polytomous items as it stands. Close to standard
     normal when theta is the true ability (a little skewed in finite tests); with EAP theta it is
     shifted up and narrower (about mean 0.2, sd 0.8 for 20 to 40 items), so a cut-off such as
-    ``lz < -1.645`` is conservative there. Snijders' (2001) lz* correction is not implemented.
+    ``lz < -1.645`` is conservative there. Snijders' (2001) lz* correction for dichotomous items is
+    in :mod:`calibration.person_fit`.
 
 M2 (:func:`m2`; Maydeu-Olivares & Joe 2005, 2006)
     The limited-information statistic for dichotomous complete data on the first- and second-order

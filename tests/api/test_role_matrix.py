@@ -122,6 +122,9 @@ MATRIX: dict[str, Row] = {
     "GET /attempts/{id}": Row(
         "get", lambda w, c: f"/api/v1/attempts/{c['attempt']}",
         _all(200, student3=404, teacher2=404), setup=_attempt_of_student1),
+    "GET /attempts/{id}/indicators": Row(
+        "get", lambda w, c: f"/api/v1/attempts/{c['attempt']}/indicators",
+        _all(200, student3=404, teacher2=404), setup=_attempt_of_student1),
     "POST /attempts/{id}/responses": Row(
         "post", lambda w, c: f"/api/v1/attempts/{c['attempt']}/responses",
         _all(403, student1=200, student3=404),
@@ -192,6 +195,12 @@ MATRIX: dict[str, Row] = {
     "GET /users/{id}/accommodation": Row(
         "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/accommodation",
         _all(200, **NOT_STAFF, teacher2=404)),
+    "GET /users/{id}/indicators": Row(  # the student, their class's teacher, administrators
+        "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/indicators",
+        _all(200, student3=404, teacher2=404, assessor1=403)),
+    "GET /users/{id}/portfolio": Row(  # the student, their class's teacher, administrators
+        "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/portfolio",
+        _all(200, student3=404, teacher2=404, assessor1=403)),
     "PUT /users/{id}/accommodation": Row(  # an administrator's act: it changes every class
         "put", lambda w, c: f"/api/v1/users/{w.users['student1']}/accommodation",
         _all(200, **ADMIN_ONLY), body=lambda w, c: {"time": "extended"}),

@@ -1,0 +1,226 @@
+"""A student's portfolio, read-only and section by section: no HTTP.
+
+One function per section, each returning plain data for a :class:`~evidence.scope.StudentScope`
+(who reads whose evidence, through which classes) with a fixed number of queries whatever the
+amount of evidence:
+
+- :func:`attempts_section`: the attempts, newest first, with their result and indicator flags;
+- :func:`indicators_section`: the process indicators (:mod:`evidence.indicators`);
+- :func:`tasks_section`: the tasks with each version of the student's drafts (a timeline);
+- :func:`log_section`: the step log (xAPI statements), newest first, filterable by task and verb,
+  :data:`LOG_PAGE` entries at a time with a cursor for older ones.
+
+Students get their own portfolio without staff-only fields (theta, se, lz*, rapid guesses,
+flags), as :func:`evidence.indicators.for_viewer` and :func:`evidence.attempts.student_result`
+have it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from evidence import indicators
+from evidence.attempts import student_result
+from evidence.models import (
+    Attempt,
+    AttemptStatus,
+    Draft,
+    DraftComment,
+    DraftFile,
+    Statement,
+    StatementActivity,
+    Task,
+)
+from evidence.review import attempt_state, items_given
+from evidence.scope import StudentScope
+from item_bank.models import AdaptiveTest
+from storage.errors import Invalid
+
+#: Step-log entries per page (newest first); older ones by ``before``.
+LOG_PAGE = 200
+MAX_VERB_LENGTH = 2048
+
+
+def attempts_section(session: Session, scope: StudentScope,
+                     flags: dict[int, list[str]] | None = None) -> list[dict[str, Any]]:
+    """The student's attempts in scope, newest first: test, dates, state, questions, the result
+    (staff: the whole result; the student: :func:`student_result`) and indicator flags (staff;
+    computed here unless ``flags`` by attempt id are given)."""
+    rows = session.execute(
+        select(Attempt, AdaptiveTest.name, AdaptiveTest.translations)
+        .join(AdaptiveTest, AdaptiveTest.id == Attempt.test_id)
+        .where(scope.attempts()).order_by(Attempt.id.desc())).all()
+    attempts = [row[0] for row in rows]
+    if flags is None and scope.staff and attempts:
+        flags = {a["attempt_id"]: a["flags"] for a in indicators.attempts_indicators(
+            session, attempts, scope, with_responses=False)}
+    flags = flags or {}
+    out = []
+    for attempt, name, translations in rows:
+        n_given, n_scored = items_given(attempt)
+        entry = {
+            "id": attempt.id, "test_id": attempt.test_id, "test_name": name,
+            "test_translations": translations or {}, "status": attempt.status.value,
+            "state": attempt_state(attempt), "started_at": attempt.started_at,
+            "finished_at": attempt.finished_at, "n_given": n_given,
+            "stop_reason": attempt.stop_reason,
+        }
+        if scope.staff:
+            result = attempt.result or {}
+            entry |= {"n_scored": n_scored, "theta": attempt.theta, "se": attempt.se,
+                      "mastery": (result.get("mastery") or {}).get("decision"),
+                      "flags": flags.get(attempt.id, [])}
+        elif attempt.status != AttemptStatus.IN_PROGRESS and attempt.result:
+            entry["result"] = student_result(attempt.result)
+        out.append(entry)
+    return out
+
+
+def indicators_section(session: Session, scope: StudentScope) -> dict[str, Any]:
+    """The student's indicators with totals (see :func:`evidence.indicators.student_indicators`)."""
+    return indicators.student_indicators(session, scope)
+
+
+def tasks_section(session: Session, scope: StudentScope) -> list[dict[str, Any]]:
+    """The tasks in scope (newest first), each with the student's drafts, oldest version first:
+    version, time, final or not, how many files and comments. Three queries."""
+    tasks = session.scalars(select(Task).where(scope.tasks())
+                            .order_by(Task.created_at.desc(), Task.id.desc())).all()
+    if not tasks:
+        return []
+    files = (select(DraftFile.draft_id, func.count().label("n")).group_by(DraftFile.draft_id)
+             .subquery())
+    comments = (select(DraftComment.draft_id, func.count().label("n"))
+                .group_by(DraftComment.draft_id).subquery())
+    drafts = session.execute(
+        select(Draft.id, Draft.task_id, Draft.version, Draft.final, Draft.submitted_at,
+               func.coalesce(files.c.n, 0), func.coalesce(comments.c.n, 0))
+        .outerjoin(files, files.c.draft_id == Draft.id)
+        .outerjoin(comments, comments.c.draft_id == Draft.id)
+        .where(Draft.student_id == scope.student.id,
+               Draft.task_id.in_([t.id for t in tasks]))
+        .order_by(Draft.task_id, Draft.version)).all()
+    by_task: dict[int, list[dict[str, Any]]] = {t.id: [] for t in tasks}
+    for draft_id, task_id, version, final, submitted_at, n_files, n_comments in drafts:
+        by_task[task_id].append({"id": draft_id, "version": version, "final": final,
+                                 "submitted_at": submitted_at, "files": int(n_files),
+                                 "comments": int(n_comments)})
+    return [{"id": t.id, "class_id": t.class_id, "title": t.title, "skills": list(t.skills or []),
+             "due_at": t.due_at, "archived": t.archived_at is not None,
+             "drafts": by_task[t.id]} for t in tasks]
+
+
+def _display(language_map: Any, fallback: str) -> str:
+    """The English (or any) entry of an xAPI language map."""
+    if isinstance(language_map, dict) and language_map:
+        for key in ("en-US", "en", "en-GB"):
+            if isinstance(language_map.get(key), str):
+                return language_map[key]
+        first = next(iter(language_map.values()))
+        if isinstance(first, str):
+            return first
+    return fallback
+
+
+def _verb_name(verb_id: str) -> str:
+    return verb_id.rstrip("/").rsplit("/", 1)[-1] or verb_id
+
+
+def _result(body: dict[str, Any]) -> dict[str, Any] | None:
+    result = body.get("result")
+    if not isinstance(result, dict):
+        return None
+    out = {k: result[k] for k in ("success", "completion", "response", "duration")
+           if k in result}
+    score = result.get("score")
+    if isinstance(score, dict) and "scaled" in score:
+        out["scaled"] = score["scaled"]
+    return out or None
+
+
+def log_section(session: Session, scope: StudentScope, *, task_id: int | None = None,
+                verb: str | None = None, before: int | None = None,
+                limit: int = LOG_PAGE) -> dict[str, Any]:
+    """The step log, newest first: ``limit`` statements in scope older than ``before`` (a
+    ``seq``), about task ``task_id`` (its activity as the object or a context activity) and
+    with verb ``verb`` when given. Voided statements and the voiding ones are left out, as an
+    xAPI statement query leaves them out. Students do not get the result of the engine's
+    own statements (right or wrong per question, which their pages never show).
+
+    Returns
+    -------
+    dict
+        ``entries`` (seq, id, timestamp, verb id and name, object id and name, result summary,
+        registration, attempt id), ``older`` (the ``before`` of the next page, or None),
+        ``verbs`` (every verb in the student's log in scope, for a filter) and the filters.
+
+    Raises
+    ------
+    Invalid
+        A task that is not in scope (naming ``task_id``), or a verb longer than an IRI may be.
+    """
+    where = [scope.statements(), Statement.voids.is_(None),
+             Statement.id.not_in(select(Statement.voids).where(Statement.voids.is_not(None)))]
+    if task_id is not None:
+        task = session.scalar(select(Task).where(Task.id == task_id, scope.tasks()))
+        if task is None:
+            raise Invalid(f"task_id: no task {task_id} in this portfolio", "task_id")
+        activity = task.activity_id or ""
+        about = select(StatementActivity.statement_seq).where(
+            StatementActivity.activity_id == activity)
+        where.append(Statement.seq.in_(about))
+    if verb is not None:
+        if len(verb) > MAX_VERB_LENGTH:
+            raise Invalid(f"verb: longer than {MAX_VERB_LENGTH} characters", "verb")
+        where.append(Statement.verb_id == verb)
+    page = [*where]
+    if before is not None:
+        page.append(Statement.seq < before)
+    rows = session.execute(
+        select(Statement.seq, Statement.id, Statement.timestamp, Statement.verb_id,
+               Statement.object_id, Statement.registration, Statement.attempt_id,
+               Statement.body)
+        .where(*page).order_by(Statement.seq.desc()).limit(limit + 1)).all()
+    entries = []
+    for seq, sid, timestamp, verb_id, object_id, registration, attempt_id, body in rows[:limit]:
+        body = body if isinstance(body, dict) else {}
+        obj = body.get("object") if isinstance(body.get("object"), dict) else {}
+        definition = obj.get("definition") if isinstance(obj.get("definition"), dict) else {}
+        entries.append({
+            "seq": seq, "id": sid, "timestamp": timestamp, "verb": verb_id,
+            "verb_name": _display((body.get("verb") or {}).get("display")
+                                  if isinstance(body.get("verb"), dict) else None,
+                                  _verb_name(verb_id)),
+            "object": object_id,
+            "object_name": _display(definition.get("name"), object_id or ""),
+            # the engine's own answers carry right or wrong, which students are never shown
+            "result": _result(body) if scope.staff or attempt_id is None else None,
+            "registration": registration, "attempt_id": attempt_id,
+        })
+    verbs = session.scalars(select(Statement.verb_id).where(scope.statements())
+                            .group_by(Statement.verb_id).order_by(Statement.verb_id)).all()
+    return {"entries": entries,
+            "older": entries[-1]["seq"] if len(rows) > limit else None,
+            "verbs": [{"id": v, "name": _verb_name(v)} for v in verbs],
+            "task_id": task_id, "verb": verb, "before": before}
+
+
+def portfolio(session: Session, scope: StudentScope, *, task_id: int | None = None,
+              verb: str | None = None, before: int | None = None) -> dict[str, Any]:
+    """Every section of the portfolio (see the module notes)."""
+    student = scope.student
+    indicators_data = indicators_section(session, scope)
+    flags = {a["attempt_id"]: a.get("flags", []) for a in indicators_data["attempts"]}
+    data: dict[str, Any] = {
+        "student": {"id": student.id, "display_name": student.display_name or student.username,
+                    "pseudonym": student.pseudonym},
+        "class_ids": list(scope.class_ids) if scope.class_ids is not None else None,
+        "attempts": attempts_section(session, scope, flags),
+        "indicators": indicators_data,
+        "tasks": tasks_section(session, scope),
+        "log": log_section(session, scope, task_id=task_id, verb=verb, before=before),
+    }
+    return data
