@@ -89,10 +89,11 @@ def drafts_query(task: Task, student_id: int | None = None) -> Select:
     return query.order_by(Draft.student_id, Draft.version)
 
 
-def drafts_of(session: Session, viewer: User, task: Task,
-              student_id: int | None = None) -> list[Draft]:
-    """The drafts of ``task`` that ``viewer`` may read: a student's own; a reviewer's, those of
-    ``student_id`` (or of every student enrolled in the class when ``None``).
+def drafts_select(session: Session, viewer: User, task: Task,
+                  student_id: int | None = None) -> Select:
+    """The drafts of ``task`` that ``viewer`` may read, as a query: a student's own; a
+    reviewer's, those of ``student_id`` (or of every student enrolled in the class when
+    ``None``), by student then version.
 
     Raises
     ------
@@ -103,16 +104,23 @@ def drafts_of(session: Session, viewer: User, task: Task,
     if viewer.role == Role.STUDENT:
         if student_id not in (None, viewer.id):
             raise NotFound(f"no drafts of student {student_id} you may see")
-        return list(session.scalars(drafts_query(task, viewer.id)))
+        return drafts_query(task, viewer.id)
     if student_id is not None:
         if not may_review(session, viewer, task, student_id):
             raise NotFound(f"no drafts of student {student_id} you may see")
-        return list(session.scalars(drafts_query(task, student_id)))
-    query = drafts_query(task)
-    if viewer.role != Role.ADMIN:
-        query = query.where(Draft.student_id.in_(select(class_members.c.user_id).where(
-            class_members.c.class_id == task.class_id)))
-    return list(session.scalars(query))
+        return drafts_query(task, student_id)
+    if viewer.role == Role.ADMIN:
+        return drafts_query(task)
+    if viewer.role != Role.TEACHER or task.school_class.teacher_id != viewer.id:
+        raise NotFound(f"no task {task.id}")
+    return drafts_query(task).where(Draft.student_id.in_(select(class_members.c.user_id).where(
+        class_members.c.class_id == task.class_id)))
+
+
+def drafts_of(session: Session, viewer: User, task: Task,
+              student_id: int | None = None) -> list[Draft]:
+    """The drafts :func:`drafts_select` selects, as a list."""
+    return list(session.scalars(drafts_select(session, viewer, task, student_id)))
 
 
 def visible_file(session: Session, viewer: User, sha256: str) -> tuple[StoredFile, str]:
