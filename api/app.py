@@ -25,6 +25,7 @@ from api import (
     pages,
     security,
     student_pages,
+    task_pages,  # noqa: F401  (its views register on the student and teacher blueprints)
     teacher_pages,
     transport,
     v1,

@@ -26,13 +26,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from evidence.files import FileStore, Upload
 from evidence.models import Draft, DraftComment, DraftFile, StoredFile, Task
-from evidence.tasks import enrolled, is_late, student_tasks_query
+from evidence.tasks import enrolled, is_late, open_tasks, student_tasks_query
 from storage import as_utc, utcnow
 from storage.accounts import Role, User, class_members
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
@@ -379,6 +379,45 @@ def task_progress(session: Session, task: Task, students: Sequence[User]
                      "latest": draft,
                      "late": draft is not None and is_late(task, draft.submitted_at)})
     return rows
+
+
+def class_task_rows(session: Session, klass_id: int, tasks: Sequence[Task]
+                    ) -> list[dict[str, Any]]:
+    """A class page's task list: per task, how many enrolled students handed in work and how
+    many a final version (``task``, ``due_at``, ``handed_in``, ``final``)."""
+    ids = [t.id for t in tasks]
+    members = select(class_members.c.user_id).where(class_members.c.class_id == klass_id)
+    counts = {task_id: (n, finals) for task_id, n, finals in session.execute(
+        select(Draft.task_id, func.count(func.distinct(Draft.student_id)),
+               func.count(func.distinct(case((Draft.final, Draft.student_id)))))
+        .where(Draft.task_id.in_(ids), Draft.student_id.in_(members))
+        .group_by(Draft.task_id))} if ids else {}
+    return [{"task": t, "due_at": as_utc(t.due_at), "handed_in": counts.get(t.id, (0, 0))[0],
+             "final": counts.get(t.id, (0, 0))[1]} for t in tasks]
+
+
+def open_task_cards(session: Session, student: User) -> list[dict[str, Any]]:
+    """The tasks open to ``student`` (see :func:`evidence.tasks.open_tasks`), each with how far
+    they are: ``task``, ``versions`` (count), ``final`` (a final version was handed in),
+    ``last_at`` (when the latest was), ``overdue`` (due and nothing final yet)."""
+    tasks = open_tasks(session, student)
+    if not tasks:
+        return []
+    rows = session.execute(
+        select(Draft.task_id, func.count(Draft.id),
+               func.max(case((Draft.final, 1), else_=0)), func.max(Draft.submitted_at))
+        .where(Draft.student_id == student.id, Draft.task_id.in_([t.id for t in tasks]))
+        .group_by(Draft.task_id)).all()
+    done = {task_id: (n, bool(final), as_utc(last)) for task_id, n, final, last in rows}
+    now = utcnow()
+    cards = []
+    for task in tasks:
+        n, final, last = done.get(task.id, (0, False, None))
+        cards.append({"task": task, "versions": n, "final": final, "last_at": last,
+                      "due_at": as_utc(task.due_at),
+                      "overdue": not final and task.due_at is not None
+                      and as_utc(task.due_at) < now})
+    return cards
 
 
 def task_timelines(session: Session, student_id: int,
