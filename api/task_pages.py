@@ -38,7 +38,7 @@ from api.uploads import file_response, file_store, request_uploads
 from evidence import drafts as drafts_service
 from evidence import tasks as service
 from evidence.classes import roster_query
-from evidence.files import ALLOWED
+from evidence.files import ALLOWED, MAX_FILES_PER_DRAFT, FileRefused
 from evidence.models import Draft, Task
 from storage import as_utc
 from storage.accounts import SchoolClass, User
@@ -131,11 +131,34 @@ def student_task_page(user: User, task_id: int) -> Response:
     return _student_page(user, task)
 
 
-def _field_of(error: Invalid | Conflict) -> str:
-    field = error.field or "form"
-    if field.startswith("files"):
-        return "files"
-    return field if field in ("body", "final") else "form"
+def _refusal(error: Invalid | Conflict) -> tuple[str, str]:
+    """Why a version was not handed in, in the reader's language, and the field it concerns."""
+    if isinstance(error, FileRefused):
+        texts = {
+            "empty": _("The file %(name)s is empty.", name=error.filename),
+            "too_large": _("The file %(name)s is %(size)s; each file may be at most %(limit)s.",
+                           name=error.filename, size=size_text(error.size),
+                           limit=size_text(error.limit)),
+            "type": _("The file %(name)s is not a PDF, a picture or a sound file we accept "
+                      "(we look at what is inside the file, not at its name).",
+                      name=error.filename),
+            "quota": _("The file %(name)s would take your files over your limit of %(limit)s.",
+                       name=error.filename, limit=size_text(error.limit)),
+        }
+        return "files", texts.get(error.kind, str(error))
+    if isinstance(error, Conflict):
+        if error.field == "final":
+            return "form", _("You have already handed in your final version.")
+        return "form", _("This task is closed: no more work can be handed in.")
+    if error.field == "body" and "characters" in str(error):
+        return "body", _("Your text is too long: at most %(n)s characters.",
+                         n=format_decimal(drafts_service.MAX_BODY))
+    if error.field == "body":
+        return "body", _("Write some text or add at least one file.")
+    if (error.field or "").startswith("files"):
+        return "files", _("You can add at most %(n)d files to one version.",
+                          n=MAX_FILES_PER_DRAFT)
+    return "form", str(error)
 
 
 @student_bp.post("/tasks/<int:task_id>/drafts")
@@ -153,8 +176,8 @@ def submit_draft_page(user: User, task_id: int) -> Response:
                                             uploads=request_uploads(), store=file_store())
     except (Invalid, Conflict) as error:
         db.rollback()
-        errors = {_field_of(error): _("This version was not handed in: %(reason)s",
-                                      reason=str(error))}
+        field, text = _refusal(error)
+        errors = {field: _("This version was not handed in. %(reason)s", reason=text)}
         return _student_page(user, db.get(Task, task_id), errors, 409 if isinstance(
             error, Conflict) else 422, form={"body": body, "final": final})
     except (NotFound, Forbidden):

@@ -110,6 +110,16 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
+class FileRefused(Invalid):
+    """A file refused, with why (``kind``: ``empty``, ``too_large``, ``type`` or ``quota``),
+    its name and the sizes involved, so that pages can say it in the reader's language."""
+
+    def __init__(self, message: str, *, field: str, kind: str, filename: str,
+                 size: int = 0, limit: int = 0) -> None:
+        super().__init__(message, field=field)
+        self.kind, self.filename, self.size, self.limit = kind, filename, size, limit
+
+
 @dataclass(frozen=True)
 class Upload:
     """A file as it arrived: the name the student gave it and its bytes."""
@@ -231,15 +241,19 @@ class FileStore:
             field = f"files[{i}]"
             size = len(upload.data)
             if size == 0:
-                raise Invalid(f"the file {name!r} is empty", field=field)
+                raise FileRefused(f"the file {name!r} is empty", field=field, kind="empty",
+                                  filename=name)
             if size > self.max_file_bytes:
-                raise Invalid(f"the file {name!r} is {_megabytes(size)}; each file may be at "
-                              f"most {_megabytes(self.max_file_bytes)}", field=field)
+                raise FileRefused(f"the file {name!r} is {_megabytes(size)}; each file may be "
+                                  f"at most {_megabytes(self.max_file_bytes)}", field=field,
+                                  kind="too_large", filename=name, size=size,
+                                  limit=self.max_file_bytes)
             media_type = sniff(upload.data)
             if media_type is None:
                 kinds = ", ".join(sorted(set(ALLOWED.values())))
-                raise Invalid(f"the file {name!r} is not of a type allowed (judged by its "
-                              f"content, not its name); allowed: {kinds}", field=field)
+                raise FileRefused(f"the file {name!r} is not of a type allowed (judged by its "
+                                  f"content, not its name); allowed: {kinds}", field=field,
+                                  kind="type", filename=name, size=size)
             checked.append(CheckedFile(name, hashlib.sha256(upload.data).hexdigest(), size,
                                        media_type, upload.data))
         self._check_quota(session, student_id, checked)
@@ -262,10 +276,12 @@ class FileStore:
             owned.add(item.sha256)
             total += item.size
             if total > self.quota_bytes:
-                raise Invalid(f"the file {item.filename!r} would take your stored files to "
-                              f"{_megabytes(total)}, over your limit of "
-                              f"{_megabytes(self.quota_bytes)}; you use {_megabytes(used)}",
-                              field=f"files[{i}]")
+                raise FileRefused(f"the file {item.filename!r} would take your stored files "
+                                  f"to {_megabytes(total)}, over your limit of "
+                                  f"{_megabytes(self.quota_bytes)}; you use "
+                                  f"{_megabytes(used)}", field=f"files[{i}]", kind="quota",
+                                  filename=item.filename, size=total,
+                                  limit=self.quota_bytes)
 
     def store(self, session: Session, checked: Sequence[CheckedFile]) -> None:
         """Write checked files to disk and make sure each has its ``stored_files`` row.
