@@ -92,9 +92,9 @@ def test_versions_files_comments_and_comparison_through_the_pages(
     assert timeline_url in task_page and "Version 2" in task_page and "final" in task_page
     diff = teacher.get(timeline_url + "?from=1&to=2").get_data(as_text=True)
     assert "What changed from version 1 to version 2" in diff
-    assert ('<ins><span class="diff-mark">added:</span> two <span class="visually-hidden"> '
+    assert ('<ins><span class="diff-mark">added:</span>two <span class="visually-hidden"> '
             '(end of added text)</span></ins>') in diff
-    assert '<del><span class="diff-mark">removed:</span> parts.' in diff
+    assert '<del><span class="diff-mark">removed:</span>parts.' in diff
     assert "File removed: essay.png" in diff
     assert "5 words added; 1 word removed." in diff
 
