@@ -156,3 +156,18 @@ def test_garbage_collection_removes_old_orphans_only(school) -> None:
     assert school.store.path_of(hashlib.sha256(kept).hexdigest()).exists()
     assert school.session.get(StoredFile, "ab" * 32) is None
     assert school.session.get(StoredFile, "cd" * 32) is not None
+
+
+def test_the_files_gc_command(school) -> None:
+    from click.testing import CliRunner
+
+    from api.cli import cli
+
+    orphan = school.store.write(samples.pdf("left by a failed upload"))
+    old = time.time() - 7200
+    os.utime(school.store.path_of(orphan), (old, old))
+    result = CliRunner().invoke(cli, ["--database-url", school.url, "files", "gc",
+                                      "--files-dir", str(school.store.root)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("removed 1 file(s)")
+    assert not school.store.path_of(orphan).exists()
