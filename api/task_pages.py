@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, flash, redirect, request, url_for
+from flask import Response, current_app, flash, redirect, request, url_for
 from flask_babel import format_decimal
 from flask_babel import gettext as _
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.db import get_session
+from api.pages import current_user
 from api.site import public_url
 from api.staff import message, not_found, page
 from api.student_pages import bp as student_bp
@@ -189,6 +191,16 @@ def submit_draft_page(user: User, task_id: int) -> Response:
     else:
         flash(_("Version %(n)d is handed in.", n=draft.version))
     return redirect(url_for("student.task_page", task_id=task.id) + "#versions", 303)
+
+
+@student_bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_error: RequestEntityTooLarge) -> Response:
+    """A version whose files together exceed the request limit: a page that says so."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    return message(_("The files are too large"),
+                   _("Everything sent with one version may take at most %(size)s. Nothing was "
+                     "handed in: go back and send fewer or smaller files.",
+                     size=size_text(limit)), 413, current_user())
 
 
 @student_bp.get("/files/<string:sha256>")

@@ -129,6 +129,11 @@ def test_refused_files_are_named_and_nothing_is_kept(student_world: StudentWorld
     assert 'With a page</textarea>' in html  # the text typed is kept in the form
     r = _hand_in(world, student, task_id, "", files=[("blank.pdf", b"")])
     assert r.status_code == 422 and "blank.pdf" in r.get_data(as_text=True)
+    world.app.config["MAX_CONTENT_LENGTH"] = 50_000
+    r = _hand_in(world, student, task_id, "Big", files=[("big.pdf", samples.pdf("x" * 60_000))])
+    assert r.status_code == 413
+    assert "Everything sent with one version may take at most 48.8 KB" in r.get_data(
+        as_text=True)
     with world.db() as db:
         assert db.scalar(select(func.count(Draft.id))) == 0
         assert db.scalar(select(func.count()).select_from(StoredFile)) == 0
