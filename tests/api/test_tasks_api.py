@@ -246,3 +246,17 @@ def test_the_endpoints_are_in_the_openapi_document(world) -> None:
         assert path in paths, path
     body = paths["/api/v1/tasks/{task_id}/drafts"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in body
+
+
+def test_file_limits_come_from_the_environment(monkeypatch, sqlite_url) -> None:
+    import pytest
+
+    from api.app import create_app
+
+    monkeypatch.setenv("CAT_ENGINE_FILE_MAX_BYTES", "2048")
+    monkeypatch.setenv("CAT_ENGINE_FILE_QUOTA_BYTES", "65536")
+    app = create_app({"DATABASE_URL": sqlite_url, "SECRET_KEY": "x"})
+    assert (app.config["FILES_MAX_BYTES"], app.config["FILES_QUOTA_BYTES"]) == (2048, 65536)
+    monkeypatch.setenv("CAT_ENGINE_FILE_MAX_BYTES", "10MB")
+    with pytest.raises(ValueError, match="CAT_ENGINE_FILE_MAX_BYTES must be a whole number"):
+        create_app({"DATABASE_URL": sqlite_url, "SECRET_KEY": "x"})
