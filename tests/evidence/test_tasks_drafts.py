@@ -310,3 +310,24 @@ def test_a_stored_version_cannot_be_changed(school) -> None:
                                {"id": draft.id})
     school.session.rollback()
     assert school.session.get(Draft, draft.id).body == "As sent"
+
+
+def test_start_page_cards_and_class_rows_say_how_far_each_student_is(school) -> None:
+    from evidence.drafts import class_task_rows, open_task_cards
+
+    past = _task(school, title="Past", due_at=datetime(2020, 1, 1, tzinfo=UTC))
+    done = _task(school, title="Done", due_at=datetime(2020, 1, 1, tzinfo=UTC))
+    fresh = _task(school, title="Fresh")
+    student = school.user("student1")
+    submit_draft(school.session, student, past, body="one", store=school.store)
+    submit_draft(school.session, student, done, body="final", final=True, store=school.store)
+    submit_draft(school.session, school.user("student2"), done, body="mine", store=school.store)
+    school.session.commit()
+    cards = {c["task"].title: c for c in open_task_cards(school.session, student)}
+    assert [(cards[t]["versions"], cards[t]["final"], cards[t]["overdue"])
+            for t in ("Past", "Done", "Fresh")] == [(1, False, True), (1, True, False),
+                                                     (0, False, False)]
+    rows = {r["task"].title: r for r in class_task_rows(
+        school.session, school.ids["class_id"], [past, done, fresh])}
+    assert [(rows[t]["handed_in"], rows[t]["final"]) for t in ("Past", "Done", "Fresh")] == \
+        [(1, 0), (2, 1), (0, 0)]
