@@ -26,6 +26,7 @@ from api import (
     portfolio_pages,
     security,
     student_pages,
+    task_pages,  # noqa: F401  (its views register on the student and teacher blueprints)
     teacher_pages,
     transport,
     v1,
@@ -68,6 +69,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         PUBLIC_URL=os.environ.get("CAT_ENGINE_PUBLIC_URL") or None,
         # Where uploaded files live, content-addressed by SHA-256, outside the database.
         FILES_DIR=os.environ.get("CAT_ENGINE_FILES") or str(instance_path / "files"),
+        # Limits on those files: per file, and per student across all their drafts (bytes).
+        FILES_MAX_BYTES=_bytes_setting("CAT_ENGINE_FILE_MAX_BYTES", 10 * 1024 * 1024),
+        FILES_QUOTA_BYTES=_bytes_setting("CAT_ENGINE_FILE_QUOTA_BYTES", 100 * 1024 * 1024),
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -89,6 +93,22 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(portfolio_pages.bp)
     v1.init_app(app)
     return app
+
+
+def _bytes_setting(name: str, default: int) -> int:
+    """A size in bytes from the environment variable ``name`` (a whole number), or ``default``.
+
+    Raises
+    ------
+    ValueError
+        The variable is set but is not a whole number of at least 1, naming it.
+    """
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdecimal() or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number of bytes (at least 1), not {raw!r}")
+    return int(raw)
 
 
 def item_html(text: str | None) -> Markup:

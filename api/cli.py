@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 from sqlalchemy import Engine
@@ -248,6 +249,30 @@ def licences(ctx: click.Context, extra: str | None) -> None:
                   else "every licence is allowed"))
     if found:
         ctx.exit(1)
+
+
+@cli.group(cls=_Group)
+def files() -> None:
+    """The files students attach to drafts (content-addressed under FILES_DIR)."""
+
+
+@files.command("gc")
+@click.option("--files-dir", envvar="CAT_ENGINE_FILES", metavar="DIR",
+              help="Where the files are [env: CAT_ENGINE_FILES; default: instance/files].")
+@click.option("--grace", "grace_seconds", default=3600, show_default=True,
+              type=click.IntRange(min=0),
+              help="Seconds an unreferenced file is left alone (uploads still in progress).")
+@click.pass_obj
+def files_gc(settings: _Settings, files_dir: str | None, grace_seconds: int) -> None:
+    """Remove files no draft refers to (left by uploads whose transaction failed)."""
+    from evidence.files import FileStore, collect_garbage
+
+    root = Path(files_dir) if files_dir else Path(
+        os.environ.get("CAT_ENGINE_INSTANCE", "instance")) / "files"
+    with session_scope(session_factory(settings.engine())) as session:
+        done = collect_garbage(session, FileStore(root), grace_seconds=grace_seconds)
+    click.echo(f"removed {done['files']} file(s) ({done['bytes']:,} bytes) and {done['rows']} "
+               f"unreferenced record(s) from {root}")
 
 
 from api.calibration_cli import calibrate_command, dif_command, link_command  # noqa: E402

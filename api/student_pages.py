@@ -54,6 +54,7 @@ from evidence.attempts import (
     submit_response,
     visible_attempt,
 )
+from evidence.drafts import open_task_cards
 from evidence.models import Attempt, AttemptStatus
 from evidence.timing import MAX_EXTENSIONS, TimeLimitConflict, extend_time, time_left
 from storage import as_utc, utcnow
@@ -238,7 +239,7 @@ def my_tests(user: User) -> Response:
                      "closes_at": as_utc(assignment.closes_at)})
     finished = [a for a in attempts if a.status == AttemptStatus.FINISHED]
     return _page("student/my_tests.html", user=user, rows=rows, finished=finished,
-                 as_utc=as_utc)
+                 as_utc=as_utc, tasks=open_task_cards(db, user))
 
 
 @bp.post("/tests/<int:test_id>/start")

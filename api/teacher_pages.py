@@ -45,6 +45,7 @@ from evidence.classes import (
     update_assignment,
     visible_class,
 )
+from evidence.drafts import class_task_rows
 from evidence.models import Assignment, Attempt
 from evidence.review import (
     IN_PROGRESS,
@@ -54,6 +55,7 @@ from evidence.review import (
     class_attempt,
     items_given,
 )
+from evidence.tasks import class_tasks
 from item_bank.models import AdaptiveTest
 from reports.charts import theta_trajectory
 from storage import as_utc
@@ -167,9 +169,10 @@ def class_page(user: User, class_id: int) -> Response:
     assignments = [{"assignment": a, "opens_at": as_utc(a.opens_at),
                     "closes_at": as_utc(a.closes_at)}
                    for a in db.scalars(assignment_query(klass))]
+    tasks = class_task_rows(db, klass.id, db.scalars(class_tasks(klass)).all())
     return page("teacher/class.html", 422 if errors else 200, user=user, klass=klass,
                 rows=rows, tests=tests, test_id=test_id, errors=errors,
-                chosen=request.args.get("test_id", ""), assignments=assignments)
+                chosen=request.args.get("test_id", ""), assignments=assignments, tasks=tasks)
 
 
 @bp.get("/classes/<int:class_id>/attempts/<int:attempt_id>")

@@ -170,6 +170,7 @@ def init_app(app: Flask) -> Api:
         indicators,
         items,
         portfolio,
+        tasks,
         tests,
         users,
     )
@@ -186,7 +187,7 @@ def init_app(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer"}
     )
-    for module in (auth, users, classes, items, tests, attempts, calibration, indicators,
+    for module in (auth, users, classes, items, tests, attempts, calibration, tasks, indicators,
                    portfolio):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)

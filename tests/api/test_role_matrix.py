@@ -94,6 +94,29 @@ def _assignment_of_teacher1(world: ApiWorld) -> dict:
     return {"class": klass, "assignment": reply["id"]}
 
 
+def _task_of_teacher1(world: ApiWorld) -> dict:
+    reply = world.call("post", f"/api/v1/classes/{world.class_id}/tasks", "teacher1",
+                       json={"title": f"Task {uuid.uuid4().hex[:6]}"}).get_json()
+    return {"task": reply["id"]}
+
+
+def _draft_file(world: ApiWorld, context: dict) -> dict:
+    from tests.evidence.samples import pdf
+
+    return {"body": "My work", "files": [(io.BytesIO(pdf()), "essay.pdf")]}
+
+
+def _drafts_of_student1(world: ApiWorld) -> dict:
+    task = _task_of_teacher1(world)["task"]
+    ids = []
+    for _ in range(2):
+        reply = world.call("post", f"/api/v1/tasks/{task}/drafts", "student1",
+                           data=_draft_file(world, {})).get_json()
+        ids.append(reply["id"])
+    return {"task": task, "against": ids[0], "draft": ids[1],
+            "sha256": reply["files"][0]["sha256"]}
+
+
 def _all(status: int, **overrides: int) -> dict[str, int]:
     return {"anon": 401} | {r: status for r in ROLES if r != "anon"} | overrides
 
@@ -247,6 +270,48 @@ MATRIX: dict[str, Row] = {
     "DELETE /assignments/{id}": Row(
         "delete", lambda w, c: f"/api/v1/assignments/{c['assignment']}",
         _all(204, **NOT_STAFF, teacher2=404), setup=_assignment_of_teacher1),
+    # tasks: the class's teacher sets them; its students hand in drafts; a draft is its
+    # student's, its class teacher's and administrators' to read
+    "GET /classes/{id}/tasks": Row(
+        "get", lambda w, c: f"/api/v1/classes/{w.class_id}/tasks",
+        _all(200, **NOT_STAFF, teacher2=404)),
+    "POST /classes/{id}/tasks": Row(
+        "post", lambda w, c: f"/api/v1/classes/{w.class_id}/tasks",
+        _all(201, **NOT_STAFF, teacher2=404), body=lambda w, c: {"title": "Poster"}),
+    "GET /tasks": Row("get", lambda w, c: "/api/v1/tasks",
+                      _all(403, student1=200, student3=200)),
+    "GET /tasks/{id}": Row(
+        "get", lambda w, c: f"/api/v1/tasks/{c['task']}",
+        _all(200, student3=404, teacher2=404, assessor1=404), setup=_task_of_teacher1),
+    "PATCH /tasks/{id}": Row(
+        "patch", lambda w, c: f"/api/v1/tasks/{c['task']}",
+        _all(200, **NOT_STAFF, teacher2=404), setup=_task_of_teacher1,
+        body=lambda w, c: {"title": "Renamed"}),
+    "DELETE /tasks/{id}": Row(
+        "delete", lambda w, c: f"/api/v1/tasks/{c['task']}",
+        _all(204, **NOT_STAFF, teacher2=404), setup=_task_of_teacher1),
+    "GET /tasks/{id}/drafts": Row(
+        "get", lambda w, c: f"/api/v1/tasks/{c['task']}/drafts",
+        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+    "POST /tasks/{id}/drafts": Row(
+        "post", lambda w, c: f"/api/v1/tasks/{c['task']}/drafts",
+        _all(403, student1=201, student3=404), setup=_task_of_teacher1, data=_draft_file),
+    "GET /drafts/{id}": Row(
+        "get", lambda w, c: f"/api/v1/drafts/{c['draft']}",
+        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+    "GET /drafts/{id}/diff": Row(
+        "get", lambda w, c: f"/api/v1/drafts/{c['draft']}/diff?against={c['against']}",
+        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+    "GET /drafts/{id}/comments": Row(
+        "get", lambda w, c: f"/api/v1/drafts/{c['draft']}/comments",
+        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+    "POST /drafts/{id}/comments": Row(
+        "post", lambda w, c: f"/api/v1/drafts/{c['draft']}/comments",
+        _all(201, student1=403, student3=403, assessor1=403, teacher2=404),
+        setup=_drafts_of_student1, body=lambda w, c: {"body": "Good."}),
+    "GET /files/{sha256}": Row(
+        "get", lambda w, c: f"/api/v1/files/{c['sha256']}",
+        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
     "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),
