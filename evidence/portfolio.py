@@ -19,17 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from evidence import indicators
 from evidence.attempts import student_result
+from evidence.drafts import task_timelines
 from evidence.models import (
     Attempt,
     AttemptStatus,
-    Draft,
-    DraftComment,
-    DraftFile,
     Statement,
     StatementActivity,
     Task,
@@ -37,6 +35,7 @@ from evidence.models import (
 from evidence.review import attempt_state, items_given
 from evidence.scope import StudentScope
 from item_bank.models import AdaptiveTest
+from storage.accounts import Role
 from storage.errors import Invalid
 
 #: Step-log entries per page (newest first); older ones by ``before``.
@@ -85,32 +84,15 @@ def indicators_section(session: Session, scope: StudentScope) -> dict[str, Any]:
 
 
 def tasks_section(session: Session, scope: StudentScope) -> list[dict[str, Any]]:
-    """The tasks in scope (newest first), each with the student's drafts, oldest version first:
-    version, time, final or not, how many files and comments. Three queries."""
-    tasks = session.scalars(select(Task).where(scope.tasks())
-                            .order_by(Task.created_at.desc(), Task.id.desc())).all()
-    if not tasks:
+    """The tasks in scope (soonest due first), each with the student's drafts, oldest version
+    first: version, time, final or not, late or not, how many files and comments
+    (:func:`evidence.drafts.task_timelines`)."""
+    if scope.class_ids is None and not (scope.viewer.role == Role.ADMIN
+                                        or scope.viewer.id == scope.student.id):
         return []
-    files = (select(DraftFile.draft_id, func.count().label("n")).group_by(DraftFile.draft_id)
-             .subquery())
-    comments = (select(DraftComment.draft_id, func.count().label("n"))
-                .group_by(DraftComment.draft_id).subquery())
-    drafts = session.execute(
-        select(Draft.id, Draft.task_id, Draft.version, Draft.final, Draft.submitted_at,
-               func.coalesce(files.c.n, 0), func.coalesce(comments.c.n, 0))
-        .outerjoin(files, files.c.draft_id == Draft.id)
-        .outerjoin(comments, comments.c.draft_id == Draft.id)
-        .where(Draft.student_id == scope.student.id,
-               Draft.task_id.in_([t.id for t in tasks]))
-        .order_by(Draft.task_id, Draft.version)).all()
-    by_task: dict[int, list[dict[str, Any]]] = {t.id: [] for t in tasks}
-    for draft_id, task_id, version, final, submitted_at, n_files, n_comments in drafts:
-        by_task[task_id].append({"id": draft_id, "version": version, "final": final,
-                                 "submitted_at": submitted_at, "files": int(n_files),
-                                 "comments": int(n_comments)})
-    return [{"id": t.id, "class_id": t.class_id, "title": t.title, "skills": list(t.skills or []),
-             "due_at": t.due_at, "archived": t.archived_at is not None,
-             "drafts": by_task[t.id]} for t in tasks]
+    class_ids = None if scope.class_ids is None else list(scope.class_ids)
+    return [{**task, "due_at": task["due"], "drafts": task["versions"]}
+            for task in task_timelines(session, scope.student.id, class_ids)]
 
 
 def _display(language_map: Any, fallback: str) -> str:

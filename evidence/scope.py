@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.orm import Session
 
 from evidence.classes import visible_class
-from evidence.models import Assignment, Attempt, Statement, Task, XapiClient
+from evidence.models import Assignment, Attempt, Draft, Statement, Task, XapiClient
 from storage.accounts import Role, SchoolClass, User, class_members
 from storage.errors import Forbidden, NotFound
 
@@ -62,13 +62,15 @@ class StudentScope:
         return own & or_(Statement.client_id.in_(clients), Statement.attempt_id.in_(attempts))
 
     def tasks(self) -> ColumnElement[bool]:
-        """A condition on :class:`Task` rows: set for a class of the scope (for a student: any
-        class they are enrolled in)."""
+        """A condition on :class:`Task` rows: set for a class of the scope (for the student
+        themself and admins: any class they are enrolled in, and any task they handed work in
+        for, as :func:`evidence.tasks.student_tasks_query` has it)."""
         if self.class_ids is None:
             if self.viewer.role == Role.ADMIN or self.viewer.id == self.student.id:
                 enrolled = select(class_members.c.class_id).where(
                     class_members.c.user_id == self.student.id)
-                return Task.class_id.in_(enrolled)
+                worked_on = select(Draft.task_id).where(Draft.student_id == self.student.id)
+                return or_(Task.class_id.in_(enrolled), Task.id.in_(worked_on))
             return false()
         return Task.class_id.in_(self.class_ids) if self.class_ids else false()
 

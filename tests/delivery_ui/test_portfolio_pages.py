@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
-from sqlalchemy import event, select
+from sqlalchemy import delete, event, select
 
 from api.db import engine_of
 from evidence.models import (
@@ -26,7 +26,7 @@ from evidence.models import (
 from evidence.portfolio import portfolio
 from evidence.scope import student_scope
 from storage import utcnow
-from storage.accounts import User
+from storage.accounts import User, class_members
 from tests.conftest import LiveServer, save_screenshot
 from tests.delivery_ui.conftest import StudentWorld
 from tests.delivery_ui.test_teacher_pages import _finish
@@ -311,7 +311,22 @@ def test_the_portfolio_takes_the_same_number_of_queries_however_much_evidence(
         session.add(extra)
         session.flush()
         session.add(Draft(task_id=extra.id, student_id=seeded["student"], version=1))
+        session.expunge(extra)
     after, large = queries()
     assert len(large["attempts"]) == len(small["attempts"]) + 1
-    assert len(large["tasks"]) == 2 and len(large["tasks"][1]["drafts"]) == 5
+    drafts = {task["id"]: len(task["drafts"]) for task in large["tasks"]}
+    assert drafts == {seeded["task"]: 5, extra.id: 1}
     assert after == before, (before, after)
+
+
+def test_a_student_who_left_the_class_still_sees_their_own_drafts(
+        student_world: StudentWorld) -> None:
+    """As on the task pages: a student's drafts stay theirs after they leave the class."""
+    seeded = seed(student_world)
+    with student_world.db() as session:
+        session.execute(delete(class_members).where(
+            class_members.c.class_id == student_world.ids["class_id"],
+            class_members.c.user_id == seeded["student"]))
+    html = student_world.client_for("student1").get("/my-portfolio").get_data(as_text=True)
+    assert "Bridge design" in _text(html)
+    assert html.count(f'href="/tasks/{seeded["task"]}"') == 2
