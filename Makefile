@@ -37,7 +37,7 @@ format: $(VENV)/.installed-test
 # The .mo files are committed, so a fresh clone has them without running this.
 TRANSLATIONS := delivery_ui/translations
 translations: $(VENV)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location \
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k lazy_pgettext:1c,2 --no-location \
 	    --sort-output --project cat-engine -o $(TRANSLATIONS)/messages.pot .
 	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) \
 	    --no-fuzzy-matching --ignore-obsolete

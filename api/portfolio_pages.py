@@ -16,6 +16,7 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from api.db import get_session
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
@@ -111,6 +112,42 @@ def _attempt_rows(attempts: list[dict[str, Any]], staff: bool) -> list[dict[str,
     return rows
 
 
+#: The ADL verbs (http://adlnet.gov/expapi/verbs/...) in the reader's language, in the context
+#: "step log" (a verb there is not the status of the same name: "completó", not "completado");
+#: other verbs show the name their statement gives them.
+ADL = "http://adlnet.gov/expapi/verbs/"
+VERB_LABELS = {
+    ADL + "answered": lazy_pgettext("step log", "answered"),
+    ADL + "asked": lazy_pgettext("step log", "asked for help"),
+    ADL + "attempted": lazy_pgettext("step log", "attempted"),
+    ADL + "attended": lazy_pgettext("step log", "attended"),
+    ADL + "commented": lazy_pgettext("step log", "commented"),
+    ADL + "completed": lazy_pgettext("step log", "completed"),
+    ADL + "exited": lazy_pgettext("step log", "left"),
+    ADL + "experienced": lazy_pgettext("step log", "worked on"),
+    ADL + "failed": lazy_pgettext("step log", "did not pass"),
+    ADL + "initialized": lazy_pgettext("step log", "started"),
+    ADL + "interacted": lazy_pgettext("step log", "used"),
+    ADL + "launched": lazy_pgettext("step log", "opened"),
+    ADL + "mastered": lazy_pgettext("step log", "mastered"),
+    ADL + "passed": lazy_pgettext("step log", "passed"),
+    ADL + "progressed": lazy_pgettext("step log", "made progress on"),
+    ADL + "responded": lazy_pgettext("step log", "responded to"),
+    ADL + "resumed": lazy_pgettext("step log", "resumed"),
+    ADL + "scored": lazy_pgettext("step log", "was scored on"),
+    ADL + "shared": lazy_pgettext("step log", "shared"),
+    ADL + "suspended": lazy_pgettext("step log", "paused"),
+    ADL + "terminated": lazy_pgettext("step log", "finished"),
+}
+
+
+def verb_label(verb_id: str, fallback: str) -> str:
+    """A verb as the reader reads it: the ADL verbs in their language, others by ``fallback``
+    (the name the statement gives)."""
+    label = VERB_LABELS.get(verb_id)
+    return str(label) if label is not None else fallback
+
+
 def _render(user: User, scope: StudentScope, class_id: int | None) -> Response:
     db = get_session()
     errors: dict[str, str] = {}
@@ -139,13 +176,17 @@ def _render(user: User, scope: StudentScope, class_id: int | None) -> Response:
                  url_for("portfolio_page.my_portfolio", before=data["log"]["older"], **args))
     for entry in data["log"]["entries"]:
         entry["timestamp"] = as_utc(entry["timestamp"])
+        entry["verb_name"] = verb_label(entry["verb"], entry["verb_name"])
+    for verb in data["log"]["verbs"]:
+        verb["name"] = verb_label(verb["id"], verb["name"])
     for task in data["tasks"]:
         task["due_at"] = as_utc(task["due_at"])
         for draft in task["drafts"]:
             draft["submitted_at"] = as_utc(draft["submitted_at"])
             draft["href"] = (
-                f"/teach/classes/{class_id or task['class_id']}/tasks/{task['id']}/students/"
-                f"{scope.student.id}" if staff else f"/tasks/{task['id']}")
+                url_for("teacher.task_student", class_id=class_id or task["class_id"],
+                        task_id=task["id"], student_id=scope.student.id)
+                if staff else url_for("student.task_page", task_id=task["id"]))
     totals = data["indicators"]["totals"]
     return page("portfolio.html", 422 if errors else 200, user=user, data=data,
                 student=data["student"], staff=staff, class_id=class_id, here=here,

@@ -137,7 +137,12 @@ def test_the_teacher_sees_every_section_with_filters(student_world: StudentWorld
     # filters: by verb, by task (statements whose activity is the task's)
     by_verb = _log(client.get(_url(student_world, seeded, verb=EXPERIENCED)).get_data(
         as_text=True))
-    assert len(by_verb) == 4 and all("experienced Bridge design" in e for e in by_verb)
+    assert len(by_verb) == 4 and all("worked on Bridge design" in e for e in by_verb)
+    spanish = student_world.client_for("teacher1")
+    spanish.set_cookie("lang", "es")
+    in_spanish = _log(spanish.get(_url(student_world, seeded)).get_data(as_text=True))
+    assert "respondió Engine item" in in_spanish[0]  # ADL verbs in the reader's language
+    assert any("trabajó en Bridge design" in e for e in in_spanish)
     by_task = _log(client.get(_url(student_world, seeded, task_id=seeded["task"])).get_data(
         as_text=True))
     assert by_task == by_verb

@@ -17,28 +17,32 @@ ROOT = Path(__file__).resolve().parents[2]
 LANGUAGES = ("es",)
 
 
-def _marked_strings() -> set[str]:
-    """Every msgid marked for translation where ``babel.cfg`` (the Makefile's source) looks."""
+def _marked_strings() -> set[tuple[str | None, str]]:
+    """Every (context, msgid) marked for translation where ``babel.cfg`` (the Makefile's
+    source) looks, with the Makefile's keywords."""
     with open(ROOT / "babel.cfg") as config:
         method_map, options_map = parse_mapping_cfg(config)
-    keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
+    keywords = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None,
+                "lazy_pgettext": ((1, "c"), 2)}
     found = set()
-    for _file, _line, message, _comments, _context in extract_from_dir(
+    for _file, _line, message, _comments, context in extract_from_dir(
             ROOT, method_map, options_map, keywords=keywords):
-        found.add(message[0] if isinstance(message, tuple) else message)
+        found.add((context, message[0] if isinstance(message, tuple) else message))
     return found
 
 
 @pytest.fixture(scope="module")
-def marked() -> set[str]:
+def marked() -> set[tuple[str | None, str]]:
     strings = _marked_strings()
     assert len(strings) > 100  # templates and views were searched
-    assert {"Submit answer", "Question %(n)d", "Sign in"} <= strings
+    assert {(None, "Submit answer"), (None, "Question %(n)d"), (None, "Sign in"),
+            ("step log", "answered")} <= strings
     return strings
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_every_marked_string_is_translated(marked: set[str], language: str) -> None:
+def test_every_marked_string_is_translated(marked: set[tuple[str | None, str]],
+                                          language: str) -> None:
     path = delivery_ui.TRANSLATIONS / language / "LC_MESSAGES" / "messages.po"
     with open(path, "rb") as handle:
         catalog = read_po(handle, locale=language)
@@ -49,8 +53,8 @@ def test_every_marked_string_is_translated(marked: set[str], language: str) -> N
         key = message.id[0] if isinstance(message.id, tuple) else message.id
         strings = message.string if isinstance(message.string, tuple) else (message.string,)
         if all(strings) and not message.fuzzy:
-            translated[key] = message
-    missing = sorted(marked - set(translated))
+            translated[(message.context, key)] = message
+    missing = sorted(marked - set(translated), key=str)
     assert not missing, f"not translated in {path.name} ({language}); run `make translations` " \
         f"and translate: {missing}"
     problems = [(message.id, [str(e) for e in errors]) for message, errors in catalog.check()]
@@ -58,7 +62,8 @@ def test_every_marked_string_is_translated(marked: set[str], language: str) -> N
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_the_compiled_catalogue_matches_the_po(marked: set[str], language: str) -> None:
+def test_the_compiled_catalogue_matches_the_po(marked: set[tuple[str | None, str]],
+                                               language: str) -> None:
     folder = delivery_ui.TRANSLATIONS / language / "LC_MESSAGES"
     with open(folder / "messages.po", "rb") as handle:
         catalog = read_po(handle, locale=language)
@@ -73,6 +78,9 @@ def test_the_compiled_catalogue_matches_the_po(marked: set[str], language: str) 
                    compiled.ungettext(message.id[0], message.id[1], 5))
             if got != tuple(message.string):
                 stale.append(message.id[0])
+        elif message.context:
+            if compiled.upgettext(message.context, message.id) != message.string:
+                stale.append(f"{message.context}|{message.id}")
         elif compiled.ugettext(message.id) != message.string:
             stale.append(message.id)
     assert not stale, f"messages.mo is older than messages.po; run `make translations`: {stale}"
