@@ -28,6 +28,7 @@ from api import (
     teacher_pages,
     transport,
     v1,
+    xapi,
 )
 from item_bank.markup import render_html
 
@@ -67,6 +68,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         PUBLIC_URL=os.environ.get("CAT_ENGINE_PUBLIC_URL") or None,
         # Where uploaded files live, content-addressed by SHA-256, outside the database.
         FILES_DIR=os.environ.get("CAT_ENGINE_FILES") or str(instance_path / "files"),
+        # Requests per credential on /xapi/ ("50 per second;1200 per minute" by default), and
+        # where the counts live: memory (one process) or a shared redis://host:port/db.
+        XAPI_RATE_LIMIT=os.environ.get("CAT_ENGINE_XAPI_RATE_LIMIT") or None,
+        RATELIMIT_STORAGE_URI=os.environ.get("CAT_ENGINE_RATELIMIT_STORAGE") or "memory://",
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -86,6 +91,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(assess_pages.bp)
     app.register_blueprint(teacher_pages.bp)
     v1.init_app(app)
+    xapi.init_app(app)
     return app
 
 

@@ -128,6 +128,12 @@ def check_multipart() -> None:
 
 
 def _refused(error: BodyRefused) -> Response:
+    if request.path.startswith("/xapi/"):  # the xAPI spec's errors: JSON, 400 for bad content
+        from api.xapi import error as xapi_error
+
+        return xapi_error(400, error.message,
+                          [{"field": error.field, "message": error.message}] if error.field
+                          else None)
     if request.path.startswith("/api/"):
         from api.v1 import problem
 

@@ -162,7 +162,7 @@ def _lost_race(error: IntegrityError):
 
 def init_app(app: Flask) -> Api:
     """Register the API's blueprints, its error handlers and its OpenAPI document."""
-    from api.v1 import attempts, auth, calibration, classes, items, tests, users
+    from api.v1 import attempts, auth, calibration, classes, items, tests, users, xapi_clients
 
     app.config.setdefault("API_TITLE", "cat-engine")
     app.config.setdefault("API_VERSION", "v1")
@@ -176,7 +176,7 @@ def init_app(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer"}
     )
-    for module in (auth, users, classes, items, tests, attempts, calibration):
+    for module in (auth, users, classes, items, tests, attempts, calibration, xapi_clients):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)
