@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, exists, insert, select
+from sqlalchemy import String, and_, column, exists, insert, select, values
 from sqlalchemy.orm import Session, aliased
 
 from evidence.models import Statement, StatementActivity
@@ -658,7 +658,22 @@ def store_engine_statements(session: Session, statements: list[dict[str, Any]], 
             "content_hash": content_hash(statement), "body": body,
         })
         activity_rows.append(_activities(statement))
-    insert_rows(session, rows, activity_rows)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        insert_rows(session, rows, activity_rows)
+        return
+    # PostgreSQL: the statements and their activities in one round trip (a data-modifying CTE),
+    # since this runs on every answer.
+    stored = insert(Statement).values(rows).returning(Statement.seq, Statement.id).cte("stored")
+    links = values(column("statement_id", String), column("activity_id", String),
+                   column("relation", String), name="links").data(
+        [(row["id"], activity, relation)
+         for row, activities in zip(rows, activity_rows, strict=True)
+         for activity, relation in activities])
+    connection.execute(insert(StatementActivity).from_select(
+        ["statement_seq", "activity_id", "relation"],
+        select(stored.c.seq, links.c.activity_id, links.c.relation)
+        .join(links, links.c.statement_id == stored.c.id)))
 
 
 # -- the portfolio's step log --------------------------------------------------------------------
