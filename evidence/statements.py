@@ -23,6 +23,7 @@ Rules (xAPI 1.0.3, Data and Communication parts):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
@@ -32,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import String, and_, column, exists, insert, select, values
+from sqlalchemy import and_, exists, insert, select, text
 from sqlalchemy.orm import Session, aliased
 
 from evidence.models import Statement, StatementActivity
@@ -662,18 +663,35 @@ def store_engine_statements(session: Session, statements: list[dict[str, Any]], 
     if connection.dialect.name != "postgresql":
         insert_rows(session, rows, activity_rows)
         return
-    # PostgreSQL: the statements and their activities in one round trip (a data-modifying CTE),
-    # since this runs on every answer.
-    stored = insert(Statement).values(rows).returning(Statement.seq, Statement.id).cte("stored")
-    links = values(column("statement_id", String), column("activity_id", String),
-                   column("relation", String), name="links").data(
-        [(row["id"], activity, relation)
-         for row, activities in zip(rows, activity_rows, strict=True)
-         for activity, relation in activities])
-    connection.execute(insert(StatementActivity).from_select(
-        ["statement_seq", "activity_id", "relation"],
-        select(stored.c.seq, links.c.activity_id, links.c.relation)
-        .join(links, links.c.statement_id == stored.c.id)))
+    # PostgreSQL: the statements and their activities in one round trip (data-modifying CTEs),
+    # as one prepared text per number of statements, since this runs on every answer.
+    parameters: dict[str, Any] = {}
+    for i, (row, activities) in enumerate(zip(rows, activity_rows, strict=True)):
+        parameters |= {f"{name}_{i}": row[name] for name in _ENGINE_COLUMNS}
+        parameters[f"body_{i}"] = json.dumps(row["body"], ensure_ascii=False)
+        parameters[f"acts_{i}"] = [activity for activity, _relation in activities]
+        parameters[f"rels_{i}"] = [relation for _activity, relation in activities]
+    connection.execute(_engine_insert(len(rows)), parameters)
+
+
+_ENGINE_COLUMNS = ("id", "stored_at", "timestamp", "actor_id", "verb_id", "object_id",
+                   "registration", "voids", "client_id", "attempt_id", "content_hash")
+
+
+@functools.cache
+def _engine_insert(n: int):
+    """PostgreSQL text inserting ``n`` statements and their activities in one statement."""
+    names = ", ".join((*_ENGINE_COLUMNS, "body"))
+    ctes = ", ".join(
+        f"s{i} AS (INSERT INTO statements ({names}) VALUES ("
+        + ", ".join(f":{c}_{i}" for c in _ENGINE_COLUMNS)
+        + f", CAST(:body_{i} AS JSON)) RETURNING seq)" for i in range(n))
+    links = " UNION ALL ".join(
+        f"SELECT s{i}.seq, a.activity_id, a.relation FROM s{i}, "
+        f"unnest(CAST(:acts_{i} AS VARCHAR[]), CAST(:rels_{i} AS VARCHAR[])) "
+        "AS a(activity_id, relation)" for i in range(n))
+    return text(f"WITH {ctes} INSERT INTO statement_activities (statement_seq, activity_id, "
+                f"relation) {links}")
 
 
 # -- the portfolio's step log --------------------------------------------------------------------
