@@ -69,7 +69,7 @@ def _refuse_large_body() -> Response | None:
 
 @bp.before_request
 def _authenticate() -> Response | None:
-    if request.endpoint == "xapi.about":
+    if request.endpoint in ("xapi.about", "xapi.elsewhere"):
         return None
     try:
         service.check_version(request.headers.get(VERSION_HEADER))
@@ -167,6 +167,13 @@ def get_statements() -> Response:
     reply = Response(json.dumps(result), mimetype="application/json")
     reply.headers["X-Experience-API-Consistent-Through"] = utcnow().isoformat()
     return reply
+
+
+@bp.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE"])
+def elsewhere(rest: str) -> Response:
+    """The document resources (state, profiles) and anything else: not served here."""
+    return error(404, f"/xapi/{rest[:100]} is not a resource of this LRS: it serves "
+                      "/xapi/statements and /xapi/about (no state or profile documents)")
 
 
 @bp.errorhandler(ServiceError)

@@ -58,8 +58,6 @@ VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 VERB_ATTEMPTED = "http://adlnet.gov/expapi/verbs/attempted"
 ACTIVITY_INTERACTION = "http://adlnet.gov/expapi/activities/cmi.interaction"
 ACTIVITY_ASSESSMENT = "http://adlnet.gov/expapi/activities/assessment"
-#: Namespace of the engine's deterministic statement ids (uuid5 of the registration and step).
-ENGINE_NAMESPACE = uuid.UUID("5f0c1d3e-8a57-4a52-9d0c-2f6a6c1b7e41")
 
 
 class BadStatement(ServiceError):
@@ -555,11 +553,6 @@ def _formatted(body: dict[str, Any], fmt: str) -> dict[str, Any]:
 # -- the engine's own statements -----------------------------------------------------------------
 
 
-def engine_id(registration: str, step: str) -> str:
-    """A deterministic statement id for a step of an attempt (a retry makes the same id)."""
-    return str(uuid.uuid5(ENGINE_NAMESPACE, f"{registration}/{step}"))
-
-
 def iso_duration(milliseconds: int | float) -> str:
     """Milliseconds as an ISO 8601 duration in seconds (``PT12.345S``)."""
     seconds = max(0.0, float(milliseconds)) / 1000.0
@@ -590,7 +583,7 @@ def engine_answered(base_url: str, *, pseudonym: str, registration: str, test_id
     if response_time_ms is not None:
         result["duration"] = iso_duration(response_time_ms)
     statement: dict[str, Any] = {
-        "id": engine_id(registration, f"answered/{position}"),
+        "id": str(uuid.uuid4()),
         "actor": student_agent(base_url, pseudonym),
         "verb": {"id": VERB_ANSWERED, "display": {"en-US": "answered"}},
         "object": {"objectType": "Activity",
@@ -627,7 +620,7 @@ def engine_completed(base_url: str, *, pseudonym: str, registration: str, test_i
     if mastery in ("mastered", "not_mastered"):
         result["success"] = mastery == "mastered"
     return {
-        "id": engine_id(registration, "completed"),
+        "id": str(uuid.uuid4()),
         "actor": student_agent(base_url, pseudonym),
         "verb": {"id": VERB_COMPLETED, "display": {"en-US": "completed"}},
         "object": test_activity(base_url, test_id),
@@ -641,9 +634,10 @@ def store_engine_statements(session: Session, statements: list[dict[str, Any]], 
                             base_url: str, actor_id: int, attempt_id: int,
                             now: datetime) -> None:
     """Insert the engine's statements (built by this module, so valid) in the caller's
-    transaction, without the checks a client's statements need. Their ids are deterministic,
-    and the response they record is unique per attempt and position, so a retry that stores
-    nothing new stores no statement either."""
+    transaction, without the checks a client's statements need. A retried answer is replayed
+    before anything is stored (the response is unique per attempt and position), so it stores
+    no second statement. The ids are random: ids derived from the registration could be taken
+    first by a client that reads it, and block the student's next answer."""
     stored_at = _iso(now)
     authority = engine_authority(base_url)
     rows, activity_rows = [], []

@@ -254,6 +254,10 @@ def test_voiding(lrs) -> None:
     assert lrs.get(f"?voidedStatementId={second}").status_code == 404  # not voided
     ids = [s["id"] for s in lrs.get().get_json()["statements"]]
     assert ids == [voiding, second]  # the voiding statement is listed; the voided one is not
+    assert lrs.get(f"?statementId={voiding}").status_code == 200
+    # voiding an id the LRS does not hold is accepted (the spec: SHOULD NOT reject)
+    assert lrs.post({**void, "object": {"objectType": "StatementRef",
+                                        "id": str(uuid.uuid4())}}).status_code == 200
     # a voiding statement cannot be voided
     r = lrs.post({**void, "object": {"objectType": "StatementRef", "id": voiding}})
     assert r.status_code == 400 and "voiding" in r.get_json()["message"]
@@ -328,6 +332,8 @@ def test_headers_about_and_authentication(lrs, world) -> None:
     about = world.client.get("/xapi/about")
     assert about.status_code == 200 and about.get_json() == {"version": ["1.0.3"]}
     assert about.headers["X-Experience-API-Version"] == "1.0.3"
+    state = world.client.get("/xapi/activities/state", headers=lrs.headers())
+    assert state.status_code == 404 and "statements" in state.get_json()["message"]
     for version in ("1.0.0", "1.0.1", "1.0.2", "1.0.3"):
         assert lrs.get(version=version).status_code == 200
     for version, status in ((None, 400), ("0.95", 400), ("2.0.0", 400)):
@@ -499,3 +505,100 @@ def test_student_log_for_the_portfolio(lrs, world) -> None:
         page = student_log(get_session(), world.users["student1"], before_seq=only[-1]["seq"])
         assert len(page) == len(answered) - 3
         assert student_log(get_session(), world.users["student2"]) == []
+
+
+def test_an_attempt_out_of_time_is_completed_with_its_reason(lrs, world) -> None:
+    from sqlalchemy import update
+
+    from api.db import engine_of
+    from evidence.models import Attempt
+
+    reply = world.call("post", "/api/v1/attempts", "student1",
+                       json={"test_id": world.test_id}).get_json()
+    first = world.answer("student1", reply["id"], reply["item"]["id"], 1).get_json()
+    with engine_of(world.app).begin() as connection:
+        connection.execute(update(Attempt).where(Attempt.id == reply["id"]).values(
+            deadline=datetime.now(UTC) - timedelta(seconds=5)))
+    late = world.answer("student1", reply["id"], first["item"]["id"], 1).get_json()
+    assert late["late"] is True
+    verbs = [s["verb"]["id"].rsplit("/", 1)[1] for s in lrs.get("?ascending=true")
+             .get_json()["statements"]]
+    assert verbs == ["answered", "completed"]  # the late answer is not counted, nor logged
+    completed = lrs.get("?verb=http://adlnet.gov/expapi/verbs/completed").get_json()
+    extensions = completed["statements"][0]["result"]["extensions"]
+    assert extensions[f"{SITE}/xapi/extensions/stop-reason"] == "time_limit"
+
+
+def test_rate_limit_shared_through_redis(tmp_path) -> None:
+    """Two app servers with one Redis count one credential's requests together."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        from api.app import create_app
+        from storage import make_engine
+        from storage.migrate import upgrade
+
+        url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        apps = [create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": url,
+                            "XAPI_RATE_LIMIT": "4 per minute",
+                            "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{port}/0"})
+                for _ in range(2)]
+        headers = {"Authorization": "Basic " + base64.b64encode(b"somekey:x").decode(), **V}
+        codes = [apps[k % 2].test_client().get("/xapi/statements", headers=headers).status_code
+                 for k in range(5)]
+        # 401 (no such credential) counts too: a flood of guesses is limited like any other
+        assert codes == [401, 401, 401, 401, 429]
+        assert client.dbsize() > 0
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_no_response_is_stored_without_its_statement(lrs, world, monkeypatch) -> None:
+    """The statement is written in the answer's transaction: if it cannot be, nothing is."""
+    from sqlalchemy import func, select
+
+    from api.db import engine_of
+    from evidence import statements
+    from evidence.models import Response
+
+    reply = world.call("post", "/api/v1/attempts", "student1",
+                       json={"test_id": world.test_id}).get_json()
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the step log is unavailable")
+
+    monkeypatch.setattr(statements, "store_engine_statements", broken)
+    world.app.config["PROPAGATE_EXCEPTIONS"] = False
+    failed = world.answer("student1", reply["id"], reply["item"]["id"], 1)
+    assert failed.status_code == 500
+    with engine_of(world.app).connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(Response)) == 0
+    monkeypatch.undo()
+    again = world.answer("student1", reply["id"], reply["item"]["id"], 1)
+    assert again.status_code == 200  # the same item is still the one presented
+    assert len(lrs.get().get_json()["statements"]) == 1
