@@ -106,9 +106,14 @@ def _body() -> object:
             "send statements as application/json (attachments in multipart/mixed are not "
             "taken; give attachments a fileUrl)", "Content-Type")
     try:
-        return jsonlib.loads(request.get_data(cache=True))
-    except (ValueError, UnicodeDecodeError):
-        raise service.BadStatement("the body is not valid JSON", "body") from None
+        return jsonlib.loads(request.get_data(cache=True), parse_constant=_not_json)
+    except (ValueError, UnicodeDecodeError) as problem:
+        raise service.BadStatement(f"the body is not valid JSON: {problem}", "body") from None
+
+
+def _not_json(name: str) -> None:
+    """NaN and Infinity: Python's parser takes them, JSON (and PostgreSQL) does not."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 @bp.get("/about")
@@ -128,7 +133,8 @@ def post_statements() -> Response:
     documents = document if isinstance(document, list) else [document]
     session = get_session()
     ids = service.store_statements(session, documents, base_url=public_url(),
-                                   writer=_writer(), now=utcnow())
+                                   writer=_writer(), now=utcnow(),
+                                   batch=isinstance(document, list))
     session.commit()
     return Response(json.dumps(ids), mimetype="application/json")
 

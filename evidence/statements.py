@@ -172,12 +172,13 @@ def _activities(statement: dict[str, Any]) -> list[tuple[str, str]]:
     return list(dict.fromkeys(out))
 
 
-def _validated(documents: list[Any], now: datetime) -> list[dict[str, Any]]:
-    """Validate each statement; raise one error naming every bad path (``[i].path`` in a list)."""
+def _validated(documents: list[Any], now: datetime, batch: bool) -> list[dict[str, Any]]:
+    """Validate each statement; raise one error naming every bad path (``[i].path`` in a
+    batch)."""
     errors: list[dict[str, str]] = []
     latest = now + MAX_FUTURE
     for index, document in enumerate(documents):
-        prefix = f"[{index}]" if len(documents) > 1 else ""
+        prefix = f"[{index}]" if batch else ""
         found = statement_errors(document)
         if not found and "timestamp" in document and _parse_time(document["timestamp"]) > latest:
             found = [("timestamp", f"is more than {int(MAX_FUTURE.total_seconds() // 60)} "
@@ -193,7 +194,7 @@ def _validated(documents: list[Any], now: datetime) -> list[dict[str, Any]]:
 
 
 def _resolve_actors(session: Session, statements: list[dict[str, Any]], base_url: str,
-                    writer: Writer) -> list[int]:
+                    writer: Writer, batch: bool) -> list[int]:
     """The student each statement is about, in one query; refuses agents out of scope.
 
     Every actor must be the site's account of a student (400 otherwise: this store holds
@@ -204,7 +205,7 @@ def _resolve_actors(session: Session, statements: list[dict[str, Any]], base_url
     for index, statement in enumerate(statements):
         actor = statement["actor"]
         account = actor.get("account")
-        where = f"[{index}].actor" if len(statements) > 1 else "actor"
+        where = f"[{index}].actor" if batch else "actor"
         if actor.get("objectType") == "Group" or account is None \
                 or account["homePage"].rstrip("/") != base_url:
             raise BadStatement(
@@ -219,7 +220,7 @@ def _resolve_actors(session: Session, statements: list[dict[str, Any]], base_url
     known = dict(session.execute(query).all())
     for index, name in enumerate(names):
         if name not in known:
-            where = f"[{index}].actor" if len(statements) > 1 else "actor"
+            where = f"[{index}].actor" if batch else "actor"
             raise Forbidden(f"{where}: {name[:40]!r} is not a student of this credential's "
                             "class", where)
     return [known[name] for name in names]
@@ -227,7 +228,7 @@ def _resolve_actors(session: Session, statements: list[dict[str, Any]], base_url
 
 def store_statements(session: Session, documents: list[Any], *, base_url: str, writer: Writer,
                      now: datetime | None = None, statement_id: str | None = None,
-                     attempt_id: int | None = None) -> list[str]:
+                     batch: bool = False, attempt_id: int | None = None) -> list[str]:
     """Validate and store statements in the caller's transaction, all or nothing.
 
     Parameters
@@ -240,6 +241,8 @@ def store_statements(session: Session, documents: list[Any], *, base_url: str, w
         The credential (its class bounds the actors) or the engine.
     statement_id
         For ``PUT ?statementId=``: the id the statement must have (or is given).
+    batch
+        The statements came as a JSON list: errors name the index (``[3].verb.id``).
 
     Returns
     -------
@@ -260,7 +263,7 @@ def store_statements(session: Session, documents: list[Any], *, base_url: str, w
         raise BadStatement("send a statement or a non-empty list of statements", "statement")
     if len(documents) > MAX_BATCH:
         raise BadStatement(f"at most {MAX_BATCH} statements in one request", "statement")
-    statements = [_normalised(s) for s in _validated(documents, now)]
+    statements = [_normalised(s) for s in _validated(documents, now, batch)]
     if statement_id is not None:
         given = statements[0].get("id")
         if given is not None and canonical_uuid(given) != canonical_uuid(statement_id):
@@ -271,7 +274,7 @@ def store_statements(session: Session, documents: list[Any], *, base_url: str, w
     ids = [s["id"] for s in statements]
     if len(set(ids)) != len(ids):
         raise BadStatement("the batch holds the same statement id more than once", "id")
-    actors = _resolve_actors(session, statements, base_url, writer)
+    actors = _resolve_actors(session, statements, base_url, writer, batch)
     hashes = [content_hash(s) for s in statements]
     stored = dict(session.execute(select(Statement.id, Statement.content_hash)
                                   .where(Statement.id.in_(ids))).all())
@@ -506,6 +509,8 @@ def query_statements(session: Session, params: dict[str, str], *, base_url: str,
     if "cursor" in params:
         try:
             cursor = int(params["cursor"])
+            if not 0 <= cursor < 2**63:
+                raise ValueError(cursor)
         except ValueError:
             raise BadStatement("cursor must come from a 'more' link", "cursor") from None
         query = query.where(Statement.seq > cursor if ascending else Statement.seq < cursor)

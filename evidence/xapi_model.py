@@ -44,7 +44,13 @@ _SHA1 = re.compile(r"^[0-9a-fA-F]{40}$")
 _VERSION = re.compile(r"^1\.0(\.\d+)?$")
 
 
+#: The longest IRI stored (the columns that hold verb and activity ids).
+MAX_IRI_LENGTH = 2048
+
+
 def _iri(value: str) -> str:
+    if len(value) > MAX_IRI_LENGTH:
+        raise ValueError(f"an IRI of {len(value):,} characters; at most {MAX_IRI_LENGTH:,}")
     if not _IRI.match(value):
         raise ValueError("must be an absolute IRI (a scheme such as https:, then no spaces)")
     return value

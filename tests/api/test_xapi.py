@@ -99,6 +99,8 @@ STATEMENT_RULES = [
     ("no verb", _set("verb", _DELETE), 400, "verb"),
     ("no object", _set("object", _DELETE), 400, "object"),
     ("verb id not an IRI", _set("verb.id", "answered"), 400, "verb.id"),
+    ("activity id over 2048 characters", _set("object.id", "https://x.example/" + "a" * 2048),
+     400, "object.id"),
     ("unknown top-level field", _set("colour", "red"), 400, "colour"),
     ("unknown field in verb", _set("verb.label", "x"), 400, "verb.label"),
     ("unknown field in the object", _set("object.definition.colour", "x"), 400,
@@ -163,10 +165,11 @@ def test_statement_rules(lrs, case, change, status, field) -> None:
 
 
 #: Rules of this LRS beyond the statement's own validity (the site's students only; the server's
-#: clock; voiding), and one where it is stricter than the spec: attachments need a fileUrl,
+#: clock; voiding; IRIs up to the 2,048 characters a column holds), and one where it is
+#: stricter than the spec: attachments need a fileUrl,
 #: since this LRS takes no multipart bodies.
 LRS_RULES = ("e-mail", "other site", "Group", "pseudonym", "another class", "voided", "ahead",
-             "fileUrl")
+             "fileUrl", "2048")
 
 
 @pytest.mark.parametrize(("case", "change", "status", "field"),
@@ -366,6 +369,14 @@ def test_hostile_bodies_and_size(lrs, world) -> None:
     r = lrs.post(nul)
     assert r.status_code == 400 and "NUL" in r.get_json()["message"]
     assert lrs.post([]).status_code == 400
+    nan = json.dumps(lrs.statement(result={"score": {"raw": 1}})).replace('"raw": 1',
+                                                                           '"raw": NaN')
+    r = world.client.post("/xapi/statements", data=nan, content_type="application/json",
+                          headers=lrs.headers())
+    assert r.status_code == 400 and "NaN" in r.get_json()["message"]
+    assert lrs.get("?cursor=" + "9" * 30).status_code == 400
+    one = lrs.post([{**lrs.statement(), "verb": {"id": "x"}}])
+    assert one.get_json()["errors"][0]["field"] == "[0].verb.id"  # a list of one is a batch
     assert lrs.post("a statement").status_code == 400
     assert lrs.post([1, 2]).get_json()["errors"][0]["field"] == "[0]"
 
