@@ -349,9 +349,9 @@ def submit_response(
         statements.append(_completed(base_url, user, row.registration, row.test_id, values,
                                      row.started_at, now))
     try:
-        _write_answer(session, recorded, values, row.test_id, presented)
-        step_log.store_engine_statements(session, statements, base_url=base_url,
-                                         actor_id=user.id, attempt_id=attempt_id, now=now)
+        _write_answer(session, recorded, values, row.test_id, presented,
+                      step_log.engine_rows(statements, base_url=base_url, actor_id=user.id,
+                                           attempt_id=attempt_id, now=now))
     except IntegrityError:
         # A concurrent request recorded this position (or this key) first. Nothing else of
         # this request is worth keeping, so the whole transaction goes (no savepoint needed).
@@ -472,7 +472,8 @@ def _update_attempt(connection, attempt_id: int, values: dict[str, Any]) -> None
 
 
 def _answer_statement(finish: bool, exposure: bool):
-    """PostgreSQL: the response, the exposure count and the attempt in one statement.
+    """PostgreSQL: the response, the exposure count, the attempt and its xAPI statements
+    (``answered``, and ``completed`` when it finishes) in one statement.
 
     Data-modifying CTEs run together in one round trip; a unique violation on the response
     (a concurrent answer, a reused key) still fails the whole statement.
@@ -486,7 +487,7 @@ def _answer_statement(finish: bool, exposure: bool):
     statement = statement.add_cte(recorded.cte("recorded"))
     if exposure:
         statement = statement.add_cte(exposure_upsert("postgresql").cte("counted"))
-    return statement
+    return statement.add_cte(*step_log.engine_ctes(2 if finish else 1))
 
 
 _ANSWER_STATEMENTS = {(finish, exposure): _answer_statement(finish, exposure)
@@ -494,20 +495,24 @@ _ANSWER_STATEMENTS = {(finish, exposure): _answer_statement(finish, exposure)
 
 
 def _write_answer(session: Session, recorded: dict[str, Any], values: dict[str, Any],
-                  test_id: int, presented: int | None) -> None:
-    """Store the response (with its reply), the attempt's new state and the exposure count."""
+                  test_id: int, presented: int | None, logged: tuple[list, list]) -> None:
+    """Store the response (with its reply), the attempt's new state, the exposure count and
+    the xAPI statements (``logged``: rows and activities from
+    :func:`evidence.statements.engine_rows`; one statement, two when the attempt finishes)."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         connection.execute(_INSERT_RESPONSE, recorded)
         _update_attempt(connection, recorded["attempt_id"], values)
         if presented is not None:
             record_exposure(session, test_id, presented)
+        step_log.insert_rows(session, *logged)
         return
     statement = _ANSWER_STATEMENTS["status" in values, presented is not None]
     parameters = {"attempt_id": recorded["attempt_id"], "exposure_test_id": test_id,
                   "exposure_item_id": presented,
                   **{f"attempt_{k}": v for k, v in values.items()},
-                  **{f"response_{k}": v for k, v in recorded.items()}}
+                  **{f"response_{k}": v for k, v in recorded.items()},
+                  **step_log.engine_parameters(*logged)}
     connection.execute(statement, parameters)
 
 

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, exists, insert, select, text
+from sqlalchemy import Integer, and_, column, exists, insert, select, text
 from sqlalchemy.orm import Session, aliased
 
 from evidence.models import Statement, StatementActivity
@@ -639,10 +639,27 @@ def store_engine_statements(session: Session, statements: list[dict[str, Any]], 
                             base_url: str, actor_id: int, attempt_id: int,
                             now: datetime) -> None:
     """Insert the engine's statements (built by this module, so valid) in the caller's
-    transaction, without the checks a client's statements need. A retried answer is replayed
-    before anything is stored (the response is unique per attempt and position), so it stores
-    no second statement. The ids are random: ids derived from the registration could be taken
-    first by a client that reads it, and block the student's next answer."""
+    transaction, without the checks a client's statements need.
+
+    A retried answer is replayed before anything is stored (the response is unique per attempt
+    and position), so it stores no second statement. The ids are random: ids derived from the
+    registration could be taken first by a client that reads it, and block the student's next
+    answer. The answer path on PostgreSQL puts the same inserts in its one statement instead
+    (:func:`engine_ctes`).
+    """
+    rows, activity_rows = engine_rows(statements, base_url=base_url, actor_id=actor_id,
+                                      attempt_id=attempt_id, now=now)
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        insert_rows(session, rows, activity_rows)
+        return
+    connection.execute(_engine_insert(len(rows)), engine_parameters(rows, activity_rows))
+
+
+def engine_rows(statements: list[dict[str, Any]], *, base_url: str, actor_id: int,
+                attempt_id: int, now: datetime
+                ) -> tuple[list[dict[str, Any]], list[list[tuple[str, str]]]]:
+    """The ``statements`` rows of the engine's statements, and each one's activities."""
     stored_at = _iso(now)
     authority = engine_authority(base_url)
     rows, activity_rows = [], []
@@ -658,39 +675,56 @@ def store_engine_statements(session: Session, statements: list[dict[str, Any]], 
             "content_hash": content_hash(statement), "body": body,
         })
         activity_rows.append(_activities(statement))
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        insert_rows(session, rows, activity_rows)
-        return
-    # PostgreSQL: the statements and their activities in one round trip (data-modifying CTEs),
-    # as one prepared text per number of statements, since this runs on every answer.
-    parameters: dict[str, Any] = {}
-    for i, (row, activities) in enumerate(zip(rows, activity_rows, strict=True)):
-        parameters |= {f"{name}_{i}": row[name] for name in _ENGINE_COLUMNS}
-        parameters[f"body_{i}"] = json.dumps(row["body"], ensure_ascii=False)
-        parameters[f"acts_{i}"] = [activity for activity, _relation in activities]
-        parameters[f"rels_{i}"] = [relation for _activity, relation in activities]
-    connection.execute(_engine_insert(len(rows)), parameters)
+    return rows, activity_rows
 
 
 _ENGINE_COLUMNS = ("id", "stored_at", "timestamp", "actor_id", "verb_id", "object_id",
                    "registration", "voids", "client_id", "attempt_id", "content_hash")
 
 
+def engine_parameters(rows: list[dict[str, Any]], activity_rows: list[list[tuple[str, str]]]
+                      ) -> dict[str, Any]:
+    """The bound parameters of :func:`engine_ctes` (PostgreSQL) for these rows."""
+    parameters: dict[str, Any] = {}
+    for i, (row, activities) in enumerate(zip(rows, activity_rows, strict=True)):
+        parameters |= {f"xapi_{name}_{i}": row[name] for name in _ENGINE_COLUMNS}
+        parameters[f"xapi_body_{i}"] = json.dumps(row["body"], ensure_ascii=False)
+        parameters[f"xapi_acts_{i}"] = [activity for activity, _relation in activities]
+        parameters[f"xapi_rels_{i}"] = [relation for _activity, relation in activities]
+    return parameters
+
+
+def _statement_sql(i: int) -> str:
+    names = ", ".join((*_ENGINE_COLUMNS, "body"))
+    return (f"INSERT INTO statements ({names}) VALUES ("
+            + ", ".join(f":xapi_{c}_{i}" for c in _ENGINE_COLUMNS)
+            + f", CAST(:xapi_body_{i} AS JSON)) RETURNING seq")
+
+
+def _links_sql(n: int) -> str:
+    links = " UNION ALL ".join(
+        f"SELECT xapi_s{i}.seq, a.activity_id, a.relation FROM xapi_s{i}, "
+        f"unnest(CAST(:xapi_acts_{i} AS VARCHAR[]), CAST(:xapi_rels_{i} AS VARCHAR[])) "
+        "AS a(activity_id, relation)" for i in range(n))
+    return f"INSERT INTO statement_activities (statement_seq, activity_id, relation) {links}"
+
+
+@functools.cache
+def engine_ctes(n: int) -> tuple[Any, ...]:
+    """PostgreSQL: data-modifying CTEs inserting ``n`` engine statements and their activities,
+    to add to another statement (``add_cte``) so that they cost no round trip of their own."""
+    statements = [text(_statement_sql(i)).columns(column("seq", Integer)).cte(f"xapi_s{i}")
+                  for i in range(n)]
+    links = text(_links_sql(n) + " RETURNING statement_seq").columns(
+        column("statement_seq", Integer)).cte("xapi_links")
+    return (*statements, links)
+
+
 @functools.cache
 def _engine_insert(n: int):
     """PostgreSQL text inserting ``n`` statements and their activities in one statement."""
-    names = ", ".join((*_ENGINE_COLUMNS, "body"))
-    ctes = ", ".join(
-        f"s{i} AS (INSERT INTO statements ({names}) VALUES ("
-        + ", ".join(f":{c}_{i}" for c in _ENGINE_COLUMNS)
-        + f", CAST(:body_{i} AS JSON)) RETURNING seq)" for i in range(n))
-    links = " UNION ALL ".join(
-        f"SELECT s{i}.seq, a.activity_id, a.relation FROM s{i}, "
-        f"unnest(CAST(:acts_{i} AS VARCHAR[]), CAST(:rels_{i} AS VARCHAR[])) "
-        "AS a(activity_id, relation)" for i in range(n))
-    return text(f"WITH {ctes} INSERT INTO statement_activities (statement_seq, activity_id, "
-                f"relation) {links}")
+    ctes = ", ".join(f"xapi_s{i} AS ({_statement_sql(i)})" for i in range(n))
+    return text(f"WITH {ctes} {_links_sql(n)}")
 
 
 # -- the portfolio's step log --------------------------------------------------------------------
