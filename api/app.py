@@ -30,6 +30,7 @@ from api import (
     teacher_pages,
     transport,
     v1,
+    xapi,
 )
 from item_bank.markup import render_html
 
@@ -72,6 +73,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # Limits on those files: per file, and per student across all their drafts (bytes).
         FILES_MAX_BYTES=_bytes_setting("CAT_ENGINE_FILE_MAX_BYTES", 10 * 1024 * 1024),
         FILES_QUOTA_BYTES=_bytes_setting("CAT_ENGINE_FILE_QUOTA_BYTES", 100 * 1024 * 1024),
+        # Requests per credential on /xapi/ ("50 per second;1200 per minute" by default), and
+        # where the counts live: memory (one process) or a shared redis://host:port/db.
+        XAPI_RATE_LIMIT=os.environ.get("CAT_ENGINE_XAPI_RATE_LIMIT") or None,
+        RATELIMIT_STORAGE_URI=os.environ.get("CAT_ENGINE_RATELIMIT_STORAGE") or "memory://",
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -92,6 +97,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(teacher_pages.bp)
     app.register_blueprint(portfolio_pages.bp)
     v1.init_app(app)
+    xapi.init_app(app)
     return app
 
 

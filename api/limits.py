@@ -73,26 +73,33 @@ def check_json_body(raw: bytes) -> None:
     except ValueError:  # not JSON at all (or not UTF-8): the view's parser says so
         return
     surrogates = _SURROGATE_ESCAPE.search(raw) is not None
+    # Raw control characters are invalid JSON, so a NUL can only come as the escape \u0000:
+    # without it or a surrogate escape no text needs looking at, only nesting and numbers.
+    texts = surrogates or b"\\u0000" in raw
+    # Paths are built only for containers (and for a value found wrong), not for every value.
     stack: list[tuple[Any, str, int]] = [(document, "json", 0)]
     while stack:
         value, path, depth = stack.pop()
         if isinstance(value, str):
-            _check_text(value, path, surrogates)
-        elif isinstance(value, _HugeInteger):
+            if texts:
+                _check_text(value, path, surrogates)
+            continue
+        if isinstance(value, _HugeInteger):
             raise BodyRefused(f"{path}: a number of {value.digits:,} digits; numbers may have "
                               f"at most {MAX_INTEGER_DIGITS:,}", path)
-        elif isinstance(value, (dict, list)):
-            if depth >= MAX_JSON_DEPTH:
-                raise BodyRefused(f"the JSON body is nested too deeply at {path} (at most "
-                                  f"{MAX_JSON_DEPTH} levels of arrays and objects)", path)
-            if isinstance(value, dict):
-                entries = list(value.items())
-                for key, _item in entries:
-                    _check_text(key, f"{path}.{_printable(key)}", surrogates, key=True)
-                children = [(item, f"{path}.{_printable(key)}") for key, item in entries]
-            else:
-                children = [(item, f"{path}[{k}]") for k, item in enumerate(value)]
-            stack.extend((item, here, depth + 1) for item, here in reversed(children))
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            raise BodyRefused(f"the JSON body is nested too deeply at {path} (at most "
+                              f"{MAX_JSON_DEPTH} levels of arrays and objects)", path)
+        entries = list(value.items()) if isinstance(value, dict) else list(enumerate(value))
+        keyed = isinstance(value, dict)
+        for key, item in reversed(entries):
+            if keyed and texts:
+                _check_text(key, f"{path}.{_printable(key)}", surrogates, key=True)
+            if isinstance(item, (dict, list, _HugeInteger)) or (texts and isinstance(item, str)):
+                here = f"{path}.{_printable(key)}" if keyed else f"{path}[{key}]"
+                stack.append((item, here, depth + 1))
 
 
 def _printable(text: str) -> str:
@@ -128,6 +135,12 @@ def check_multipart() -> None:
 
 
 def _refused(error: BodyRefused) -> Response:
+    if request.path.startswith("/xapi/"):  # the xAPI spec's errors: JSON, 400 for bad content
+        from api.xapi import error as xapi_error
+
+        return xapi_error(400, error.message,
+                          [{"field": error.field, "message": error.message}] if error.field
+                          else None)
     if request.path.startswith("/api/"):
         from api.v1 import problem
 

@@ -63,6 +63,10 @@ def _nul_page(error: NulCharacter):
     """The refusal as a message page, or under ``/api/`` as a problem document."""
     from api.pages import current_user
 
+    if request.path.startswith("/xapi/"):
+        from api.xapi import error as xapi_error
+
+        return xapi_error(400, error.description)
     if request.path.startswith("/api/"):
         from api.v1 import problem
 

@@ -40,6 +40,7 @@ from werkzeug.exceptions import BadRequest
 
 from api.db import get_session
 from api.pages import current_user, safe_next
+from api.site import public_url
 from api.test_texts import skill_text, test_text
 from evidence.attempts import (
     BAND_CODES,
@@ -248,7 +249,7 @@ def start(user: User, test_id: int) -> Response:
     """Start the test (or resume the attempt in progress) and show its item."""
     db = get_session()
     try:
-        attempt, _reply, created = start_attempt(db, user, test_id)
+        attempt, _reply, created = start_attempt(db, user, test_id, base_url=public_url())
         db.commit()
     except NotFound:
         db.rollback()
@@ -322,7 +323,8 @@ def answer(user: User, attempt_id: int) -> Response:
         # After the deadline no answer is recorded (the service ends the attempt), so an
         # empty form is as good as any: it is how "See my result" gets there.
         reply, _replayed = submit_response(db, user, attempt_id, item_id,
-                                           0 if response is None else response, key)
+                                           0 if response is None else response, key,
+                                           base_url=public_url())
         db.commit()
     except Invalid:
         db.rollback()
@@ -349,7 +351,7 @@ def finish(user: User, attempt_id: int) -> Response:
     """Once the time is up: end the attempt (recording no answer) and show the result."""
     db = get_session()
     try:
-        finish_after_time_limit(db, user, attempt_id)
+        finish_after_time_limit(db, user, attempt_id, base_url=public_url())
         db.commit()
     except NotFound:
         db.rollback()

@@ -28,6 +28,7 @@ from cat_engine import CATSession
 from cat_engine.errors import BankExhaustedError, CATError, InvalidResponseError
 from cat_engine.exposure import ExposureStats, ItemEligibility
 from cat_engine.models import response_log_probability
+from evidence import statements as step_log
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
 from item_bank.eligibility import eligibility_stats, record_eligibility
 from item_bank.models import AdaptiveTest, ItemExposure
@@ -171,8 +172,12 @@ def _presentation_stats(session: Session, delivery: Delivery, test_id: int) -> E
 
 
 def start_attempt(session: Session, user: User, test_id: int,
-                  now: datetime | None = None) -> tuple[Attempt, dict[str, Any], bool]:
+                  now: datetime | None = None, *, base_url: str
+                  ) -> tuple[Attempt, dict[str, Any], bool]:
     """Start ``user`` on a test, or resume the attempt already in progress.
+
+    ``base_url`` is the site's address, for the xAPI statements of the attempt (see
+    :func:`submit_response`).
 
     Returns
     -------
@@ -233,6 +238,8 @@ def start_attempt(session: Session, user: User, test_id: int,
         record_exposure(session, test.id, presented)
     else:
         _count_finished(session, delivery, test.id, engine_session)
+        _log_completed(session, base_url, user, attempt.id, attempt.registration, test.id,
+                       values, attempt.started_at, now)
     return attempt, reply, True
 
 
@@ -257,8 +264,15 @@ def submit_response(
     *,
     response_time_ms: int | None = None,
     now: datetime | None = None,
+    base_url: str,
 ) -> tuple[dict[str, Any], bool]:
     """Record the answer to the presented item and return the next reply.
+
+    The answer is also an xAPI ``answered`` statement, and the end of the attempt a
+    ``completed`` one (:mod:`evidence.statements`), stored in the same transaction as the
+    response: nothing is acknowledged without its statement, and a replayed request stores
+    neither again. ``base_url`` is the site's address (the agent's ``homePage`` and the
+    activities' IRIs); the HTTP layer knows it.
 
     Returns
     -------
@@ -305,6 +319,8 @@ def submit_response(
         values = _finish_values(delivery, engine_session, now, "time_limit")
         _update_attempt(connection, attempt_id, values)
         _count_finished(session, delivery, row.test_id, engine_session)
+        _log_completed(session, base_url, user, attempt_id, row.registration, row.test_id,
+                       values, row.started_at, now)
         return {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
                 "result": student_result(values["result"]), "late": True}, False
     code = delivery.codes[item_id]
@@ -323,8 +339,19 @@ def submit_response(
         "answered_at": now, "response_time_ms": response_time_ms,
         "idempotency_key": idempotency_key, "reply": reply, "hints_used": 0,
     }
+    statements = [step_log.engine_answered(
+        base_url, pseudonym=user.pseudonym, registration=row.registration,
+        test_id=row.test_id, item_code=code, position=position,
+        response=choice if choice is not None else score,
+        success=bool(score > 0) if choice is not None else None,
+        response_time_ms=response_time_ms, answered_at=now)]
+    if presented is None:
+        statements.append(_completed(base_url, user, row.registration, row.test_id, values,
+                                     row.started_at, now))
     try:
-        _write_answer(session, recorded, values, row.test_id, presented)
+        _write_answer(session, recorded, values, row.test_id, presented,
+                      step_log.engine_rows(statements, base_url=base_url, actor_id=user.id,
+                                           attempt_id=attempt_id, now=now))
     except IntegrityError:
         # A concurrent request recorded this position (or this key) first. Nothing else of
         # this request is worth keeping, so the whole transaction goes (no savepoint needed).
@@ -341,6 +368,24 @@ def submit_response(
     return reply, False
 
 
+def _completed(base_url: str, user: User, registration: str, test_id: int,
+               values: dict[str, Any], started_at: datetime, now: datetime) -> dict[str, Any]:
+    """The ``completed`` statement of an attempt finishing with ``values``."""
+    mastery = (values["result"].get("mastery") or {}).get("decision")
+    return step_log.engine_completed(
+        base_url, pseudonym=user.pseudonym, registration=registration, test_id=test_id,
+        theta=values["theta"], se=values["se"], stop_reason=values["stop_reason"],
+        mastery=mastery, started_at=started_at, finished_at=now)
+
+
+def _log_completed(session: Session, base_url: str, user: User, attempt_id: int,
+                   registration: str, test_id: int, values: dict[str, Any],
+                   started_at: datetime, now: datetime) -> None:
+    step_log.store_engine_statements(
+        session, [_completed(base_url, user, registration, test_id, values, started_at, now)],
+        base_url=base_url, actor_id=user.id, attempt_id=attempt_id, now=now)
+
+
 def _earlier_response(session: Session, attempt_id: int, idempotency_key: str):
     """The response stored under ``idempotency_key`` (read afresh), or ``None``."""
     return session.connection().execute(
@@ -348,7 +393,7 @@ def _earlier_response(session: Session, attempt_id: int, idempotency_key: str):
 
 
 def finish_after_time_limit(session: Session, user: User, attempt_id: int,
-                            now: datetime | None = None) -> dict[str, Any]:
+                            now: datetime | None = None, *, base_url: str) -> dict[str, Any]:
     """End ``user``'s attempt whose time is up, recording no answer; returns its reply.
 
     This is what "See my result" does once the time is up: the student is not made to submit
@@ -376,6 +421,8 @@ def finish_after_time_limit(session: Session, user: User, attempt_id: int,
         setattr(attempt, name, value)
     session.flush()
     _count_finished(session, delivery, attempt.test_id, engine_session)
+    _log_completed(session, base_url, user, attempt_id, attempt.registration, attempt.test_id,
+                   values, attempt.started_at, now)
     return {"id": attempt_id, "status": AttemptStatus.FINISHED.value,
             "result": student_result(values["result"])}
 
@@ -384,7 +431,8 @@ _ATTEMPTS, _RESPONSES = Attempt.__table__, Response.__table__
 _ANSWER_QUERY = (
     select(_ATTEMPTS.c.user_id, _ATTEMPTS.c.test_id, _ATTEMPTS.c.status,
            _ATTEMPTS.c.snapshot_id, _ATTEMPTS.c.current_item_id, _ATTEMPTS.c.deadline,
-           _ATTEMPTS.c.state, _RESPONSES.c.id.label("earlier_id"),
+           _ATTEMPTS.c.state, _ATTEMPTS.c.registration, _ATTEMPTS.c.started_at,
+           _RESPONSES.c.id.label("earlier_id"),
            _RESPONSES.c.item_id.label("earlier_item_id"),
            _RESPONSES.c.choice.label("earlier_choice"),
            _RESPONSES.c.response.label("earlier_response"),
@@ -424,7 +472,8 @@ def _update_attempt(connection, attempt_id: int, values: dict[str, Any]) -> None
 
 
 def _answer_statement(finish: bool, exposure: bool):
-    """PostgreSQL: the response, the exposure count and the attempt in one statement.
+    """PostgreSQL: the response, the exposure count, the attempt and its xAPI statements
+    (``answered``, and ``completed`` when it finishes) in one statement.
 
     Data-modifying CTEs run together in one round trip; a unique violation on the response
     (a concurrent answer, a reused key) still fails the whole statement.
@@ -438,7 +487,7 @@ def _answer_statement(finish: bool, exposure: bool):
     statement = statement.add_cte(recorded.cte("recorded"))
     if exposure:
         statement = statement.add_cte(exposure_upsert("postgresql").cte("counted"))
-    return statement
+    return statement.add_cte(*step_log.engine_ctes(2 if finish else 1))
 
 
 _ANSWER_STATEMENTS = {(finish, exposure): _answer_statement(finish, exposure)
@@ -446,20 +495,24 @@ _ANSWER_STATEMENTS = {(finish, exposure): _answer_statement(finish, exposure)
 
 
 def _write_answer(session: Session, recorded: dict[str, Any], values: dict[str, Any],
-                  test_id: int, presented: int | None) -> None:
-    """Store the response (with its reply), the attempt's new state and the exposure count."""
+                  test_id: int, presented: int | None, logged: tuple[list, list]) -> None:
+    """Store the response (with its reply), the attempt's new state, the exposure count and
+    the xAPI statements (``logged``: rows and activities from
+    :func:`evidence.statements.engine_rows`; one statement, two when the attempt finishes)."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         connection.execute(_INSERT_RESPONSE, recorded)
         _update_attempt(connection, recorded["attempt_id"], values)
         if presented is not None:
             record_exposure(session, test_id, presented)
+        step_log.insert_rows(session, *logged)
         return
     statement = _ANSWER_STATEMENTS["status" in values, presented is not None]
     parameters = {"attempt_id": recorded["attempt_id"], "exposure_test_id": test_id,
                   "exposure_item_id": presented,
                   **{f"attempt_{k}": v for k, v in values.items()},
-                  **{f"response_{k}": v for k, v in recorded.items()}}
+                  **{f"response_{k}": v for k, v in recorded.items()},
+                  **step_log.engine_parameters(*logged)}
     connection.execute(statement, parameters)
 
 

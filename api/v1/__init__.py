@@ -173,6 +173,7 @@ def init_app(app: Flask) -> Api:
         tasks,
         tests,
         users,
+        xapi_clients,
     )
 
     app.config.setdefault("API_TITLE", "cat-engine")
@@ -188,7 +189,7 @@ def init_app(app: Flask) -> Api:
         "bearerAuth", {"type": "http", "scheme": "bearer"}
     )
     for module in (auth, users, classes, items, tests, attempts, calibration, tasks, indicators,
-                   portfolio):
+                   portfolio, xapi_clients):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

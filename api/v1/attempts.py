@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from api.db import get_session
+from api.site import public_url
 from api.v1.auth import current_user, requires
 from api.v1.common import PageArgs, UtcDateTime, id_field, page_of, paginate
 from evidence import attempts as service
@@ -189,7 +190,8 @@ class Attempts(MethodView):
         if user.role != Role.STUDENT:
             raise Forbidden("only students take tests; try a test design with a simulation")
         session = get_session()
-        _attempt, reply, created = service.start_attempt(session, user, data["test_id"])
+        _attempt, reply, created = service.start_attempt(session, user, data["test_id"],
+                                                        base_url=public_url())
         session.commit()
         return reply, 201 if created else 200
 
@@ -227,6 +229,7 @@ class AttemptResponses(MethodView):
         reply, _replayed = service.submit_response(
             session, current_user(), attempt_id, data["item_id"], data["response"],
             headers["idempotency_key"], response_time_ms=data.get("response_time_ms"),
+            base_url=public_url(),
         )
         session.commit()
         return reply

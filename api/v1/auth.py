@@ -226,6 +226,9 @@ class UserSchema(ma.Schema):
     username = ma.fields.String()
     display_name = ma.fields.String()
     role = ma.fields.Enum(Role, by_value=True)
+    pseudonym = ma.fields.String(metadata={
+        "description": "A stable random id that stands for the person in data that leaves the "
+                       "school (the xAPI agent's account name)"})
 
 
 # -- views ---------------------------------------------------------------------------------------

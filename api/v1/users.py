@@ -30,6 +30,8 @@ class AccountSchema(ma.Schema):
     role = ma.fields.Enum(Role, by_value=True)
     is_active = ma.fields.Boolean()
     created_at = UtcDateTime()
+    pseudonym = ma.fields.String(metadata={
+        "description": "The person in xAPI statements (never the username or name)"})
 
 
 class UserCreateSchema(ma.Schema):

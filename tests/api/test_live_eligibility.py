@@ -84,14 +84,15 @@ def test_finished_attempts_reach_the_eligibility_record(world, monkeypatch) -> N
     for _ in range(n):
         with session_scope(factory) as session:
             user = session.get(User, world.users["student1"])
-            attempt, reply, _ = attempts_service.start_attempt(session, user, world.test_id)
+            attempt, reply, _ = attempts_service.start_attempt(
+                session, user, world.test_id, base_url="https://school.example")
             attempt_id = attempt.id
         while reply["status"] == "in_progress":
             with session_scope(factory) as session:
                 user = session.get(User, world.users["student1"])
                 reply, _ = attempts_service.submit_response(
                     session, user, attempt_id, reply["item"]["id"], int(rng.integers(4)),
-                    uuid.uuid4().hex)
+                    uuid.uuid4().hex, base_url="https://school.example")
     with session_scope(factory) as session:
         totals = session.get(EligibilityTotal, world.test_id)
         assert totals.tests == totals.feasible == n == session.scalar(

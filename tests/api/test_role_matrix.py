@@ -312,11 +312,29 @@ MATRIX: dict[str, Row] = {
     "GET /files/{sha256}": Row(
         "get", lambda w, c: f"/api/v1/files/{c['sha256']}",
         _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+    "GET /xapi/clients": Row("get", lambda w, c: "/api/v1/xapi/clients",
+                             _all(200, **NOT_STAFF)),
+    "POST /xapi/clients": Row(
+        "post", lambda w, c: "/api/v1/xapi/clients", _all(201, **NOT_STAFF, teacher2=404),
+        body=lambda w, c: {"name": "Quiz app", "class_id": w.class_id}),
+    "GET /xapi/clients/{id}": Row(
+        "get", lambda w, c: f"/api/v1/xapi/clients/{c['client']}",
+        _all(200, **NOT_STAFF, teacher2=404), setup=lambda w: _xapi_client(w)),
+    "DELETE /xapi/clients/{id}": Row(
+        "delete", lambda w, c: f"/api/v1/xapi/clients/{c['client']}",
+        _all(204, **NOT_STAFF, teacher2=404), setup=lambda w: _xapi_client(w)),
     "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),
     "DELETE /auth/token": Row("delete", lambda w, c: "/api/v1/auth/token", _all(204)),
 }
+
+
+def _xapi_client(world: ApiWorld) -> dict:
+    reply = world.call("post", "/api/v1/xapi/clients", "teacher1",
+                       json={"name": "Quiz app", "class_id": world.class_id})
+    assert reply.status_code == 201, reply.get_json()
+    return {"client": reply.get_json()["id"]}
 
 
 def _enrolled(world: ApiWorld) -> dict:
