@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from evidence import indicators
@@ -29,11 +29,11 @@ from evidence.models import (
     Attempt,
     AttemptStatus,
     Statement,
-    StatementActivity,
     Task,
 )
 from evidence.review import attempt_state, items_given
 from evidence.scope import StudentScope
+from evidence.statements import student_log
 from item_bank.models import AdaptiveTest
 from storage.accounts import Role
 from storage.errors import Invalid
@@ -95,32 +95,8 @@ def tasks_section(session: Session, scope: StudentScope) -> list[dict[str, Any]]
             for task in task_timelines(session, scope.student.id, class_ids)]
 
 
-def _display(language_map: Any, fallback: str) -> str:
-    """The English (or any) entry of an xAPI language map."""
-    if isinstance(language_map, dict) and language_map:
-        for key in ("en-US", "en", "en-GB"):
-            if isinstance(language_map.get(key), str):
-                return language_map[key]
-        first = next(iter(language_map.values()))
-        if isinstance(first, str):
-            return first
-    return fallback
-
-
 def _verb_name(verb_id: str) -> str:
     return verb_id.rstrip("/").rsplit("/", 1)[-1] or verb_id
-
-
-def _result(body: dict[str, Any]) -> dict[str, Any] | None:
-    result = body.get("result")
-    if not isinstance(result, dict):
-        return None
-    out = {k: result[k] for k in ("success", "completion", "response", "duration")
-           if k in result}
-    score = result.get("score")
-    if isinstance(score, dict) and "scaled" in score:
-        out["scaled"] = score["scaled"]
-    return out or None
 
 
 def log_section(session: Session, scope: StudentScope, *, task_id: int | None = None,
@@ -144,44 +120,34 @@ def log_section(session: Session, scope: StudentScope, *, task_id: int | None = 
     Invalid
         A task that is not in scope (naming ``task_id``), or a verb longer than an IRI may be.
     """
-    where = [scope.statements(), Statement.voids.is_(None),
-             Statement.id.not_in(select(Statement.voids).where(Statement.voids.is_not(None)))]
+    activity = None
     if task_id is not None:
         task = session.scalar(select(Task).where(Task.id == task_id, scope.tasks()))
         if task is None:
             raise Invalid(f"task_id: no task {task_id} in this portfolio", "task_id")
         activity = task.activity_id or ""
-        about = select(StatementActivity.statement_seq).where(
-            StatementActivity.activity_id == activity)
-        where.append(Statement.seq.in_(about))
-    if verb is not None:
-        if len(verb) > MAX_VERB_LENGTH:
-            raise Invalid(f"verb: longer than {MAX_VERB_LENGTH} characters", "verb")
-        where.append(Statement.verb_id == verb)
-    page = [*where]
-    if before is not None:
-        page.append(Statement.seq < before)
-    rows = session.execute(
-        select(Statement.seq, Statement.id, Statement.timestamp, Statement.verb_id,
-               Statement.object_id, Statement.registration, Statement.attempt_id,
-               Statement.body)
-        .where(*page).order_by(Statement.seq.desc()).limit(limit + 1)).all()
-    entries = []
-    for seq, sid, timestamp, verb_id, object_id, registration, attempt_id, body in rows[:limit]:
-        body = body if isinstance(body, dict) else {}
-        obj = body.get("object") if isinstance(body.get("object"), dict) else {}
-        definition = obj.get("definition") if isinstance(obj.get("definition"), dict) else {}
-        entries.append({
-            "seq": seq, "id": sid, "timestamp": timestamp, "verb": verb_id,
-            "verb_name": _display((body.get("verb") or {}).get("display")
-                                  if isinstance(body.get("verb"), dict) else None,
-                                  _verb_name(verb_id)),
-            "object": object_id,
-            "object_name": _display(definition.get("name"), object_id or ""),
-            # the engine's own answers carry right or wrong, which students are never shown
-            "result": _result(body) if scope.staff or attempt_id is None else None,
-            "registration": registration, "attempt_id": attempt_id,
-        })
+    if verb is not None and len(verb) > MAX_VERB_LENGTH:
+        raise Invalid(f"verb: longer than {MAX_VERB_LENGTH} characters", "verb")
+    # voiding statements are not steps of the student's work: left out with what they void
+    rows = student_log(session, scope.student.id, verb=verb, activity=activity,
+                       before_seq=before, limit=limit + 1,
+                       where=and_(scope.statements(), Statement.voids.is_(None)))
+    entries = [{
+        "seq": row["seq"], "id": row["id"], "timestamp": row["timestamp"], "verb": row["verb"],
+        "verb_name": row["verb_display"] or _verb_name(row["verb"]),
+        "object": row["object_id"], "object_name": row["object_name"] or row["object_id"] or "",
+        # the engine's own answers carry right or wrong, which students are never shown
+        "result": (row["result"] or None) if scope.staff or row["attempt_id"] is None else None,
+        "registration": row["registration"], "attempt_id": row["attempt_id"],
+        "position": row["position"],
+    } for row in rows[:limit]]
+    # the engine's statements name their test's activity and item codes: say the test's name
+    attempt_ids = {e["attempt_id"] for e in entries if e["attempt_id"] is not None}
+    tests = dict(session.execute(
+        select(Attempt.id, AdaptiveTest.name).join(AdaptiveTest, AdaptiveTest.id == Attempt.test_id)
+        .where(Attempt.id.in_(attempt_ids))).all()) if attempt_ids else {}
+    for entry in entries:
+        entry["test_name"] = tests.get(entry["attempt_id"])
     verbs = session.scalars(select(Statement.verb_id).where(scope.statements())
                             .group_by(Statement.verb_id).order_by(Statement.verb_id)).all()
     return {"entries": entries,

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Integer, and_, column, exists, insert, select, text
+from sqlalchemy import ColumnElement, Integer, and_, column, exists, insert, select, text
 from sqlalchemy.orm import Session, aliased
 
 from evidence.models import Statement, StatementActivity
@@ -736,9 +736,20 @@ def _display(language_map: dict[str, str] | None) -> str | None:
     return language_map.get("en-US") or language_map.get("en") or next(iter(language_map.values()))
 
 
+def _position(body: dict[str, Any], attempt_id: int | None) -> int | None:
+    """The question's place in its attempt, for the engine's own ``answered`` statements."""
+    if attempt_id is None:
+        return None
+    extensions = (body.get("context") or {}).get("extensions") or {}
+    value = next((v for k, v in extensions.items() if k.endswith("/xapi/extensions/position")),
+                 None)
+    return value if isinstance(value, int) else None
+
+
 def student_log(session: Session, student_id: int, *, verb: str | None = None,
                 activity: str | None = None, before_seq: int | None = None,
-                limit: int = 200) -> list[dict[str, Any]]:
+                limit: int = 200, where: ColumnElement[bool] | None = None
+                ) -> list[dict[str, Any]]:
     """A student's step log, newest first, one query (voided statements left out).
 
     Parameters
@@ -748,6 +759,9 @@ def student_log(session: Session, student_id: int, *, verb: str | None = None,
         context activity).
     before_seq
         Only statements stored before this one (the next page: the last entry's ``seq``).
+    where
+        A further condition on :class:`Statement` rows (e.g. a reader's scope,
+        :meth:`evidence.scope.StudentScope.statements`).
 
     Returns
     -------
@@ -756,12 +770,15 @@ def student_log(session: Session, student_id: int, *, verb: str | None = None,
         ``object_id``, ``object_name``, ``result`` (``success``, ``completion``, ``response``,
         ``duration``, ``score`` when present; ``success`` of an ``answered`` statement tells
         whether an item was right: staff only), ``registration``, ``client_id``
-        (``None`` for the engine's own statements).
+        (``None`` for the engine's own statements), ``attempt_id`` and ``position`` (the
+        question's place in the attempt; the engine's statements only).
     """
     query = (select(Statement.seq, Statement.id, Statement.timestamp, Statement.verb_id,
                     Statement.object_id, Statement.registration, Statement.client_id,
-                    Statement.body)
+                    Statement.attempt_id, Statement.body)
              .where(Statement.actor_id == student_id, _NOT_VOIDED))
+    if where is not None:
+        query = query.where(where)
     if verb is not None:
         query = query.where(Statement.verb_id == verb)
     if activity is not None:
@@ -782,5 +799,6 @@ def student_log(session: Session, student_id: int, *, verb: str | None = None,
             "result": {k: result[k] for k in ("success", "completion", "response", "duration",
                                               "score") if k in result},
             "registration": row.registration, "client_id": row.client_id,
+            "attempt_id": row.attempt_id, "position": _position(body, row.attempt_id),
         })
     return out

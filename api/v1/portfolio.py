@@ -85,6 +85,10 @@ class LogEntrySchema(ma.Schema):
     result = ma.fields.Dict(allow_none=True)
     registration = ma.fields.String(allow_none=True)
     attempt_id = ma.fields.Integer(allow_none=True)
+    test_name = ma.fields.String(allow_none=True, metadata={
+        "description": "the engine's own statements: the test of the attempt"})
+    position = ma.fields.Integer(allow_none=True, metadata={
+        "description": "the engine's answered statements: the question's place in the attempt"})
 
 
 class VerbSchema(ma.Schema):
