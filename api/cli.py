@@ -147,7 +147,8 @@ def demo(
 
     engine = settings.engine()
     click.echo(f"Building the demo database in {mask_url(engine.url)} ...")
-    summary = build_demo(engine, n_items=n_items, seed=seed)
+    base_url = (os.environ.get("CAT_ENGINE_PUBLIC_URL") or f"http://{host}:{port}").rstrip("/")
+    summary = build_demo(engine, n_items=n_items, seed=seed, base_url=base_url)
     skills = ", ".join(f"{skill} {count}" for skill, count in summary.items_per_skill.items())
     click.echo(f"  {'Rebuilt' if summary.rebuilt else 'Built'}: {summary.items} items ({skills})")
     click.echo(f"  Test: {summary.test_name}")

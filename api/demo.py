@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,10 @@ from calibration import CalibrationResult, calibrate
 from calibration.data import from_long
 from cat_engine import ItemBank
 from cat_engine.models import simulate_responses
-from evidence.models import Assignment
+from evidence.models import Assignment, Draft, DraftComment
+from evidence.statements import Writer, client_authority, store_statements, student_agent
+from evidence.tasks import bank_skills, create_task
+from evidence.xapi_clients import create_client
 from item_bank.demo_items import SKILLS, generate_demo_items
 from item_bank.models import (
     AdaptiveTest,
@@ -37,7 +42,7 @@ from item_bank.models import (
     ItemTag,
     ItemVersion,
 )
-from storage import DatabaseError, make_engine, mask_url
+from storage import DatabaseError, make_engine, mask_url, utcnow
 from storage.accounts import DATABASE_KIND, DEMO_KIND, AppMeta, Role, SchoolClass, User
 from storage.migrate import upgrade
 
@@ -45,6 +50,8 @@ DEMO_PASSWORD = "demo-password"
 FIELD_TRIAL_RESPONSES_PER_ITEM = 1500
 FIELD_TRIAL_LENGTH = 40
 DEMO_STUDENTS = 30
+#: Where ``make demo`` serves the demo unless told otherwise (``--port``, CAT_ENGINE_PUBLIC_URL).
+DEMO_BASE_URL = "http://127.0.0.1:5000"
 DEMO_TEST_NAME = "Mathematics check-up (adaptive)"
 #: The exposure target: no item should be in more than this share of tests. The control withholds
 #: items from ``DEMO_EXPOSURE_LIMIT`` on, as restricted progressive overshoots its limit by a few
@@ -119,7 +126,8 @@ def is_demo_database(engine: Engine) -> bool | None:
     return kind == DEMO_KIND
 
 
-def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> DemoSummary:
+def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123,
+               base_url: str = DEMO_BASE_URL) -> DemoSummary:
     """Create (or re-create) the demo database on ``engine``.
 
     An empty database is migrated and filled; an earlier demo database is emptied first. Anything
@@ -133,6 +141,9 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
         How many items to generate (at least 1; the demo proper uses 300 or more).
     seed
         Seed of the item generator, so the same demo comes out every time.
+    base_url
+        The address the demo will be served at (the xAPI agents' ``homePage`` and the task's
+        activity id in the demo's step log).
     """
     if n_items < 1:
         raise ValueError(f"--items must be at least 1, got {n_items}")
@@ -153,7 +164,7 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123) -> Demo
     )
 
     def fill(connection: Connection) -> None:
-        _fill(connection, items, calibration, usernames, seed)
+        _fill(connection, items, calibration, usernames, seed, base_url)
 
     try:
         path = _sqlite_file(engine.url)
@@ -199,7 +210,7 @@ def demo_translations() -> dict[str, dict]:
 
 
 def _fill(connection: Connection, items, calibration: CalibrationResult,
-          usernames: list[str], seed: int) -> None:
+          usernames: list[str], seed: int, base_url: str) -> None:
     """Migrate an empty database on ``connection`` to head and write the demo into it."""
     upgrade(connection)
     session = Session(bind=connection)
@@ -228,7 +239,77 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
     session.flush()
     session.add_all([Assignment(class_id=c.id, test_id=test.id) for c in classes])
     session.flush()
+    _add_evidence(session, teacher, classes[0], students[0], base_url)
     session.close()
+
+
+#: The demo's step log is about ``student1`` of "Year 8 Maths": a task with two versions and a
+#: comment, and a practice app's statements (worked on the task, answered steps, asked for help,
+#: tried a step again), so that a portfolio shows each section from the start.
+DEMO_TASK = {
+    "title": "Comparing fractions",
+    "instructions": "Explain how you decide which of two fractions is larger.\n\n"
+                    "- Give **two** examples, one with the same denominator.\n"
+                    "- Say why your method always works.",
+    "skills": ["fractions"],
+}
+DEMO_DRAFTS = [
+    "To compare fractions I look at the bigger number on top.\n\nExample: 3/8 and 5/8: "
+    "5/8 is bigger.",
+    "To compare two fractions I write them with the same denominator, then compare the "
+    "numerators.\n\n- 3/8 and 5/8: same denominator, so 5/8 is larger.\n- 2/3 and 3/4: "
+    "8/12 and 9/12, so 3/4 is larger.\n\nIt always works because equal denominators mean "
+    "equal-sized parts.",
+]
+DEMO_COMMENT = "Good start. Does your method work for 2/3 and 3/4? Try it."
+ADL = "http://adlnet.gov/expapi/verbs/"
+
+
+def _add_evidence(session: Session, teacher: User, klass: SchoolClass, student: User,
+                  base_url: str) -> None:
+    """A task with two versions of ``student``'s work and a comment, and a practice app's
+    statements about them (through the same services the API uses)."""
+    now = utcnow()
+    known = set(bank_skills(session))  # a small demo bank may lack a skill
+    task = create_task(session, teacher, klass, base_url=base_url, due_at=now + timedelta(days=5),
+                       **{**DEMO_TASK, "skills": [s for s in DEMO_TASK["skills"] if s in known]})
+    drafts = [Draft(task_id=task.id, student_id=student.id, version=n + 1, body=body,
+                    final=n == len(DEMO_DRAFTS) - 1, submitted_at=now - timedelta(days=2 - n))
+              for n, body in enumerate(DEMO_DRAFTS)]
+    session.add_all(drafts)
+    session.flush()
+    session.add(DraftComment(draft_id=drafts[0].id, author_id=teacher.id, body=DEMO_COMMENT,
+                             created_at=now - timedelta(days=1, hours=12)))
+    client, _secret = create_client(session, teacher, name="Fractions practice app",
+                                    class_id=klass.id)
+    steps = [("experienced", "task", None), ("answered", 1, True), ("answered", 2, False),
+             ("asked", 2, None), ("answered", 2, True), ("answered", 3, True),
+             ("experienced", "task", None), ("completed", "task", None)]
+    registration = str(uuid.uuid4())
+    statements = []
+    for n, (verb, what, success) in enumerate(steps):
+        if what == "task":
+            activity = {"id": task.activity_id,
+                        "definition": {"name": {"en-US": DEMO_TASK["title"]}}}
+        else:
+            activity = {"id": f"https://practice.example/fractions/step/{what}",
+                        "definition": {"name": {"en-US": f"Fractions practice, step {what}",
+                                                "es": f"Práctica de fracciones, paso {what}"}}}
+        statement = {
+            "actor": student_agent(base_url, student.pseudonym),
+            "verb": {"id": ADL + verb, "display": {"en-US": verb}},
+            "object": activity,
+            "context": {"registration": registration,
+                        "contextActivities": {"grouping": [{"id": task.activity_id}]}},
+            "timestamp": (now - timedelta(days=1, minutes=60 - 5 * n)).isoformat(),
+        }
+        if success is not None:
+            statement["result"] = {"success": success}
+        statements.append(statement)
+    writer = Writer(client_id=client.id, class_id=klass.id,
+                    authority=client_authority(base_url, client.key, client.name))
+    store_statements(session, statements, base_url=base_url, writer=writer, now=now, batch=True)
+    session.flush()
 
 
 def _sqlite_file(url: URL) -> Path | None:

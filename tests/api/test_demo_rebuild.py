@@ -8,6 +8,7 @@ accommodation, a new account); then ``cat-engine demo`` rebuilds it, on SQLite a
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from pathlib import Path
 
@@ -243,3 +244,36 @@ def test_a_file_that_cannot_be_moved_into_place_leaves_the_old_demo(sqlite_url: 
     assert _counts(sqlite_url) == before
     folder = Path(make_url(sqlite_url).database).parent
     assert [p.name for p in folder.iterdir() if "building" in p.name] == []
+
+
+def test_the_demo_has_a_portfolio_to_look_at(any_db_url: str) -> None:
+    """student1's portfolio shows every section from the start: a task with two versions and a
+    comment, and a practice app's step log with a hint and a retry."""
+    engine = make_engine(any_db_url)
+    build_demo(engine, n_items=N_ITEMS, base_url="http://localhost")  # the test client
+    engine.dispose()
+    app = Client(any_db_url)
+    try:
+        me = app.call("get", "/me", "student1").get_json()
+        portfolio = app.call("get", f"/users/{me['id']}/portfolio", "teacher1").get_json()
+        (task,) = portfolio["tasks"]
+        assert task["title"] == "Comparing fractions"
+        assert [(d["version"], d["final"], d["comments"]) for d in task["drafts"]] == [
+            (1, False, 1), (2, True, 0)]
+        entries = portfolio["log"]["entries"]
+        assert len(entries) == 8 and {e["verb_name"] for e in entries} == {
+            "experienced", "answered", "asked", "completed"}
+        totals = portfolio["indicators"]["totals"]
+        assert totals["hints"]["log"] == 1 and totals["retries"]["count"] == 1
+        # a tool of the class reads the same log by the student's pseudonym
+        klass = app.call("get", "/classes", "teacher1").get_json()["items"][0]
+        tool = app.call("post", "/xapi/clients", "teacher1",
+                        json={"name": "Reader", "class_id": klass["id"]}).get_json()
+        agent = {"account": {"homePage": "http://localhost", "name": me["pseudonym"]}}
+        statements = app.client.get(
+            "/xapi/statements", query_string={"agent": json.dumps(agent)},
+            auth=(tool["key"], tool["secret"]), headers={"X-Experience-API-Version": "1.0.3"})
+        assert statements.status_code == 200, statements.get_json()
+        assert len(statements.get_json()["statements"]) == 8
+    finally:
+        app.close()
