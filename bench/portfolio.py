@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
+
+from bench.databases import postgres_base, scratch_database
 
 OUT = Path(__file__).resolve().parent / "out"
 TARGET_MS = 150.0
@@ -39,21 +37,6 @@ PASSWORD = "bench-password-1"
 N_STATEMENTS = 1000
 N_DRAFTS = 20
 N_TASKS = 4
-
-
-@contextmanager
-def postgres_database(base_url: str):
-    """A new, empty PostgreSQL database on ``base_url``'s server; dropped on the way out."""
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    name = f"cat_bench_portfolio_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def fill(url: str, seed: int = 13) -> dict[str, int]:
@@ -231,11 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=50)
     args = parser.parse_args(argv)
     results = []
-    with tempfile.TemporaryDirectory() as folder:
-        results.append(run(f"sqlite:///{folder}/bench.sqlite3", "sqlite", args.requests))
-    base = os.environ.get("TEST_DATABASE_URL")
-    if base and make_url(base).get_backend_name() == "postgresql":
-        with postgres_database(base) as url:
+    with scratch_database("sqlite", "cat_bench_portfolio") as url:
+        results.append(run(url, "sqlite", args.requests))
+    if postgres_base() is not None:
+        with scratch_database("postgresql", "cat_bench_portfolio") as url:
             results.append(run(url, "postgresql", args.requests))
     else:
         print("TEST_DATABASE_URL is not a PostgreSQL URL: PostgreSQL skipped", file=sys.stderr)

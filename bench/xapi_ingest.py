@@ -24,19 +24,17 @@ import base64
 import json
 import os
 import platform
-import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from api.app import create_app
 from api.db import engine_of
+from bench.databases import scratch_database
 from evidence.models import Statement
 from evidence.xapi_clients import create_client
 from storage import make_engine, session_factory, session_scope
@@ -47,28 +45,6 @@ SITE = "https://school.example"
 TARGET_RATE = 2000.0
 TARGET_P95_MS = 100.0
 VERBS = ("experienced", "attempted", "answered", "completed", "progressed")
-
-
-@contextmanager
-def database(kind: str):
-    """A fresh, empty database URL of ``kind``; removed on the way out."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{Path(folder) / 'ingest.sqlite3'}"
-        return
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        raise SystemExit("PostgreSQL needs TEST_DATABASE_URL (a role that may create databases)")
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    name = f"cat_xapi_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def fill(url: str, n_students: int = 30) -> tuple[list[str], str, str]:
@@ -118,7 +94,7 @@ def statements(rng: np.random.Generator, pseudonyms: list[str], n: int) -> list[
 
 def run(kind: str, batches: int, size: int, warmup: int, seed: int) -> dict[str, Any]:
     """Post the batches to a fresh database of ``kind``; returns the figures."""
-    with database(kind) as url:
+    with scratch_database(kind, "cat_xapi_bench") as url:
         pseudonyms, key, secret = fill(url)
         app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench", "PUBLIC_URL": SITE,
                           "XAPI_RATE_LIMIT": "100000 per second"})
