@@ -46,8 +46,9 @@ from urllib.parse import urlencode
 
 import numpy as np
 
+from bench.databases import scratch_database
 from bench.http_attempts import HOST, Server, free_port
-from bench.xapi_ingest import SITE, database, fill, statements
+from bench.xapi_ingest import SITE, fill, statements
 
 ROOT = Path(__file__).resolve().parent.parent
 RALPH_VENV = Path(__file__).resolve().parent / ".venv-ralph"
@@ -189,7 +190,7 @@ class Lrs:
 
 def run(kind: str, ralph: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One side-by-side run on a fresh database of ``kind`` and a fresh ralph store."""
-    with database(kind) as url:
+    with scratch_database(kind, "cat_xapi_peer") as url:
         pseudonyms, key, secret = fill(url)
         ours_auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
         extra = {"CAT_ENGINE_PUBLIC_URL": SITE, "CAT_ENGINE_XAPI_RATE_LIMIT": "100000 per second"}
