@@ -4,11 +4,12 @@ on archived tasks; hostile filenames in downloads; multipart edge cases that mus
 
 from __future__ import annotations
 
+import hashlib
 import io
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 
-from api.db import get_session
+from api.db import engine_of, get_session
 from evidence.models import Draft, DraftFile
 from storage.accounts import class_members
 from tests.evidence import samples
@@ -127,3 +128,51 @@ def test_probe_filenames_and_multipart(world) -> None:
                    content_type="multipart/form-data")
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["files"][0]["filename"] == "file-1"
+
+
+def test_a_file_download_costs_the_same_queries_however_many_drafts_carry_it(world) -> None:
+    """A content many students hand in (a worksheet) must not cost a query per carrying draft,
+    least of all on the 404 of someone who may see none of them (a cheap way to load the
+    database)."""
+    task = _task(world)
+    sheet = samples.pdf("the class worksheet")
+    sha = hashlib.sha256(sheet).hexdigest()
+    _send(world, task["id"], "student1", files=[("sheet.pdf", sheet)])
+    engine = engine_of(world.app)
+
+    def queries(user: str) -> tuple[int, int]:
+        statements: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            status = world.call("get", f"/api/v1/files/{sha}", user).status_code
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return status, len(statements)
+
+    users = ("teacher2", "teacher1", "student1", "student2", "admin1")
+    for user in users:
+        queries(user)  # warm: the token, the caches
+    few = {u: queries(u) for u in users}
+    with world.app.app_context():
+        session = get_session()
+        for version in range(2, 26):
+            session.add(Draft(task_id=task["id"], student_id=world.users["student1"],
+                              version=version, body="again",
+                              files=[DraftFile(sha256=sha, filename=f"v{version}.pdf",
+                                               position=0)]))
+        session.commit()
+    many = {u: queries(u) for u in users}
+    assert {u: s for u, (s, _) in many.items()} == {
+        "teacher2": 404, "teacher1": 200, "student1": 200, "student2": 404, "admin1": 200}
+    assert many == few, (few, many)
+    # The student leaves the class: their teacher may see none of the 25 drafts any more.
+    with world.app.app_context():
+        session = get_session()
+        session.execute(delete(class_members).where(
+            class_members.c.user_id == world.users["student1"]))
+        session.commit()
+    assert queries("teacher1") == (404, few["teacher2"][1]), few
