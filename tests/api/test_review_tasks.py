@@ -176,3 +176,16 @@ def test_a_file_download_costs_the_same_queries_however_many_drafts_carry_it(wor
             class_members.c.user_id == world.users["student1"]))
         session.commit()
     assert queries("teacher1") == (404, few["teacher2"][1]), few
+
+
+def test_probe_deleting_a_class_with_tasks_and_drafts(world) -> None:
+    task = _task(world)
+    d = _send(world, task["id"], files=[("a.pdf", samples.pdf())]).get_json()
+    r = world.call("post", f"/api/v1/drafts/{d['id']}/comments", "teacher1", json={"body": "ok"})
+    assert r.status_code == 201
+    r = world.call("delete", f"/api/v1/classes/{world.class_id}/students/"
+                   f"{world.users['student1']}", "teacher1")
+    assert r.status_code < 500, r.get_json()
+    r = world.call("delete", f"/api/v1/classes/{world.class_id}", "teacher1")
+    assert r.status_code < 500, r.get_json()
+    assert world.call("get", f"/api/v1/tasks/{task['id']}", "admin1").status_code == 404
