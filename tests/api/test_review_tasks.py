@@ -189,3 +189,21 @@ def test_probe_deleting_a_class_with_tasks_and_drafts(world) -> None:
     r = world.call("delete", f"/api/v1/classes/{world.class_id}", "teacher1")
     assert r.status_code < 500, r.get_json()
     assert world.call("get", f"/api/v1/tasks/{task['id']}", "admin1").status_code == 404
+
+
+def test_probe_oversized_and_many_part_requests(world) -> None:
+    task = _task(world)
+    big = samples.pdf() + b"\0" * (world.app.config["MAX_CONTENT_LENGTH"])
+    before = _counts(world)
+    r = _send(world, task["id"], files=[("big.pdf", big)])
+    assert r.status_code == 413 and r.mimetype == "application/problem+json", r.status_code
+    data = [("files", (io.BytesIO(samples.png()), f"{i}.png")) for i in range(1200)]
+    r = world.call("post", f"/api/v1/tasks/{task['id']}/drafts", "student1",
+                   data={"body": "x", "files": [f for _, f in data]},
+                   content_type="multipart/form-data")
+    assert r.status_code in (413, 422) and r.mimetype == "application/problem+json", (
+        r.status_code, r.mimetype)
+    r = _send(world, task["id"], files=[("two.pdf", samples.pdf())] * 2)
+    assert r.status_code == 201
+    assert [f["filename"] for f in r.get_json()["files"]] == ["two.pdf", "two.pdf"]
+    assert _counts(world) == (before[0] + 1, before[1] + 2)
