@@ -260,6 +260,20 @@ def _service_field(error: Invalid) -> str:
     return "skills" if field.startswith("skills") else field
 
 
+def _task_refusal(error: Invalid) -> tuple[str, str]:
+    """A task the service refused: the field and why, in the reader's language."""
+    field = _service_field(error)
+    texts = {
+        "title": _("The title may have at most %(n)d characters.", n=service.MAX_TITLE),
+        "instructions": _("The instructions may have at most %(n)s characters.",
+                          n=format_decimal(service.MAX_INSTRUCTIONS)),
+        "skills": _("Choose at most %(n)d skills among those offered (the skills of the item "
+                    "bank).", n=service.MAX_SKILLS),
+        "due_at": _("Enter a date and time, for example 2026-09-01 08:00."),
+    }
+    return field, texts.get(field, str(error))
+
+
 @teacher_bp.route("/classes/<int:class_id>/tasks/new", methods=["GET", "POST"])
 @teachers_only
 def new_task(user: User, class_id: int) -> Response:
@@ -276,7 +290,8 @@ def new_task(user: User, class_id: int) -> Response:
         try:
             task = service.create_task(db, user, klass, base_url=public_url(), **values)
         except Invalid as error:
-            errors[_service_field(error)] = str(error)
+            field, text = _task_refusal(error)
+            errors[field] = text
     if errors:
         db.rollback()
         return _task_form_page(user, klass, None, errors, 422)
@@ -303,7 +318,8 @@ def edit_task(user: User, class_id: int, task_id: int) -> Response:
         try:
             service.update_task(db, task, values)
         except Invalid as error:
-            errors[_service_field(error)] = str(error)
+            field, text = _task_refusal(error)
+            errors[field] = text
     if errors:
         db.rollback()
         return _task_form_page(user, klass, db.get(Task, task_id), errors, 422)

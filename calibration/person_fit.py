@@ -41,7 +41,10 @@ Polytomous items are excluded: their responses are ignored (as if not presented)
 ``n_items`` counts the dichotomous responses used. Snijders' correction has a polytomous
 generalisation (Sinharay 2016) that the engine does not need yet. A person with no usable
 response gets NaN; so does a perfect pattern (all 0 or all 1) under ``"mle"``, whose estimate is
-infinite (the engine's MLE puts it at a bound, where the estimating equation does not hold).
+infinite (the engine's MLE puts it at a bound, where the estimating equation does not hold), and
+any pattern whose ``"mle"`` or ``"wle"`` estimate sits at a search bound with the estimating
+equation still pointing beyond it (with c > 0, a pattern right only on hard items has its
+likelihood rising towards -infinity): the estimate is not a root there.
 """
 
 from __future__ import annotations
@@ -213,7 +216,8 @@ def person_fit(
     prior : (mean, sd)
         The normal prior of ``"map"``.
     bounds : (lo, hi)
-        Search bounds when theta is estimated here by ``"mle"`` or ``"wle"``.
+        Search bounds of ``"mle"`` and ``"wle"``: used when theta is estimated here, and an
+        estimate at one of them with the estimating equation pointing beyond it gets no lz*.
 
     Returns
     -------
@@ -278,6 +282,15 @@ def person_fit(
         correct = (m * np.where(used, x, 0.0)).sum(axis=1)
         perfect = (correct == 0) | (correct == n_items)
         lz_star = np.where(perfect, np.nan, lz_star)
+    if estimator in ("mle", "wle"):
+        # An estimate stopped at a search bound with the estimating equation still pointing
+        # outwards is not its root (e.g. a 3PL pattern right only on hard items, whose
+        # likelihood rises towards -infinity): lz* is not defined there.
+        lo, hi = (float(v) for v in bounds)
+        score = r0 + (m * r * resid).sum(axis=1)
+        edge = 1e-6 * max(hi - lo, 1.0)
+        beyond = ((theta <= lo + edge) & (score < 0)) | ((theta >= hi - edge) & (score > 0))
+        lz_star = np.where(beyond, np.nan, lz_star)
     empty = n_items == 0
     return PersonFit(
         theta=theta,

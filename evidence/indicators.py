@@ -211,7 +211,9 @@ def _person_fit(session: Session, attempts: list[Attempt],
                 entry |= {"lz_star": round(value, 3), "flag": value < LZ_FLAG,
                           "theta": round(float(fit.theta[k]), 3), "reason": None}
             else:
-                entry["reason"] = "every answer right or every answer wrong"
+                entry["reason"] = ("the estimate is at the edge of the scale (every answer "
+                                   "right or every answer wrong, or only lucky guesses right), "
+                                   "where lz* is not defined")
     return out
 
 

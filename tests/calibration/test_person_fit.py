@@ -164,3 +164,28 @@ def test_under_the_model_lz_star_is_standard_normal_and_plain_lz_is_too_narrow()
         # at the true theta the plain lz is the standard normal one (a check of the simulation)
         true = person_fit(sim_bank, x, theta).lz
         assert abs(true.var() - 1) < 0.08
+
+
+def test_no_lz_star_where_the_estimate_stopped_at_a_bound_short_of_the_root():
+    """Review: a 3PL pattern right only on the two hardest items has its likelihood rising
+    towards -infinity (guessing explains the two right answers better than any ability), so
+    the MLE stops at the lower search bound, where the estimating equation does not hold. lz*
+    there is not Snijders' statistic: it must be NaN, as for a perfect pattern, not a number
+    that looks like a good fit."""
+    items = [{"item_id": f"g{j}", "model": "3pl", "a": 1.5, "b": b, "c": 0.25}
+             for j, b in enumerate(np.linspace(-2.0, 2.0, 10))]
+    guessing = ItemBank.from_records(items, D=D)
+    x = np.zeros((1, 10))
+    x[0, -2:] = 1.0  # only the two hardest right
+    fit = person_fit(guessing, x, estimator="mle", bounds=(-4.0, 4.0))
+    assert fit.theta[0] == pytest.approx(-4.0)
+    # The score at the bound still points outwards: the root lies beyond it.
+    p = np.array([0.25 + 0.75 / (1 + math.exp(-D * 1.5 * (-4.0 - it["b"]))) for it in items])
+    dp = (p - 0.25) * (1 - (p - 0.25) / 0.75) * D * 1.5
+    assert float((dp / (p * (1 - p)) * (x[0] - p)).sum()) < 0
+    assert np.isfinite(fit.lz[0])
+    assert np.isnan(fit.lz_star[0])
+    # A pattern whose root lies inside the bounds keeps its lz*.
+    inner = person_fit(guessing, np.array([[1, 1, 1, 1, 1, 0, 1, 0, 1, 0]], float),
+                       estimator="mle")
+    assert -4.0 < inner.theta[0] < 4.0 and np.isfinite(inner.lz_star[0])

@@ -152,7 +152,8 @@ def test_task_form_names_what_is_wrong(student_world: StudentWorld) -> None:
     assert 'id="title-error"' in page and 'id="due_at-error"' in page
     r = teacher.post(f"/teach/classes/{class_id}/tasks/new", data={
         "csrf_token": csrf_of(html), "title": "Poem", "skills": ["poetry"]})
-    assert r.status_code == 422 and "is not a skill of the item bank" in r.get_data(as_text=True)
+    assert r.status_code == 422 and "among those offered (the skills of the item bank)" in (
+        r.get_data(as_text=True))
     task_id = _set_task(world, teacher, due_at="2030-01-01T09:00")
     r = teacher.post(f"/teach/classes/{class_id}/tasks/{task_id}/edit", data={
         "csrf_token": csrf_of(html), "title": "Fractions essay, revised", "skills": ["algebra"],
@@ -190,3 +191,30 @@ def test_other_classes_tasks_are_not_found(student_world: StudentWorld) -> None:
                        ).status_code == 404
     anonymous = world.client_for(None).get(f"/tasks/{task_id}")
     assert anonymous.status_code == 302 and "/?next=" in anonymous.headers["Location"]
+
+
+def test_task_form_refusals_from_the_service_are_in_the_readers_language(
+        student_world: StudentWorld) -> None:
+    """Review: a title over 200 characters, instructions over 20,000 or a skill the bank does
+    not have (a tampered form) were refused with the service's English message on a Spanish
+    page."""
+    world = student_world
+    teacher = world.client_for("teacher1")
+    teacher.set_cookie("lang", "es")
+    class_id = world.ids["class_id"]
+    url = f"/teach/classes/{class_id}/tasks/new"
+    html = teacher.get(url).get_data(as_text=True)
+    cases = [({"title": "T" * 201}, "title", "200"),
+             ({"title": "Poema", "instructions": "x" * 20_001}, "instructions", "20"),
+             ({"title": "Poema", "skills": ["poetry"]}, "skills", "")]
+    for fields, field, figure in cases:
+        r = teacher.post(url, data={"csrf_token": csrf_of(html), "due_at": "", **fields})
+        assert r.status_code == 422
+        page = r.get_data(as_text=True)
+        error = re.search(rf'id="{field}-error"[^>]*>(.*?)</', page, re.S)
+        assert error, (field, page[:500])
+        text = error.group(1)
+        assert "must be" not in text and "is not a skill" not in text, text
+        assert figure in text, text
+    with world.db() as db:
+        assert db.scalar(select(func.count(Task.id))) == 0
