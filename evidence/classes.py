@@ -31,7 +31,7 @@ from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from evidence.models import Assignment, Attempt
+from evidence.models import Assignment, Attempt, Draft, Task
 from item_bank.models import AdaptiveTest
 from storage import as_utc
 from storage.accounts import (
@@ -466,7 +466,19 @@ def delete_class(session: Session, klass: SchoolClass, *, actor: User | None = N
     """Delete a class with its enrolments and assignments; attempts (evidence) are kept.
 
     Each enrolment removed is audited as an un-enrolment by ``actor``.
+
+    Raises
+    ------
+    Conflict
+        Students have handed in work on the class's tasks: their drafts are evidence, which
+        deleting the class would delete with its tasks.
     """
+    drafts = session.scalar(select(func.count(Draft.id)).join(Task, Task.id == Draft.task_id)
+                            .where(Task.class_id == klass.id))
+    if drafts:
+        raise Conflict(f"class {klass.name!r} holds {drafts} version(s) of students' work on "
+                       "its tasks, which deleting it would delete: archive its tasks and keep "
+                       "the class")
     for student_id in session.scalars(select(class_members.c.user_id).where(
             class_members.c.class_id == klass.id).order_by(class_members.c.user_id)):
         audit(session, actor, AccessAction.UNENROL, class_id=klass.id, student_id=student_id,

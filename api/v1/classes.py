@@ -207,8 +207,10 @@ class ClassById(MethodView):
     @requires(*MANAGERS)
     @blp.response(204)
     @blp.alt_response(404, description="No such class of the caller's")
+    @blp.alt_response(409, description="Students have handed in work on the class's tasks")
     def delete(self, class_id):
-        """Delete a class with its enrolments and assignments; attempts are kept."""
+        """Delete a class with its enrolments and assignments; attempts are kept. A class whose
+        tasks hold students' drafts is kept (409): archive its tasks instead."""
         session = get_session()
         service.delete_class(session, _class(class_id), actor=current_user())
         session.commit()

@@ -186,8 +186,17 @@ def test_probe_deleting_a_class_with_tasks_and_drafts(world) -> None:
     r = world.call("delete", f"/api/v1/classes/{world.class_id}/students/"
                    f"{world.users['student1']}", "teacher1")
     assert r.status_code < 500, r.get_json()
+    # the drafts are evidence: the class is kept while its tasks hold students' work
     r = world.call("delete", f"/api/v1/classes/{world.class_id}", "teacher1")
-    assert r.status_code < 500, r.get_json()
+    assert r.status_code == 409 and "archive its tasks" in r.get_json()["detail"], r.get_json()
+    assert world.call("get", f"/api/v1/drafts/{d['id']}", "student1").status_code == 200
+    assert world.call("get", f"/api/v1/tasks/{task['id']}", "admin1").status_code == 200
+
+
+def test_a_class_whose_tasks_hold_no_work_can_be_deleted(world) -> None:
+    task = _task(world)
+    r = world.call("delete", f"/api/v1/classes/{world.class_id}", "teacher1")
+    assert r.status_code == 204, r.get_json()
     assert world.call("get", f"/api/v1/tasks/{task['id']}", "admin1").status_code == 404
 
 
