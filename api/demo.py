@@ -29,7 +29,13 @@ from calibration.data import from_long
 from cat_engine import ItemBank
 from cat_engine.models import simulate_responses
 from evidence.models import Assignment, Draft, DraftComment
-from evidence.statements import Writer, client_authority, store_statements, student_agent
+from evidence.statements import (
+    ADL_VERBS,
+    Writer,
+    client_authority,
+    store_statements,
+    student_agent,
+)
 from evidence.tasks import bank_skills, create_task
 from evidence.xapi_clients import create_client
 from item_bank.demo_items import SKILLS, generate_demo_items
@@ -262,7 +268,6 @@ DEMO_DRAFTS = [
     "equal-sized parts.",
 ]
 DEMO_COMMENT = "Good start. Does your method work for 2/3 and 3/4? Try it."
-ADL = "http://adlnet.gov/expapi/verbs/"
 
 
 def _add_evidence(session: Session, teacher: User, klass: SchoolClass, student: User,
@@ -297,7 +302,7 @@ def _add_evidence(session: Session, teacher: User, klass: SchoolClass, student: 
                                                 "es": f"Práctica de fracciones, paso {what}"}}}
         statement = {
             "actor": student_agent(base_url, student.pseudonym),
-            "verb": {"id": ADL + verb, "display": {"en-US": verb}},
+            "verb": {"id": ADL_VERBS + verb, "display": {"en-US": verb}},
             "object": activity,
             "context": {"registration": registration,
                         "contextActivities": {"grouping": [{"id": task.activity_id}]}},

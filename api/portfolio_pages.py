@@ -26,6 +26,7 @@ from api.wording import stop_reason
 from evidence.attempts import BAND_CODES
 from evidence.portfolio import MAX_VERB_LENGTH, portfolio
 from evidence.scope import StudentScope, student_scope
+from evidence.statements import ADL_VERBS
 from storage import as_utc
 from storage.accounts import Role, User
 from storage.errors import Invalid, NotFound
@@ -115,29 +116,28 @@ def _attempt_rows(attempts: list[dict[str, Any]], staff: bool) -> list[dict[str,
 #: The ADL verbs (http://adlnet.gov/expapi/verbs/...) in the reader's language, in the context
 #: "step log" (a verb there is not the status of the same name: "completó", not "completado");
 #: other verbs show the name their statement gives them.
-ADL = "http://adlnet.gov/expapi/verbs/"
 VERB_LABELS = {
-    ADL + "answered": lazy_pgettext("step log", "answered"),
-    ADL + "asked": lazy_pgettext("step log", "asked for help"),
-    ADL + "attempted": lazy_pgettext("step log", "attempted"),
-    ADL + "attended": lazy_pgettext("step log", "attended"),
-    ADL + "commented": lazy_pgettext("step log", "commented"),
-    ADL + "completed": lazy_pgettext("step log", "completed"),
-    ADL + "exited": lazy_pgettext("step log", "left"),
-    ADL + "experienced": lazy_pgettext("step log", "worked on"),
-    ADL + "failed": lazy_pgettext("step log", "did not pass"),
-    ADL + "initialized": lazy_pgettext("step log", "started"),
-    ADL + "interacted": lazy_pgettext("step log", "used"),
-    ADL + "launched": lazy_pgettext("step log", "opened"),
-    ADL + "mastered": lazy_pgettext("step log", "mastered"),
-    ADL + "passed": lazy_pgettext("step log", "passed"),
-    ADL + "progressed": lazy_pgettext("step log", "made progress on"),
-    ADL + "responded": lazy_pgettext("step log", "responded to"),
-    ADL + "resumed": lazy_pgettext("step log", "resumed"),
-    ADL + "scored": lazy_pgettext("step log", "was scored on"),
-    ADL + "shared": lazy_pgettext("step log", "shared"),
-    ADL + "suspended": lazy_pgettext("step log", "paused"),
-    ADL + "terminated": lazy_pgettext("step log", "finished"),
+    ADL_VERBS + "answered": lazy_pgettext("step log", "answered"),
+    ADL_VERBS + "asked": lazy_pgettext("step log", "asked for help"),
+    ADL_VERBS + "attempted": lazy_pgettext("step log", "attempted"),
+    ADL_VERBS + "attended": lazy_pgettext("step log", "attended"),
+    ADL_VERBS + "commented": lazy_pgettext("step log", "commented"),
+    ADL_VERBS + "completed": lazy_pgettext("step log", "completed"),
+    ADL_VERBS + "exited": lazy_pgettext("step log", "left"),
+    ADL_VERBS + "experienced": lazy_pgettext("step log", "worked on"),
+    ADL_VERBS + "failed": lazy_pgettext("step log", "did not pass"),
+    ADL_VERBS + "initialized": lazy_pgettext("step log", "started"),
+    ADL_VERBS + "interacted": lazy_pgettext("step log", "used"),
+    ADL_VERBS + "launched": lazy_pgettext("step log", "opened"),
+    ADL_VERBS + "mastered": lazy_pgettext("step log", "mastered"),
+    ADL_VERBS + "passed": lazy_pgettext("step log", "passed"),
+    ADL_VERBS + "progressed": lazy_pgettext("step log", "made progress on"),
+    ADL_VERBS + "responded": lazy_pgettext("step log", "responded to"),
+    ADL_VERBS + "resumed": lazy_pgettext("step log", "resumed"),
+    ADL_VERBS + "scored": lazy_pgettext("step log", "was scored on"),
+    ADL_VERBS + "shared": lazy_pgettext("step log", "shared"),
+    ADL_VERBS + "suspended": lazy_pgettext("step log", "paused"),
+    ADL_VERBS + "terminated": lazy_pgettext("step log", "finished"),
 }
 
 

@@ -43,14 +43,14 @@ from cat_engine.estimation import MAP, MLE, WLE
 from evidence.attempts import visible_attempt
 from evidence.models import Attempt, Response, Statement
 from evidence.scope import StudentScope
+from evidence.statements import NOT_VOIDED, VERB_ANSWERED, VERB_ASKED
 from item_bank.services import delivery_bank
 from storage import as_utc
 from storage.accounts import Role, User
 
-VERB_ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
 #: Verbs read as a request for help. ADL's vocabulary has no "hint" verb; "asked" ("an inquiry
 #: by an actor with the expectation of a response") is the nearest, and tools may use it.
-HINT_VERBS: tuple[str, ...] = ("http://adlnet.gov/expapi/verbs/asked",)
+HINT_VERBS: tuple[str, ...] = (VERB_ASKED,)
 
 #: Fewer scored dichotomous answers than this and no lz* is given (see docs/decisions.md).
 MIN_PERSON_FIT_ITEMS = 10
@@ -116,11 +116,6 @@ def item_thresholds(session: Session, item_ids: Iterable[int],
 # -- the log -------------------------------------------------------------------------------------
 
 
-def _not_voided():
-    voided = select(Statement.voids).where(Statement.voids.is_not(None))
-    return Statement.id.not_in(voided)
-
-
 def log_counts(session: Session, scope: StudentScope,
                registrations: Sequence[str] | None = None) -> dict[str | None, dict[str, int]]:
     """Hint requests and retries in the step log, by registration (None: outside any).
@@ -128,7 +123,7 @@ def log_counts(session: Session, scope: StudentScope,
     Two aggregate queries over the student's statements in ``scope`` (only ``registrations``
     when given).
     """
-    where = [scope.statements(), _not_voided()]
+    where = [scope.statements(), NOT_VOIDED]
     if registrations is not None:
         if not registrations:
             return {}

@@ -51,11 +51,15 @@ MAX_FUTURE = timedelta(minutes=5)
 MAX_LIMIT = 500
 MAX_BATCH = 1000
 
-VERB_ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
-VERB_COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
-VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+#: The ADL verb vocabulary's prefix (http://adlnet.gov/expapi/verbs/<verb>).
+ADL_VERBS = "http://adlnet.gov/expapi/verbs/"
+VERB_ANSWERED = ADL_VERBS + "answered"
+VERB_COMPLETED = ADL_VERBS + "completed"
+VERB_VOIDED = ADL_VERBS + "voided"
 #: ADL's verb for starting over; a tool that lets a student retry sends it.
-VERB_ATTEMPTED = "http://adlnet.gov/expapi/verbs/attempted"
+VERB_ATTEMPTED = ADL_VERBS + "attempted"
+#: ADL has no hint verb: a request for help is "asked".
+VERB_ASKED = ADL_VERBS + "asked"
 ACTIVITY_INTERACTION = "http://adlnet.gov/expapi/activities/cmi.interaction"
 ACTIVITY_ASSESSMENT = "http://adlnet.gov/expapi/activities/assessment"
 
@@ -365,7 +369,8 @@ def _students_of(session: Session, class_id: int | None, ids: Iterable[int]) -> 
 # -- reading -------------------------------------------------------------------------------------
 
 _VOIDING = aliased(Statement)
-_NOT_VOIDED = ~exists().where(and_(_VOIDING.voids == Statement.id,
+#: A condition on :class:`Statement` rows: no voiding statement names this one.
+NOT_VOIDED = ~exists().where(and_(_VOIDING.voids == Statement.id,
                                    _VOIDING.verb_id == VERB_VOIDED))
 
 
@@ -391,7 +396,7 @@ def get_statement(session: Session, statement_id: str, *, class_id: int | None,
     except ValueError:
         raise BadStatement("the statement id must be a UUID", "statementId") from None
     query = _scoped(select(Statement.body).where(Statement.id == key), class_id)
-    query = query.where(~_NOT_VOIDED if voided else _NOT_VOIDED)
+    query = query.where(~NOT_VOIDED if voided else NOT_VOIDED)
     body = session.scalar(query)
     if body is None:
         what = "voided statement" if voided else "statement"
@@ -483,7 +488,7 @@ def query_statements(session: Session, params: dict[str, str], *, base_url: str,
     related = _flag(params, "related_activities")
     _flag(params, "related_agents")
     _flag(params, "attachments")
-    query = _scoped(select(Statement.seq, Statement.body).where(_NOT_VOIDED), class_id)
+    query = _scoped(select(Statement.seq, Statement.body).where(NOT_VOIDED), class_id)
     if "agent" in params:
         pseudonym = _agent_pseudonym(params["agent"], base_url)
         query = query.where(Statement.actor_id == select(User.id).where(
@@ -776,7 +781,7 @@ def student_log(session: Session, student_id: int, *, verb: str | None = None,
     query = (select(Statement.seq, Statement.id, Statement.timestamp, Statement.verb_id,
                     Statement.object_id, Statement.registration, Statement.client_id,
                     Statement.attempt_id, Statement.body)
-             .where(Statement.actor_id == student_id, _NOT_VOIDED))
+             .where(Statement.actor_id == student_id, NOT_VOIDED))
     if where is not None:
         query = query.where(where)
     if verb is not None:
