@@ -324,3 +324,217 @@ class StatementActivity(Base):
     )
     activity_id: Mapped[str] = mapped_column(String(2048), primary_key=True, index=True)
     relation: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class Rubric(Base):
+    """A scoring guide for oral defenses (and other performances), kept in versions.
+
+    The rubric itself holds only its name; what it says lives in its :class:`RubricVersion`\\ s,
+    which never change once stored: editing a rubric adds a version, and every score keeps the
+    version (through its criterion) it was given under. ``archived_at`` takes it off the lists for
+    new defenses.
+    """
+
+    __tablename__ = "rubrics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    versions: Mapped[list[RubricVersion]] = relationship(
+        back_populates="rubric", order_by="RubricVersion.version"
+    )
+
+
+class RubricVersion(Base):
+    """One version of a rubric: its description and criteria, immutable once stored."""
+
+    __tablename__ = "rubric_versions"
+    __table_args__ = (UniqueConstraint("rubric_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rubric_id: Mapped[int] = mapped_column(ForeignKey("rubrics.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: What changed from the version before, in the author's words.
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    rubric: Mapped[Rubric] = relationship(back_populates="versions")
+    criteria: Mapped[list[RubricCriterion]] = relationship(
+        back_populates="rubric_version", order_by="RubricCriterion.position"
+    )
+
+
+class RubricCriterion(Base):
+    """A criterion of one rubric version, linked to one skill of the bank.
+
+    ``code`` names the criterion within its rubric and stays the same across versions (it is how
+    imports, exports and the rater analysis name it). ``levels`` are the ordered levels, lowest
+    first: ``[{"score": int, "label": str, "descriptor": str}, ...]`` with consecutive integer
+    scores (a rubric scored 1-4 has scores 1, 2, 3, 4; a criterion's category for measurement is
+    its score minus the lowest).
+    """
+
+    __tablename__ = "rubric_criteria"
+    __table_args__ = (
+        UniqueConstraint("rubric_version_id", "code"),
+        UniqueConstraint("rubric_version_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rubric_version_id: Mapped[int] = mapped_column(
+        ForeignKey("rubric_versions.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(80))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    skill: Mapped[str] = mapped_column(String(80), index=True)
+    levels: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+    rubric_version: Mapped[RubricVersion] = relationship(back_populates="criteria")
+
+
+class Defense(Base):
+    """An oral defense: a student explains and defends their work, scored against a rubric.
+
+    Scheduled by the class's teacher (the lead teacher of the defense, ``created_by``) for a
+    student of the class, optionally about a task, under the rubric version current at the time.
+    ``recording_url`` links a recording if there is one. ``cancelled_at`` ends it without losing
+    any score.
+    """
+
+    __tablename__ = "defenses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), index=True)
+    student_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True, info={"personal": True}
+    )
+    rubric_version_id: Mapped[int] = mapped_column(
+        ForeignKey("rubric_versions.id"), index=True
+    )
+    task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tasks.id", ondelete="SET NULL"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(200), default="")
+    scheduled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recording_url: Mapped[str | None] = mapped_column(String(2048), info={"personal": True})
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    school_class: Mapped[SchoolClass] = relationship()
+    student: Mapped[User] = relationship(foreign_keys=[student_id])
+    rubric_version: Mapped[RubricVersion] = relationship()
+    task: Mapped[Task | None] = relationship()
+    raters: Mapped[list[DefenseRater]] = relationship(
+        back_populates="defense", cascade="all, delete-orphan", order_by="DefenseRater.assigned_at"
+    )
+
+
+class DefenseRater(Base):
+    """A teacher assigned to score a defense: ``role`` is ``rater`` (blind, independent) or
+    ``adjudicator`` (settles criteria on which the raters differ by more than one level).
+    ``submitted_at`` is when the rater submitted their whole score sheet."""
+
+    __tablename__ = "defense_raters"
+
+    defense_id: Mapped[int] = mapped_column(
+        ForeignKey("defenses.id", ondelete="CASCADE"), primary_key=True
+    )
+    rater_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(String(20), default="rater")
+    assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    defense: Mapped[Defense] = relationship(back_populates="raters")
+    rater: Mapped[User] = relationship(foreign_keys=[rater_id])
+
+
+class RubricScore(Base):
+    """One rater's score of one criterion in one defense, immutable (the database refuses UPDATE).
+
+    ``kind`` is ``rating`` (a rater's independent score) or ``adjudication`` (the score that
+    settles a criterion on which the raters differ by more than one level; ``reason`` required).
+    A correction is a new row whose ``corrects_id`` names the score it replaces (same defense,
+    criterion and rater; ``reason`` required); a score is corrected at most once, so the current
+    score of a rater on a criterion is the one no other row corrects.
+    """
+
+    __tablename__ = "rubric_scores"
+    __table_args__ = (
+        # One first score per rater and criterion in a defense; later ones must be corrections.
+        Index("uq_rubric_scores_first", "defense_id", "criterion_id", "rater_id", "kind",
+              unique=True, postgresql_where=text("corrects_id IS NULL"),
+              sqlite_where=text("corrects_id IS NULL")),
+        Index("uq_rubric_scores_corrects_id", "corrects_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    defense_id: Mapped[int] = mapped_column(
+        ForeignKey("defenses.id", ondelete="CASCADE"), index=True
+    )
+    criterion_id: Mapped[int] = mapped_column(ForeignKey("rubric_criteria.id"), index=True)
+    rater_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="rating")
+    score: Mapped[int] = mapped_column(Integer, info={"personal": True})
+    note: Mapped[str] = mapped_column(Text, default="", info={"personal": True})
+    reason: Mapped[str] = mapped_column(Text, default="")
+    corrects_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rubric_scores.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    criterion: Mapped[RubricCriterion] = relationship()
+
+
+class RubricCalibrationStatus(enum.StrEnum):
+    """Where a rubric calibration stands: computed (awaiting review), published, or retired."""
+
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    RETIRED = "retired"
+
+
+class RubricCalibration(Base):
+    """A rubric version's criteria put on the bank's theta scale, with rater severities.
+
+    The result of a fixed-parameter calibration: the bank's operational parameters held fixed,
+    the criteria's parameters (and the raters' severities, a shift of the thresholds) estimated
+    from students with both test answers and rubric scores. ``criteria`` maps a criterion id (as
+    text) to ``{"model", "a", "thresholds", "se"}``; ``raters`` maps a rater's user id (as text) to
+    ``{"severity", "se", "n"}``; ``provenance`` says what it was computed from (students,
+    scores, bank snapshot, settings, log-likelihood, convergence). An assessor reviews and
+    publishes it; at most one is published per rubric version, and publishing another retires it.
+    """
+
+    __tablename__ = "rubric_calibrations"
+    __table_args__ = (
+        Index("uq_rubric_calibrations_one_published", "rubric_version_id", unique=True,
+              postgresql_where=text("status = 'published'"),
+              sqlite_where=text("status = 'published'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rubric_version_id: Mapped[int] = mapped_column(
+        ForeignKey("rubric_versions.id", ondelete="CASCADE"), index=True
+    )
+    model: Mapped[str] = mapped_column(String(20))
+    status: Mapped[RubricCalibrationStatus] = mapped_column(
+        enum_type(RubricCalibrationStatus, "rubric_calibration_status"),
+        default=RubricCalibrationStatus.DRAFT,
+    )
+    criteria: Mapped[dict[str, Any]] = mapped_column(JSON)
+    raters: Mapped[dict[str, Any]] = mapped_column(JSON)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    n_students: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -47,6 +47,13 @@ TABLES = {
     "xapi_clients",
     "statements",
     "statement_activities",
+    "rubrics",
+    "rubric_versions",
+    "rubric_criteria",
+    "defenses",
+    "defense_raters",
+    "rubric_scores",
+    "rubric_calibrations",
 }
 
 
