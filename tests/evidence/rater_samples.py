@@ -4,6 +4,7 @@ severities (each student scored by two raters)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -63,16 +64,17 @@ def scored_rubric(session: Session, ids: dict, *, n_students: int = 40, n_raters
     (teacher1, teacher2 and new ones), every sheet submitted. ``pairs`` chooses each student's
     two raters (indices into the raters; default a rotation that links every rater)."""
     rng = np.random.default_rng(seed)
+    tag = uuid.uuid4().hex[:8]  # unique usernames when called more than once on one database
     password_hash = generate_password_hash("x" * 12, method="pbkdf2:sha256:1000")
     severities = (np.linspace(-0.8, 0.8, n_raters) if severities is None
                   else np.asarray(severities, dtype=float))
     raters = [session.get(User, ids["users"][name]) for name in ("teacher1", "teacher2")]
     for k in range(len(raters), n_raters):
-        raters.append(User(username=f"rater{k}", display_name=f"Rater {k}", role=Role.TEACHER,
+        raters.append(User(username=f"rater{k}-{tag}", display_name=f"Rater {k}", role=Role.TEACHER,
                            password_hash=password_hash))
     session.add_all(raters)
     classes = [session.get(SchoolClass, ids[key]) for key in ("class_id", "other_class_id")]
-    students = [User(username=f"pupil{i:03d}-{seed}", display_name=f"Pupil {i:03d}",
+    students = [User(username=f"pupil{i:03d}-{tag}", display_name=f"Pupil {i:03d}",
                      role=Role.STUDENT, password_hash=password_hash) for i in range(n_students)]
     session.add_all(students)
     session.flush()
