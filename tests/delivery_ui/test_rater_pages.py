@@ -137,3 +137,60 @@ def test_the_page_in_chromium(sqlite_world: StudentWorld, live, page) -> None:
     assert page.locator("h1").inner_text() == "Calificadores: Oral defense"
     assert _serious(page) == []
     save_screenshot(page, "raters-analysis-es")
+
+
+# -- the fit's part of the page, from a result of the shape cat-engine raters writes ------------
+
+FIT = {
+    "raters": [
+        {"rater": "Ana", "severity": -0.42, "se": 0.2, "infit": 1.02, "outfit": 0.95, "n": 30},
+        {"rater": "Ben", "severity": 0.91, "se": 0.3, "infit": 1.72, "outfit": 1.31, "n": 24},
+        {"rater": "Cai", "severity": -0.49, "se": 0.25, "infit": 0.81, "outfit": 0.42, "n": 18},
+    ],
+    "criteria": [{"criterion": "reasoning", "difficulty": -0.6, "se": 0.1, "infit": 1.0,
+                  "outfit": 1.1},
+                 {"criterion": "clarity", "difficulty": 0.6, "se": 0.1, "infit": 1.6,
+                  "outfit": 1.2}],
+    "thresholds": [-1.3, 0.1, 1.2],
+    "students": [{"student_id": f"s{i}", "measure": (i - 10) / 4, "se": 0.5,
+                  "fair_average": 2.5} for i in range(21)],
+}
+
+
+def test_the_fit_tables_and_charts_render_from_the_result(sqlite_world) -> None:
+    from flask import render_template
+
+    from api.rater_pages import MODEL_NAMES
+    from reports import rater_charts
+    from storage.accounts import Role, User
+
+    app = sqlite_world.app
+    agreement = {"exact": 0.5, "adjacent": 0.9, "krippendorff_alpha_ordinal": 0.7,
+                 "krippendorff_alpha_interval": 0.72, "icc2_1": 0.6, "icc3_1": 0.65,
+                 "n_units": 10, "n_pairs": 10, "pairs": [], "criteria": []}
+    result = {**FIT, "agreement": agreement, "model": "rating-scale", "n_ratings": 72,
+              "rubric": {"id": 1, "name": "Oral defense", "version": 1}}
+    with app.test_request_context("/rubrics/1/raters"):
+        html = render_template(
+            "raters/analysis.html", user=User(username="a", role=Role.ASSESSOR),
+            rubric={"id": 1, "name": "Oral defense"},
+            versions=[{"version": 1, "n_scores": 72}], chosen=1, model="rating-scale",
+            model_names=MODEL_NAMES, errors={}, refusal=None, result=result,
+            fit_range=rater_charts.FIT_RANGE, misfit=rater_charts.misfit, z95=rater_charts.Z95,
+            forest=rater_charts.severity_forest(FIT["raters"]),
+            wright=rater_charts.wright_map(FIT["students"], FIT["criteria"], FIT["raters"],
+                                           FIT["thresholds"]))
+    text = text_of(html)
+    rows = re.findall(r"<tr[^>]*>\s*<th scope=\"row\">(\w+)</th>", html.split('id="rater-table"')
+                      [1].split("</table>")[0])
+    assert rows == ["Ben", "Ana", "Cai"]  # harshest first, as in the chart
+    assert "0.91" in text and "0.32 to 1.50" in text  # 0.91 -+ 1.96 x 0.3
+    assert "Misfit: infit above 1.5" in text and "Misfit: outfit below 0.5" in text
+    assert "Within 0.5 to 1.5" in text
+    assert html.count('class="estimate') == 3 and html.count("estimate misfitting") == 2
+    assert "Misfit: infit above 1.5" in text.split("Criteria")[-1]  # clarity
+    assert html.count('<rect class="bar"') == len(rater_charts.wright_map(
+        FIT["students"], [], [], [])["bars"])
+    assert "The histogram counts 21 students." in text
+    for label in ("reasoning", "clarity", "0|1", "1|2", "2|3"):
+        assert f">{label}</text>" in html
