@@ -28,6 +28,8 @@ from types import SimpleNamespace
 import krippendorff  # GPL-3.0, test extra only: a cross-check, never imported by the product
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import cohens_kappa
 
@@ -431,3 +433,60 @@ def test_rater_agreement_undefined_figures_are_none_and_bad_ratings_are_named() 
     outside = ratings_object([0, 0], [1, 1], [0, 1], [1, 3])
     with pytest.raises(AgreementError, match=r"score 3 is outside criterion DEL's scale 0\.\.2"):
         rater_agreement(outside)
+
+
+# ---------------------------------------------------------------------------------------------
+# properties
+# ---------------------------------------------------------------------------------------------
+
+
+@st.composite
+def sparse_ratings(draw):
+    """Units each rated by 2-4 distinct raters of 6, scores on 0..4."""
+    n_units = draw(st.integers(3, 25))
+    rows = []
+    for u in range(n_units):
+        raters = draw(st.lists(st.integers(0, 5), min_size=2, max_size=4, unique=True))
+        rows += [(u, r, draw(st.integers(0, 4))) for r in raters]
+    unit, rater, score = (np.array(x) for x in zip(*rows, strict=True))
+    return unit, rater, score
+
+
+@settings(max_examples=60, deadline=None)
+@given(sparse_ratings(), st.randoms(use_true_random=False))
+def test_figures_do_not_depend_on_the_order_or_codes_of_units(data, random) -> None:
+    unit, rater, score = data
+    order = np.array(random.sample(range(unit.size), unit.size))
+    codes = np.array(random.sample(range(1000), int(unit.max()) + 1))
+    for level in ("nominal", "ordinal", "interval"):
+        a = krippendorff_alpha(unit, score, level)
+        b = krippendorff_alpha(codes[unit][order], score[order], level)
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b)
+    first = pairwise_agreement(unit, rater, score, n_raters=6)
+    again = pairwise_agreement(codes[unit][order], rater[order], score[order], n_raters=6)
+    np.testing.assert_array_equal(first.n, again.n)
+    np.testing.assert_allclose(first.qwk, again.qwk, equal_nan=True)
+    rates = exact_adjacent_agreement(unit, score)
+    assert 0 <= rates.exact <= rates.adjacent <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(sparse_ratings())
+def test_iccs_are_invariant_to_a_linear_change_of_scale(data) -> None:
+    unit, rater, score = data
+    base = intraclass_correlations(unit, rater, score)
+    moved = intraclass_correlations(unit, rater, 2.5 * score + 7)
+    for name in ("icc1_1", "icc2_1", "icc3_1"):
+        a, b = getattr(base, name), getattr(moved, name)
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, abs=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=40))
+def test_kappa_is_symmetric_and_one_for_identical_varied_scores(pairs) -> None:
+    x, y = (np.array(v) for v in zip(*pairs, strict=True))
+    k_xy = quadratic_weighted_kappa(x, y, 4)
+    k_yx = quadratic_weighted_kappa(y, x, 4)
+    assert (math.isnan(k_xy) and math.isnan(k_yx)) or k_xy == pytest.approx(k_yx)
+    if np.unique(x).size > 1:
+        assert quadratic_weighted_kappa(x, x, 4) == pytest.approx(1.0)
