@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 5000
+# Test processes (pytest-xdist): one per core by default; WORKERS=0 runs the suite in one process.
+WORKERS ?= auto
 
 .PHONY: demo test lint format bench clean translations
 
@@ -21,9 +23,9 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed  ## build the demo database (SQLite) and serve it on http://127.0.0.1:5000
 	$(BIN)/cat-engine demo --port $(PORT)
 
-test: $(VENV)/.installed-test  ## lint, then the whole test suite
+test: $(VENV)/.installed-test  ## lint, then the whole test suite (in parallel: WORKERS=auto)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -273,7 +273,10 @@ def test_online_calibration_of_pretest_items_and_promotion(world) -> None:
     assert items["PRE-1"]["n"] == 24 and items["PRE-1"]["bank"]["status"] == "pretest"
     for code in ("PRE-1", "PRE-2"):
         estimate = items[code]["parameters"]
-        assert estimate["a"] > 0 and -3 < estimate["b"] < 3
+        # 24 adaptive attempts on random paths (attempt seeds are random) make a noisy 2PL
+        # estimate (slopes from 1 to 80 seen, b up to 2 from the truth): this checks sanity only;
+        # recovery is tested on 600 persons above.
+        assert estimate["a"] > 0 and abs(estimate["b"] - PRETEST_TRUTH[code]["b"]) < 2.5
     assert items["PRE-1"]["parameters"]["b"] < items["PRE-2"]["parameters"]["b"]
     some_anchor = next(e for e in items.values() if e["fixed"])
     assert some_anchor["parameters"]["b"] == pytest.approx(
