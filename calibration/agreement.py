@@ -604,23 +604,6 @@ def _plain(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _labels(ratings, facet: str, count: int) -> list[str]:
-    """Labels of a facet of a ``calibration.raters.Ratings`` (duck-typed)."""
-    for name in (f"{facet}_labels", f"{facet}s", f"{facet}_ids"):
-        labels = getattr(ratings, name, None)
-        if labels is not None and not isinstance(labels, np.ndarray | int):
-            return [str(label) for label in labels]
-    return [str(i) for i in range(count)]
-
-
-def _criteria_labels(ratings, count: int) -> list[str]:
-    for name in ("criterion_labels", "criteria", "criterion_ids"):
-        labels = getattr(ratings, name, None)
-        if labels is not None and not isinstance(labels, np.ndarray | int):
-            return [str(label) for label in labels]
-    return [str(i) for i in range(count)]
-
-
 def _summary(unit, rater, score) -> dict[str, Any]:
     rates = exact_adjacent_agreement(unit, score)
     iccs = intraclass_correlations(unit, rater, score)
@@ -644,9 +627,9 @@ def rater_agreement(ratings) -> dict[str, Any]:
     Parameters
     ----------
     ratings : calibration.raters.Ratings
-        Read only through its attributes: int arrays ``student``, ``criterion``, ``rater`` and
-        0-based ``score`` (one entry per rating), the facets' label tuples and ``n_categories``
-        per criterion. A unit is one student on one criterion.
+        Int arrays ``student``, ``criterion``, ``rater`` and 0-based ``score`` (one entry per
+        rating), the labels ``student_ids``, ``criterion_ids``, ``rater_ids`` and
+        ``n_categories`` per criterion. A unit is one student on one criterion.
 
     Returns
     -------
@@ -664,11 +647,11 @@ def rater_agreement(ratings) -> dict[str, Any]:
     criterion = _integers("criterion", ratings.criterion)
     rater = _integers("rater", ratings.rater)
     score = _integers("score", ratings.score)
-    n_criteria = int(criterion.max()) + 1 if criterion.size else 0
-    criteria = _criteria_labels(ratings, n_criteria)
-    raters = _labels(ratings, "rater", int(rater.max()) + 1 if rater.size else 0)
-    n_categories = np.asarray(getattr(ratings, "n_categories", []), dtype=np.int64)
-    if n_categories.size and score.size:
+    criteria = [str(label) for label in ratings.criterion_ids]
+    raters = [str(label) for label in ratings.rater_ids]
+    n_criteria = len(criteria)
+    n_categories = np.asarray(ratings.n_categories, dtype=np.int64)
+    if score.size:
         top = n_categories[criterion]
         if np.any(score >= top):
             i = int(np.flatnonzero(score >= top)[0])
@@ -681,9 +664,8 @@ def rater_agreement(ratings) -> dict[str, Any]:
     repeated = (np.diff(unit[order]) == 0) & (np.diff(rater[order]) == 0)
     if repeated.any():
         i = int(order[np.flatnonzero(repeated)[0]])
-        student_labels = _labels(ratings, "student", int(student.max()) + 1)
         raise AgreementError(
-            f"rater {raters[rater[i]]} scored student {student_labels[student[i]]} twice on"
+            f"rater {raters[rater[i]]} scored student {ratings.student_ids[student[i]]} twice on"
             f" criterion {criteria[criterion[i]]}"
         )
 

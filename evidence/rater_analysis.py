@@ -28,18 +28,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from calibration.agreement import AgreementError, rater_agreement
+from calibration.raters import MODELS as MFRM_MODELS
+from calibration.raters import Ratings, RatingsError, fit_mfrm
 from evidence.models import Rubric, RubricVersion
 from evidence.rubric_scores import RATING, current_ratings
 from storage.accounts import Role, SchoolClass, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
 
-try:  # the many-facet Rasch fit (calibration/raters.py) comes from a parallel branch
-    from calibration import raters as mfrm
-except ImportError:  # pragma: no cover - until that branch is merged
-    mfrm = None
-
 #: The models the analysis can fit (``--model`` of ``cat-engine raters``).
-MODELS = ("rating-scale", "partial-credit")
+MODELS = MFRM_MODELS
 #: Roles that may run the analysis.
 ANALYSTS = (Role.TEACHER, Role.ASSESSOR, Role.ADMIN)
 #: Characters of the pseudonym that name a student for assessors and administrators.
@@ -175,26 +172,18 @@ def collect_ratings(session: Session, version: RubricVersion, *, viewer: User):
                       f"{bad.criterion_code}")
     rater_index = {rid: i for i, rid in enumerate(rater_ids)}
     student_index = {sid: i for i, sid in enumerate(student_ids)}
-    return _make_ratings(
+    return Ratings(
+        student_ids=tuple(student_names[i] for i in student_ids),
+        criterion_ids=tuple(c.code for c in criteria),
+        rater_ids=tuple(rater_names[i] for i in rater_ids),
         student=np.array([student_index[r.student_id] for r in rows], dtype=np.int64),
         criterion=criterion,
         rater=np.array([rater_index[r.rater_id] for r in rows], dtype=np.int64),
         score=score,
-        students=tuple(student_names[i] for i in student_ids),
-        criteria=tuple(c.code for c in criteria),
-        raters=tuple(rater_names[i] for i in rater_ids),
         n_categories=n_categories,
         min_score=minimum,
+        rows=np.array([r.score_id for r in rows], dtype=np.int64),
     )
-
-
-def _make_ratings(**arrays: Any):
-    """A :class:`calibration.raters.Ratings` from the arrays and labels."""
-    if mfrm is None:  # pragma: no cover - until calibration.raters is merged
-        from types import SimpleNamespace
-
-        return SimpleNamespace(**arrays)
-    return mfrm.Ratings(**arrays)
 
 
 def analyse_rubric(session: Session, rubric_version_id: int, *, viewer: User,
@@ -241,12 +230,15 @@ def analyse_rubric(session: Session, rubric_version_id: int, *, viewer: User,
         agreement = rater_agreement(ratings)
     except AgreementError as error:  # pragma: no cover - the scoring rules prevent it
         raise Conflict(str(error)) from None
-    result: dict[str, Any] = {"raters": [], "criteria": [], "thresholds": [], "students": []}
-    if mfrm is not None:
-        result.update(_fit(ratings, model))
+    try:
+        fit = fit_mfrm(ratings, model=model)
+    except RatingsError as error:  # a disconnected design (the groups named), unusable levels
+        raise Conflict(str(error)) from None
+    result = fit.to_dict()
+    result["seconds"] = fit.seconds
     result["agreement"] = agreement
     result["model"] = model
-    result["n_ratings"] = len(ratings.score)
+    result["n_ratings"] = ratings.n
     result["rubric"] = {
         "id": version.rubric_id, "name": version.rubric.name, "version": version.version,
         "rubric_version_id": version.id,
@@ -255,11 +247,3 @@ def analyse_rubric(session: Session, rubric_version_id: int, *, viewer: User,
     }
     return result
 
-
-def _fit(ratings, model: str) -> dict[str, Any]:
-    """The many-facet Rasch fit as JSON; a design it cannot fit is a Conflict."""
-    try:
-        fit = mfrm.fit_mfrm(ratings, model=model)
-    except ValueError as error:
-        raise Conflict(str(error)) from None
-    return mfrm.result_json(fit) if hasattr(mfrm, "result_json") else dict(fit)

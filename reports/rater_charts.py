@@ -132,9 +132,25 @@ def _markers(entries: Sequence[tuple[str, float]], frame: Frame, column: int) ->
     box = _box(frame)
     label_ys = _spread(np.atleast_1d(ys), box["top"], box["bottom"])
     x0, x1 = float(frame.x(column)), float(frame.x(column + 1))
-    return [{"label": label, "value": float(v), "y": float(y), "label_y": float(ly),
+    return [{"label": label, "short": _short(label), "value": float(v), "y": float(y),
+             "label_y": float(ly),
              "x0": x0 + 4, "x1": x0 + 18, "text_x": x0 + 24, "column_right": x1}
             for (label, v), y, ly in zip(entries, np.atleast_1d(ys), label_ys, strict=True)]
+
+
+#: Characters of a label drawn in a Wright map column (the table gives it in full).
+SHORT_LABEL = 11
+
+
+def _short(label: str) -> str:
+    """A label cut to :data:`SHORT_LABEL` characters; a threshold keeps its step (``k|k+1``)."""
+    if len(label) <= SHORT_LABEL:
+        return label
+    head, _, step = label.rpartition(" ")
+    if head and "|" in step:
+        keep = max(SHORT_LABEL - len(step) - 2, 1)
+        return f"{head[:keep]}\u2026 {step}"
+    return label[: SHORT_LABEL - 1] + "\u2026"
 
 
 def threshold_points(thresholds: Sequence[Any],

@@ -36,6 +36,11 @@ def test_the_analysis_for_each_role(world) -> None:
     for key in ("raters", "criteria", "thresholds", "students"):
         assert isinstance(body[key], list)
 
+    partial = world.call("get", path(built.rubric_id, "?version=1&model=partial-credit"),
+                         "assessor1").get_json()
+    assert partial["model"] == "partial-credit"
+    assert {t["criterion"] for t in partial["thresholds"]} == {"reasoning", "evidence", "clarity"}
+
     mine = world.call("get", path(built.rubric_id), "teacher1")
     assert mine.status_code == 200 and mine.get_json()["n_ratings"] == 120  # class 7A only
     assert world.call("get", path(built.rubric_id), "admin1").get_json()["n_ratings"] == 240
@@ -54,8 +59,10 @@ def test_query_parameters_and_refusals(world) -> None:
     zero = world.call("get", path(built.rubric_id, "?version=0"), "assessor1")
     assert zero.status_code == 422 and zero.get_json()["errors"][0]["field"] == "query.version"
     assert world.call("get", path(10**6), "assessor1").status_code == 404
-    ok = world.call("get", path(built.rubric_id, "?version=1&model=partial-credit"), "assessor1")
-    assert ok.status_code == 200 and ok.get_json()["model"] == "partial-credit"
+    sparse = world.call("get", path(built.rubric_id, "?version=1&model=partial-credit"),
+                        "assessor1")  # 8 students: some level of some criterion is never used
+    assert sparse.status_code == 409
+    assert "partial-credit thresholds need every level" in sparse.get_json()["detail"]
 
     with session_scope(session_factory(engine_of(world.app))) as session:
         session.add(RubricVersion(rubric_id=built.rubric_id, version=2))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from types import SimpleNamespace
 
 import krippendorff  # GPL-3.0, test extra only: a cross-check, never imported by the product
 import numpy as np
@@ -44,6 +43,7 @@ from calibration.agreement import (
     rater_agreement,
     rating_pairs,
 )
+from calibration.raters import Ratings
 
 # Shrout & Fleiss (1979), Table 1: rows targets, columns judges 1-4.
 SHROUT_FLEISS = np.array([
@@ -379,15 +379,16 @@ def test_rating_pairs_and_bad_input() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def ratings_object(student, criterion, rater, score, n_categories=(4, 3)):
-    return SimpleNamespace(
+def ratings_object(student, criterion, rater, score, n_categories=(4, 3)) -> Ratings:
+    n_criteria = max(criterion) + 1
+    return Ratings(
+        student_ids=tuple(f"s{i}" for i in range(max(student) + 1)),
+        criterion_ids=("ARG", "DEL")[:n_criteria],
+        rater_ids=("Ana", "Ben", "Cai")[: max(rater) + 1],
         student=np.asarray(student), criterion=np.asarray(criterion),
         rater=np.asarray(rater), score=np.asarray(score),
-        students=tuple(f"s{i}" for i in range(max(student) + 1)),
-        criteria=("ARG", "DEL")[: max(criterion) + 1],
-        raters=("Ana", "Ben", "Cai")[: max(rater) + 1],
-        n_categories=np.asarray(n_categories[: max(criterion) + 1]),
-        min_score=np.ones(max(criterion) + 1, dtype=int),
+        n_categories=np.asarray(n_categories[:n_criteria]),
+        min_score=np.ones(n_criteria, dtype=int),
     )
 
 

@@ -61,9 +61,11 @@ def test_the_form_and_refusals(student_world) -> None:
     bad_version = client.get(url(built.rubric_id, "?version=abc"))
     assert bad_version.status_code == 400 and "Enter a whole number" in bad_version.get_data(
         as_text=True)
+    # 8 students leave some level unused: partial credit is refused, the choice kept in the form
     chosen = client.get(url(built.rubric_id, "?version=1&model=partial-credit"))
-    assert chosen.status_code == 200
+    assert chosen.status_code == 409
     assert re.search(r'<option value="partial-credit" selected>', chosen.get_data(as_text=True))
+    assert "partial-credit thresholds need every level" in chosen.get_data(as_text=True)
     with student_world.db() as session:
         session.add(RubricVersion(rubric_id=built.rubric_id, version=2))
     empty = client.get(url(built.rubric_id, "?version=2"))

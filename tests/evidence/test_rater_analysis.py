@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from sqlalchemy import update
 
 from calibration.agreement import exact_adjacent_agreement, krippendorff_alpha, rater_agreement
+from calibration.raters import Ratings
 from evidence import rater_analysis as service
 from evidence.models import Defense, DefenseRater, RubricCriterion, RubricScore, RubricVersion
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
@@ -23,11 +23,13 @@ def expected_agreement(built, keep=None) -> dict:
     keep = np.ones(student.size, bool) if keep is None else keep
     _, dense_student = np.unique(student[keep], return_inverse=True)
     used = np.unique(rater[keep])
-    return rater_agreement(SimpleNamespace(
+    return rater_agreement(Ratings(
+        student_ids=tuple(str(s) for s in range(dense_student.max() + 1)),
+        criterion_ids=("reasoning", "evidence", "clarity"),
+        rater_ids=tuple(str(r) for r in used),
         student=dense_student, criterion=criterion[keep],
         rater=np.searchsorted(used, rater[keep]), score=score[keep],
-        raters=tuple(str(r) for r in used), criteria=("reasoning", "evidence", "clarity"),
-        n_categories=np.array([4, 4, 4])))
+        n_categories=np.array([4, 4, 4]), min_score=np.array([1, 1, 1])))
 
 
 def test_assessor_analyses_every_class_with_pseudonymous_students(school) -> None:
@@ -49,9 +51,9 @@ def test_assessor_analyses_every_class_with_pseudonymous_students(school) -> Non
                                                                    "clarity"]
     ratings = service.collect_ratings(school.session, school.session.get(
         RubricVersion, built.version_id), viewer=school.user("assessor1"))
-    assert all(len(s) == 8 and int(s, 16) >= 0 for s in ratings.students)  # pseudonym prefixes
-    assert not any("Pupil" in s for s in ratings.students)
-    assert ratings.criteria == ("reasoning", "evidence", "clarity")
+    assert all(len(s) == 8 and int(s, 16) >= 0 for s in ratings.student_ids)  # pseudonym prefixes
+    assert not any("Pupil" in s for s in ratings.student_ids)
+    assert ratings.criterion_ids == ("reasoning", "evidence", "clarity")
     assert list(ratings.n_categories) == [4, 4, 4] and list(ratings.min_score) == [1, 1, 1]
     assert sorted(np.asarray(ratings.score).tolist()) == sorted(built.score)  # 0-based
 
@@ -64,7 +66,7 @@ def test_a_teacher_analyses_only_the_classes_they_teach(school) -> None:
     mine = np.array([built.class_of_student[built.student_ids[i]] == school.ids["class_id"]
                      for i in built.student])
     assert len(ratings.score) == int(mine.sum()) == 20 * 2 * 3
-    assert set(ratings.students) == {f"Pupil {i:03d}" for i in range(0, 40, 2)}  # names
+    assert set(ratings.student_ids) == {f"Pupil {i:03d}" for i in range(0, 40, 2)}  # names
     result = service.analyse_rubric(school.session, built.version_id, viewer=teacher)
     expected = expected_agreement(built, mine)
     assert result["agreement"]["exact"] == pytest.approx(expected["exact"])
@@ -150,3 +152,33 @@ def test_roles_models_and_versions(school) -> None:
         36, 0]
     with pytest.raises(NotFound):
         service.get_rubric(session, 10**6)
+
+
+def test_the_fit_recovers_the_raters_severities(school) -> None:
+    truth = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    built = scored_rubric(school.session, school.ids, n_students=150, severities=truth, seed=4)
+    result = service.analyse_rubric(school.session, built.version_id,
+                                    viewer=school.user("assessor1"))
+    raters = result["raters"]
+    assert [r["rater"] for r in raters] == ["Teacher1", "Teacher2", "Rater 2", "Rater 3",
+                                            "Rater 4"]
+    severity = np.array([r["severity"] for r in raters])
+    se = np.array([r["se"] for r in raters])
+    assert severity.sum() == pytest.approx(0.0, abs=1e-6)  # raters centred
+    assert np.all(np.abs(severity - truth) < 3 * se), (severity, se)
+    assert list(np.argsort(severity)) == [0, 1, 2, 3, 4]
+    assert sum(r["n"] for r in raters) == result["n_ratings"] == 150 * 2 * 3
+    assert len(result["students"]) == 150
+    assert all(len(s["student_id"]) == 8 for s in result["students"])  # pseudonym prefixes
+    assert [c["criterion"] for c in result["criteria"]] == ["reasoning", "evidence", "clarity"]
+    assert [t["step"] for t in result["thresholds"]] == [1, 2, 3]
+    assert "centred" in result["identification"] and result["seconds"] > 0
+
+
+def test_a_disconnected_design_is_refused_naming_the_groups(school) -> None:
+    # students 0, 2, ... scored by raters 0 and 1; students 1, 3, ... by raters 2 and 3
+    built = scored_rubric(school.session, school.ids, n_students=12, n_raters=4,
+                          pairs=[(0, 1) if i % 2 == 0 else (2, 3) for i in range(12)])
+    with pytest.raises(Conflict, match=r"raters form 2 groups that share no student: "
+                                       r"\{Rater 2, Rater 3\} and \{Teacher1, Teacher2\}"):
+        service.analyse_rubric(school.session, built.version_id, viewer=school.user("admin1"))
