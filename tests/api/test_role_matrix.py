@@ -125,6 +125,19 @@ STAFF_ONLY = {"student1": 403, "student3": 403, "teacher1": 403, "teacher2": 403
 NOT_STAFF = {"student1": 403, "student3": 403, "assessor1": 403}  # classes: teachers and admins
 ADMIN_ONLY = {r: 403 for r in ROLES if r not in ("anon", "admin1")}
 
+def _scored_rubric(world: ApiWorld) -> dict:
+    """A rubric scored by two raters in each of the two classes (tests.evidence.rater_samples)."""
+    from api.db import engine_of
+    from storage import session_factory, session_scope
+    from tests.evidence.rater_samples import scored_rubric
+
+    with session_scope(session_factory(engine_of(world.app))) as session:
+        built = scored_rubric(session, {"users": world.users, "class_id": world.class_id,
+                                        "other_class_id": world.other_class_id},
+                              n_students=6, n_raters=3, name=f"Rubric {uuid.uuid4().hex[:8]}")
+    return {"rubric": built.rubric_id}
+
+
 MATRIX: dict[str, Row] = {
     "GET /me": Row("get", lambda w, c: "/api/v1/me", _all(200)),
     "GET /tests": Row("get", lambda w, c: "/api/v1/tests", _all(200)),
@@ -323,6 +336,9 @@ MATRIX: dict[str, Row] = {
     "DELETE /xapi/clients/{id}": Row(
         "delete", lambda w, c: f"/api/v1/xapi/clients/{c['client']}",
         _all(204, **NOT_STAFF, teacher2=404), setup=lambda w: _xapi_client(w)),
+    "GET /rubrics/{id}/rater-analysis": Row(  # teachers: their classes' defenses only
+        "get", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/rater-analysis",
+        _all(200, student1=403, student3=403), setup=lambda w: _scored_rubric(w)),
     "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),
