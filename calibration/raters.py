@@ -19,10 +19,12 @@ its transpose times the posterior): no loop over students or ratings.
 Identification (stated in ``MFRMResult.identification``): the students' mean is 0, raters are
 centred (``sum s_r = 0``), thresholds sum to 0 (over steps; per criterion for partial credit).
 
-Standard errors come from the observed information of the marginal log-likelihood: the Hessian
-obtained by forward differences of its exact gradient at the optimum (one gradient evaluation
-per free parameter), inverted, then carried to the centred (dependent) parameters by the linear
-map from the free ones.
+Standard errors come from the observed information of the marginal log-likelihood at the
+optimum: exact, by Louis' identity (expected complete-data information minus the posterior
+variance of each student's complete-data score), or, when there are many parameters and few
+ratings a student (where that costs more), by forward differences of the exact gradient; inverted,
+then carried to the centred (dependent) parameters by the linear map from the free ones.
+``settings["se_method"]`` says which.
 """
 
 from __future__ import annotations
@@ -618,7 +620,14 @@ def fit_mfrm(
     loglik, grad, posterior = _objective(design, full, z, log_w)
     worst = float(np.abs(expand.T @ grad).max()) / n_students
     converged = bool(solution.success or worst <= 10 * tolerance)
-    covariance = _covariance(design, free, z, log_w, expand.T @ grad)
+    if n_students * expand.shape[1] <= _LOUIS_RATIO * ratings.n:
+        se_method = "observed information of the marginal likelihood (Louis' identity)"
+        information = _information(design, full, z, posterior)
+    else:
+        se_method = ("observed information of the marginal likelihood: forward differences of "
+                     "its exact gradient")
+        information = _information_by_differences(design, free, z, log_w, expand.T @ grad)
+    covariance = _inverse(information)
     se_full = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", expand, covariance, expand), 0, None))
     delta, severity, tau, sigma = _unpack(design, full)
     theta = sigma * z
@@ -659,7 +668,7 @@ def fit_mfrm(
                                        "proportional to the normal density"},
         "max_iterations": int(max_iterations), "tolerance": float(tolerance),
         "optimizer": "L-BFGS-B on the marginal log-likelihood (exact gradient)",
-        "se_method": "observed information: forward differences of the exact gradient",
+        "se_method": se_method,
         "n_ratings": ratings.n, "n_students": n_students,
     }
     return MFRMResult(
@@ -693,27 +702,96 @@ def fair_average(ratings: Ratings, design: _Design, full: np.ndarray,
     return expected.mean(axis=1)
 
 
-def _covariance(design: _Design, free: np.ndarray, z: np.ndarray, log_w: np.ndarray,
-                gradient_at_free: np.ndarray) -> np.ndarray:
-    """Inverse of the observed information: forward differences of the exact gradient.
+_STUDENT_BLOCK = 2048
+#: Louis' identity for the standard errors when students x free parameters is at most this many
+#: times the number of ratings, else differences of the gradient (the cheaper of the two).
+_LOUIS_RATIO = 4
 
-    One gradient evaluation per free parameter (the gradient at ``free`` is given); the
-    truncation error, of the order of the step (1e-5), is far below the sampling error.
+
+def _information(design: _Design, full: np.ndarray, z: np.ndarray,
+                 posterior: np.ndarray) -> np.ndarray:
+    """Observed information of the marginal log-likelihood (free parameters), by Louis' identity.
+
+    ``I = sum_n E_post[-d2 l_n] - sum_n Var_post[d l_n]``: the expected complete-data
+    information (per (criterion, rater, category) cell and node, weighted by the expected counts)
+    minus the posterior variance of each student's complete-data score (students in blocks).
+    Each cell's log-probability depends on its local parameters ``(delta_i, s_r, tau_i1..,
+    log sigma)``; ``d eta_j`` with respect to them is ``(-j, -j, -1[j >= 1], .., j sigma z)``.
+    """
+    k_max, n_i, n_r = design.k_max, design.n_criteria, design.n_raters
+    expand = design.expand
+    n_full, n_free = expand.shape
+    eta = _category_logits(design, full, z, design.cell_criterion, design.cell_rater)
+    prob, _ = _category_probabilities(eta)                                    # (K, C, Q)
+    sigma = float(np.exp(full[-1]))
+    n_cells, n_nodes = design.cell_score.size, z.size
+    n_local = k_max + 2
+    j = np.arange(k_max, dtype=float)
+    # local derivatives u[j, c, q, :] of eta_j, and the full index of each local parameter
+    u = np.zeros((k_max, n_cells, n_nodes, n_local))
+    u[:, :, :, 0] = -j[:, None, None]
+    u[:, :, :, 1] = -j[:, None, None]
+    for v in range(1, k_max):
+        u[:, :, :, 1 + v] = -(j >= v).astype(float)[:, None, None]
+    u[:, :, :, -1] = j[:, None, None] * sigma * z[None, None, :]
+    index = np.zeros((n_cells, n_local), dtype=np.intp)
+    index[:, 0] = design.cell_criterion
+    index[:, 1] = n_i + design.cell_rater
+    tau_index = design.tau_index[design.cell_criterion]                      # (C, K-1)
+    valid = np.ones((n_cells, n_local), dtype=bool)
+    valid[:, 2:-1] = tau_index >= 0
+    index[:, 2:-1] = n_i + n_r + np.maximum(tau_index, 0)
+    index[:, -1] = n_full - 1
+    mean_u = np.einsum("kcq,kcql->cql", prob, u)
+    deviation = u - mean_u[None]
+    weight = design.counts_t @ posterior                                      # (C, Q)
+    complete = np.einsum("cq,kcq,kcql,kcqm->clm", weight, prob, deviation, deviation)
+    residual = design.cell_score[:, None] - np.tensordot(j, prob, axes=1)    # (C, Q)
+    complete[:, -1, -1] -= (weight * residual * sigma * z[None, :]).sum(axis=1)
+    complete *= valid[:, :, None] & valid[:, None, :]
+    info_full = np.zeros((n_full, n_full))
+    np.add.at(info_full, (index[:, :, None], index[:, None, :]), complete)
+    information = expand.T @ info_full @ expand
+    # each cell-node's complete-data score in free parameters: (u_observed - mean u) mapped
+    local_to_free = expand[index] * valid[:, :, None]                       # (C, L, P)
+    observed_u = u[design.cell_score, np.arange(n_cells)]                     # (C, Q, L)
+    score = np.einsum("cql,clp->cqp", observed_u - mean_u, local_to_free)
+    score = score.reshape(n_cells, n_nodes * n_free)
+    for start in range(0, posterior.shape[0], _STUDENT_BLOCK):
+        block = slice(start, start + _STUDENT_BLOCK)
+        h = posterior[block]
+        g = (design.counts[block] @ score).reshape(-1, n_nodes, n_free)      # (n, Q, P)
+        scaled = (np.sqrt(h)[:, :, None] * g).reshape(-1, n_free)
+        mean_g = np.einsum("nq,nqp->np", h, g)
+        information -= scaled.T @ scaled - mean_g.T @ mean_g
+    return 0.5 * (information + information.T)
+
+
+def _information_by_differences(design: _Design, free: np.ndarray, z: np.ndarray,
+                                log_w: np.ndarray, gradient_at_free: np.ndarray) -> np.ndarray:
+    """Observed information by forward differences of the exact gradient (free parameters).
+
+    One gradient evaluation per free parameter: cheaper than Louis' identity, whose cost grows as
+    students x nodes x parameters^2, when there are many parameters and few ratings a student.
+    The truncation error, of the order of the step (1e-5), is far below the sampling error.
     """
     expand = design.expand
     n_free = free.size
     hessian = np.empty((n_free, n_free))
     step = 1e-5 * np.maximum(1.0, np.abs(free))
-    for j in range(n_free):  # a few dozen parameters, each evaluation vectorised
+    for j in range(n_free):  # each evaluation vectorised over students and nodes
         moved = free.copy()
         moved[j] += step[j]
         hessian[:, j] = (expand.T @ _objective(design, expand @ moved, z, log_w)[1]
                          - gradient_at_free) / step[j]
-    hessian = 0.5 * (hessian + hessian.T)
+    return -0.5 * (hessian + hessian.T)
+
+
+def _inverse(information: np.ndarray) -> np.ndarray:
     try:
-        return np.linalg.inv(-hessian)
+        return np.linalg.inv(information)
     except np.linalg.LinAlgError:
-        return np.linalg.pinv(-hessian)
+        return np.linalg.pinv(information)
 
 
 def _fit_statistics(design: _Design, full: np.ndarray, z: np.ndarray,

@@ -259,6 +259,31 @@ def test_standard_errors_are_the_inverse_observed_information():
     se = np.sqrt(np.diag(covariance))
     np.testing.assert_allclose(ours.severity_se, se[3:7], rtol=1e-3)
     np.testing.assert_allclose([c["se"] for c in ours.criteria], se[:3], rtol=1e-3)
+    assert "Louis" in ours.settings["se_method"]
+
+
+@pytest.mark.parametrize("model", ["rating-scale", "partial-credit"])
+def test_louis_information_equals_differences_of_the_gradient(model):
+    """The two routes to the observed information, at a point away from the optimum too."""
+    from calibration.raters import (
+        _design,
+        _information,
+        _information_by_differences,
+        _objective,
+    )
+
+    rng = np.random.default_rng(13)
+    data = simulate_ratings(rng.normal(0, 1, 200), np.array([-0.4, 0.1, 0.5]),
+                            np.array([-0.5, 0.0, 0.2, 0.3]), TAU, seed=rng)
+    design = _design(data, model)
+    z = np.linspace(-6, 6, 31)
+    log_w = -0.5 * z**2 - np.log(np.exp(-0.5 * z**2).sum())
+    free = rng.normal(0, 0.3, design.expand.shape[1])
+    _, gradient, posterior = _objective(design, design.expand @ free, z, log_w)
+    louis = _information(design, design.expand @ free, z, posterior)
+    differences = _information_by_differences(design, free, z, log_w,
+                                              design.expand.T @ gradient)
+    np.testing.assert_allclose(louis, differences, rtol=1e-4, atol=1e-3 * np.abs(louis).max())
 
 
 # -- bad input -----------------------------------------------------------------------------------
