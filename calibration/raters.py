@@ -312,8 +312,8 @@ class MFRMResult:
     students : list of dict
         ``student_id, measure, se, fair_average, n``: EAP measure and posterior sd; the fair
         average is the expected rubric score for an average rater (see :func:`fit_mfrm`).
-    sigma : float
-        Estimated sd of the students' measures.
+    sigma, sigma_se : float
+        Estimated sd of the students' measures, and its standard error.
     log_likelihood : float
         Marginal log-likelihood at the estimates.
     n_parameters : int
@@ -570,7 +570,7 @@ def fit_mfrm(
     RatingsError
         An unknown model, a rating scale over criteria with different numbers of levels, a level
         never observed within a criterion's range (partial credit) or on any criterion (rating
-        scale), or bad settings.
+        scale), a rater who gave only the lowest (or only the highest) level, or bad settings.
     DisconnectedDesignError
         Raters in groups that share no student (the message names the groups).
     """
@@ -585,6 +585,7 @@ def fit_mfrm(
     if not tolerance > 0:
         raise RatingsError(f"tolerance must be positive, got {tolerance!r}")
     _check_levels(ratings, model)
+    _check_extreme_raters(ratings)
     check_connected(ratings)
     design = _design(ratings, model)
     z = np.linspace(*QUADRATURE_RANGE, quadrature)
@@ -855,6 +856,19 @@ def _start_values(ratings: Ratings, design: _Design) -> np.ndarray:
     full = np.zeros(n_i + design.n_raters + design.n_tau + 1)
     full[:n_i] = -np.log(p / (1 - p))
     return full
+
+
+def _check_extreme_raters(ratings: Ratings) -> None:
+    """Refuse raters whose every rating is the lowest (or every one the highest) level."""
+    top = (np.asarray(ratings.n_categories) - 1)[ratings.criterion]
+    n = np.bincount(ratings.rater, minlength=ratings.n_raters)
+    lowest = np.bincount(ratings.rater, ratings.score == 0, ratings.n_raters) == n
+    highest = np.bincount(ratings.rater, ratings.score == top, ratings.n_raters) == n
+    problems = [f"{ratings.rater_ids[r]!r} ({'lowest' if lowest[r] else 'highest'})"
+                for r in np.flatnonzero(lowest | highest)]
+    if problems:
+        raise RatingsError("raters who gave only the lowest or only the highest level have no "
+                           f"finite severity: {_list(problems)}")
 
 
 def _check_levels(ratings: Ratings, model: str) -> None:

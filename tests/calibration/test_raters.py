@@ -383,6 +383,20 @@ def test_model_settings_and_levels_are_checked():
         fit_mfrm(data, "partial-credit", quadrature=2)
 
 
+def test_a_rater_with_only_extreme_ratings_is_refused_naming_them():
+    rng = np.random.default_rng(9)
+    severity, difficulty = _truth(rng, n_raters=4, n_criteria=3)
+    data = simulate_ratings(rng.normal(0, 1, 100), difficulty, severity, TAU, seed=rng)
+    score = np.where(data.rater == 2, 3, data.score)
+    score = np.where(data.rater == 3, 0, score)
+    extreme = Ratings(data.student_ids, data.criterion_ids, data.rater_ids, data.student,
+                      data.criterion, data.rater, score, data.n_categories, data.min_score)
+    with pytest.raises(RatingsError, match=r"raters who gave only the lowest or only the highest "
+                                           r"level have no finite severity: 'R03' \(highest\), "
+                                           r"'R04' \(lowest\)"):
+        fit_mfrm(extreme)
+
+
 def test_to_dict_has_the_issue_keys_and_is_json_ready():
     import json
 
@@ -400,6 +414,7 @@ def test_to_dict_has_the_issue_keys_and_is_json_ready():
     assert set(out["thresholds"][0]) == {"criterion", "step", "tau", "se"}
     assert len(out["thresholds"]) == 3 * 3
     assert set(out["students"][0]) == {"student_id", "measure", "se", "fair_average", "n"}
+    assert not fit_mfrm(data, max_iterations=2).converged
     progress: list[tuple[int, float]] = []
     fit_mfrm(data, progress=lambda i, ll: progress.append((i, ll)))
     assert progress and progress[0][0] == 1 and all(ll < 0 for _, ll in progress)
