@@ -585,8 +585,8 @@ def fit_mfrm(
     if not tolerance > 0:
         raise RatingsError(f"tolerance must be positive, got {tolerance!r}")
     _check_levels(ratings, model)
-    _check_extreme_raters(ratings)
     check_connected(ratings)
+    _check_extreme_raters(ratings)
     design = _design(ratings, model)
     z = np.linspace(*QUADRATURE_RANGE, quadrature)
     log_w = -0.5 * z**2
