@@ -520,12 +520,6 @@ def _objective(design: _Design, full: np.ndarray, z: np.ndarray, log_w: np.ndarr
     return loglik, grad, posterior
 
 
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    """log sum exp along ``axis`` (finite maximum assumed; -inf entries allowed)."""
-    peak = x.max(axis=axis, keepdims=True)
-    return np.log(np.exp(x - peak).sum(axis=axis)) + np.squeeze(peak, axis=axis)
-
-
 def fit_mfrm(
     ratings: Ratings,
     model: str = "rating-scale",
@@ -656,7 +650,7 @@ def fit_mfrm(
              "se": float(se_tau[design.tau_index[i, v]])}
             for i in range(n_i) for v in range(int(design.n_cat[i]) - 1)
         ]
-    fair = fair_average(ratings, design, full, measure)
+    fair = _fair_average(ratings, design, full, measure)
     counts = np.bincount(ratings.student, minlength=n_students)
     students = [
         {"student_id": ratings.student_ids[n], "measure": float(measure[n]),
@@ -687,8 +681,8 @@ def fit_mfrm(
     )
 
 
-def fair_average(ratings: Ratings, design: _Design, full: np.ndarray,
-                 measure: np.ndarray) -> np.ndarray:
+def _fair_average(ratings: Ratings, design: _Design, full: np.ndarray,
+                  measure: np.ndarray) -> np.ndarray:
     """(N,) expected rubric score at each measure for an average rater (s = 0), mean over criteria.
 
     In the rubric's own units (each criterion's ``min_score`` added back), as FACETS' fair
