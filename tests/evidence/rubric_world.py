@@ -8,6 +8,7 @@ on every criterion by two raters, drawn from the GPCM with the rater's severity.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -70,7 +71,7 @@ def fill(session: Session, *, test_id: int, class_id: int, n_students: int, seed
     rng = np.random.default_rng(seed)
     bank = operational_bank(session)
     now = datetime.now(UTC)
-    stamp = rng.integers(1 << 30)
+    stamp = uuid.uuid4().hex[:8]
     raters = [User(username=f"rater{stamp}-{r}", display_name=f"Rater {r + 1}",
                    role=Role.TEACHER, password_hash="x") for r in range(n_raters)]
     students = [User(username=f"pupil{stamp}-{p}", display_name=f"Pupil {p + 1}",
