@@ -97,13 +97,29 @@ def run(user: User, rubric_id: int) -> Response:
                 session, numbers[form["version"]].id, user=user, model=form["model"])
         except Invalid as error:
             session.rollback()
-            errors["version"] = _("The calibration cannot be run: %(reason)s", reason=str(error))
+            errors["version"] = _refusal_text(error)
         else:
             session.commit()
             flash(_("Calibration %(id)d is ready for review.", id=calibration.id))
             return redirect(url_for(".review", rubric_id=rubric_id,
                                     calibration_id=calibration.id), 303)
     return _list_page(user, rubric, 422, errors, form)
+
+
+def _refusal_text(error: Invalid) -> str:
+    """Why a calibration cannot run, in the reader's language where the reason is known."""
+    if isinstance(error, service.TooFewStudents):
+        return _("Only %(count)d students have both answers to the bank's items and ratings "
+                 "under this version; a calibration needs at least %(minimum)d, or its "
+                 "thresholds would be less precise than the test they are weighed with.",
+                 count=error.count, minimum=error.minimum)
+    if isinstance(error, service.NoAnswers):
+        return _("None of the %(n)d rated students has answers to the bank's operational items "
+                 "in a finished test, so the rubric cannot be put on the bank's scale.",
+                 n=error.rated)
+    if isinstance(error, service.NoRatings):
+        return _("This version has no submitted ratings to calibrate from.")
+    return _("The calibration cannot be run: %(reason)s", reason=str(error))
 
 
 def _of_rubric(rubric_id: int, calibration_id: int) -> RubricCalibration | None:

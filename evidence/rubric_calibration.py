@@ -75,6 +75,26 @@ _SHOWN = 5
 # -- the data ----------------------------------------------------------------------------------
 
 
+class NoRatings(Invalid):
+    """The version has no submitted ratings (or no criteria) to calibrate from."""
+
+
+class NoAnswers(Invalid):
+    """No rated student has scored answers to the bank's items in a finished attempt."""
+
+    def __init__(self, message: str, field: str, *, rated: int) -> None:
+        super().__init__(message, field)
+        self.rated = rated
+
+
+class TooFewStudents(Invalid):
+    """Fewer than :data:`MIN_STUDENTS` students with both answers and ratings."""
+
+    def __init__(self, message: str, field: str, *, count: int, minimum: int) -> None:
+        super().__init__(message, field)
+        self.count, self.minimum = count, minimum
+
+
 @dataclass(frozen=True)
 class RubricData:
     """What a calibration of one rubric version is computed from (arrays for the calibration)."""
@@ -131,10 +151,10 @@ def load_rubric_data(session: Session, rubric_version_id: int) -> RubricData:
     criteria = sorted(version.criteria, key=lambda c: c.position)
     label = f"version {version.version} of rubric {version.rubric.name!r}"
     if not criteria:
-        raise Invalid(f"{label} has no criteria", "version")
+        raise NoRatings(f"{label} has no criteria", "version")
     ratings = current_ratings(session, [version.id], kinds=(RATING,))
     if not ratings:
-        raise Invalid(f"{label} has no submitted ratings to calibrate from", "version")
+        raise NoRatings(f"{label} has no submitted ratings to calibrate from", "version")
     rated = sorted({r.student_id for r in ratings})
     rows = []
     for chunk in _chunks(rated, 500):
@@ -152,15 +172,17 @@ def load_rubric_data(session: Session, rubric_version_id: int) -> RubricData:
     rows = [r for r in rows if r[1] in anchors]
     answered = sorted({u for u, _, _ in rows})
     if not answered:
-        raise Invalid(f"none of the {len(rated)} students rated under {label} has scored answers "
-                      "to the bank's operational items in a finished attempt: the rubric cannot "
-                      "be put on the bank's scale without them", "version")
+        raise NoAnswers(f"none of the {len(rated)} students rated under {label} has scored "
+                        "answers to the bank's operational items in a finished attempt: the "
+                        "rubric cannot be put on the bank's scale without them", "version",
+                        rated=len(rated))
     if len(answered) < MIN_STUDENTS:
-        raise Invalid(
+        raise TooFewStudents(
             f"only {len(answered)} students rated under {label} have answers to the bank's "
             f"items; a calibration needs at least {MIN_STUDENTS} (below that the criteria's "
             "thresholds would carry standard errors above about 0.3 logits, less precise than "
-            "the test they are to be weighed with)", "version")
+            "the test they are to be weighed with)", "version", count=len(answered),
+            minimum=MIN_STUDENTS)
     person = {u: p for p, u in enumerate(answered)}
     codes = {i: anchors[i].code for i in anchors}
     used_items = sorted({i for _, i, _ in rows})

@@ -70,6 +70,10 @@ def test_too_few_students_and_other_roles(student_world: StudentWorld) -> None:
     assert refused.status_code == 422
     text = refused.get_data(as_text=True)
     assert f"at least {MIN_STUDENTS}" in text and 'aria-invalid="true"' in text
+    assert f"Only {MIN_STUDENTS - 1} students have both answers" in text
+    spanish = client.post(url, data={"version": "1", "model": "pcm", "csrf_token": token},
+                          headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert f"Solo {MIN_STUDENTS - 1} estudiantes" in spanish
     for user in ("teacher1", "student1"):
         assert student_world.client_for(user).get(url).status_code == 403
     assert student_world.client_for(None).get(url).status_code == 302
