@@ -117,6 +117,42 @@ def _drafts_of_student1(world: ApiWorld) -> dict:
             "sha256": reply["files"][0]["sha256"]}
 
 
+def _rated_rubric(world: ApiWorld, n_students: int = 0) -> dict:
+    """A rubric version with ``n_students`` rated students who have answers (0: no ratings)."""
+    from api.db import engine_of
+    from evidence.models import Rubric, RubricCriterion, RubricVersion
+    from storage import session_factory, session_scope
+    from tests.evidence.rubric_world import LEVELS, fill
+
+    with session_scope(session_factory(engine_of(world.app))) as session:
+        if n_students:
+            rated = fill(session, test_id=world.test_id, class_id=world.class_id,
+                         n_students=n_students, rubric_name=f"Defense {uuid.uuid4().hex[:8]}")
+            return {"rubric": rated.rubric_id, "version": rated.version_id}
+        rubric = Rubric(name=f"Defense {uuid.uuid4().hex[:8]}")
+        version = RubricVersion(rubric=rubric, version=1)
+        session.add_all([rubric, version, RubricCriterion(
+            rubric_version=version, position=0, code="c", name="C", skill="algebra",
+            levels=LEVELS)])
+        session.flush()
+        return {"rubric": rubric.id, "version": version.id}
+
+
+def _rubric_calibration(world: ApiWorld) -> dict:
+    """A draft rubric calibration (stored directly: the matrix is about who, not what)."""
+    from api.db import engine_of
+    from evidence.models import RubricCalibration
+    from storage import session_factory, session_scope
+
+    context = _rated_rubric(world)
+    with session_scope(session_factory(engine_of(world.app))) as session:
+        calibration = RubricCalibration(rubric_version_id=context["version"], model="gpcm",
+                                        criteria={}, raters={}, n_students=0)
+        session.add(calibration)
+        session.flush()
+        return context | {"calibration": calibration.id}
+
+
 def _all(status: int, **overrides: int) -> dict[str, int]:
     return {"anon": 401} | {r: status for r in ROLES if r != "anon"} | overrides
 
@@ -194,6 +230,20 @@ MATRIX: dict[str, Row] = {
         setup=_item_import),
     "GET /items/export": Row("get", lambda w, c: "/api/v1/items/export?format=csv",
                              _all(200, **STAFF_ONLY)),
+    # rubric calibrations: assessment teams only
+    "POST /rubrics/{id}/calibrations": Row(
+        "post", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/calibrations",
+        _all(201, **STAFF_ONLY), body=lambda w, c: {"version": 1},
+        setup=lambda w: _rated_rubric(w, 100)),
+    "GET /rubrics/{id}/calibrations": Row(
+        "get", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/calibrations",
+        _all(200, **STAFF_ONLY), setup=_rubric_calibration),
+    "GET /rubric-calibrations/{id}": Row(
+        "get", lambda w, c: f"/api/v1/rubric-calibrations/{c['calibration']}",
+        _all(200, **STAFF_ONLY), setup=_rubric_calibration),
+    "POST /rubric-calibrations/{id}/publish": Row(
+        "post", lambda w, c: f"/api/v1/rubric-calibrations/{c['calibration']}/publish",
+        _all(200, **STAFF_ONLY), setup=_rubric_calibration),
     # calibration: assessment teams only
     "POST /calibration/uploads": Row("post", lambda w, c: "/api/v1/calibration/uploads",
                                      _all(201, **STAFF_ONLY), data=_responses_file),
