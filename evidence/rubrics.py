@@ -189,7 +189,7 @@ def _levels(value: Any, problems: list[Problem], criterion: int, code: str | Non
                                 f"criterion needs {MIN_LEVELS} to {MAX_LEVELS}", "levels",
                                 **where))
     levels: list[dict[str, Any]] = []
-    previous: int | None = None
+    base: int | None = None
     for j, raw in enumerate(value[:MAX_LEVELS]):
         at = {**where, "level": j}
         if not isinstance(raw, dict):
@@ -198,11 +198,13 @@ def _levels(value: Any, problems: list[Problem], criterion: int, code: str | Non
             continue
         _unknown_keys(raw, _LEVEL_KEYS, problems, **at)
         score = _score(raw.get("score"), problems, **at)
-        if score is not None and previous is not None and score != previous + 1:
+        if j == 0:
+            base = score
+        elif score is not None and base is not None and score != base + j:
             problems.append(Problem(
-                f"{score} follows {previous}: scores must be consecutive integers, lowest "
-                f"first (expected {previous + 1})", "score", **at))
-        previous = score
+                f"is {score} where {base + j} was expected: scores must be consecutive "
+                f"integers, lowest first (from {base}: {base}, {base + 1}, {base + 2}...)",
+                "score", **at))
         label = _text(raw.get("label"), "label", required=True, limit=MAX_LABEL,
                       problems=problems, **at)
         descriptor = _text(raw.get("descriptor"), "descriptor", required=True,

@@ -170,6 +170,7 @@ def init_app(app: Flask) -> Api:
         indicators,
         items,
         portfolio,
+        rubrics,
         tasks,
         tests,
         users,
@@ -191,6 +192,7 @@ def init_app(app: Flask) -> Api:
     for module in (auth, users, classes, items, tests, attempts, calibration, tasks, indicators,
                    portfolio, xapi_clients):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
+    api.register_blueprint(rubrics.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)
     app.register_error_handler(DBAPIError, _database_unavailable)

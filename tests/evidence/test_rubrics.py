@@ -107,7 +107,8 @@ def test_every_problem_named_with_criterion_and_field(school) -> None:
     got = _problems(school, bad)
     assert got == {
         "criteria[0].levels[2].score": "criteria[0].levels[2].score (criterion 'reasoning'): "
-        "4 follows 2: scores must be consecutive integers, lowest first (expected 3)",
+        "is 4 where 3 was expected: scores must be consecutive integers, lowest first (from "
+        "1: 1, 2, 3...)",
         "criteria[0].levels[1].label": "criteria[0].levels[1].label (criterion 'reasoning'): "
         "must not be empty",
         "criteria[1].code": "criteria[1].code (criterion 'REASONING'): 'REASONING' is already "
@@ -208,8 +209,8 @@ def test_bad_csv_refused_whole_with_row_and_column(school) -> None:
     rows = copy.copy(GOOD_ROWS)
     rows[3] = "clarity,Clarity,,geometry,4,Clear,"
     assert _csv_problems(school, rows) == [
-        "row 5, score: 4 follows 1: scores must be consecutive integers, lowest first "
-        "(expected 2)",
+        "row 5, score: is 4 where 2 was expected: scores must be consecutive integers, "
+        "lowest first (from 1: 1, 2, 3...)",
         "row 5, descriptor: must not be empty"]
     rows = [r.replace("geometry", "topology") for r in GOOD_ROWS]
     assert _csv_problems(school, rows)[0].startswith(
