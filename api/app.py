@@ -24,6 +24,7 @@ from api import (
     limits,
     pages,
     portfolio_pages,
+    rubric_pages,
     security,
     student_pages,
     task_pages,  # noqa: F401  (its views register on the student and teacher blueprints)
@@ -96,6 +97,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(assess_pages.bp)
     app.register_blueprint(teacher_pages.bp)
     app.register_blueprint(portfolio_pages.bp)
+    app.register_blueprint(rubric_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
     return app
