@@ -424,7 +424,8 @@ def set_archived(session: Session, user: User, rubric: Rubric, archived: bool) -
 
 def rubrics_query(archived: bool | None = None) -> Select:
     """Rubrics by name (``archived``: ``None`` all, ``False`` active only, ``True`` archived)."""
-    query = select(Rubric).options(selectinload(Rubric.versions))
+    query = select(Rubric).options(selectinload(Rubric.versions)
+                                   .selectinload(RubricVersion.criteria))
     if archived is True:
         query = query.where(Rubric.archived_at.is_not(None))
     elif archived is False:
