@@ -15,7 +15,7 @@ TEXTS = {
     "en": {"saved": "Version 1 of Oral defense is saved.", "criterion": "Criterion 2: give it "
            "a name.", "nav": "Rubrics", "version2": "Version 2, the latest"},
     "es": {"saved": "La versión 1 de Oral defense está guardada.", "criterion": "Criterio 2: "
-           "ponle un nombre.", "nav": "Rúbricas", "version2": "Versión 2, la más reciente"},
+           "póngale un nombre.", "nav": "Rúbricas", "version2": "Versión 2, la más reciente"},
 }
 LEVELS = ("Beginning", "Developing", "Secure", "Excellent")
 
