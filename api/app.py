@@ -26,6 +26,7 @@ from api import (
     portfolio_pages,
     rater_pages,
     rubric_calibration_pages,
+    rubric_pages,
     security,
     student_pages,
     task_pages,  # noqa: F401  (its views register on the student and teacher blueprints)
@@ -100,6 +101,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(portfolio_pages.bp)
     app.register_blueprint(rater_pages.bp)
     app.register_blueprint(rubric_calibration_pages.bp)
+    app.register_blueprint(rubric_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
     return app

@@ -28,7 +28,8 @@ from calibration import CalibrationResult, calibrate
 from calibration.data import from_long
 from cat_engine import ItemBank
 from cat_engine.models import simulate_responses
-from evidence.models import Assignment, Draft, DraftComment
+from evidence.models import Assignment, Draft, DraftComment, Rubric
+from evidence.rubrics import create_rubric
 from evidence.statements import (
     ADL_VERBS,
     Writer,
@@ -246,6 +247,7 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
     session.add_all([Assignment(class_id=c.id, test_id=test.id) for c in classes])
     session.flush()
     _add_evidence(session, teacher, classes[0], students[0], base_url)
+    demo_rubric(session, teacher)
     session.close()
 
 
@@ -315,6 +317,79 @@ def _add_evidence(session: Session, teacher: User, klass: SchoolClass, student: 
                     authority=client_authority(base_url, client.key, client.name))
     store_statements(session, statements, base_url=base_url, writer=writer, now=now, batch=True)
     session.flush()
+
+
+#: The demo's rubric for oral defenses about fractions: four criteria, each on a skill of the
+#: demo bank, with four levels scored 1 to 4.
+DEMO_RUBRIC_NAME = "Oral defense: fractions"
+DEMO_RUBRIC_DESCRIPTION = (
+    "For a short oral defense (about five minutes) in which a student explains their work on "
+    "fractions and answers questions about it.")
+DEMO_RUBRIC_LEVELS = ("Beginning", "Developing", "Secure", "Extending")
+DEMO_RUBRIC_CRITERIA = [
+    ("understanding", "Understanding of fractions", "fractions",
+     "What a fraction means: parts of a whole, equal parts, the role of numerator and "
+     "denominator.",
+     ("Describes a fraction only as 'a number on top of another'; cannot say what the parts "
+      "are or why they must be equal.",
+      "Explains a fraction as parts of a whole with a familiar example, but loses the idea of "
+      "equal parts or of the whole when the example changes.",
+      "Explains numerator and denominator correctly in several examples, including fractions "
+      "greater than one, and says why the parts must be equal.",
+      "Moves freely between parts of a whole, points on a number line and division, and uses "
+      "these meanings to explain equivalent fractions without prompting.")),
+    ("calculation", "Accurate calculation", "arithmetic",
+     "Carrying out the calculations of the work correctly and checking them.",
+     ("Makes errors in most calculations (for example adds numerators and denominators) and "
+      "does not notice them when asked.",
+      "Calculates correctly with the same denominator but makes errors with different "
+      "denominators; corrects some errors when they are pointed out.",
+      "Calculates correctly with unlike denominators and simplifies results; checks an answer "
+      "when asked whether it is reasonable.",
+      "Calculates correctly and efficiently, chooses a sensible common denominator, and checks "
+      "answers unprompted by estimating.")),
+    ("representation", "Diagrams and tables", "tables",
+     "Using diagrams, number lines and tables to show and explain fractions.",
+     ("Draws a diagram that does not match the fraction (unequal parts, wrong whole) or uses "
+      "none.",
+      "Draws a correct diagram for a simple fraction but cannot use it to explain a comparison "
+      "or a calculation.",
+      "Uses a diagram, a number line or a table correctly to explain a comparison or a "
+      "calculation, and labels it.",
+      "Chooses the representation that makes the argument clearest, and explains how two "
+      "representations of the same fraction correspond.")),
+    ("reasoning", "Reasoning and justification", "ratios",
+     "Justifying a method and answering 'why' and 'what if' questions about it.",
+     ("Gives answers without reasons, or repeats the steps when asked why they work.",
+      "Gives a reason for one step with help, but cannot say whether the method works for "
+      "other fractions.",
+      "Justifies the method in general terms and answers a 'what if' question (for example "
+      "'what if the denominators differ?') correctly.",
+      "Gives a convincing general argument, finds the limits of a method by example, and "
+      "relates fractions to ratios and proportions on their own.")),
+]
+
+
+def demo_rubric(session: Session, user: User) -> Rubric:
+    """Create the demo's rubric "Oral defense: fractions" (version 1), authored by ``user``.
+
+    Four criteria with four levels scored 1 to 4, each linked to a skill of the demo bank. A
+    small demo bank (``--items``) may lack a skill: such a criterion takes the first skill the
+    bank has, so the rubric is always valid.
+    """
+    known = bank_skills(session)
+    criteria = [
+        {"code": code, "name": name, "description": description,
+         "skill": skill if skill in known else known[0],
+         "levels": [{"score": n + 1, "label": label, "descriptor": descriptor}
+                    for n, (label, descriptor) in enumerate(zip(DEMO_RUBRIC_LEVELS, descriptors,
+                                                                strict=True))]}
+        for code, name, skill, description, descriptors in DEMO_RUBRIC_CRITERIA]
+    rubric = create_rubric(session, user, name=DEMO_RUBRIC_NAME,
+                           description=DEMO_RUBRIC_DESCRIPTION, criteria=criteria,
+                           note="The demo's rubric")
+    session.flush()
+    return rubric
 
 
 def _sqlite_file(url: URL) -> Path | None:

@@ -172,6 +172,7 @@ def init_app(app: Flask) -> Api:
         portfolio,
         rater_analysis,
         rubric_calibrations,
+        rubrics,
         tasks,
         tests,
         users,
@@ -191,7 +192,7 @@ def init_app(app: Flask) -> Api:
         "bearerAuth", {"type": "http", "scheme": "bearer"}
     )
     for module in (auth, users, classes, items, tests, attempts, calibration, tasks, indicators,
-                   portfolio, xapi_clients, rater_analysis, rubric_calibrations):
+                   portfolio, xapi_clients, rubrics, rater_analysis, rubric_calibrations):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

@@ -160,6 +160,7 @@ def _all(status: int, **overrides: int) -> dict[str, int]:
 STAFF_ONLY = {"student1": 403, "student3": 403, "teacher1": 403, "teacher2": 403}
 NOT_STAFF = {"student1": 403, "student3": 403, "assessor1": 403}  # classes: teachers and admins
 ADMIN_ONLY = {r: 403 for r in ROLES if r not in ("anon", "admin1")}
+STUDENTS = {"student1": 403, "student3": 403}  # rubrics: teachers, assessors and admins
 
 def _scored_rubric(world: ApiWorld) -> dict:
     """A rubric scored by two raters in each of the two classes (tests.evidence.rater_samples)."""
@@ -389,11 +390,42 @@ MATRIX: dict[str, Row] = {
     "GET /rubrics/{id}/rater-analysis": Row(  # teachers: their classes' defenses only
         "get", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/rater-analysis",
         _all(200, student1=403, student3=403), setup=lambda w: _scored_rubric(w)),
+    "GET /rubrics": Row("get", lambda w, c: "/api/v1/rubrics", _all(200, **STUDENTS)),
+    "POST /rubrics": Row("post", lambda w, c: "/api/v1/rubrics", _all(201, **STUDENTS),
+                         body=lambda w, c: _rubric_body()),
+    "POST /rubrics/import": Row("post", lambda w, c: "/api/v1/rubrics/import",
+                                _all(201, **STUDENTS), body=lambda w, c: _rubric_body()),
+    "GET /rubrics/{id}": Row("get", lambda w, c: f"/api/v1/rubrics/{c['rubric']}",
+                             _all(200, **STUDENTS), setup=lambda w: _rubric(w)),
+    "POST /rubrics/{id}/versions": Row(
+        "post", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/versions", _all(201, **STUDENTS),
+        setup=lambda w: _rubric(w), body=lambda w, c: {"criteria": _rubric_body()["criteria"]}),
+    "POST /rubrics/{id}/archive": Row(
+        "post", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/archive", _all(200, **STUDENTS),
+        setup=lambda w: _rubric(w)),
+    "POST /rubrics/{id}/unarchive": Row(
+        "post", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/unarchive", _all(200, **STUDENTS),
+        setup=lambda w: _rubric(w)),
+    "GET /rubrics/{id}/export": Row(
+        "get", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/export?format=csv",
+        _all(200, **STUDENTS), setup=lambda w: _rubric(w)),
     "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),
     "DELETE /auth/token": Row("delete", lambda w, c: "/api/v1/auth/token", _all(204)),
 }
+
+
+def _rubric_body() -> dict:
+    levels = [{"score": n, "label": f"L{n}", "descriptor": f"level {n}"} for n in (1, 2)]
+    return {"name": f"Rubric {uuid.uuid4().hex[:8]}",
+            "criteria": [{"code": "c1", "name": "C1", "skill": "algebra", "levels": levels}]}
+
+
+def _rubric(world: ApiWorld) -> dict:
+    reply = world.call("post", "/api/v1/rubrics", "assessor1", json=_rubric_body())
+    assert reply.status_code == 201, reply.get_json()
+    return {"rubric": reply.get_json()["id"]}
 
 
 def _xapi_client(world: ApiWorld) -> dict:
