@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import Session
 
-from evidence.classes import _utc
+from evidence.classes import _utc, teaches
 from evidence.models import (
     Defense,
     DefenseRater,
@@ -706,7 +706,8 @@ def adjudicate(session: Session, user: User, defense: Defense, criterion_id: Any
 # -- what each viewer sees -----------------------------------------------------------------------
 
 
-def _score_record(row: RubricScore, *, with_rater: bool = True) -> dict[str, Any]:
+def score_record(row: RubricScore, *, with_rater: bool = True) -> dict[str, Any]:
+    """A stored score as the API and pages show it (to those who may see it)."""
     record = {"id": row.id, "criterion_id": row.criterion_id, "kind": row.kind,
               "score": row.score, "note": row.note, "reason": row.reason,
               "corrects_id": row.corrects_id, "created_at": as_utc(row.created_at)}
@@ -778,14 +779,14 @@ def defense_view(session: Session, viewer: User, defense: Defense,
         "my_scores": {}, "open": open_,
     }
     if own is not None:
-        out["my_scores"] = {c_id: _score_record(by_rater[viewer.id], with_rater=False)
+        out["my_scores"] = {c_id: score_record(by_rater[viewer.id], with_rater=False)
                             for c_id, by_rater in state.current.items() if viewer.id in by_rater}
     if open_:
         disputed = state.disputed()
-        out["scores"] = [_score_record(row) for c in state.criteria
+        out["scores"] = [score_record(row) for c in state.criteria
                          for row in state.current.get(c.id, {}).values()]
-        out["adjudications"] = [_score_record(row) for row in state.adjudications.values()]
-        out["history"] = [_score_record(row) for row in state.history]
+        out["adjudications"] = [score_record(row) for row in state.adjudications.values()]
+        out["history"] = [score_record(row) for row in state.history]
         out["disputed"] = disputed
         out["final"] = [_final_record(state, c) for c in state.criteria]
     return out
@@ -844,3 +845,47 @@ def to_score(session: Session, user: User) -> list[Defense]:
                 user.id not in discordant_raters(state.scores_of(c)) for c in state.pending()):
             out.append(defense)
     return out
+
+
+def student_defenses(session: Session, viewer: User, student_id: int) -> Select:
+    """A student's defenses as ``viewer`` may list them (see :func:`defenses_query`).
+
+    Raises
+    ------
+    NotFound
+        No such student; another student (for a student); for a teacher, a student they
+        neither teach nor are assigned to score.
+    Forbidden
+        Assessors.
+    """
+    if viewer.role == Role.ASSESSOR:
+        raise Forbidden("defenses are for teachers, administrators and the student; you are "
+                        "assessor")
+    missing = NotFound(f"no student {student_id} you may see")
+    student = session.get(User, student_id)
+    if student is None or student.role != Role.STUDENT:
+        raise missing
+    if viewer.role == Role.STUDENT and viewer.id != student_id:
+        raise missing
+    query = defenses_query(viewer, student_id=student_id)
+    if (viewer.role == Role.TEACHER and not teaches(session, viewer, student_id)
+            and not session.scalar(select(exists(
+                query.with_only_columns(Defense.id).order_by(None))))):
+        raise missing
+    return query
+
+
+def defense_summary(session: Session, viewer: User, defense: Defense) -> dict[str, Any]:
+    """One line of a list of defenses, as ``viewer`` may see it (status role-shaped)."""
+    state = defense_state(session, defense)
+    own = state.rater(viewer.id)
+    return {"id": defense.id, "class_id": defense.class_id,
+            "class_name": defense.school_class.name, "student_id": defense.student_id,
+            "student_name": defense.student.display_name or defense.student.username,
+            "title": defense.title, "scheduled_at": as_utc(defense.scheduled_at),
+            "rubric_name": defense.rubric_version.rubric.name,
+            "status": view_status(state, viewer),
+            "my_role": own.role if own else (ADJUDICATOR if viewer.id == state.adjudicator_id()
+                                             and viewer.role == Role.TEACHER else None),
+            "my_submitted": own is not None and own.submitted_at is not None,
+            "pending": state.pending() if viewer.role != Role.STUDENT else []}
