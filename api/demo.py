@@ -28,7 +28,15 @@ from calibration import CalibrationResult, calibrate
 from calibration.data import from_long
 from cat_engine import ItemBank
 from cat_engine.models import simulate_responses
-from evidence.models import Assignment, Draft, DraftComment
+from evidence import defenses
+from evidence.models import (
+    Assignment,
+    Draft,
+    DraftComment,
+    Rubric,
+    RubricCriterion,
+    RubricVersion,
+)
 from evidence.statements import (
     ADL_VERBS,
     Writer,
@@ -166,7 +174,7 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123,
     calibration = field_trial_calibration(items, seed)
     usernames = (
         [f"student{i}" for i in range(1, DEMO_STUDENTS + 1)]
-        + ["teacher1", "assessor1", "admin1"]
+        + ["teacher1", "teacher2", "teacher3", "assessor1", "admin1"]
     )
 
     def fill(connection: Connection) -> None:
@@ -234,7 +242,7 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
         items=rows,
     )
     students = [u for u in accounts if u.role == Role.STUDENT]
-    teacher = next(u for u in accounts if u.role == Role.TEACHER)
+    teacher, *co_teachers = [u for u in accounts if u.role == Role.TEACHER]
     # Two classes, so a teacher's view and a student's list are not the whole school.
     half = len(students) // 2
     classes = [
@@ -246,6 +254,7 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
     session.add_all([Assignment(class_id=c.id, test_id=test.id) for c in classes])
     session.flush()
     _add_evidence(session, teacher, classes[0], students[0], base_url)
+    _add_defenses(session, teacher, co_teachers, classes[0], students[:DEMO_CLUB_SIZE])
     session.close()
 
 
@@ -317,6 +326,98 @@ def _add_evidence(session: Session, teacher: User, klass: SchoolClass, student: 
     session.flush()
 
 
+#: Oral defenses: "Teacher Two" runs a maths club with the first students of "Year 8 Maths", so
+#: they co-rate those students' defenses with Teacher One; "Teacher Three" (a small study group)
+#: adjudicates. Three defenses: final (the raters agree within a level), adjudicated (they were
+#: three levels apart on one criterion), and one waiting for Teacher Two's sheet.
+DEMO_CLUB_SIZE = 4
+DEMO_RUBRIC = {
+    "name": "Oral defense of a maths task",
+    "description": "How well a student explains and defends their work aloud.",
+    "criteria": [
+        ("reasoning", "Mathematical reasoning", "fractions",
+         ("Steps are missing or wrong, and the student cannot say why.",
+          "Some steps are right; the reasons given are partly wrong.",
+          "Every step is right and the student says why it works.",
+          "Right and justified, and the student shows when the method would fail.")),
+        ("communication", "Communication", "ratios",
+         ("Hard to follow; mathematical words are missing or misused.",
+          "Can be followed with effort; some words are misused.",
+          "Clear, in order, with the right words.",
+          "Clear and concise, with well chosen examples.")),
+        ("questions", "Answering questions", "equations",
+         ("Cannot answer questions about the work.",
+          "Answers some questions, with help.",
+          "Answers questions without help.",
+          "Answers questions and extends the work to a new case.")),
+    ],
+}
+DEMO_LEVELS = ("Beginning", "Developing", "Secure", "Excellent")
+
+
+def _demo_rubric(session: Session, author: User) -> int:
+    """The demo rubric, written with the ORM (one version, three criteria scored 1-4)."""
+    rubric = Rubric(name=DEMO_RUBRIC["name"], created_by=author.id)
+    version = RubricVersion(rubric=rubric, version=1, created_by=author.id,
+                            description=DEMO_RUBRIC["description"])
+    for position, (code, name, skill, descriptors) in enumerate(DEMO_RUBRIC["criteria"]):
+        RubricCriterion(rubric_version=version, position=position, code=code, name=name,
+                        skill=skill, levels=[
+                            {"score": n + 1, "label": label, "descriptor": text}
+                            for n, (label, text) in enumerate(zip(DEMO_LEVELS, descriptors,
+                                                                  strict=True))])
+    session.add_all([rubric, version])
+    session.flush()
+    return rubric.id
+
+
+def _add_defenses(session: Session, teacher: User, co_teachers: list[User],
+                  klass: SchoolClass, club: list[User]) -> None:
+    """Three defenses in ``klass`` scored by ``teacher`` and the second teacher (through the
+    defense services, so the demo follows the same rules as the app)."""
+    second, third = co_teachers
+    session.add_all([SchoolClass(name="Maths Club", teacher=second, students=club),
+                     SchoolClass(name="Study Skills", teacher=third, students=club[1:2])])
+    session.flush()
+    rubric_id = _demo_rubric(session, teacher)
+    now = utcnow()
+
+    def defense(student: User, days: int, adjudicator: User | None = None):
+        return defenses.schedule(
+            session, teacher, klass.id, student.id, rubric_id,
+            title=f"Defense of “{DEMO_TASK['title']}”", scheduled_at=now + timedelta(days=days),
+            raters=[teacher.id, second.id], adjudicator=adjudicator and adjudicator.id)
+
+    def sheet(d, scores: tuple[int, ...], notes: tuple[str, ...]) -> dict:
+        criteria = d.rubric_version.criteria
+        return {c.id: {"score": s, "note": n} for c, s, n in zip(criteria, scores, notes,
+                                                                 strict=True)}
+
+    agreed = defense(club[0], -3)
+    defenses.submit_sheet(session, teacher, agreed, sheet(agreed, (3, 3, 2), (
+        "Compared 2/3 and 3/4 with a common denominator.", "Clear, with two examples.",
+        "Needed a hint for the second question.")))
+    defenses.submit_sheet(session, second, agreed, sheet(agreed, (3, 4, 2), (
+        "Sound method, explained why it always works.", "Very clear; good examples.",
+        "Hesitated on the new case.")))
+    disputed = defense(club[1], -2, adjudicator=third)
+    defenses.submit_sheet(session, teacher, disputed, sheet(disputed, (1, 2, 2), (
+        "Compared numerators only.", "Hard to follow at first.", "Answered with help.")))
+    defenses.submit_sheet(session, second, disputed, sheet(disputed, (4, 2, 3), (
+        "Corrected the method during the questions and justified it.", "Improved later.",
+        "Answered the follow-up alone.")))
+    defenses.correct(session, teacher, disputed, disputed.rubric_version.criteria[2].id, 3,
+                     "On the recording the answer to the last question came without help.")
+    defenses.adjudicate(session, third, disputed, disputed.rubric_version.criteria[0].id, 3,
+                        "The recording shows the wrong first method, then a corrected and "
+                        "justified one: Secure, not Excellent.")
+    waiting = defense(club[2], -1)
+    defenses.submit_sheet(session, teacher, waiting, sheet(waiting, (2, 3, 3), (
+        "Right method, but the reason was unclear.", "Well ordered.",
+        "Answered both questions.")))
+    session.flush()
+
+
 def _sqlite_file(url: URL) -> Path | None:
     """The file of a SQLite database URL; ``None`` for other databases and in-memory SQLite."""
     if url.get_backend_name() != "sqlite":
@@ -385,6 +486,10 @@ def _drop_all_tables(connection: Connection) -> None:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {preparer.quote(table)}")
 
 
+TEACHER_NAMES = {"teacher1": "Teacher One", "teacher2": "Teacher Two",
+                 "teacher3": "Teacher Three"}
+
+
 def _add_accounts(session, usernames: list[str]) -> list[User]:
     # One hash for all demo accounts: they share a published password, so per-account salts would
     # protect nothing, and 32 scrypt computations would add seconds to every demo build.
@@ -394,7 +499,7 @@ def _add_accounts(session, usernames: list[str]) -> list[User]:
         if username.startswith("student"):
             role, name = Role.STUDENT, f"Student {username.removeprefix('student')}"
         elif username.startswith("teacher"):
-            role, name = Role.TEACHER, "Teacher One"
+            role, name = Role.TEACHER, TEACHER_NAMES.get(username, username.title())
         elif username.startswith("admin"):
             role, name = Role.ADMIN, "Admin One"
         else:
