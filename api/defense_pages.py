@@ -230,6 +230,13 @@ def _score_page(user: User, defense: Defense, errors: dict[str, str] | None = No
                    and user.id not in service.discordant_raters(state.scores_of(c.id))]
     history = [h for h in view.get("history", []) if h["corrects_id"] or h["kind"] ==
                service.ADJUDICATION]
+    # Managing raters: the lead teacher or an administrator who does not rate it (a rater
+    # would learn from the buttons whether the others have submitted).
+    manages = lead and own is None and defense.cancelled_at is None
+    assigned = {r.rater_id for r in defense.raters}
+    candidates = [u for u in _eligible_raters(defense.school_class) if u.id not in assigned
+                  and service.may_rate(db, u, defense.school_class, defense.student_id)
+                  ] if manages else []
     return page("defenses/score.html", 422 if errors and status == 200 else status, user=user,
                 defense=defense, state=state, view=view, own=own, names=names, lead=lead,
                 errors=errors or {}, form=form or {}, pending=pending, history=history,
@@ -237,7 +244,8 @@ def _score_page(user: User, defense: Defense, errors: dict[str, str] | None = No
                 finals={f["criterion_id"]: f for f in view.get("final", [])},
                 disputed=set(view.get("disputed", [])),
                 next_defense=_next_to_score(user, defense.id), status_name=status_name,
-                rater_ids=[r.rater_id for r in state.raters],
+                rater_ids=[r.rater_id for r in state.raters], manages=manages,
+                candidates=candidates,
                 all_scores=sorted({int(level["score"]) for c in state.criteria
                                    for level in c.levels}))
 
@@ -373,19 +381,90 @@ def adjudicate(user: User, defense_id: int) -> Response:
     return _redirect_back(defense)
 
 
+def _managed(user: User, defense_id: int) -> Defense | Response:
+    try:
+        return service.managed_defense(get_session(), user, defense_id)
+    except NotFound:
+        return not_found(user, _("There is no such defense among yours."))
+    except Forbidden:
+        return message(_("Only the class's teacher may change this"),
+                       _("A defense's raters are chosen, and a defense is cancelled, by its "
+                         "class's teacher or an administrator."), 403, user)
+
+
+@bp.post("/teach/defenses/<int:defense_id>/raters")
+@teachers_only
+def add_rater(user: User, defense_id: int) -> Response:
+    """Assign another rater, or the adjudicator (lead teacher or administrator)."""
+    defense = _managed(user, defense_id)
+    if isinstance(defense, Response):
+        return defense
+    errors: dict[str, str] = {}
+    user_id = _form_id("user_id", errors)
+    role = request.form.get("role") or service.RATER
+    if role not in service.ROLES:
+        errors["role"] = _("Choose one of those listed.")
+    if errors:
+        return _score_page(user, defense, errors, request.form.to_dict())
+    db = get_session()
+    try:
+        service.add_rater(db, user, defense, user_id, role)
+    except Invalid:
+        db.rollback()
+        return _score_page(user, defense, {"user_id": _(
+            "This teacher may not score this student: a rater must teach a class the student "
+            "is in, or be the class's teacher.")}, request.form.to_dict())
+    except Conflict as error:
+        db.rollback()
+        return _score_page(user, defense, {"user_id": _rater_conflict(error)},
+                           request.form.to_dict(), 409)
+    db.commit()
+    flash(_("%(name)s is assigned.", name=_name(db.get(User, user_id))))
+    return _redirect_back(defense)
+
+
+def _rater_conflict(error: Conflict) -> str:
+    text = str(error)
+    if "already has an adjudicator" in text or "adjudicated" in text:
+        return _("This defense already has an adjudicator, or has been adjudicated.")
+    if "blind" in text:
+        return _("Every rater has submitted; a new rater would not score blind.")
+    if "submitted" in text:
+        return _("A rater who has submitted stays a rater.")
+    if "only rater" in text:
+        return _("A defense needs at least one rater: assign another first.")
+    return _("That teacher is already assigned to this defense.")
+
+
+@bp.post("/teach/defenses/<int:defense_id>/raters/<int:user_id>/remove")
+@teachers_only
+def remove_rater(user: User, defense_id: int, user_id: int) -> Response:
+    """Take a rater (or the adjudicator) off a defense before they have scored."""
+    defense = _managed(user, defense_id)
+    if isinstance(defense, Response):
+        return defense
+    db = get_session()
+    try:
+        service.remove_rater(db, user, defense, user_id)
+    except (NotFound, Forbidden, Conflict) as error:
+        db.rollback()
+        text = _rater_conflict(error) if isinstance(error, Conflict) else _(
+            "This teacher cannot be removed from this defense.")
+        flash(text, "warning")
+        return _redirect_back(defense)
+    db.commit()
+    flash(_("The rater is removed."))
+    return _redirect_back(defense)
+
+
 @bp.post("/teach/defenses/<int:defense_id>/cancel")
 @teachers_only
 def cancel(user: User, defense_id: int) -> Response:
     """Cancel a defense (its lead teacher or an administrator); every score is kept."""
+    defense = _managed(user, defense_id)
+    if isinstance(defense, Response):
+        return defense
     db = get_session()
-    try:
-        defense = service.managed_defense(db, user, defense_id)
-    except NotFound:
-        return not_found(user, _("There is no such defense among yours."))
-    except Forbidden:
-        return message(_("Only the class's teacher may cancel"),
-                       _("A defense is cancelled by its class's teacher or an administrator."),
-                       403, user)
     try:
         service.cancel(db, defense)
     except Conflict:

@@ -499,13 +499,17 @@ def add_rater(session: Session, actor: User, defense: Defense, user_id: Any,
     return row
 
 
-def remove_rater(session: Session, defense: Defense, user_id: int) -> None:
+def remove_rater(session: Session, actor: User, defense: Defense, user_id: int) -> None:
     """Take a rater (or the adjudicator) off a defense, before they have scored.
 
     Raises
     ------
     NotFound
         The user is not assigned.
+    Forbidden
+        A lead teacher who rates the defense themself, removing another rater before every
+        rater has submitted: whether that rater has submitted is hidden from them (an
+        administrator can remove them).
     Conflict
         A cancelled defense; a rater who has submitted, an adjudicator who has adjudicated;
         the last rater.
@@ -515,6 +519,11 @@ def remove_rater(session: Session, defense: Defense, user_id: int) -> None:
     if row is None:
         raise NotFound(f"user {user_id} is not assigned to defense {defense.id}",
                        field="user_id")
+    state = defense_state(session, defense)
+    if (state.rater(actor.id) is not None and actor.id != user_id and row.role == RATER
+            and not state.all_submitted):
+        raise Forbidden("you rate this defense yourself, so whether another rater has "
+                        "submitted is hidden from you; an administrator can remove them")
     if row.submitted_at is not None:
         raise Conflict(f"user {user_id} has submitted their scores; they stay a rater")
     if row.role == ADJUDICATOR and session.scalar(select(exists().where(

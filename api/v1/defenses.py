@@ -313,13 +313,14 @@ class DefenseRaterById(MethodView):
     @requires(*MANAGERS)
     @blp.response(200, DefenseSchema)
     @blp.alt_response(404, description="No such defense, or the user is not assigned")
+    @blp.alt_response(403, description="A lead teacher who rates the defense too (blind)")
     @blp.alt_response(409, description="The rater has submitted, or is the only one")
     def delete(self, defense_id, user_id):
         """Take a rater off a defense (not after they have submitted)."""
         session = get_session()
         user = current_user()
         defense = service.managed_defense(session, user, defense_id)
-        service.remove_rater(session, defense, user_id)
+        service.remove_rater(session, user, defense, user_id)
         session.commit()
         return _view(session, user, defense)
 

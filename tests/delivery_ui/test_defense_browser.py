@@ -62,7 +62,7 @@ def test_keyboard_scoring_blind_adjudication_and_student_view(
     locale = "es-ES" if language == "es" else "en-GB"
     pages = {}
     contexts = []
-    for name in ("teacher1", "teacher2", "teacher3", "student1"):
+    for name in ("teacher1", "teacher2", "teacher3", "student1", "admin1"):
         context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
         contexts.append(context)
         pages[name] = context.new_page()
@@ -91,6 +91,14 @@ def test_keyboard_scoring_blind_adjudication_and_student_view(
             _score_by_keyboard(t1, criteria, [1, 3, 3], "t1-note")
             assert texts["saved"] in t1.locator(".flash").inner_text()
             _check(t1, violations, f"defenses-submitted-{language}")
+
+            # An administrator (no rater) sees who has submitted, never what, and the raters.
+            admin = pages["admin1"]
+            _sign_in(admin, live.url, "admin1", world.password)
+            admin.goto(score_url)
+            assert "t1-note" not in admin.content()
+            assert admin.locator("#manage-raters").count() == 1
+            _check(admin, violations, f"defenses-manage-{language}", narrow=True)
 
             # teacher2: no trace of teacher1's sheet before submitting.
             _sign_in(t2, live.url, "teacher2", world.password)

@@ -141,3 +141,41 @@ def test_schedule_score_blind_adjudicate_and_student_sees_final(
     assert "2.5: between Developing and Secure" in mine  # evidence: 3 and 2
     assert "Secure: level 3 of the criterion" in mine and "t1 noted clarity" in mine
     assert "Teacher1" not in mine and "Misread" not in mine and "recording settles" not in mine
+
+
+def test_lead_manages_raters_and_pages_link_here(student_world: StudentWorld) -> None:
+    world = student_world
+    rubric = prepare(world)
+    users = world.ids["users"]
+    t1, t2 = world.client_for("teacher1"), world.client_for("teacher2")
+    assert 'href="/teach/defenses"' in t1.get("/teach/classes").get_data(as_text=True)
+    assert 'href="/my-defenses"' in world.client_for("student1").get("/my-tests").get_data(
+        as_text=True)
+    did = schedule(world, t1, rubric, raters=[str(users["teacher2"])], adjudicator="")
+    page = t1.get(f"/teach/defenses/{did}/score").get_data(as_text=True)
+    assert 'id="manage-raters"' in page and 'id="score-sheet"' not in page
+    assert 'id="waiting"' in page
+    added = t1.post(f"/teach/defenses/{did}/raters", data={
+        "csrf_token": csrf_of(page), "user_id": str(users["teacher3"]), "role": "rater"})
+    assert added.status_code == 303
+    refused = t1.post(f"/teach/defenses/{did}/raters", data={
+        "csrf_token": csrf_of(page), "user_id": str(users["teacher3"]), "role": "rater"})
+    assert refused.status_code == 409 and "already assigned" in refused.get_data(as_text=True)
+    # A rater does not manage raters, and sees no buttons that would tell who submitted.
+    rater_page = t2.get(f"/teach/defenses/{did}/score").get_data(as_text=True)
+    assert 'id="manage-raters"' not in rater_page
+    assert t2.post(f"/teach/defenses/{did}/raters/{users['teacher3']}/remove", data={
+        "csrf_token": csrf_of(rater_page)}).status_code == 403
+    assert sheet(t2, did, rubric, [2, 2, 2], "t2").status_code == 303
+    removed = t1.post(f"/teach/defenses/{did}/raters/{users['teacher2']}/remove",
+                      data={"csrf_token": csrf_of(page)}, follow_redirects=True)
+    assert "A rater who has submitted stays a rater." in removed.get_data(as_text=True)
+    assert t1.post(f"/teach/defenses/{did}/raters/{users['teacher3']}/remove",
+                   data={"csrf_token": csrf_of(page)}).status_code == 303
+    final = t1.get(f"/teach/defenses/{did}/score").get_data(as_text=True)
+    assert 'id="all-scores"' in final and "status-final" in final
+    assert t1.post(f"/teach/defenses/{did}/cancel",
+                   data={"csrf_token": csrf_of(final)}).status_code == 303
+    with world.db() as db:
+        assert db.scalar(select(func.count(RubricScore.id))) == 3  # kept
+        assert db.get(Defense, did).cancelled_at is not None

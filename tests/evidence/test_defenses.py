@@ -256,14 +256,17 @@ def test_remove_cancel_keep_scores(school) -> None:
                                version.rubric_id, title="P", raters=[ids["teacher1"],
                                                                      ids["teacher2"]])
     service.submit_sheet(session, t1, defense, _sheet(version, [2, 2, 2]))
+    admin = school.user("admin1")
     with pytest.raises(Conflict):
-        service.remove_rater(session, defense, ids["teacher1"])
-    service.remove_rater(session, defense, ids["teacher2"])
+        service.remove_rater(session, admin, defense, ids["teacher1"])
+    with pytest.raises(Forbidden):  # the lead rates too: teacher2's progress is hidden
+        service.remove_rater(session, t1, defense, ids["teacher2"])
+    service.remove_rater(session, admin, defense, ids["teacher2"])
     assert service.defense_state(session, defense).status == "final"
     with pytest.raises(Conflict):
-        service.remove_rater(session, defense, ids["teacher1"])
+        service.remove_rater(session, admin, defense, ids["teacher1"])
     with pytest.raises(NotFound):
-        service.remove_rater(session, defense, ids["teacher2"])
+        service.remove_rater(session, admin, defense, ids["teacher2"])
     service.cancel(session, defense)
     session.commit()
     assert service.defense_state(session, defense).status == "cancelled"
