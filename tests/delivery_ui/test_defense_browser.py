@@ -109,6 +109,9 @@ def test_keyboard_scoring_blind_adjudication_and_student_view(
             assert "t1-note" in t2.content()
             assert texts["disagree"] in t2.locator("#all-scores").inner_text()
             _check(t2, violations, f"defenses-all-scores-{language}", narrow=True)
+            t2.goto(f"{live.url}/teach/defenses")
+            assert t2.locator("#defense-list tbody tr").count() == 1
+            _check(t2, violations, f"defenses-teacher-list-{language}", narrow=True)
 
             # The adjudicator settles reasoning with the keyboard.
             _sign_in(t3, live.url, "teacher3", world.password)
