@@ -20,6 +20,7 @@ import delivery_ui
 from api import (
     assess_pages,
     db,
+    defense_pages,
     i18n,
     limits,
     pages,
@@ -102,6 +103,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rater_pages.bp)
     app.register_blueprint(rubric_calibration_pages.bp)
     app.register_blueprint(rubric_pages.bp)
+    app.register_blueprint(defense_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
     return app

@@ -28,6 +28,7 @@ from calibration import CalibrationResult, calibrate
 from calibration.data import from_long
 from cat_engine import ItemBank
 from cat_engine.models import simulate_responses
+from evidence import defenses
 from evidence.models import Assignment, Draft, DraftComment, Rubric
 from evidence.rubrics import create_rubric
 from evidence.statements import (
@@ -167,7 +168,7 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123,
     calibration = field_trial_calibration(items, seed)
     usernames = (
         [f"student{i}" for i in range(1, DEMO_STUDENTS + 1)]
-        + ["teacher1", "assessor1", "admin1"]
+        + ["teacher1", "teacher2", "teacher3", "assessor1", "admin1"]
     )
 
     def fill(connection: Connection) -> None:
@@ -235,7 +236,7 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
         items=rows,
     )
     students = [u for u in accounts if u.role == Role.STUDENT]
-    teacher = next(u for u in accounts if u.role == Role.TEACHER)
+    teacher, *co_teachers = [u for u in accounts if u.role == Role.TEACHER]
     # Two classes, so a teacher's view and a student's list are not the whole school.
     half = len(students) // 2
     classes = [
@@ -247,7 +248,8 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
     session.add_all([Assignment(class_id=c.id, test_id=test.id) for c in classes])
     session.flush()
     _add_evidence(session, teacher, classes[0], students[0], base_url)
-    demo_rubric(session, teacher)
+    rubric = demo_rubric(session, teacher)
+    _add_defenses(session, teacher, co_teachers, classes[0], students[:DEMO_CLUB_SIZE], rubric.id)
     session.close()
 
 
@@ -390,6 +392,58 @@ def demo_rubric(session: Session, user: User) -> Rubric:
                            note="The demo's rubric")
     session.flush()
     return rubric
+#: Oral defenses: "Teacher Two" runs a maths club with the first students of "Year 8 Maths", so
+#: they co-rate those students' defenses with Teacher One; "Teacher Three" (a small study group)
+#: adjudicates. Three defenses: final (the raters agree within a level), adjudicated (they were
+#: three levels apart on one criterion), and one waiting for Teacher Two's sheet.
+DEMO_CLUB_SIZE = 4
+
+
+def _add_defenses(session: Session, teacher: User, co_teachers: list[User],
+                  klass: SchoolClass, club: list[User], rubric_id: int) -> None:
+    """Three defenses in ``klass`` scored by ``teacher`` and the second teacher (through the
+    defense services, so the demo follows the same rules as the app)."""
+    second, third = co_teachers
+    session.add_all([SchoolClass(name="Maths Club", teacher=second, students=club),
+                     SchoolClass(name="Study Skills", teacher=third, students=club[1:2])])
+    session.flush()
+    now = utcnow()
+
+    def defense(student: User, days: int, adjudicator: User | None = None):
+        return defenses.schedule(
+            session, teacher, klass.id, student.id, rubric_id,
+            title=f"Defense of “{DEMO_TASK['title']}”", scheduled_at=now + timedelta(days=days),
+            raters=[teacher.id, second.id], adjudicator=adjudicator and adjudicator.id)
+
+    def sheet(d, scores: tuple[int, ...], notes: tuple[str, ...]) -> dict:
+        criteria = d.rubric_version.criteria
+        return {c.id: {"score": s, "note": n} for c, s, n in zip(criteria, scores, notes,
+                                                                 strict=True)}
+
+    agreed = defense(club[0], -3)
+    defenses.submit_sheet(session, teacher, agreed, sheet(agreed, (3, 3, 2, 3), (
+        "Said why the parts must be equal.", "Compared 2/3 and 3/4 with a common denominator.",
+        "The bar diagram was right but unlabelled.", "Needed a hint for the second question.")))
+    defenses.submit_sheet(session, second, agreed, sheet(agreed, (3, 4, 2, 2), (
+        "Clear meaning of numerator and denominator.", "Sound method, checked by estimating.",
+        "Diagram drawn, not used in the argument.", "Hesitated on the new case.")))
+    disputed = defense(club[1], -2, adjudicator=third)
+    defenses.submit_sheet(session, teacher, disputed, sheet(disputed, (1, 2, 2, 2), (
+        "Compared numerators only.", "Errors with unlike denominators.",
+        "Hard to follow at first.", "Answered with help.")))
+    defenses.submit_sheet(session, second, disputed, sheet(disputed, (4, 2, 2, 3), (
+        "Corrected the method during the questions and justified it.", "Improved later.",
+        "Diagram matched the fractions.", "Answered the follow-up alone.")))
+    defenses.correct(session, teacher, disputed, disputed.rubric_version.criteria[3].id, 3,
+                     "On the recording the answer to the last question came without help.")
+    defenses.adjudicate(session, third, disputed, disputed.rubric_version.criteria[0].id, 3,
+                        "The recording shows the wrong first method, then a corrected and "
+                        "justified one: Secure, not Extending.")
+    waiting = defense(club[2], -1)
+    defenses.submit_sheet(session, teacher, waiting, sheet(waiting, (2, 3, 3, 3), (
+        "Right idea, but the reason was unclear.", "Accurate throughout.", "Well ordered.",
+        "Answered both questions.")))
+    session.flush()
 
 
 def _sqlite_file(url: URL) -> Path | None:
@@ -460,6 +514,10 @@ def _drop_all_tables(connection: Connection) -> None:
         connection.exec_driver_sql(f"DROP TABLE IF EXISTS {preparer.quote(table)}")
 
 
+TEACHER_NAMES = {"teacher1": "Teacher One", "teacher2": "Teacher Two",
+                 "teacher3": "Teacher Three"}
+
+
 def _add_accounts(session, usernames: list[str]) -> list[User]:
     # One hash for all demo accounts: they share a published password, so per-account salts would
     # protect nothing, and 32 scrypt computations would add seconds to every demo build.
@@ -469,7 +527,7 @@ def _add_accounts(session, usernames: list[str]) -> list[User]:
         if username.startswith("student"):
             role, name = Role.STUDENT, f"Student {username.removeprefix('student')}"
         elif username.startswith("teacher"):
-            role, name = Role.TEACHER, "Teacher One"
+            role, name = Role.TEACHER, TEACHER_NAMES.get(username, username.title())
         elif username.startswith("admin"):
             role, name = Role.ADMIN, "Admin One"
         else:

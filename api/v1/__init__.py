@@ -167,6 +167,7 @@ def init_app(app: Flask) -> Api:
         auth,
         calibration,
         classes,
+        defenses,
         indicators,
         items,
         portfolio,
@@ -192,7 +193,8 @@ def init_app(app: Flask) -> Api:
         "bearerAuth", {"type": "http", "scheme": "bearer"}
     )
     for module in (auth, users, classes, items, tests, attempts, calibration, tasks, indicators,
-                   portfolio, xapi_clients, rubrics, rater_analysis, rubric_calibrations):
+                   portfolio, xapi_clients, rubrics, defenses, rater_analysis,
+                   rubric_calibrations):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

@@ -109,13 +109,14 @@ def test_demo_builds_a_small_bank(any_db_url) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Built: 24 items" in result.output
-    accounts = "student1..student30, teacher1, assessor1, admin1; password 'demo-password'"
+    accounts = ("student1..student30, teacher1, teacher2, teacher3, assessor1, admin1; "
+                "password 'demo-password'")
     assert accounts in result.output
     assert "exist only in this demo database" in result.output
     engine = make_engine(any_db_url)
     with session_scope(session_factory(engine)) as session:
         assert session.scalar(select(func.count()).select_from(Item)) == 24
-        assert session.scalar(select(func.count()).select_from(User)) == 33
+        assert session.scalar(select(func.count()).select_from(User)) == 35
         test = session.scalars(select(AdaptiveTest)).one()
         assert test.name == DEMO_TEST_NAME and len(test.items) == 24
         sets = session.scalars(select(ItemParameterSet)).all()

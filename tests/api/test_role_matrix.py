@@ -151,6 +151,50 @@ def _rubric_calibration(world: ApiWorld) -> dict:
         session.add(calibration)
         session.flush()
         return context | {"calibration": calibration.id}
+def _rubric(world: ApiWorld, co_teach_teacher2: bool = False) -> dict:
+    """A rubric made with the ORM (three criteria, 1-4); optionally teacher2 co-teaches
+    student1 (so teacher2 may rate student1's defenses)."""
+    from api.db import engine_of
+    from storage import session_factory, session_scope
+    from tests.evidence.defense_helpers import co_teach, make_rubric
+
+    with session_scope(session_factory(engine_of(world.app))) as session:
+        version = make_rubric(session, name=f"R-{uuid.uuid4().hex[:8]}")
+        if co_teach_teacher2:
+            co_teach(session, world.users["teacher2"], [world.users["student1"]],
+                     name=f"Club-{uuid.uuid4().hex[:6]}")
+        return {"rubric": version.rubric_id, "criteria": [c.id for c in version.criteria]}
+
+
+def _defense(world: ApiWorld, raters: tuple[str, ...] = ("teacher1",),
+             adjudicator: str | None = None, co_teach_teacher2: bool = False) -> dict:
+    context = _rubric(world, co_teach_teacher2)
+    reply = world.call("post", f"/api/v1/classes/{world.class_id}/defenses", "teacher1", json={
+        "student_id": world.users["student1"], "rubric_id": context["rubric"], "title": "D",
+        "raters": [world.users[r] for r in raters],
+        "adjudicator": world.users[adjudicator] if adjudicator else None})
+    assert reply.status_code == 201, reply.get_json()
+    return context | {"defense": reply.get_json()["id"]}
+
+
+def _sheet_body(world: ApiWorld, context: dict) -> dict:
+    return {"scores": {str(c): {"score": 2, "note": ""} for c in context["criteria"]}}
+
+
+def _submitted_defense(world: ApiWorld) -> dict:
+    context = _defense(world)
+    r = world.call("post", f"/api/v1/defenses/{context['defense']}/scores", "teacher1",
+                   json=_sheet_body(world, context))
+    assert r.status_code == 201, r.get_json()
+    return context
+
+
+def _defense_scored_by_teacher2(world: ApiWorld) -> dict:
+    context = _defense(world, raters=("teacher2",), co_teach_teacher2=True)
+    r = world.call("post", f"/api/v1/defenses/{context['defense']}/scores", "teacher2",
+                   json=_sheet_body(world, context))
+    assert r.status_code == 201, r.get_json()
+    return context
 
 
 def _all(status: int, **overrides: int) -> dict[str, int]:
@@ -413,6 +457,47 @@ MATRIX: dict[str, Row] = {
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),
     "DELETE /auth/token": Row("delete", lambda w, c: "/api/v1/auth/token", _all(204)),
+    # defenses: the class's teacher schedules and manages; assigned raters score; the student
+    # reads their own; other teachers and students do not know it exists; assessors are refused.
+    "GET /classes/{id}/defenses": Row(
+        "get", lambda w, c: f"/api/v1/classes/{w.class_id}/defenses",
+        _all(200, **NOT_STAFF, teacher2=404)),
+    "POST /classes/{id}/defenses": Row(
+        "post", lambda w, c: f"/api/v1/classes/{w.class_id}/defenses",
+        _all(201, **NOT_STAFF, teacher2=404), setup=_rubric,
+        body=lambda w, c: {"student_id": w.users["student1"], "rubric_id": c["rubric"],
+                           "title": "D", "raters": [w.users["teacher1"]]}),
+    "GET /defenses": Row("get", lambda w, c: "/api/v1/defenses", _all(200, assessor1=403)),
+    "GET /users/{id}/defenses": Row(
+        "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/defenses",
+        _all(200, student3=404, teacher2=404, assessor1=403), setup=_defense),
+    "GET /defenses/{id}": Row(
+        "get", lambda w, c: f"/api/v1/defenses/{c['defense']}",
+        _all(200, student3=404, teacher2=404, assessor1=403), setup=_defense),
+    "POST /defenses/{id}/raters": Row(
+        "post", lambda w, c: f"/api/v1/defenses/{c['defense']}/raters",
+        _all(201, **NOT_STAFF, teacher2=404),
+        setup=lambda w: _defense(w, co_teach_teacher2=True),
+        body=lambda w, c: {"user_id": w.users["teacher2"]}),
+    "DELETE /defenses/{id}/raters/{id}": Row(
+        "delete", lambda w, c: f"/api/v1/defenses/{c['defense']}/raters/{w.users['teacher2']}",
+        _all(200, **NOT_STAFF, teacher2=403),
+        setup=lambda w: _defense(w, adjudicator="teacher2", co_teach_teacher2=True)),
+    "POST /defenses/{id}/scores": Row(
+        "post", lambda w, c: f"/api/v1/defenses/{c['defense']}/scores",
+        _all(403, teacher1=201, teacher2=404), setup=_defense, body=_sheet_body),
+    "POST /defenses/{id}/corrections": Row(
+        "post", lambda w, c: f"/api/v1/defenses/{c['defense']}/corrections",
+        _all(403, teacher1=201, teacher2=404), setup=_submitted_defense,
+        body=lambda w, c: {"criterion_id": c["criteria"][0], "score": 3, "reason": "misread"}),
+    "POST /defenses/{id}/adjudications": Row(  # one rater: nothing to settle (409), but the
+        # lead teacher gets that far; the rater is not the adjudicator
+        "post", lambda w, c: f"/api/v1/defenses/{c['defense']}/adjudications",
+        _all(403, teacher1=409), setup=_defense_scored_by_teacher2,
+        body=lambda w, c: {"criterion_id": c["criteria"][0], "score": 3, "reason": "x"}),
+    "POST /defenses/{id}/cancel": Row(
+        "post", lambda w, c: f"/api/v1/defenses/{c['defense']}/cancel",
+        _all(200, **NOT_STAFF, teacher2=404), setup=_defense),
 }
 
 
