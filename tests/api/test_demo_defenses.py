@@ -21,10 +21,10 @@ def test_demo_defenses(sqlite_url: str) -> None:
             assert [s.status for s in states] == ["final", "final", "scoring"]
             agreed, adjudicated, waiting = states
             finals = [agreed.final(c.id) for c in agreed.criteria]
-            assert finals == [3.0, 3.5, 2.0]
+            assert finals == [3.0, 3.5, 2.0, 2.5]
             assert agreed.disputed() == [] and adjudicated.disputed() == [
                 adjudicated.criteria[0].id]
-            assert [adjudicated.final(c.id) for c in adjudicated.criteria] == [3.0, 2.0, 3.0]
+            assert [adjudicated.final(c.id) for c in adjudicated.criteria] == [3.0, 2.0, 2.0, 3.0]
             assert adjudicated.adjudicator.rater.username == "teacher3"
             assert [r.rater.username for r in waiting.raters if r.submitted_at is None] == [
                 "teacher2"]

@@ -151,7 +151,9 @@ def _rubric_calibration(world: ApiWorld) -> dict:
         session.add(calibration)
         session.flush()
         return context | {"calibration": calibration.id}
-def _rubric(world: ApiWorld, co_teach_teacher2: bool = False) -> dict:
+
+
+def _defense_rubric(world: ApiWorld, co_teach_teacher2: bool = False) -> dict:
     """A rubric made with the ORM (three criteria, 1-4); optionally teacher2 co-teaches
     student1 (so teacher2 may rate student1's defenses)."""
     from api.db import engine_of
@@ -168,7 +170,7 @@ def _rubric(world: ApiWorld, co_teach_teacher2: bool = False) -> dict:
 
 def _defense(world: ApiWorld, raters: tuple[str, ...] = ("teacher1",),
              adjudicator: str | None = None, co_teach_teacher2: bool = False) -> dict:
-    context = _rubric(world, co_teach_teacher2)
+    context = _defense_rubric(world, co_teach_teacher2)
     reply = world.call("post", f"/api/v1/classes/{world.class_id}/defenses", "teacher1", json={
         "student_id": world.users["student1"], "rubric_id": context["rubric"], "title": "D",
         "raters": [world.users[r] for r in raters],
@@ -464,7 +466,7 @@ MATRIX: dict[str, Row] = {
         _all(200, **NOT_STAFF, teacher2=404)),
     "POST /classes/{id}/defenses": Row(
         "post", lambda w, c: f"/api/v1/classes/{w.class_id}/defenses",
-        _all(201, **NOT_STAFF, teacher2=404), setup=_rubric,
+        _all(201, **NOT_STAFF, teacher2=404), setup=_defense_rubric,
         body=lambda w, c: {"student_id": w.users["student1"], "rubric_id": c["rubric"],
                            "title": "D", "raters": [w.users["teacher1"]]}),
     "GET /defenses": Row("get", lambda w, c: "/api/v1/defenses", _all(200, assessor1=403)),
