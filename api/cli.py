@@ -277,12 +277,14 @@ def files_gc(settings: _Settings, files_dir: str | None, grace_seconds: int) -> 
 
 
 from api.calibration_cli import calibrate_command, dif_command, link_command  # noqa: E402
+from api.raters_cli import raters_command  # noqa: E402
 from api.simulate_cli import simulate_command  # noqa: E402
 
 cli.add_command(simulate_command, "simulate")
 cli.add_command(calibrate_command, "calibrate")
 cli.add_command(dif_command, "dif")
 cli.add_command(link_command, "link")
+cli.add_command(raters_command, "raters")
 
 
 def _serve(url, host: str, port: int, workers: int, with_worker: bool = True) -> None:

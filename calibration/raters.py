@@ -538,7 +538,7 @@ def fit_mfrm(
     MFRMResult
         Severities, difficulties and thresholds with standard errors from the observed
         information; infit and outfit mean squares with their Wilson-Hilferty standardised forms
-        (from the residuals at the students' EAP measures); per student the EAP measure, its
+        (squared residuals expected over each student's posterior); per student the EAP measure, its
         posterior sd and the fair average: the expected rubric score (in the rubric's own units,
         ``min_score`` added back) of that measure for an average rater (``s = 0``), averaged over
         the criteria, as FACETS' fair average.
@@ -573,17 +573,20 @@ def fit_mfrm(
     start = _start_values(ratings, design)
     free0 = np.linalg.lstsq(expand, start, rcond=None)[0]
 
+    last = [-math.inf]
+
     def negative(free: np.ndarray) -> tuple[float, np.ndarray]:
         loglik, grad, _ = _objective(design, expand @ free, z, log_w)
+        last[0] = loglik
         return -loglik / n_students, -(expand.T @ grad) / n_students
 
     iterations = 0
 
-    def callback(intermediate: optimize.OptimizeResult) -> None:
+    def callback(_: np.ndarray) -> None:
         nonlocal iterations
         iterations += 1
         if progress is not None:
-            progress(iterations, -float(intermediate.fun) * n_students)
+            progress(iterations, last[0])
 
     solution = optimize.minimize(
         negative, free0, jac=True, method="L-BFGS-B", callback=callback,
@@ -601,7 +604,7 @@ def fit_mfrm(
     theta = sigma * z
     measure = posterior @ theta
     measure_sd = np.sqrt(np.clip(posterior @ theta**2 - measure**2, 0, None))
-    fit = _fit_statistics(ratings, design, full, measure)
+    fit = _fit_statistics(design, full, z, posterior)
     n_i, n_r = design.n_criteria, design.n_raters
     se_delta, se_s = se_full[:n_i], se_full[n_i:n_i + n_r]
     se_tau = se_full[n_i + n_r:n_i + n_r + design.n_tau]
@@ -646,9 +649,10 @@ def fit_mfrm(
         identification="students ~ N(0, sigma^2) (student mean 0); rater severities centred "
                        "(sum of severities = 0); thresholds sum to 0"
                        + (" per criterion" if model == "partial-credit" else ""),
-        fit_method="infit and outfit mean squares from standardised residuals at the students' "
-                   "EAP measures; standardised (infit_z, outfit_z) by the Wilson-Hilferty cube "
-                   "root with the model variance of the mean square (Wright and Masters)",
+        fit_method="infit and outfit mean squares with every squared residual expected over "
+                   "the student's posterior (not at a point estimate); standardised (infit_z, "
+                   "outfit_z) by the Wilson-Hilferty cube root with the model variance of the "
+                   "mean square (Wright and Masters)",
         settings=settings, seconds=time.perf_counter() - started,
     )
 
@@ -691,35 +695,47 @@ def _covariance(design: _Design, free: np.ndarray, z: np.ndarray,
         return np.linalg.pinv(-hessian)
 
 
-def _fit_statistics(ratings: Ratings, design: _Design, full: np.ndarray,
-                    measure: np.ndarray) -> dict[str, list[dict]]:
-    """Infit and outfit of raters and criteria from residuals at the EAP measures."""
-    delta, severity, tau, _ = _unpack(design, full)
-    cumulative = _steps(design, tau)
+def _fit_statistics(design: _Design, full: np.ndarray, z: np.ndarray,
+                    posterior: np.ndarray) -> dict[str, list[dict]]:
+    """Infit and outfit of raters and criteria, each squared residual expected over the posterior.
+
+    For a rating ``x`` at ``theta`` with model mean ``E`` and variance ``V``, the outfit mean
+    square averages ``(x - E)^2 / V`` and the infit is ``sum (x - E)^2 / sum V``; here every term
+    is averaged over the student's posterior (the quadrature weights), which keeps both near 1
+    under the model even when each student has few ratings (at a point estimate they are biased
+    low, the estimate having been fitted to the same ratings). Standardised by the
+    Wilson-Hilferty cube root with the model variance of the mean square (Wright and Masters).
+    """
+    eta = _category_logits(design, full, z, design.cell_criterion, design.cell_rater)
+    prob = softmax(eta, axis=2)                                              # (C, Q, K)
     k = np.arange(design.k_max)
-    i, r = ratings.criterion, ratings.rater
-    eta = (measure[ratings.student] - delta[i] - severity[r])[:, None] * k - cumulative[i]
-    prob = softmax(eta, axis=1)
     expected = prob @ k
-    deviation = k[None, :] - expected[:, None]
-    variance = np.maximum((prob * deviation**2).sum(axis=1), 1e-12)
-    kurtosis = (prob * deviation**4).sum(axis=1)
-    residual2 = (ratings.score - expected) ** 2
+    deviation = k - expected[:, :, None]
+    variance = np.maximum((prob * deviation**2).sum(axis=2), 1e-12)
+    fourth = (prob * deviation**4).sum(axis=2)
+    residual2 = (design.cell_score[:, None] - expected) ** 2
+    weight = design.counts.T @ posterior                                    # (C, Q)
+    terms = {
+        "n": weight.sum(axis=1),
+        "z2": (weight * residual2 / variance).sum(axis=1),
+        "r2": (weight * residual2).sum(axis=1),
+        "v": (weight * variance).sum(axis=1),
+        "c4v2": (weight * fourth / variance**2).sum(axis=1),
+        "c4mv2": (weight * (fourth - variance**2)).sum(axis=1),
+    }
     out: dict[str, list[dict]] = {}
-    for name, index, size in (("rater", r, design.n_raters), ("criterion", i, design.n_criteria)):
-        n = np.bincount(index, minlength=size).astype(float)
-        outfit = np.bincount(index, residual2 / variance, minlength=size) / n
-        infit = (np.bincount(index, residual2, minlength=size)
-                 / np.bincount(index, variance, minlength=size))
-        q_out = np.sqrt(np.maximum(
-            np.bincount(index, kurtosis / variance**2, minlength=size) / n**2 - 1.0 / n, 1e-12))
-        q_in = np.sqrt(np.maximum(
-            np.bincount(index, kurtosis - variance**2, minlength=size)
-            / np.bincount(index, variance, minlength=size) ** 2, 1e-12))
+    for name, index, size in (("rater", design.cell_rater, design.n_raters),
+                              ("criterion", design.cell_criterion, design.n_criteria)):
+        total = {key: np.bincount(index, value, minlength=size) for key, value in terms.items()}
+        n = total["n"]
+        outfit = total["z2"] / n
+        infit = total["r2"] / total["v"]
+        q_out = np.sqrt(np.maximum(total["c4v2"] / n**2 - 1.0 / n, 1e-12))
+        q_in = np.sqrt(np.maximum(total["c4mv2"] / total["v"] ** 2, 1e-12))
         out[name] = [
             {"infit": float(infit[j]), "outfit": float(outfit[j]),
              "infit_z": _wilson_hilferty(infit[j], q_in[j]),
-             "outfit_z": _wilson_hilferty(outfit[j], q_out[j]), "n": int(n[j])}
+             "outfit_z": _wilson_hilferty(outfit[j], q_out[j]), "n": int(np.rint(n[j]))}
             for j in range(size)
         ]
     return out
