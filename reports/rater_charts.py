@@ -24,7 +24,10 @@ FIT_RANGE = (0.5, 1.5)
 #: Normal quantile of the 95% intervals.
 Z95 = 1.959963984540054
 #: Pixels for the rater names left of the forest plot, and per rater row.
-LABEL_WIDTH = 170.0
+LABEL_WIDTH = 130.0
+#: Width of the forest plot right of the labels (narrower than the other charts, so that the
+#: text stays legible when the page is 375 px wide).
+FOREST_WIDTH = 420.0
 ROW_HEIGHT = 30.0
 #: Height of the Wright map, its students' histogram bin width (logits), and the least vertical
 #: distance between two labels in one column (pixels).
@@ -90,14 +93,14 @@ def severity_forest(raters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     lo, hi = _whole_range([*low.tolist(), *high.tolist()], least=1.0)
     n = max(len(drawn), 1)
     height = TOP + BOTTOM + ROW_HEIGHT * n
-    frame = Frame((lo, hi), (0.0, float(n)), width=WIDTH, height=height)
+    frame = Frame((lo, hi), (0.0, float(n)), width=FOREST_WIDTH, height=height)
     ys = frame.y(n - np.arange(len(drawn)) - 0.5)
     rows = [{"label": str(r["rater"]), "y": float(y), "x": float(frame.x(s)),
              "x_low": float(frame.x(a)), "x_high": float(frame.x(b)), "severity": float(s),
              "low": float(a), "high": float(b), "se": _number(r.get("se")),
              "misfit": misfit(r)}
             for r, y, s, a, b in zip(drawn, np.atleast_1d(ys), severity, low, high, strict=True)]
-    return {"width": LABEL_WIDTH + WIDTH, "height": height, "label_width": LABEL_WIDTH,
+    return {"width": LABEL_WIDTH + FOREST_WIDTH, "height": height, "label_width": LABEL_WIDTH,
             "plot": _box(frame), "frame": frame, "rows": rows, "zero": float(frame.x(0.0)),
             "x_ticks": [(float(frame.x(v)), _label(v)) for v in _tick_values(lo, hi)]}
 

@@ -217,7 +217,7 @@ def _scored_rubric(world: ApiWorld) -> dict:
     with session_scope(session_factory(engine_of(world.app))) as session:
         built = scored_rubric(session, {"users": world.users, "class_id": world.class_id,
                                         "other_class_id": world.other_class_id},
-                              n_students=16, n_raters=3, name=f"Rubric {uuid.uuid4().hex[:8]}")
+                              n_students=30, n_raters=3, name=f"Rubric {uuid.uuid4().hex[:8]}")
     return {"rubric": built.rubric_id}
 
 

@@ -37,7 +37,7 @@ def test_forest_rows_read_back_and_run_harshest_first() -> None:
     assert frame.theta_of(forest["zero"]) == pytest.approx(0.0)
     lo, hi = frame.x_range
     assert lo <= -0.5 - Z95 * 0.25 and hi >= 0.9 + Z95 * 0.3 and lo == int(lo) and hi == int(hi)
-    assert forest["height"] > 3 * 30 and forest["width"] == forest["label_width"] + 520
+    assert forest["height"] > 3 * 30 and forest["width"] == forest["label_width"] + 420
     assert rows[0]["misfit"] == ["infit"] and rows[2]["misfit"] == ["outfit"]
     assert rows[1]["misfit"] == []
 
