@@ -879,9 +879,18 @@ def _check_levels(ratings: Ratings, model: str) -> None:
                                f"criterion (levels: {detail}); use partial-credit")
         never = np.flatnonzero(~seen.any(axis=0))
         if never.size:
-            raise RatingsError("levels never used on any criterion: "
-                               + ", ".join(str(int(k)) for k in never)
-                               + " (counted from each criterion's lowest level, 0)")
+            # In the rubric's own scores (what a teacher reads), not 0-based categories.
+            low = np.unique(np.asarray(ratings.min_score, dtype=np.int64))
+            if low.size == 1:
+                named = ", ".join(f"score {int(k + low[0])}" for k in never)
+            else:
+                named = "; ".join(
+                    f"level {int(k) + 1} (scores "
+                    + ", ".join(f"{int(k + m)} of {c!r}" for c, m in zip(
+                        ratings.criterion_ids, ratings.min_score, strict=True)) + ")"
+                    for k in never)
+            raise RatingsError(f"levels never used on any criterion: {named}; every level needs "
+                               "a rating for its threshold to be estimated")
         return
     problems = []
     for i in range(ratings.n_criteria):

@@ -383,6 +383,17 @@ def test_model_settings_and_levels_are_checked():
         fit_mfrm(data, "partial-credit", quadrature=2)
 
 
+def test_an_unused_level_under_the_rating_scale_is_named_in_the_rubrics_scores():
+    """A rubric scored 1-4 whose "1" nobody gave: the refusal says "score 1", the number the
+    teacher sees on the rubric, not the 0-based category the model counts."""
+    records = [{"student_id": s, "criterion": c, "rater": r, "score": k}
+               for s, c, r, k in (("a", "x", "R1", 2), ("a", "x", "R2", 4), ("b", "x", "R1", 3),
+                                  ("a", "y", "R1", 2), ("a", "y", "R2", 3), ("b", "y", "R2", 4))]
+    data = ratings_from_records(records, min_score=1)
+    with pytest.raises(RatingsError, match="levels never used on any criterion: score 1; every"):
+        fit_mfrm(data, "rating-scale")
+
+
 def test_a_rater_with_only_extreme_ratings_is_refused_naming_them():
     rng = np.random.default_rng(9)
     severity, difficulty = _truth(rng, n_raters=4, n_criteria=3)
