@@ -43,7 +43,7 @@ class LevelSchema(ma.Schema):
     descriptor = ma.fields.String()
 
 
-class CriterionSchema(ma.Schema):
+class DefenseCriterionSchema(ma.Schema):
     id = ma.fields.Integer()
     code = ma.fields.String()
     name = ma.fields.String()
@@ -64,7 +64,7 @@ class ScoreSchema(ma.Schema):
     created_at = UtcDateTime()
 
 
-class RaterSchema(ma.Schema):
+class DefenseRaterSchema(ma.Schema):
     rater_id = ma.fields.Integer()
     name = ma.fields.String()
     role = ma.fields.String(metadata={"description": "rater or adjudicator"})
@@ -112,8 +112,8 @@ class DefenseSchema(ma.Schema):
     status = ma.fields.String(metadata={"description": STATUS_TEXT})
     lead_teacher_id = ma.fields.Integer()
     adjudicator_id = ma.fields.Integer(allow_none=True)
-    raters = ma.fields.List(ma.fields.Nested(RaterSchema))
-    criteria = ma.fields.List(ma.fields.Nested(CriterionSchema))
+    raters = ma.fields.List(ma.fields.Nested(DefenseRaterSchema))
+    criteria = ma.fields.List(ma.fields.Nested(DefenseCriterionSchema))
     my_role = ma.fields.String(allow_none=True)
     my_submitted = ma.fields.Boolean()
     my_scores = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(ScoreSchema),

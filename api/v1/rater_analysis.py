@@ -30,7 +30,7 @@ class AnalysisArgs(ma.Schema):
         "enum": list(service.MODELS)})
 
 
-class RaterSchema(ma.Schema):
+class RaterMeasureSchema(ma.Schema):
     rater = ma.fields.String(metadata={"description": "The rater's display name"})
     severity = ma.fields.Float(allow_none=True, metadata={
         "description": "Logits, raters centred at 0; higher is harsher"})
@@ -83,7 +83,7 @@ class AnalysisSchema(ma.Schema):
     n_ratings = ma.fields.Integer()
     rubric = ma.fields.Dict(metadata={"description": "id, name, version, rubric_version_id, "
                                                      "criteria (code, name, levels)"})
-    raters = ma.fields.List(ma.fields.Nested(RaterSchema))
+    raters = ma.fields.List(ma.fields.Nested(RaterMeasureSchema))
     criteria = ma.fields.List(ma.fields.Dict(), metadata={
         "description": "criterion, difficulty, se, infit, outfit"})
     thresholds = ma.fields.List(ma.fields.Raw())

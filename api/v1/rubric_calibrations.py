@@ -30,7 +30,7 @@ class CalibrationCreateSchema(ma.Schema):
         "description": "gpcm (a slope per criterion) or pcm (slopes fixed at 1)"})
 
 
-class CriterionSchema(ma.Schema):
+class CalibratedCriterionSchema(ma.Schema):
     criterion_id = ma.fields.Integer()
     code = ma.fields.String()
     name = ma.fields.String(allow_none=True)
@@ -43,7 +43,7 @@ class CriterionSchema(ma.Schema):
     n = ma.fields.Integer(metadata={"description": "Ratings of the criterion"})
 
 
-class RaterSchema(ma.Schema):
+class RaterSeveritySchema(ma.Schema):
     rater_id = ma.fields.Integer()
     name = ma.fields.String(allow_none=True)
     severity = ma.fields.Float(metadata={
@@ -67,8 +67,8 @@ class CalibrationBriefSchema(ma.Schema):
 
 
 class CalibrationSchema(CalibrationBriefSchema):
-    criteria = ma.fields.List(ma.fields.Nested(CriterionSchema))
-    raters = ma.fields.List(ma.fields.Nested(RaterSchema))
+    criteria = ma.fields.List(ma.fields.Nested(CalibratedCriterionSchema))
+    raters = ma.fields.List(ma.fields.Nested(RaterSeveritySchema))
     provenance = ma.fields.Dict(metadata={"description": (
         "students, ratings, responses, items, model, settings, log_likelihood, converged, "
         "iterations, seconds, latent_mean, latent_sd, identification, created_by, created_at")})
