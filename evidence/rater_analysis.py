@@ -32,6 +32,7 @@ from calibration.raters import MODELS as MFRM_MODELS
 from calibration.raters import Ratings, RatingsError, fit_mfrm
 from evidence.models import Rubric, RubricVersion
 from evidence.rubric_scores import RATING, current_ratings
+from evidence.rubrics import get_rubric  # noqa: F401  (the rater pages and API find it here)
 from storage.accounts import Role, SchoolClass, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
 
@@ -57,20 +58,6 @@ def _class_ids(session: Session, viewer: User) -> list[int] | None:
         return list(session.scalars(select(SchoolClass.id)
                                     .where(SchoolClass.teacher_id == viewer.id)))
     return None
-
-
-def get_rubric(session: Session, rubric_id: int) -> Rubric:
-    """The rubric ``rubric_id``.
-
-    Raises
-    ------
-    NotFound
-        No such rubric.
-    """
-    rubric = session.get(Rubric, rubric_id)
-    if rubric is None:
-        raise NotFound(f"no rubric {rubric_id}")
-    return rubric
 
 
 def scored_versions(session: Session, rubric: Rubric, *, viewer: User) -> list[dict[str, Any]]:

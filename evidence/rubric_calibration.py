@@ -48,13 +48,13 @@ from evidence.models import (
     AttemptStatus,
     Defense,
     Response,
-    Rubric,
     RubricCalibration,
     RubricCalibrationStatus,
     RubricCriterion,
     RubricVersion,
 )
 from evidence.rubric_scores import ADJUDICATION, RATING, current_ratings
+from evidence.rubrics import get_rubric
 from item_bank.models import Item, ItemStatus
 from storage import utcnow
 from storage.accounts import Role, User
@@ -120,9 +120,7 @@ def _staff(user: User) -> None:
 
 def get_version(session: Session, rubric_id: int, version: int | None) -> RubricVersion:
     """The rubric's version ``version`` (its latest when ``None``)."""
-    rubric = session.get(Rubric, rubric_id)
-    if rubric is None:
-        raise NotFound(f"no rubric {rubric_id}", "rubric_id")
+    rubric = get_rubric(session, rubric_id)
     query = select(RubricVersion).where(RubricVersion.rubric_id == rubric_id)
     if version is None:
         found = session.scalars(query.order_by(RubricVersion.version.desc()).limit(1)).first()
@@ -324,8 +322,7 @@ def get_calibration(session: Session, calibration_id: int, *, lock: bool = False
 
 def calibrations_of(session: Session, rubric_id: int):
     """A ``select`` of a rubric's calibrations, newest first (``NotFound`` for no rubric)."""
-    if session.get(Rubric, rubric_id) is None:
-        raise NotFound(f"no rubric {rubric_id}", "rubric_id")
+    get_rubric(session, rubric_id)
     return (select(RubricCalibration)
             .join(RubricVersion, RubricVersion.id == RubricCalibration.rubric_version_id)
             .where(RubricVersion.rubric_id == rubric_id)

@@ -444,9 +444,20 @@ def visible_rubric(session: Session, viewer: User, rubric_id: int) -> Rubric:
         No such rubric.
     """
     require_staff(viewer)
+    return get_rubric(session, rubric_id)
+
+
+def get_rubric(session: Session, rubric_id: int) -> Rubric:
+    """The rubric ``rubric_id``, whoever asks (callers check who may see it).
+
+    Raises
+    ------
+    NotFound
+        No such rubric (field ``rubric_id``).
+    """
     rubric = session.get(Rubric, rubric_id)
     if rubric is None:
-        raise NotFound(f"no rubric {rubric_id}")
+        raise NotFound(f"no rubric {rubric_id}", "rubric_id")
     return rubric
 
 
