@@ -185,6 +185,25 @@ def from_wide(
     )
 
 
+def read_csv(path: Path, error: type[Exception]) -> tuple[list[str], list[list[str]]]:
+    """The header (names stripped) and the rows of a UTF-8 CSV file (a BOM is allowed).
+
+    Raises
+    ------
+    error
+        An empty file, or one that is not UTF-8 text, naming the file.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                raise error(f"{path}: the file is empty")
+            return [h.strip() for h in header], list(reader)
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a UTF-8 text file") from None
+
+
 def read_responses(path: str | Path) -> ResponseData:
     """Read a long or wide response CSV (long when it has ``person_id,item_id,response``).
 
@@ -194,16 +213,7 @@ def read_responses(path: str | Path) -> ResponseData:
         With the file name and the rows or columns at fault.
     """
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                raise ResponseDataError(f"{path}: the file is empty")
-            header = [h.strip() for h in header]
-            records = list(reader)
-    except UnicodeDecodeError:
-        raise ResponseDataError(f"{path}: not a UTF-8 text file") from None
+    header, records = read_csv(path, ResponseDataError)
     try:
         if set(LONG_COLUMNS) <= set(header):
             return _long(header, records)

@@ -29,7 +29,6 @@ then carried to the centred (dependent) parameters by the linear map from the fr
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +41,7 @@ from scipy import optimize, sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.special import logsumexp, softmax
 
+from calibration.data import read_csv
 from calibration.errors import CalibrationError
 
 COLUMNS = ("student_id", "criterion", "rater", "score")
@@ -223,16 +223,7 @@ def read_ratings(path: str | Path, min_score: int | Mapping[str, int] | None = N
         and everything :func:`ratings_from_records` refuses.
     """
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, None)
-            if header is None:
-                raise RatingsError(f"{path}: the file is empty")
-            header = [h.strip() for h in header]
-            lines = list(reader)
-    except UnicodeDecodeError:
-        raise RatingsError(f"{path}: not a UTF-8 text file") from None
+    header, lines = read_csv(path, RatingsError)
     missing = [name for name in COLUMNS if name not in header]
     if missing:
         raise RatingsError(f"{path}: missing column{'s' if len(missing) > 1 else ''} "
