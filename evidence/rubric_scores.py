@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, aliased
 
 from evidence.models import Defense, DefenseRater, RubricCriterion, RubricScore
@@ -77,8 +77,9 @@ def current_ratings(
         ``("rating",)`` (default) for the raters' independent scores, the data of the rater
         analysis; add ``"adjudication"`` for the adjudicators' scores too.
     submitted_only : bool
-        Only scores of raters who have submitted their sheet (default). Cancelled defenses'
-        scores are always left out.
+        Only ratings of raters who have submitted their sheet (default); adjudications count
+        as soon as they are given, by an assigned adjudicator or by the lead teacher, who has no
+        rater row. Cancelled defenses' scores are always left out.
 
     Returns
     -------
@@ -93,13 +94,14 @@ def current_ratings(
         query = query.where(Defense.class_id.in_(list(class_ids)))
     if student_ids is not None:
         query = query.where(Defense.student_id.in_(list(student_ids)))
-    if submitted_only:
-        query = query.where(
+    if submitted_only:  # an adjudication counts once given (a lead teacher has no rater row)
+        query = query.where(or_(
+            RubricScore.kind != RATING,
             select(DefenseRater.defense_id)
             .where(DefenseRater.defense_id == RubricScore.defense_id,
                    DefenseRater.rater_id == RubricScore.rater_id,
                    DefenseRater.submitted_at.is_not(None))
-            .exists()
-        )
+            .exists(),
+        ))
     rows = session.execute(query.order_by(RubricScore.created_at, RubricScore.id))
     return [Rating(*row) for row in rows]

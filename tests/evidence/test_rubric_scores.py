@@ -97,3 +97,17 @@ def test_a_second_first_score_is_refused(school) -> None:
                             score=3))
     with pytest.raises(DBAPIError):
         session.flush()
+
+
+def test_an_adjudication_counts_without_a_submitted_rater_row(school) -> None:
+    """The lead teacher adjudicates without being an assigned rater: their score counts."""
+    session = school.session
+    version, defense, (reasoning, _) = _defense(school, "student2")
+    t1 = school.ids["users"]["teacher1"]
+    session.add(RubricScore(defense_id=defense.id, criterion_id=reasoning.id, rater_id=t1,
+                            kind=ADJUDICATION, score=3, reason="settles a 1-vs-4 split"))
+    session.flush()
+    got = current_ratings(session, [version.id], kinds=("rating", ADJUDICATION))
+    assert [(r.rater_id, r.kind, r.score) for r in got] == [(t1, ADJUDICATION, 3)]
+    assert current_ratings(session, [version.id]) == []  # ratings only: none submitted
+
