@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import Session
 
-from evidence.classes import _utc, teaches
+from evidence.classes import _enrolled, _utc, teaches
 from evidence.models import (
     Defense,
     DefenseRater,
@@ -61,7 +61,7 @@ from evidence.models import (
 )
 from evidence.rubric_scores import ADJUDICATION, RATING, current_scores
 from storage import as_utc, utcnow
-from storage.accounts import Role, SchoolClass, User, class_members
+from storage.accounts import Role, SchoolClass, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
 
 RATER = "rater"
@@ -358,21 +358,12 @@ def _title(value: Any) -> str:
     return title
 
 
-def _enrolled(session: Session, class_id: int, student_id: int) -> bool:
-    return session.scalar(select(class_members.c.user_id).where(
-        class_members.c.class_id == class_id, class_members.c.user_id == student_id)) is not None
-
-
 def may_rate(session: Session, user: User | None, klass: SchoolClass, student_id: int) -> bool:
     """Whether ``user`` may score ``student_id``'s defense in ``klass``: a teacher who is the
     class's teacher or teaches a class the student is enrolled in."""
     if user is None or user.role != Role.TEACHER or not user.is_active:
         return False
-    if klass.teacher_id == user.id:
-        return True
-    return session.scalar(select(exists().where(
-        SchoolClass.teacher_id == user.id, class_members.c.class_id == SchoolClass.id,
-        class_members.c.user_id == student_id))) or False
+    return klass.teacher_id == user.id or teaches(session, user, student_id)
 
 
 def _check_rater(session: Session, klass: SchoolClass, student_id: int, user_id: Any,
