@@ -55,7 +55,8 @@ from evidence.models import (
 )
 from evidence.rubric_scores import ADJUDICATION, RATING, current_ratings
 from evidence.rubrics import get_rubric
-from item_bank.models import Item, ItemStatus
+from item_bank.models import Item
+from item_bank.services import ANCHOR_STATUSES, anchor_bank
 from storage import utcnow
 from storage.accounts import Role, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
@@ -65,7 +66,6 @@ from storage.errors import Conflict, Forbidden, Invalid, NotFound
 #: tests/calibration/test_rubric_scale.py's simulation): below the 0.3 a CAT usually stops at,
 #: so the rubric's evidence is not less precise than its parameters.
 MIN_STUDENTS = 100
-ANCHOR_STATUSES = (ItemStatus.OPERATIONAL, ItemStatus.RETIRED)
 STAFF = (Role.ASSESSOR, Role.ADMIN)
 SETTINGS: dict[str, Any] = {"quadrature": 49, "max_iterations": 500, "tolerance": 1e-4,
                             "min_rater_ratings": MIN_RATER_RATINGS}
@@ -184,9 +184,7 @@ def load_rubric_data(session: Session, rubric_version_id: int) -> RubricData:
     person = {u: p for p, u in enumerate(answered)}
     codes = {i: anchors[i].code for i in anchors}
     used_items = sorted({i for _, i, _ in rows})
-    bank = ItemBank.from_records(
-        [{"item_id": codes[i], **{k: v for k, v in anchors[i].active_parameters.as_dict().items()
-                                  if v is not None}} for i in used_items])
+    bank = anchor_bank(anchors[i] for i in used_items)
     item_index = {i: j for j, i in enumerate(used_items)}
     responses = ResponseData(
         tuple(str(u) for u in answered), tuple(codes[i] for i in used_items),

@@ -523,6 +523,25 @@ def save_test(
     return test
 
 
+#: Items whose active parameters anchor a calibration on the bank's scale: those in use and
+#: those retired from use (their parameters are still on the scale).
+ANCHOR_STATUSES = (ItemStatus.OPERATIONAL, ItemStatus.RETIRED)
+
+
+def anchor_bank(items: Iterable[Item]) -> ItemBank:
+    """The items' active parameters as an engine bank, each item under its code: the fixed part
+    of a fixed-parameter calibration (pretest items, rubric criteria).
+
+    Every item must have active parameters.
+    """
+    records = []
+    for item in items:
+        values = item.active_parameters.as_dict()
+        records.append({"item_id": item.code,
+                        **{k: v for k, v in values.items() if v is not None}})
+    return ItemBank.from_records(records)
+
+
 def _bank_conditions(test: AdaptiveTest) -> list:
     """Where-clauses selecting the operational items a test draws from."""
     conditions = [Item.status == ItemStatus.OPERATIONAL]

@@ -51,13 +51,12 @@ from item_bank.models import (
     ResponseUpload,
     RunStatus,
 )
-from item_bank.services import add_parameter_set, change_status
+from item_bank.services import ANCHOR_STATUSES, add_parameter_set, anchor_bank, change_status
 from storage import as_utc, utcnow
 from storage.errors import Conflict, Invalid, NotFound
 
 MODELS = ESTIMABLE_MODELS
 KINDS = ("upload", "online")
-ANCHOR_STATUSES = (ItemStatus.OPERATIONAL, ItemStatus.RETIRED)
 DEFAULT_SETTINGS: dict[str, Any] = {
     "max_iterations": 500,
     "tolerance": 1e-4,
@@ -390,7 +389,7 @@ def _upload_input(session: Session, upload_id: int | None, anchor: bool,
         if not anchors:
             raise Invalid(f"anchor: none of the {data.n_items} items of upload {upload_id} is an "
                           "operational item with active parameters in the bank", "anchor")
-        fixed = _anchor_bank(anchors)
+        fixed = anchor_bank(anchors)
         if len(anchors) == data.n_items:
             raise Invalid(f"anchor: every item of upload {upload_id} has active parameters in the "
                           "bank, so nothing is left to estimate", "anchor")
@@ -452,21 +451,12 @@ def _online_input(session: Session, test_id: int | None, items: Sequence[str] | 
     kept = [r for r in rows if r[1] in usable]
     data = from_long([f"attempt-{a}" for a, _, _ in kept], [c for _, c, _ in kept],
                      [int(r) for _, _, r in kept], item_order=estimated)
-    fixed = _anchor_bank(anchors) if anchors else None
+    fixed = anchor_bank(anchors) if anchors else None
     return RunInput(data=data, fixed=fixed, estimated=tuple(estimated), description={
         "kind": "online", "test_id": test_id, "test": test.name,
         "n_attempts": data.n_persons, "anchors": sorted(i.code for i in anchors),
         "dropped_items": sorted(set(others) - usable),
     })
-
-
-def _anchor_bank(items: Iterable[Item]) -> ItemBank:
-    records = []
-    for item in items:
-        values = item.active_parameters.as_dict()
-        records.append({"item_id": item.code,
-                        **{k: v for k, v in values.items() if v is not None}})
-    return ItemBank.from_records(records)
 
 
 class TooFewResponses(Invalid):
@@ -940,7 +930,7 @@ def scale_review(session: Session, run: CalibrationRun,
     if not anchored and operational:
         by_code = {e["item_id"]: e for e in entries}
         new = ItemBank.from_records([_record(by_code[c]) for c in common]) if common else None
-        reference = _anchor_bank([bank[c] for c in common]) if common else None
+        reference = anchor_bank([bank[c] for c in common]) if common else None
         for method in methods:
             if method not in LINKING_METHODS:
                 raise Invalid(f"linking must be one of {', '.join(LINKING_METHODS)}, not "
