@@ -57,7 +57,8 @@ def test_import_calibrate_review_publish_and_design(sqlite_world: StudentWorld, 
                                                     tmp_path) -> None:
     found: dict[str, list[str]] = {}
     sign_in(page, live.url, "assessor1", sqlite_world.password)
-    page.get_by_role("link", name="Item bank").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Item bank").click()
     assert page.get_by_role("heading", name="Item bank").is_visible()
     assert page.get_by_role("status").filter(has_text="items found").inner_text().startswith(
         "62 items found.")
@@ -83,7 +84,8 @@ def test_import_calibrate_review_publish_and_design(sqlite_world: StudentWorld, 
     save_screenshot(page, "assess-import-errors")
     page.get_by_label("Skill of new items").fill("reading")
     page.get_by_label("Item file").set_input_files(str(qti_file))
-    page.get_by_role("button", name="Import", exact=True).click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Import", exact=True).click()
     assert page.get_by_role("heading", name="Imported from item.xml").is_visible()
     page.get_by_label("Item file").set_input_files(str(csv_file))
     page.get_by_role("button", name="Import", exact=True).click()
@@ -99,13 +101,15 @@ def test_import_calibrate_review_publish_and_design(sqlite_world: StudentWorld, 
     page.get_by_role("link", name="Calibration").click()
     found["calibration"] = _serious(page)
     page.get_by_label("Response data").set_input_files(str(responses))
-    page.get_by_role("button", name="Upload").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Upload").click()
     assert page.get_by_role("heading", name="Response upload").is_visible()
     assert "600 persons" in page.locator("main").inner_text()
     found["upload"] = _serious(page)
     save_screenshot(page, "assess-upload")
     page.get_by_label("Anchor on the bank").check()
-    page.get_by_role("button", name="Start the run").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start the run").click()
     assert page.get_by_role("heading", name="Calibration run").is_visible()
     assert page.locator("#run-status-label").inner_text() == "succeeded"
     table = page.locator("#run-items")
@@ -127,7 +131,8 @@ def test_import_calibrate_review_publish_and_design(sqlite_world: StudentWorld, 
     assert _item(sqlite_world, "QTI-1").active_parameters is None  # not ticked
 
     # The item page draws the published parameters.
-    page.get_by_role("link", name="CSV-1", exact=True).click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="CSV-1", exact=True).click()
     assert page.get_by_role("heading", name="Item CSV-1").is_visible()
     icc = page.get_by_role("img", name="Item characteristic curve of CSV-1")
     assert icc.is_visible()
@@ -139,14 +144,16 @@ def test_import_calibrate_review_publish_and_design(sqlite_world: StudentWorld, 
     save_screenshot(page, "assess-item")
 
     page.get_by_role("link", name="Pretest").click()
-    page.get_by_role("button", name="Show its pretest items").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show its pretest items").click()
     assert page.get_by_role("heading", name="Pretest items of Maths").is_visible()
     found["pretest"] = _serious(page)
     save_screenshot(page, "assess-pretest")
 
     page.get_by_role("link", name="Simulation").click()
     page.get_by_label("Simulated students").fill("400")
-    page.get_by_role("button", name="Simulate").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Simulate").click()
     assert page.get_by_role("heading", name="Report: Maths, 400 simulated students").is_visible()
     for name in ("Exposure rates of the items", "Precision by ability", "Test length by ability"):
         assert page.get_by_role("img", name=name).is_visible()
@@ -184,7 +191,8 @@ def test_the_run_page_follows_a_queued_run_by_itself(sqlite_world: StudentWorld,
     assert page.locator("#run-status-label").inner_text() == "succeeded"
     assert "The run has ended." in page.locator("#run-message").inner_text()
     assert page.locator("#run-progress-bar").evaluate("bar => bar.value") == 1
-    page.get_by_role("link", name="Show the results").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Show the results").click()
     assert page.locator("#run-items tbody tr").count() == 11
     assert not found, found
 
@@ -269,13 +277,15 @@ def test_the_bank_edit_and_item_plots_in_the_browser(sqlite_world: StudentWorld,
                                        groups=("girls", "boys")))
     page.goto(live.url + "/assess/calibration")
     page.get_by_label("Response data").set_input_files(str(responses))
-    page.get_by_role("button", name="Upload").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Upload").click()
     assert page.get_by_label("Reference group for DIF").locator("option").count() == 3
     found["upload-groups"] = _serious(page)
     save_screenshot(page, "assess-upload-groups")
     page.get_by_label("Reference group for DIF").select_option("girls")
     page.get_by_role("button", name="Start the run").click()
-    page.get_by_role("link", name="Fit and DIF PRE-1").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Fit and DIF PRE-1").click()
     assert page.get_by_role("img", name="Observed and expected scores of PRE-1").is_visible()
     assert page.get_by_role("img", name="Observed scores of PRE-1 by group").is_visible()
     found["run-item"] = _serious(page)

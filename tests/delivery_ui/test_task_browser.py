@@ -91,7 +91,8 @@ def test_two_drafts_compared_and_commented(sqlite_world: StudentWorld, browser,
             teacher.goto(task_url)
             _check(teacher, violations, f"tasks-teacher-task-{language}", narrow=True)
             student_id = world.ids["users"]["student1"]
-            teacher.locator(f'a[href$="/tasks/{task_id}/students/{student_id}"]').click()
+            with teacher.expect_navigation():
+                teacher.locator(f'a[href$="/tasks/{task_id}/students/{student_id}"]').click()
             assert teacher.locator("ol.versions > li").count() == 2
             assert teacher.locator('a[href^="/files/"]').count() == 2
             teacher.locator("#from").select_option("1")

@@ -237,7 +237,8 @@ def test_the_attempt_page_in_a_browser(sqlite_world: StudentWorld, browser, lang
             with page.expect_navigation():
                 page.locator("form.card button[type=submit]").click()
             page.goto(f"{live.url}/teach/classes/{sqlite_world.ids['class_id']}")
-            page.locator(f'a[href$="/attempts/{attempt_id}"]').click()
+            with page.expect_navigation():
+                page.locator(f'a[href$="/attempts/{attempt_id}"]').click()
             assert page.locator("#answers tbody tr").count() >= 5
             assert page.locator("svg#trajectory polygon.band-theta").count() == 1
             violations += Axe().run(page).response["violations"]

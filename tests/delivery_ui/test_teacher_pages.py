@@ -162,7 +162,8 @@ def test_the_class_page_in_a_browser(sqlite_world: StudentWorld, browser, langua
             page.get_by_role("link", name="Mis clases" if language == "es" else "My classes") \
                 .click()
             violations = Axe().run(page).response["violations"]
-            page.get_by_role("link", name="7A").click()
+            with page.expect_navigation():
+                page.get_by_role("link", name="7A").click()
             assert page.locator("#roster tbody tr").count() == 2
             assert page.locator("html").get_attribute("lang") == language
             violations += Axe().run(page).response["violations"]
