@@ -34,6 +34,13 @@ from item_bank.models import (
     ResponseUpload,
     RunStatus,
 )
+from reports.models import (
+    Appeal,
+    AppealAnswer,
+    LearningResource,
+    MasteryDecision,
+    ReportJob,
+)
 from storage import Base
 from storage.accounts import (
     Accommodation,
@@ -52,6 +59,8 @@ __all__ = [
     "AdaptiveTest",
     "ApiToken",
     "AppMeta",
+    "Appeal",
+    "AppealAnswer",
     "Assignment",
     "Attempt",
     "AttemptStatus",
@@ -69,6 +78,9 @@ __all__ = [
     "ItemStatusEvent",
     "ItemTag",
     "ItemVersion",
+    "LearningResource",
+    "MasteryDecision",
+    "ReportJob",
     "Response",
     "ResponseUpload",
     "Role",

@@ -54,6 +54,11 @@ TABLES = {
     "defense_raters",
     "rubric_scores",
     "rubric_calibrations",
+    "mastery_decisions",
+    "appeals",
+    "appeal_answers",
+    "learning_resources",
+    "report_jobs",
 }
 
 
