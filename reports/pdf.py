@@ -66,6 +66,11 @@ DECISIONS = {"mastered": N_("Mastered"), "not_mastered": N_("Not mastered"),
 DECIDED_BY = {"model": N_("suggested by the model"), "teacher": N_("decided by a teacher")}
 OUTCOMES = {"upheld": N_("upheld"), "revised": N_("revised")}
 KINDS = {"item": N_("Answer"), "rubric": N_("Rubric score")}
+#: The sentence of ``report["model"]["prior"]`` (reports.report), marked here so that it is
+#: translated where it is shown; another wording stays in English until marked too.
+MODEL_SENTENCES = (N_("Each skill's prior is the student's general ability as the other skills' "
+                      "evidence shows it, spread by how much skills differ in the population "
+                      "(empirical Bayes)."),)
 #: Labels of item responses in the report's evidence (data, worded here).
 LABELS = (N_("correct"), N_("incorrect"))
 #: How each flag code of the report is worded; its fields fill the placeholders.
@@ -107,7 +112,7 @@ class Words:
     def pct(self, value: float | None) -> str:
         if value is None:
             return "\u2014"
-        return format_percent(value, format="0%", locale=self.language)
+        return format_percent(value, locale=self.language)
 
     def interval(self, pair: Sequence[float] | None) -> str:
         if not pair:
@@ -433,8 +438,8 @@ def dashboard_story(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
     name = (dashboard.get("class") or {}).get("name", "")
     out: list[Flowable] = [para(w(N_("Class dashboard: %(name)s"), name=name), "title"),
                            para(w(N_("Each cell: probability of mastery, then the decision "
-                                     "(T: a teacher's decision, otherwise the model's "
-                                     "suggestion).")), "small"), Spacer(1, 4)]
+                                     "(* marks a teacher's decision; otherwise it is the "
+                                     "model's suggestion).")), "small"), Spacer(1, 4)]
     skills = list(dashboard.get("skills") or [])
     students = list(dashboard.get("students") or [])
     if not skills or not students:
@@ -448,7 +453,7 @@ def dashboard_story(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
                 cell = (entry.get("cells") or {}).get(skill)
                 row.append("\u2014" if not cell else " ".join(p for p in (
                     w.pct(cell.get("mastery_probability")), w.decision(cell.get("decision")),
-                    "(T)" if cell.get("decided_by") == "teacher" else "") if p))
+                    "*" if cell.get("decided_by") == "teacher" else "") if p))
             rows.append(row)
         out += [table([w(N_("Student")), *chunk], rows, [22] + [16] * len(chunk)),
                 Spacer(1, 8)]
@@ -474,6 +479,20 @@ class _Section(Flowable):
         pass
 
 
+class _Later(Flowable):
+    """Stands for the flowables ``produce()`` returns, made when the layout reaches it."""
+
+    def __init__(self, produce: Callable[[], list[Flowable]]) -> None:
+        super().__init__()
+        self.produce = produce
+
+    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+        return 0, 0
+
+    def draw(self) -> None:
+        pass
+
+
 class _Document(BaseDocTemplate):
     """A4 pages with a footer naming the section (the student) and the page number."""
 
@@ -484,6 +503,12 @@ class _Document(BaseDocTemplate):
         self.words, self.label = w, ""
         frame = Frame(MARGIN, MARGIN + 4 * mm, WIDTH, PAGE[1] - 2 * MARGIN - 4 * mm, id="body")
         self.addPageTemplates([PageTemplate("page", [frame], onPageEnd=self._footer)])
+
+    def handle_flowable(self, flowables: list[Flowable]) -> None:
+        if flowables and isinstance(flowables[0], _Later):
+            flowables[0:1] = flowables[0].produce()
+            return
+        super().handle_flowable(flowables)
 
     def afterFlowable(self, flowable: Flowable) -> None:
         if isinstance(flowable, _Section):
@@ -533,18 +558,24 @@ def student_pdf(report: Mapping[str, Any], *, language: str, gettext: Gettext) -
     return _render(story, w, _label(report, w))
 
 
-def class_pack_pdf(reports: Iterable[Mapping[str, Any]], dashboard: Mapping[str, Any], *,
+def class_pack_pdf(reports: Iterable[Mapping[str, Any]],
+                   dashboard: Mapping[str, Any] | Callable[[], Mapping[str, Any]], *,
                    language: str, gettext: Gettext, progress: Progress | None = None,
                    total: int | None = None) -> bytes:
     """The class pack: each student's report from a new page, then the class dashboard.
 
+    Students are taken from ``reports`` one at a time while the pages are laid out, so a lazy
+    iterable (a generator that builds each report when asked) keeps one student's report in
+    the making at a time, and ``progress`` measures the whole work.
+
     Parameters
     ----------
     reports
-        Students' reports, in the order to print; may be a lazy iterable (a generator that
-        builds each report when asked), then ``total`` says how many there are.
+        Students' reports, in the order to print; when a lazy iterable, ``total`` says how many
+        there are.
     dashboard
-        The class dashboard (see :func:`dashboard_story` for what is read of it).
+        The class dashboard (see :func:`dashboard_story` for what is read of it), or a function
+        that returns it, called after the last student.
     progress
         Called as ``progress(done, total)`` after each student's pages are laid out.
     """
@@ -552,12 +583,23 @@ def class_pack_pdf(reports: Iterable[Mapping[str, Any]], dashboard: Mapping[str,
     if total is None:
         reports = list(reports)
         total = len(reports)
-    story: list[Flowable] = []
-    for done, report in enumerate(reports, start=1):
-        tick = (lambda n=done: progress(n, total)) if progress is not None else None
-        story += [_Section(_label(report, w)), *student_story(report, w), _Section(None, tick),
-                  PageBreak()]
-    story += [_Section(w(N_("Class dashboard: %(name)s"),
-                         name=(dashboard.get("class") or {}).get("name", ""))),
-              *dashboard_story(dashboard, w)]
-    return _render(story, w, w(N_("Class report pack")))
+    pending = iter(reports)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    def next_student() -> list[Flowable]:
+        report = next(pending, None)
+        if report is None:
+            board = dashboard() if callable(dashboard) else dashboard
+            name = (board.get("class") or {}).get("name", "")
+            return [_Section(w(N_("Class dashboard: %(name)s"), name=name)),
+                    *dashboard_story(board, w)]
+        return [_Section(_label(report, w)), *student_story(report, w), _Section(None, tick),
+                PageBreak(), _Later(next_student)]
+
+    return _render([_Later(next_student)], w, w(N_("Class report pack")))

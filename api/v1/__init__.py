@@ -172,6 +172,7 @@ def init_app(app: Flask) -> Api:
         items,
         portfolio,
         rater_analysis,
+        report_pdfs,
         rubric_calibrations,
         rubrics,
         tasks,
@@ -194,7 +195,7 @@ def init_app(app: Flask) -> Api:
     )
     for module in (auth, users, classes, items, tests, attempts, calibration, tasks, indicators,
                    portfolio, xapi_clients, rubrics, defenses, rater_analysis,
-                   rubric_calibrations):
+                   rubric_calibrations, report_pdfs):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

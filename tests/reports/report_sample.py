@@ -4,12 +4,14 @@ contract of issue 15), for renderers' tests that must not depend on the model's 
 ``sample_report()`` is a teacher's view of a student with three skills: one with a teacher's
 decision and an open appeal, one with many pieces of evidence (more than a renderer shows) and
 every flag, one with no cut score. ``student_view(report)`` strips what a student may not see;
-``no_evidence_report()`` is the report of a student with nothing yet.
+``no_evidence_report()`` is the report of a student with nothing yet; ``pdf_pages(data)`` the
+text of each page of a PDF.
 """
 
 from __future__ import annotations
 
 import copy
+import io
 from typing import Any
 
 _DECIDED = {"id": 4, "decision": "mastered", "reason": "Solid oral defense and recent quizzes.",
@@ -186,3 +188,10 @@ def no_evidence_report() -> dict[str, Any]:
     report.update(status="no_evidence", overall=None, skills=[], trajectory=[], decisions=[],
                   appeals=[])
     return report
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    """The text of each page of a PDF (pypdf's extraction, in reading order)."""
+    from pypdf import PdfReader
+
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
