@@ -362,7 +362,7 @@ def skill_section(skill: Mapping[str, Any], w: Words) -> list[Flowable]:
         out.append(para(w(N_("Evidence, heaviest first")), "h3"))
         out.append(table([w(N_("Date")), w(N_("Kind")), w(N_("What")), w(N_("Response")),
                           w(N_("Weight")), w(N_("Shift")), w(N_("Note"))],
-                         _evidence_rows(skill, w), [15, 13, 30, 14, 9, 9, 13]))
+                         _evidence_rows(skill, w), [15, 13, 27, 14, 9, 13, 12]))
         rest = sorted((e.get("weight") or 0.0 for e in evidence), reverse=True)[EVIDENCE_ROWS:]
         if rest:
             out.append(para(w(N_("and %(n)s more piece(s) of evidence, weighing %(weight)s "

@@ -91,12 +91,19 @@ def _queue() -> jobs.Queue:
         raise QueueUnavailable(f"the job queue cannot be used: {error}") from None
 
 
-def queue_class_pack(class_id: int, language: str):
-    """Record a class pack for the current user and hand it to the worker (shared with the
-    page). Returns the job, refreshed (immediate mode may have finished it)."""
-    session = get_session()
+def queue_class_pack(session, user, class_id: int, language: str):
+    """Record a class pack for ``user`` and hand it to the worker (the API's and the page's).
+    Returns the job, refreshed (immediate mode may have finished it).
+
+    Raises
+    ------
+    NotFound
+        Not a class of ``user``'s (any class, for an administrator).
+    QueueUnavailable
+        The queue is misconfigured or unreachable (the job is recorded as failed).
+    """
     queue = _queue()
-    job = service.create_class_pack(session, current_user(), class_id, language=language)
+    job = service.create_class_pack(session, user, class_id, language=language)
     session.commit()  # the worker reads the job from the database
     try:
         # Credentials never travel in the queue: only immediate mode (tests) gets this app's URL.
@@ -112,10 +119,9 @@ def queue_class_pack(class_id: int, language: str):
     return job
 
 
-def read_job(job_id: int):
-    """The job for the current user, a stalled one marked failed first."""
-    session = get_session()
-    job = service.get_job(session, current_user(), job_id)
+def read_job(session, user, job_id: int):
+    """Job ``job_id`` as ``user`` may read it, a stalled one marked failed first."""
+    job = service.get_job(session, user, job_id)
     if service.reap_stalled(job):
         session.commit()
     return job
@@ -133,7 +139,8 @@ class ClassReportPack(MethodView):
 
         Returns at once with the job (``queued``) and its ``Location``; poll it for progress.
         """
-        job = queue_class_pack(class_id, request_language(data.get("language")))
+        job = queue_class_pack(get_session(), current_user(), class_id,
+                               request_language(data.get("language")))
         return (service.job_view(job), 202,
                 {"Location": url_for("report_pdfs.ReportJobById", job_id=job.id)})
 
@@ -145,7 +152,7 @@ class ReportJobById(MethodView):
     @blp.alt_response(404, description="No such job the caller may see")
     def get(self, job_id):
         """A report job: status, progress of total students, error, times."""
-        return service.job_view(read_job(job_id))
+        return service.job_view(read_job(get_session(), current_user(), job_id))
 
 
 @blp.route("/report-jobs/<int:job_id>/pdf")
@@ -156,7 +163,7 @@ class ReportJobPdf(MethodView):
     @blp.alt_response(409, description="The job is not done (queued, running or failed)")
     def get(self, job_id):
         """The class pack's PDF, once the job is done."""
-        job = read_job(job_id)
+        job = read_job(get_session(), current_user(), job_id)
         if job.status != "done" or job.pdf is None:
             raise Conflict(f"report job {job_id} is {job.status}"
                            + (f": {job.error}" if job.error else "; try again when it is done"))
