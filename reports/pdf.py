@@ -30,6 +30,7 @@ from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (
     BaseDocTemplate,
     CondPageBreak,
@@ -160,6 +161,9 @@ STYLES = {
 GRID = TableStyle([
     ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#bcccdc")),
     ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e4e7eb")),
+    ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5, 9),
+    ("FONT", (0, 1), (-1, -1), "Helvetica", 7.5, 9),
+    ("TEXTCOLOR", (0, 0), (-1, -1), pdf_charts.INK),
     ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
     ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
@@ -171,14 +175,31 @@ def para(text: str, style: str = "body") -> Paragraph:
     return Paragraph(escape(text), STYLES[style])
 
 
+#: Left plus right padding of a table cell, points.
+CELL_PADDING = 6
+
+
+def cell(text: str, width: float, style: str = "cell") -> str | Paragraph:
+    """A table cell of plain ``text``: as it is when it fits on one line of ``width`` points (a
+    plain string is drawn many times faster than a paragraph), else a wrapped paragraph."""
+    font = STYLES[style]
+    if "\n" not in text and stringWidth(text, font.fontName, font.fontSize) \
+            <= width - CELL_PADDING:
+        return text
+    return para(text, style)
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float],
           ) -> Table:
-    """A grid of wrapped plain-text cells whose header repeats on every page."""
-    data = [[para(h, "head") for h in header]]
-    data += [[para(c, "cell") for c in row] for row in rows]
+    """A grid of plain-text cells, wrapped where needed, whose header repeats on every page.
+
+    ``widths`` are the columns' shares of the page's width.
+    """
     scale = WIDTH / sum(widths)
-    return Table(data, colWidths=[w * scale for w in widths], repeatRows=1, style=GRID,
-                 hAlign="LEFT")
+    points = [w * scale for w in widths]
+    data = [[cell(h, p, "head") for h, p in zip(header, points, strict=True)]]
+    data += [[cell(c, p) for c, p in zip(row, points, strict=True)] for row in rows]
+    return Table(data, colWidths=points, repeatRows=1, style=GRID, hAlign="LEFT")
 
 
 def quoted(text: str | None) -> str:
@@ -331,10 +352,13 @@ def skill_section(skill: Mapping[str, Any], w: Words) -> list[Flowable]:
         (w(N_("Evidence")), w(N_("%(items)s answer(s), %(ratings)s rubric score(s)"),
                               items=skill.get("n_items", 0), ratings=skill.get("n_ratings", 0))),
     ]
-    facts_table = Table([[para(k, "head"), para(v, "cell")] for k, v in facts],
-                        colWidths=[WIDTH * 0.34, WIDTH * 0.66], style=GRID, hAlign="LEFT")
+    widths = [WIDTH * 0.34, WIDTH * 0.66]
+    facts_table = Table([[cell(k, widths[0], "head"), cell(v, widths[1])] for k, v in facts],
+                        colWidths=widths, style=GRID, hAlign="LEFT")
     facts_table.setStyle(TableStyle([("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f0f4f8")),
-                                     ("BACKGROUND", (1, 0), (1, 0), colors.white)]))
+                                     ("BACKGROUND", (1, 0), (1, 0), colors.white),
+                                     ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 7.5, 9),
+                                     ("FONT", (1, 0), (1, -1), "Helvetica", 7.5, 9)]))
     out: list[Flowable] = [KeepTogether([para(w(N_("Skill: %(skill)s"), skill=skill["skill"]),
                                               "h2"), facts_table])]
     decided = skill.get("teacher_decision")
