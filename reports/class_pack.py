@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from evidence.classes import roster_query, visible_class
 from reports.models import ReportJob
@@ -77,7 +77,7 @@ def get_job(session: Session, viewer: User, job_id: int) -> ReportJob:
     NotFound
         No such job, or one of a class ``viewer`` may not see.
     """
-    job = session.get(ReportJob, job_id)
+    job = session.get(ReportJob, job_id, options=[defer(ReportJob.pdf)])  # loaded when read
     try:
         if job is None:
             raise NotFound("")
@@ -93,7 +93,7 @@ def job_view(job: ReportJob) -> dict[str, Any]:
             "status": job.status, "progress": job.progress, "total": job.total,
             "error": job.error, "created_at": job.created_at, "started_at": job.started_at,
             "finished_at": job.finished_at, "heartbeat_at": job.heartbeat_at,
-            "ready": job.status == "done" and job.pdf is not None}
+            "ready": job.status == "done"}
 
 
 def class_grid(klass: SchoolClass, reports: list[dict[str, Any]]) -> dict[str, Any]:
