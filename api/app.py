@@ -19,6 +19,7 @@ from werkzeug.routing import IntegerConverter
 import delivery_ui
 from api import (
     assess_pages,
+    dashboard_pages,
     db,
     defense_pages,
     i18n,
@@ -104,6 +105,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rubric_calibration_pages.bp)
     app.register_blueprint(rubric_pages.bp)
     app.register_blueprint(defense_pages.bp)
+    app.register_blueprint(dashboard_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
     return app
