@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,16 @@ from calibration.data import from_long
 from cat_engine import ItemBank
 from cat_engine.models import simulate_responses
 from evidence import defenses
-from evidence.models import Assignment, Draft, DraftComment, Rubric
+from evidence.attempts import start_attempt, submit_response
+from evidence.models import (
+    Assignment,
+    Attempt,
+    Draft,
+    DraftComment,
+    Rubric,
+    RubricCalibration,
+    RubricCalibrationStatus,
+)
 from evidence.rubrics import create_rubric
 from evidence.statements import (
     ADL_VERBS,
@@ -50,6 +59,7 @@ from item_bank.models import (
     ItemTag,
     ItemVersion,
 )
+from item_bank.services import delivery_bank
 from storage import DatabaseError, make_engine, mask_url, utcnow
 from storage.accounts import DATABASE_KIND, DEMO_KIND, AppMeta, Role, SchoolClass, User
 from storage.migrate import upgrade
@@ -250,6 +260,8 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
     _add_evidence(session, teacher, classes[0], students[0], base_url)
     rubric = demo_rubric(session, teacher)
     _add_defenses(session, teacher, co_teachers, classes[0], students[:DEMO_CLUB_SIZE], rubric.id)
+    _publish_demo_calibration(session, rubric, [teacher, *co_teachers])
+    _add_attempts(session, students, test.id, base_url, seed)
     session.close()
 
 
@@ -397,6 +409,85 @@ def demo_rubric(session: Session, user: User) -> Rubric:
 #: adjudicates. Three defenses: final (the raters agree within a level), adjudicated (they were
 #: three levels apart on one criterion), and one waiting for Teacher Two's sheet.
 DEMO_CLUB_SIZE = 4
+
+
+#: Days before the demo is built at which every student took the check-up (twice: once about
+#: six weeks ago and once last week, a little stronger the second time), so that reports have
+#: a history, a trajectory and evidence of different ages.
+DEMO_ATTEMPT_DAYS = (40, 6)
+DEMO_GAIN = 0.3
+
+
+def take_test(session: Session, student: User, test_id: int, theta: float, when: datetime,
+              rng: np.random.Generator, base_url: str = DEMO_BASE_URL,
+              seconds_per_item: float = 25.0) -> Attempt:
+    """``student`` takes the test at ``when`` through the same services as the API, answering
+    each item as a student of ability ``theta`` would (drawn from the item's parameters).
+
+    For the demo, tests and benchmarks: the attempt, its responses and statements are real.
+    """
+    attempt, reply, _ = start_attempt(session, student, test_id, now=when, base_url=base_url)
+    delivery = delivery_bank(session, attempt.snapshot_id)
+    moment = when
+    position = 0
+    while reply.get("item") is not None:
+        item = reply["item"]
+        code = delivery.codes[item["id"]]
+        entry = delivery.items[code]
+        index = delivery.bank.indices_of([code])
+        if entry["key"] is None:
+            response = int(simulate_responses(delivery.bank, index, np.array([theta]), rng)[0])
+        else:
+            right = bool(simulate_responses(delivery.bank, index, np.array([theta]), rng)[0])
+            wrong = [k for k in range(len(entry["options"])) if k != entry["key"]]
+            response = entry["key"] if right or not wrong else int(rng.choice(wrong))
+        seconds = float(rng.gamma(4.0, seconds_per_item / 4.0))
+        moment = moment + timedelta(seconds=seconds)
+        position += 1
+        reply, _ = submit_response(session, student, attempt.id, item["id"], response,
+                                   f"demo-{attempt.id}-{position}",
+                                   response_time_ms=int(seconds * 1000), now=moment,
+                                   base_url=base_url)
+    session.refresh(attempt)
+    return attempt
+
+
+#: The demo rubric's criteria on the bank's scale: set by hand for the demo (a real calibration
+#: needs 100 students with both answers and ratings), and labelled so in its provenance.
+DEMO_CRITERION_PARAMETERS = {"a": 1.0, "thresholds": [-1.4, -0.1, 1.3]}
+DEMO_SEVERITIES = (0.25, -0.25, 0.0)
+
+
+def _publish_demo_calibration(session: Session, rubric: Rubric, raters: list[User]) -> None:
+    """A published calibration of the demo rubric, so that its scores count in reports on the
+    same scale as answers. Its provenance says the figures are the demo's, not estimated."""
+    version = rubric.versions[-1]
+    session.add(RubricCalibration(
+        rubric_version_id=version.id, model="gpcm",
+        status=RubricCalibrationStatus.PUBLISHED,
+        criteria={str(c.id): {"code": c.code, "model": "gpcm", "n": 0, "se": None,
+                              **DEMO_CRITERION_PARAMETERS} for c in version.criteria},
+        raters={str(r.id): {"severity": s, "se": None, "n": 0}
+                for r, s in zip(raters, DEMO_SEVERITIES, strict=True)},
+        provenance={"demo": True, "note": "Illustrative parameters set by hand for the demo "
+                    "database; not estimated from data."},
+        n_students=0, created_by=raters[0].id, published_by=raters[0].id,
+        published_at=utcnow()))
+    session.flush()
+
+
+def _add_attempts(session: Session, students: list[User], test_id: int, base_url: str,
+                  seed: int) -> None:
+    """Every student takes the check-up twice (:data:`DEMO_ATTEMPT_DAYS`), so that the mastery
+    reports, the dashboard and the trajectory have something to show."""
+    rng = np.random.default_rng(seed + 15)
+    now = utcnow()
+    theta = rng.normal(0.0, 1.0, len(students))
+    for n, days in enumerate(DEMO_ATTEMPT_DAYS):
+        for student, ability in zip(students, theta, strict=True):
+            take_test(session, student, test_id, float(ability + n * DEMO_GAIN),
+                      now - timedelta(days=days, hours=int(rng.integers(0, 8))), rng, base_url)
+    session.flush()
 
 
 def _add_defenses(session: Session, teacher: User, co_teachers: list[User],

@@ -39,7 +39,7 @@ from item_bank.services import (
     exposure_upsert,
     record_exposure,
 )
-from storage import as_utc, utcnow
+from storage import as_utc, bind_key, utcnow
 from storage.accounts import (
     Accommodation,
     Role,
@@ -139,7 +139,7 @@ def live_exposure_stats(session: Session, delivery: Delivery, test_id: int
     """
     if not delivery.config.exposure.uses_stats:
         return None
-    key = (str(session.get_bind().url), test_id, delivery.snapshot_id)
+    key = (bind_key(session), test_id, delivery.snapshot_id)
     cached = _EXPOSURE_STATS.get(key)
     if cached is not None and time.monotonic() - cached[0] < EXPOSURE_STATS_SECONDS:
         return cached[1]

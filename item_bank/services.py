@@ -49,7 +49,7 @@ from item_bank.models import (
     ItemVersion,
     test_items,
 )
-from storage import utcnow
+from storage import bind_key, utcnow
 
 CONTENT_FIELDS = ("stem", "options", "key", "rationale", "media")
 SNAPSHOT_FORMAT = 1
@@ -712,7 +712,7 @@ def current_snapshot_id(session: Session, test: AdaptiveTest) -> int:
     One aggregate query (:func:`bank_stamp`) when nothing changed since this process last
     looked; otherwise the full :func:`current_snapshot`.
     """
-    key = (str(session.get_bind().url), test.id)
+    key = (bind_key(session), test.id)
     stamp = bank_stamp(session, test)
     with _SIGNATURES_LOCK:
         known = _STAMPS.get(key)
@@ -844,7 +844,7 @@ class _DeliveryCache:
     def get(self, session: Session, snapshot_id: int) -> Delivery:
         # Keyed by database too: a process serving (or testing) several databases must not
         # mistake one database's snapshot 7 for another's.
-        key = (str(session.get_bind().url), snapshot_id)
+        key = (bind_key(session), snapshot_id)
         with self._lock:
             delivery = self._entries.get(key)
             if delivery is not None:

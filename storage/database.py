@@ -154,6 +154,13 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
+def bind_key(session: Session) -> str:
+    """The database a session works on, as text: a key for per-database caches (the URL of
+    its engine, whether the session is bound to an engine or to one of its connections)."""
+    bind = session.get_bind()
+    return str(getattr(bind, "engine", bind).url)
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Return a session factory bound to ``engine``; objects stay usable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from api.db import get_session
-from storage import as_utc, utcnow
+from storage import as_utc, bind_key, utcnow
 from storage.accounts import ApiToken, Role, User, authenticate
 from storage.errors import Forbidden, ServiceError
 
@@ -148,7 +148,7 @@ def current_user() -> User:
     session = get_session()
     digest = token_hash(token)
     ttl = float(current_app.config.get("API_TOKEN_CACHE_SECONDS", TOKEN_CACHE_SECONDS))
-    key = (str(session.get_bind().url), digest)
+    key = (bind_key(session), digest)
     cached = TOKENS.get(key, ttl) if ttl > 0 else None
     if cached is not None:
         values, expires_at = cached
