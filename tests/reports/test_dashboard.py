@@ -10,9 +10,15 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
+from sqlalchemy import func, select
 
+from evidence.models import Attempt, Response
+from item_bank.models import Item
 from reports import dashboard
+from storage import as_utc
+from tests.delivery_ui.conftest import _world_templates, sqlite_world  # noqa: F401
 
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 T975_DF4 = 2.7764451051977987  # Student's t, 97.5th percentile, 4 degrees of freedom (tables)
@@ -218,3 +224,152 @@ def test_aggregate_takes_the_items_from_the_evidence() -> None:
                               items_dif={5: {"code": "IT-5", "run_id": None, "dif": None}})
     assert out["skills"] == ["fractions"] and out["fairness"] == []
     assert out["dif"] == [{"skill": "fractions", "n_items": 1, "n_checked": 0, "flags": []}]
+
+
+# -- from the database: the lead's student_report for each student, aggregated -------------------
+
+
+@pytest.fixture
+def school(sqlite_world):  # noqa: F811
+    """Class 7A (teacher1): student1 took the test twice (20 and 2 days ago, much stronger the
+    second time), student2 once (15 days ago) and has extended time; a teacher decided
+    student2's algebra "mastered" 5 days ago; a stored calibration run found DIF (category C) in
+    one algebra item student1 answered."""
+    from api.demo import take_test
+    from item_bank.models import AdaptiveTest, CalibrationRun, RunStatus
+    from reports.models import MasteryDecision
+    from storage import utcnow
+    from storage.accounts import Accommodation, TimeAccommodation, User
+
+    world = sqlite_world
+    users = world.ids["users"]
+    now = utcnow()
+    rng = np.random.default_rng(3)
+    with world.db() as session:
+        test = session.get(AdaptiveTest, world.test_id)  # api.demo.take_test answers no pretest
+        test.config = {k: v for k, v in test.config.items() if k != "pretest"}
+    with world.db() as session:
+        one, two = session.get(User, users["student1"]), session.get(User, users["student2"])
+        take_test(session, one, world.test_id, 0.0, now - timedelta(days=20), rng)
+        take_test(session, one, world.test_id, 3.5, now - timedelta(days=2), rng)
+        take_test(session, two, world.test_id, -1.0, now - timedelta(days=15), rng)
+        session.add(Accommodation(user_id=two.id, time=TimeAccommodation.EXTENDED))
+        session.add(MasteryDecision(student_id=two.id, skill="algebra", decision="mastered",
+                                    reason="Showed it in class", decided_by=users["teacher1"],
+                                    decided_at=now - timedelta(days=5),
+                                    suggested_decision="not_mastered"))
+        answered = session.scalar(
+            select(Item).join(Response, Response.item_id == Item.id).join(Attempt)
+            .where(Attempt.user_id == one.id, Item.skill == "algebra", Response.scored)
+            .limit(1))
+        row = {"reference": "en", "focal": "es", "category": "C", "statistic": "delta_mh",
+               "value": -1.9, "p_value": 0.001, "favours": "reference"}
+        run = CalibrationRun(kind="upload", model="2pl", status=RunStatus.PUBLISHED, result={
+            "dif": {"reference": "en", "reports": []},
+            "items": [{"item_id": answered.code, "dif": [row]}]})
+        session.add(run)
+        session.flush()
+        answered.active_parameters.calibration_run_id = run.id
+    return world, now, answered.id, answered.code, row
+
+
+def _evidence_times(session, student_id: int, skill: str) -> list[tuple[int, datetime]]:
+    """(attempt id, answered_at) of the student's scored answers to the skill's items."""
+    rows = session.execute(
+        select(Attempt.id, Response.answered_at).join(Response, Response.attempt_id == Attempt.id)
+        .join(Item, Item.id == Response.item_id)
+        .where(Attempt.user_id == student_id, Item.skill == skill, Response.scored))
+    return [(a, as_utc(t)) for a, t in rows]
+
+
+def _attempt_end(session, attempt_id: int) -> datetime:
+    return as_utc(session.scalar(select(func.max(Response.answered_at)).where(
+        Response.attempt_id == attempt_id, Response.scored)))
+
+
+def test_the_class_dashboard_aggregates_the_students_reports(school) -> None:
+    from reports.report import student_report
+    from storage.accounts import User
+
+    world, now, item_id, code, dif_row = school
+    users = world.ids["users"]
+    with world.db() as session:
+        teacher = session.get(User, users["teacher1"])
+        out = dashboard.class_dashboard(session, teacher, world.ids["class_id"], now=now)
+        reports = {sid: student_report(session, teacher, sid, now=now)
+                   for sid in (users["student1"], users["student2"])}
+        # the grid is the reports' figures, student by student and skill by skill
+        assert [r["student"]["id"] for r in out["grid"]] == [users["student1"], users["student2"]]
+        for row in out["grid"]:
+            own = {s["skill"]: s for s in reports[row["student"]["id"]]["skills"]}
+            assert sorted(own) == [s for s, c in zip(out["skills"], row["cells"], strict=True)
+                                   if c is not None]
+            for cell in filter(None, row["cells"]):
+                entry = own[cell["skill"]]
+                assert (cell["probability"], cell["theta"], cell["interval95"],
+                        cell["decision"], cell["decided_by"]) == (
+                    entry["mastery_probability"], entry["theta"], entry["interval95"],
+                    entry["decision"], entry["decided_by"])
+        # gain: student1 only (student2 has one attempt); the estimate after attempt 1, anew
+        times = {sid: _evidence_times(session, sid, "algebra") for sid in reports}
+        first_attempt = min(times[users["student1"]], key=lambda at: at[1])[0]
+        end = _attempt_end(session, first_attempt)
+        before = {s["skill"]: s for s in student_report(
+            session, teacher, users["student1"], now=end)["skills"]}["algebra"]
+        after = {s["skill"]: s for s in reports[users["student1"]]["skills"]}["algebra"]
+        (metric,) = [m for m in out["metrics"] if m["skill"] == "algebra"]
+        assert metric["gain"]["n"] == 1 and metric["gain"]["n_single_source"] == 1
+        assert metric["gain"]["theta"] == pytest.approx(after["theta"] - before["theta"],
+                                                        abs=2e-4)
+        assert metric["gain"]["probability"] == pytest.approx(
+            after["mastery_probability"] - before["mastery_probability"], abs=2e-4)
+        # time to mastery: student2 by the teacher's decision (the model said not mastered
+        # after the one attempt); student1 by the model, if mastered now, at the first attempt
+        # end after which the report suggested it
+        days = []
+        for sid, decided in ((users["student1"], None),
+                             (users["student2"], now - timedelta(days=5))):
+            entry = {s["skill"]: s for s in reports[sid]["skills"]}["algebra"]
+            if entry["decision"] != "mastered":
+                continue
+            first = min(t for _, t in times[sid])
+            ends = sorted({_attempt_end(session, a) for a, _ in times[sid]})
+            reached = next((e for e in ends if (decided is None or e < decided) and {
+                s["skill"]: s for s in student_report(session, teacher, sid, now=e)["skills"]
+            }["algebra"]["suggested_decision"] == "mastered"), decided or ends[-1])
+            days.append((reached - first).total_seconds() / 86400)
+        assert days, "the school must have a student mastered now, or this proves nothing"
+        assert metric["time_to_mastery"]["n"] == len(days)
+        assert metric["time_to_mastery"]["mean_days"] == pytest.approx(np.mean(days), abs=0.06)
+        mastered = sum({s["skill"]: s for s in r["skills"]}["algebra"]["decision"] == "mastered"
+                       for r in reports.values())
+        assert metric["share_mastered"] == {"n": 2, "mastered": mastered,
+                                            "share": round(mastered / 2, 4)}
+        # fairness: one student per group, so no group is compared and none shows a figure
+        (variable,) = out["fairness"]
+        assert {g["group"] for g in variable["groups"]} == {"standard", "extended"}
+        assert all(g["too_few"] and g["n"] is None and g["skills"] is None
+                   for g in variable["groups"])
+        # DIF: the stored run's flag of the algebra item
+        (dif,) = [d for d in out["dif"] if d["skill"] == "algebra"]
+        assert dif["n_checked"] == 1 and dif["n_items"] >= 1
+        assert dif["flags"] == [{"item_id": item_id, "code": code,
+                                 "run_id": dif["flags"][0]["run_id"], **dif_row}]
+
+
+def test_only_the_class_teacher_and_admins_see_the_dashboard(school) -> None:
+    from storage.accounts import User
+    from storage.errors import NotFound
+
+    world, now, *_ = school
+    users = world.ids["users"]
+    with world.db() as session:
+        admin = session.get(User, users["admin1"])
+        assert dashboard.class_dashboard(session, admin, world.ids["class_id"],
+                                         now=now)["n_students"] == 2
+        for name in ("teacher2", "student1", "assessor1"):
+            with pytest.raises(NotFound):
+                dashboard.class_dashboard(session, session.get(User, users[name]),
+                                          world.ids["class_id"], now=now)
+        with pytest.raises(NotFound):
+            dashboard.class_dashboard(session, admin, 10**6, now=now)
