@@ -65,7 +65,7 @@ class MetricSchema(_Open):
 
 
 class DashboardSchema(_Open):
-    class_ = ma.fields.Nested(PersonSchema, data_key="class")
+    class_ = ma.fields.Nested(PersonSchema, data_key="class", attribute="class")
     generated_at = ma.fields.String()
     n_students = ma.fields.Integer()
     model = ma.fields.Dict(allow_none=True, metadata={
