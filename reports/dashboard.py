@@ -21,9 +21,9 @@ Parts (see :func:`class_dashboard` for the shape):
   - *time to mastery*, for students whose decision is "mastered" now: days from the skill's
     earliest piece of evidence to the first moment the skill was mastered, by a teacher's
     decision (its ``decided_at``) or by the model's suggestion (the end of the first attempt or
-    defense after which the report suggested "mastered"; if no such end did but the report does
-    now, through decay alone, the end of the last one). Median and mean over those students;
-    students not mastered now are counted in ``n_not_yet``.
+    defense after which the report suggested "mastered"; after the last one, the report now
+    stands for it: no evidence came since). Median and mean over those students; students not
+    mastered now are counted in ``n_not_yet``.
   - *share mastered*: the share of the students with evidence of the skill whose decision now is
     "mastered".
 
@@ -235,18 +235,17 @@ def timeline(report: Report, report_at: ReportAt,
         mastered_at = None
         if entry.get("decision") == "mastered":
             by_teacher = teacher_mastered.get(skill)
-            for moment in checkpoints:
+            for k, moment in enumerate(checkpoints):
                 if by_teacher is not None and moment >= by_teacher:
                     break
-                then = _skills(report_at(moment)).get(skill)
+                # after the last attempt or defense, the report now (no newer evidence)
+                then = entry if k == len(checkpoints) - 1 else \
+                    _skills(report_at(moment)).get(skill)
                 if then is not None and then.get("suggested_decision") == "mastered":
                     mastered_at = moment
                     break
             if mastered_at is None:
-                if by_teacher is not None:
-                    mastered_at = by_teacher
-                elif entry.get("suggested_decision") == "mastered":
-                    mastered_at = checkpoints[-1]
+                mastered_at = by_teacher
         out[skill] = {
             "first_at": first_at, "first": first, "n_sources": len(checkpoints),
             "mastered_at": mastered_at,
