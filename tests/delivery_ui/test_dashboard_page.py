@@ -55,7 +55,13 @@ def test_the_page_for_its_teacher_and_nobody_else(sqlite_world: StudentWorld) ->
     teacher.set_cookie("lang", "es")
     text = _text(teacher.get(_url(sqlite_world)).get_data(as_text=True))
     assert "Panel de la clase 7A" in text and "demasiado pocos para comparar" in text
-    assert sqlite_world.client_for("teacher2").get(_url(sqlite_world)).status_code == 404
+    other = sqlite_world.client_for("teacher2")
+    assert other.get(_url(sqlite_world)).status_code == 404
+    # a class whose one student has no evidence yet: said so, no empty grid
+    reply = other.get(f"/teach/classes/{sqlite_world.ids['other_class_id']}/dashboard")
+    assert reply.status_code == 200
+    html = reply.get_data(as_text=True)
+    assert "No student of this class has evidence yet." in html and "mastery-grid" not in html
     assert sqlite_world.client_for("student1").get(_url(sqlite_world)).status_code == 403
 
 
