@@ -52,6 +52,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from evidence.classes import roster_query, visible_class
 from item_bank.models import CalibrationRun, Item
+from reports import report as report_module
 from reports.models import DECISIONS, MasteryDecision
 from storage.accounts import Accommodation, SchoolClass, TimeAccommodation, User
 
@@ -506,13 +507,22 @@ def _items_dif(session: Session, item_ids: Iterable[int]) -> dict[int, dict[str,
 
 
 def class_dashboard(session: Session, viewer: User, class_id: int, *,
-                    now: datetime | None = None) -> dict[str, Any]:
+                    now: datetime | None = None,
+                    reports: Mapping[int, Report] | None = None) -> dict[str, Any]:
     """The dashboard of class ``class_id`` for its teacher or an administrator.
 
     Each enrolled student's report comes from :func:`reports.report.student_report` as
     ``viewer`` reads it; for the metrics, the reports as of earlier moments too (after each
     student's first attempt or defense per skill, and, for skills mastered now, after each
     attempt or defense until the first suggestion "mastered"), at most one per distinct moment.
+
+    Parameters
+    ----------
+    now : datetime, optional
+        The dashboard as of this moment (default: now).
+    reports : dict, optional
+        Student id -> their report now, when the caller has made them already for the same
+        ``viewer`` and ``now`` (the class pack renders them too): they are used, not remade.
 
     Returns
     -------
@@ -528,17 +538,18 @@ def class_dashboard(session: Session, viewer: User, class_id: int, *,
     NotFound
         No such class, or not the viewer's (another teacher's; students and assessors too).
     """
-    from reports.report import student_report
-
+    student_report = report_module.student_report
     now = now or datetime.now(UTC)
     klass: SchoolClass = visible_class(session, viewer, class_id)
     students = sorted(session.scalars(roster_query(klass)),
                       key=lambda s: (_natural(s.display_name or s.username), s.id))
     ids = [s.id for s in students]
-    reports = [student_report(session, viewer, sid, now=now) for sid in ids]
+    given = reports or {}
+    current = [given[sid] if sid in given else student_report(session, viewer, sid, now=now)
+               for sid in ids]
     decided = _teacher_mastered(session, ids)
     timelines = {}
-    for sid, report in zip(ids, reports, strict=True):
+    for sid, report in zip(ids, current, strict=True):
         cache: dict[datetime, Report] = {}
 
         def report_at(moment: datetime, sid: int = sid, cache: dict = cache) -> Report:
@@ -547,16 +558,16 @@ def class_dashboard(session: Session, viewer: User, class_id: int, *,
             return cache[moment]
 
         timelines[sid] = timeline(report, report_at, decided.get(sid))
-    answered = {p["item_id"] for r in reports for s in r.get("skills") or ()
+    answered = {p["item_id"] for r in current for s in r.get("skills") or ()
                 for p in s.get("evidence") or () if p.get("kind") == "item" and p.get("item_id")}
-    figures = aggregate(reports, timelines=timelines,
+    figures = aggregate(current, timelines=timelines,
                         groups=_accommodation_groups(session, ids),
                         items_dif=_items_dif(session, answered))
     return {
         "class": {"id": klass.id, "name": klass.name},
         "generated_at": now.isoformat(),
         "n_students": len(ids),
-        "model": next((r.get("model") for r in reports if r.get("model")), None),
+        "model": next((r.get("model") for r in current if r.get("model")), None),
         "min_group": MIN_GROUP,
         **figures,
     }

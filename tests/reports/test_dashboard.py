@@ -7,6 +7,7 @@ dicts of the contract's shape, so every expected figure below is computed here i
 
 from __future__ import annotations
 
+import copy
 import statistics
 from datetime import UTC, datetime, timedelta
 
@@ -298,6 +299,14 @@ def test_the_class_dashboard_aggregates_the_students_reports(school) -> None:
         out = dashboard.class_dashboard(session, teacher, world.ids["class_id"], now=now)
         reports = {sid: student_report(session, teacher, sid, now=now)
                    for sid in (users["student1"], users["student2"])}
+        # reports the caller made already (the class pack) are used, not made again
+        assert dashboard.class_dashboard(session, teacher, world.ids["class_id"], now=now,
+                                         reports=reports) == out
+        given = copy.deepcopy(reports)
+        given[users["student1"]]["skills"][0]["theta"] = 9.0
+        again = dashboard.class_dashboard(session, teacher, world.ids["class_id"], now=now,
+                                          reports=given)
+        assert next(filter(None, again["grid"][0]["cells"]))["theta"] == 9.0
         # the grid is the reports' figures, student by student and skill by skill
         assert [r["student"]["id"] for r in out["grid"]] == [users["student1"], users["student2"]]
         for row in out["grid"]:
