@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -23,6 +23,8 @@ from storage.accounts import User
 from storage.errors import NotFound
 
 bp = Blueprint("dashboard_pages", __name__, url_prefix="/teach")
+#: A student's report page for teachers (issue 15's report pages): the grid's names link to it.
+STUDENT_REPORT = "/teach/students/{id}/report"
 install_error_pages(bp)
 
 #: A decision in words (the same words for the model's suggestion and a teacher's decision).
@@ -58,4 +60,12 @@ def class_dashboard_page(user: User, class_id: int) -> Response:
                 if driver.get("at"):
                     driver["at_local"] = datetime.fromisoformat(driver["at"])
     return page("teacher/dashboard.html", user=user, data=data, decisions=DECISION_WORDS,
-                flag_words=FLAG_WORDS, variables=VARIABLE_WORDS, group_words=GROUP_WORDS)
+                flag_words=FLAG_WORDS, variables=VARIABLE_WORDS, group_words=GROUP_WORDS,
+                report_path=_report_path())
+
+
+def _report_path() -> str | None:
+    """The address pattern of a student's report page for teachers, when the app has one."""
+    rule = STUDENT_REPORT.replace("{id}", "<int:student_id>")
+    return STUDENT_REPORT if any(r.rule == rule for r in current_app.url_map.iter_rules()) \
+        else None
