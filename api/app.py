@@ -19,6 +19,7 @@ from werkzeug.routing import IntegerConverter
 import delivery_ui
 from api import (
     assess_pages,
+    dashboard_pages,
     db,
     defense_pages,
     i18n,
@@ -106,6 +107,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rubric_pages.bp)
     app.register_blueprint(defense_pages.bp)
     app.register_blueprint(report_pdf_pages.bp)
+    app.register_blueprint(dashboard_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
     return app

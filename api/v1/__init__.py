@@ -167,6 +167,7 @@ def init_app(app: Flask) -> Api:
         auth,
         calibration,
         classes,
+        dashboard,
         defenses,
         indicators,
         items,
@@ -193,8 +194,8 @@ def init_app(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer"}
     )
-    for module in (auth, users, classes, items, tests, attempts, calibration, tasks, indicators,
-                   portfolio, xapi_clients, rubrics, defenses, rater_analysis,
+    for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
+                   indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
                    rubric_calibrations, report_pdfs):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)

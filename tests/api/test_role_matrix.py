@@ -390,6 +390,9 @@ MATRIX: dict[str, Row] = {
     "GET /classes/{id}/attempts": Row(
         "get", lambda w, c: f"/api/v1/classes/{w.class_id}/attempts",
         _all(200, **NOT_STAFF, teacher2=404)),
+    "GET /classes/{id}/dashboard": Row(
+        "get", lambda w, c: f"/api/v1/classes/{w.class_id}/dashboard",
+        _all(200, **NOT_STAFF, teacher2=404)),
     "GET /assignments/{id}": Row(
         "get", lambda w, c: f"/api/v1/assignments/{c['assignment']}",
         _all(200, **NOT_STAFF, teacher2=404), setup=_assignment_of_teacher1),
