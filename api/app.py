@@ -39,6 +39,7 @@ from api import (
     xapi,
 )
 from item_bank.markup import render_html
+from reports.report import report_settings
 
 INSTANCE_DIR = Path("instance")
 
@@ -83,6 +84,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # where the counts live: memory (one process) or a shared redis://host:port/db.
         XAPI_RATE_LIMIT=os.environ.get("CAT_ENGINE_XAPI_RATE_LIMIT") or None,
         RATELIMIT_STORAGE_URI=os.environ.get("CAT_ENGINE_RATELIMIT_STORAGE") or "memory://",
+        # The mastery model's stated settings (REPORT_*): checked here, so that a bad value
+        # stops the app at start, naming the variable, rather than failing every report.
+        REPORT_SETTINGS=report_settings(),
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
