@@ -69,6 +69,8 @@ def known_skill(session: Session, skill: str) -> str:
     NotFound
         No item and no rubric criterion has this skill.
     """
+    if not skill or len(skill) > 80 or "\x00" in skill:  # no column holds such a name
+        raise NotFound(f"no skill {skill[:80]!r} in the bank", field="skill")
     found = session.scalar(select(Item.skill).where(Item.skill == skill).limit(1)) or \
         session.scalar(select(RubricCriterion.skill).where(RubricCriterion.skill == skill)
                        .limit(1))
@@ -216,6 +218,30 @@ def appeal(session: Session, student: User, skill: str, message: str, *,
     return row
 
 
+def get_appeal(session: Session, viewer: User, appeal_id: int) -> Appeal:
+    """Appeal ``appeal_id`` if ``viewer`` may answer it (a teacher of its student, an
+    administrator).
+
+    Raises
+    ------
+    Forbidden
+        Neither a teacher nor an administrator.
+    NotFound
+        No such appeal, or one of a student the teacher does not teach.
+    """
+    if viewer.role not in (Role.TEACHER, Role.ADMIN):
+        raise Forbidden("appeals are answered by the student's teacher or an administrator; "
+                        f"you are {viewer.role.value}")
+    row = session.get(Appeal, appeal_id)
+    if row is None:
+        raise NotFound(f"no appeal {appeal_id} you may see")
+    try:
+        _student_for_staff(session, viewer, row.student_id)
+    except NotFound:
+        raise NotFound(f"no appeal {appeal_id} you may see") from None
+    return row
+
+
 def answer_appeal(session: Session, teacher: User, appeal_id: int, outcome: str, reason: str,
                   decision: str | None = None, *, suggestion: dict[str, Any] | None = None
                   ) -> AppealAnswer:
@@ -246,16 +272,7 @@ def answer_appeal(session: Session, teacher: User, appeal_id: int, outcome: str,
     Conflict
         The appeal is answered already.
     """
-    row = session.get(Appeal, appeal_id)
-    if teacher.role not in (Role.TEACHER, Role.ADMIN):
-        raise Forbidden("appeals are answered by the student's teacher or an administrator; "
-                        f"you are {teacher.role.value}")
-    if row is None:
-        raise NotFound(f"no appeal {appeal_id} you may see")
-    try:
-        _student_for_staff(session, teacher, row.student_id)
-    except NotFound:
-        raise NotFound(f"no appeal {appeal_id} you may see") from None
+    row = get_appeal(session, teacher, appeal_id)
     if outcome not in OUTCOMES:
         raise Invalid(f"outcome must be one of {', '.join(OUTCOMES)}; got {outcome!r}",
                       field="outcome")
@@ -300,6 +317,22 @@ def decision_entry(row: MasteryDecision, names: dict[int, str]) -> dict[str, Any
             "se": None if row.se is None else round(float(row.se), 4)}
 
 
+def answer_entry(answer: AppealAnswer, names: dict[int, str]) -> dict[str, Any]:
+    """An answer to an appeal as the report shows it."""
+    return {"id": answer.id, "outcome": answer.outcome, "reason": answer.reason,
+            "answered_by": answer.answered_by, "answered_by_name": names.get(answer.answered_by),
+            "answered_at": _iso(answer.answered_at), "decision_id": answer.decision_id}
+
+
+def appeal_entry(row: Appeal, answer: AppealAnswer | None, names: dict[int, str]
+                 ) -> dict[str, Any]:
+    """An appeal (with its answer, if any) as the report shows it."""
+    return {"id": row.id, "skill": row.skill, "decision_id": row.decision_id,
+            "appealed_decision": row.appealed_decision, "message": row.message,
+            "created_at": _iso(row.created_at),
+            "answer": None if answer is None else answer_entry(answer, names)}
+
+
 def history(session: Session, student_id: int) -> dict[str, Any]:
     """Every decision and appeal of the student, newest first, and each skill's current ones.
 
@@ -331,13 +364,7 @@ def history(session: Session, student_id: int) -> dict[str, Any]:
     appeals: list[dict[str, Any]] = []
     open_: dict[str, Any] = {}
     for row, answer in rows:
-        entry = {"id": row.id, "skill": row.skill, "decision_id": row.decision_id,
-                 "appealed_decision": row.appealed_decision, "message": row.message,
-                 "created_at": _iso(row.created_at), "answer": None if answer is None else {
-                     "id": answer.id, "outcome": answer.outcome, "reason": answer.reason,
-                     "answered_by": answer.answered_by,
-                     "answered_by_name": names.get(answer.answered_by),
-                     "answered_at": _iso(answer.answered_at), "decision_id": answer.decision_id}}
+        entry = appeal_entry(row, answer, names)
         appeals.append(entry)
         if answer is None:
             open_.setdefault(row.skill, {k: entry[k] for k in (
