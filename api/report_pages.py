@@ -96,6 +96,8 @@ def _words(error: Exception, field: str | None) -> str:
         return (_("This appeal was answered already.") if field == "appeal_id" else
                 _("An appeal on this decision is already waiting for an answer."))
     text = str(error)
+    if "longer than" in text:
+        return _("This is too long: at most %(n)d characters.", n=service.MAX_TEXT)
     if field == "reason":
         return _("A reason is required.") if "required" in text else text
     if field == "message":
