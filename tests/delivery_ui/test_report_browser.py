@@ -171,7 +171,15 @@ def test_pages_refuse_strangers_and_keep_nothing_of_bad_forms(sqlite_world: Stud
     assert world.client_for("assessor1").get(path).status_code == 403
     assert world.client_for("student1").get(path).status_code == 403
     assert world.client_for(None).get(path).status_code == 302
-    empty = world.client_for("teacher1").get(f"/teach/students/{users['student2']}/report")
+    teacher1 = world.client_for("teacher1")
+    for linked_from in (f"/teach/classes/{world.ids['class_id']}",
+                        f"/teach/classes/{world.ids['class_id']}/dashboard",
+                        f"/teach/classes/{world.ids['class_id']}/students/{users['student1']}"
+                        "/portfolio"):
+        assert f'href="{path}"' in teacher1.get(linked_from).get_data(as_text=True), linked_from
+    assert 'href="/my-report"' in world.client_for("student1").get("/my-tests").get_data(
+        as_text=True)
+    empty = teacher1.get(f"/teach/students/{users['student2']}/report")
     assert empty.status_code == 200 and 'id="no-evidence"' in empty.get_data(as_text=True)
     client: FlaskClient = world.client_for("student1")
     html = client.get("/my-report").get_data(as_text=True)
