@@ -27,6 +27,7 @@ from api import (
     pages,
     portfolio_pages,
     rater_pages,
+    report_pages,
     report_pdf_pages,
     rubric_calibration_pages,
     rubric_pages,
@@ -111,6 +112,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rubric_pages.bp)
     app.register_blueprint(defense_pages.bp)
     app.register_blueprint(report_pdf_pages.bp)
+    app.register_blueprint(report_pages.bp)
     app.register_blueprint(dashboard_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
