@@ -144,6 +144,8 @@ _BASE = ParagraphStyle("body", fontName="Helvetica", fontSize=9, leading=11.5, a
 STYLES = {
     "body": _BASE,
     "small": ParagraphStyle("small", parent=_BASE, fontSize=7.5, leading=9.5),
+    "note_small": ParagraphStyle("note_small", parent=_BASE, fontSize=7.5, leading=9.5,
+                                 leftIndent=10, bulletIndent=2, spaceBefore=2),
     "cell": ParagraphStyle("cell", parent=_BASE, fontSize=7.5, leading=9),
     "head": ParagraphStyle("head", parent=_BASE, fontName="Helvetica-Bold", fontSize=7.5,
                            leading=9),
@@ -641,7 +643,8 @@ def dashboard_metrics(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
                    w(N_("Mean gain in probability of mastery")),
                    w(N_("Days to mastery (median)")), w(N_("Mastered now"))],
                   rows, [22, 10, 17, 19, 16, 16]),
-            *(Paragraph(escape(w(n)), STYLES["small"]) for n in notes)]
+            Spacer(1, 2),
+            *(Paragraph(escape(w(n)), STYLES["note_small"], bulletText="\u2022") for n in notes)]
 
 
 def dashboard_fairness(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
