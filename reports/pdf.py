@@ -508,15 +508,17 @@ class _Badge(Flowable):
 
 
 def _grid_cell(entry: Mapping[str, Any] | None, w: Words) -> list[Flowable] | str:
-    """A grid cell: the probability and the decision's mark ("teacher" when a teacher decided),
-    then the decision in words and the count of flags."""
+    """A grid cell: the probability (a dash without a cut score, said below) and the decision's
+    mark ("teacher" when a teacher decided), then the decision in words and the count of flags."""
     if entry is None:
         return "\u2014"
     decision = entry.get("decision")
     probability = entry.get("probability")
-    badge = _Badge(w.pct(probability) if probability is not None else w(N_("no cut score")),
-                   decision, w(N_("teacher")) if entry.get("decided_by") == "teacher" else "")
+    badge = _Badge(w.pct(probability), decision,
+                   w(N_("teacher")) if entry.get("decided_by") == "teacher" else "")
     lines = [w.decision(decision)]
+    if probability is None:
+        lines.append(w(N_("no cut score")))
     if entry.get("flags"):
         lines.append(w(N_("%(n)s flag(s)"), n=len(entry["flags"])))
     return [badge, Paragraph("<br/>".join(escape(t) for t in lines), STYLES["cell"])]

@@ -162,6 +162,7 @@ def test_class_pack_lays_out_the_dashboard_sections_and_figures() -> None:
     assert "Pupil2 20% teacher Mastered" in text
     assert "Pupil7 70% Not mastered" in text
     assert text.count("5% Not mastered 4 flag(s)") == 7  # geometry: four student flags
+    assert text.count("\u2014 ? Needs more evidence no cut score") == 7  # statistics
     # the flagged students, with what drives each flag
     assert "Flagged students" in text
     assert "geometry (Not mastered): rapid guesses (2): GE-13 (Maths, Dec 1, 2026), GE-18 " \
