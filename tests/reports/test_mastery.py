@@ -363,6 +363,16 @@ def _spread(population, k: int) -> mastery.SkillSpread:
     return skill_spread(per_skill[k][0], per_skill[k][1], overall[0], overall[1], bayesian=True)
 
 
+def test_skill_spread_recovers_tau_in_a_population_where_every_skill_deviates(population) -> None:
+    # The sampling sd of the estimate over seeds is about 0.02 with 2000 students; 0.1 also
+    # allows for EAP estimates made under N(0, 1) of a skill whose variance is 1 + tau^2.
+    for k in (0, 2, 3):
+        tau = POP_SKILLS[k][0]
+        got = _spread(population, k)
+        assert got.estimated and got.n_students == N_STUDENTS
+        assert got.tau == pytest.approx(tau, abs=0.1), f"skill {k}: tau {tau}, got {got.tau}"
+
+
 def test_skill_spread_of_a_skill_without_deviation_is_at_the_lower_bound(population) -> None:
     assert _spread(population, 1).tau == pytest.approx(0.1)
 
@@ -374,6 +384,34 @@ def test_prmse_subscore_is_the_reliability_of_the_skill_estimate(population) -> 
     for k in range(len(POP_SKILLS)):
         realised = np.corrcoef(truth[k], per_skill[k][0])[0, 1] ** 2
         assert _spread(population, k).prmse_subscore == pytest.approx(realised, abs=0.03)
+
+
+def test_prmse_total_is_the_squared_correlation_of_the_true_skill_with_the_overall(
+        population) -> None:
+    # PRMSE of the total = squared correlation of the true skill ability with the overall
+    # estimate. The tolerance allows for the EAP prior's mismatch with the skill's variance.
+    truth, _per_skill, overall = population
+    for k in range(len(POP_SKILLS)):
+        realised = np.corrcoef(truth[k], overall[0])[0, 1] ** 2
+        got = _spread(population, k).prmse_total
+        assert got == pytest.approx(realised, abs=0.08), f"skill {k}: {realised:.3f}, {got:.3f}"
+
+
+def test_haberman_a_long_deviating_skill_adds_value_a_short_undeviating_one_does_not(
+        population) -> None:
+    truth, per_skill, overall = population
+
+    # The truth first: the criterion the figures must reproduce.
+    def realised(k: int) -> tuple[float, float]:
+        return (np.corrcoef(truth[k], per_skill[k][0])[0, 1] ** 2,
+                np.corrcoef(truth[k], overall[0])[0, 1] ** 2)
+
+    sub, tot = realised(3)
+    assert sub > tot + 0.05
+    sub, tot = realised(1)
+    assert sub < tot - 0.2
+    assert _spread(population, 3).adds_value is True
+    assert _spread(population, 1).adds_value is False
 
 
 def test_skill_spread_with_too_few_students_is_the_stated_default() -> None:
