@@ -19,6 +19,7 @@ from werkzeug.routing import IntegerConverter
 import delivery_ui
 from api import (
     assess_pages,
+    dashboard_pages,
     db,
     defense_pages,
     i18n,
@@ -26,6 +27,7 @@ from api import (
     pages,
     portfolio_pages,
     rater_pages,
+    report_pdf_pages,
     rubric_calibration_pages,
     rubric_pages,
     security,
@@ -37,6 +39,7 @@ from api import (
     xapi,
 )
 from item_bank.markup import render_html
+from reports.report import report_settings
 
 INSTANCE_DIR = Path("instance")
 
@@ -81,6 +84,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # where the counts live: memory (one process) or a shared redis://host:port/db.
         XAPI_RATE_LIMIT=os.environ.get("CAT_ENGINE_XAPI_RATE_LIMIT") or None,
         RATELIMIT_STORAGE_URI=os.environ.get("CAT_ENGINE_RATELIMIT_STORAGE") or "memory://",
+        # The mastery model's stated settings (REPORT_*): checked here, so that a bad value
+        # stops the app at start, naming the variable, rather than failing every report.
+        REPORT_SETTINGS=report_settings(),
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -104,6 +110,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rubric_calibration_pages.bp)
     app.register_blueprint(rubric_pages.bp)
     app.register_blueprint(defense_pages.bp)
+    app.register_blueprint(report_pdf_pages.bp)
+    app.register_blueprint(dashboard_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
     return app

@@ -434,10 +434,15 @@ def take_test(session: Session, student: User, test_id: int, theta: float, when:
         item = reply["item"]
         code = delivery.codes[item["id"]]
         entry = delivery.items[code]
-        index = delivery.bank.indices_of([code])
-        if entry["key"] is None:
+        if code in delivery.pretest:  # no parameters yet: a coin toss, or the lowest category
+            right = bool(rng.random() < 0.5)
+            response = (entry["key"] if right else (entry["key"] + 1) % len(entry["options"])) \
+                if entry["key"] is not None and len(entry["options"]) > 1 else 0
+        elif entry["key"] is None:
+            index = delivery.bank.indices_of([code])
             response = int(simulate_responses(delivery.bank, index, np.array([theta]), rng)[0])
         else:
+            index = delivery.bank.indices_of([code])
             right = bool(simulate_responses(delivery.bank, index, np.array([theta]), rng)[0])
             wrong = [k for k in range(len(entry["options"])) if k != entry["key"]]
             response = entry["key"] if right or not wrong else int(rng.choice(wrong))

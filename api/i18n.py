@@ -14,9 +14,12 @@ which zone its times are in.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.support import Translations
 from flask import Flask, current_app, request
 from flask_babel import Babel, get_locale, get_timezone
 
@@ -64,6 +67,27 @@ def current_language() -> str:
     """The request's language code (``en``, ``es``), for ``<html lang>``."""
     locale = get_locale()
     return locale.language if locale is not None else DEFAULT_LANGUAGE
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def _catalogue(language: str) -> Translations:
+    return Translations.load(str(delivery_ui.TRANSLATIONS), [language])
+
+
+def translator(language: str) -> Callable[[str], str]:
+    """``gettext`` of ``language`` outside a request (PDFs, workers): the pages' catalogue.
+
+    An unknown language gets English (the strings as written).
+    """
+    return _catalogue(language if language in LANGUAGES else DEFAULT_LANGUAGE).gettext
+
+
+def request_language(asked: str | None = None) -> str:
+    """``asked`` when it is a language we have, else the best of ``Accept-Language``, else
+    English (for API responses rendered in a language, such as PDFs)."""
+    if asked in LANGUAGES:
+        return asked
+    return request.accept_languages.best_match(list(LANGUAGES)) or DEFAULT_LANGUAGE
 
 
 def remember_language(response, language: str):

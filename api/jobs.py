@@ -1,5 +1,6 @@
-"""Background jobs: one huey queue built from configuration, the calibration task and the
-task that carries out large item imports (:mod:`api.services.item_imports`).
+"""Background jobs: one huey queue built from configuration, the calibration task, the
+task that carries out large item imports (:mod:`api.services.item_imports`) and the one that
+renders report PDFs (:mod:`reports.class_pack`).
 
 Where the queue lives is one setting, ``HUEY_URL`` (the app's configuration, else the
 environment):
@@ -63,6 +64,7 @@ class Queue:
     huey: Huey
     calibration: TaskWrapper
     item_import: TaskWrapper
+    report: TaskWrapper
 
     @property
     def immediate(self) -> bool:
@@ -130,8 +132,9 @@ def get_queue(url: str | None = None) -> Queue:
             huey = make_huey(url)
             task = huey.task(name="run_calibration")(run_calibration)
             imports = huey.task(name="run_item_import")(run_item_import)
+            report = huey.task(name="run_report_job")(run_report_job)
             queue = _queues[url] = Queue(url=url, huey=huey, calibration=task,
-                                         item_import=imports)
+                                         item_import=imports, report=report)
     return queue
 
 
@@ -150,6 +153,20 @@ def run_item_import(import_id: int, database_url: str | None = None) -> str:
     from api.services.item_imports import run_item_import as run
 
     return run(import_id, database_url)
+
+
+def enqueue_report_job(queue: Queue, job_id: int, database_url: str | None) -> None:
+    """Put a report job (a class pack) on ``queue`` (in immediate mode: run it now)."""
+    queue.report(job_id, database_url)
+
+
+def run_report_job(job_id: int, database_url: str | None = None) -> str:
+    """The report-job task: a class pack PDF (see :mod:`reports.class_pack`), translated with
+    the pages' catalogues."""
+    from api.i18n import translator
+    from reports.class_pack import run_class_pack
+
+    return run_class_pack(job_id, database_url, translator=translator)
 
 
 def make_consumer(url: str | None = None, *, workers: int = 1, worker_type: str = "thread",

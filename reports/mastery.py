@@ -27,11 +27,11 @@ The model (stated in every report, see docs/decisions.md):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import logsumexp
 
 from cat_engine.bank import ItemBank
 from cat_engine.models import information, response_log_probability
@@ -109,7 +109,8 @@ def decay_weights(age_days: np.ndarray, half_life_days: float | None) -> np.ndar
 
 def _normalise(log_post: np.ndarray) -> np.ndarray:
     """Posterior weights on the grid (rows sum to 1) from log-posteriors (last axis = grid)."""
-    return np.exp(log_post - logsumexp(log_post, axis=-1, keepdims=True))
+    weights = np.exp(log_post - log_post.max(axis=-1, keepdims=True))
+    return weights / weights.sum(axis=-1, keepdims=True)
 
 
 def _mean_sd(weights: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,12 +142,22 @@ def quantiles(weights: np.ndarray, grid: np.ndarray, probs: Sequence[float]) -> 
 # -- the empirical-Bayes prior -------------------------------------------------------------------
 
 
-def _log_kernel(grid: np.ndarray, tau: np.ndarray) -> np.ndarray:
-    """log N(t; g, tau_s^2) * step for each skill s, general g and skill t: shape (S, Q, Q)."""
+@functools.lru_cache(maxsize=32)  # 32 kernels of 241 x 241: about 15 MB
+def _kernel_of(tau: float, lo: float, hi: float, n: int) -> np.ndarray:
+    """N(t; g, tau^2) * step on the grid ``linspace(lo, hi, n)``: shape (g, t), read-only.
+    Cached: a skill's tau changes only when the population figures are read again."""
+    grid = np.linspace(lo, hi, n)
     step = grid[1] - grid[0]
-    tau = np.asarray(tau, dtype=float)[:, None, None]
-    diff = grid[None, None, :] - grid[None, :, None]
-    return -0.5 * (diff / tau) ** 2 - np.log(tau * np.sqrt(2 * np.pi)) + np.log(step)
+    diff = grid[None, :] - grid[:, None]
+    kernel = np.exp(-0.5 * (diff / tau) ** 2) * step / (tau * np.sqrt(2 * np.pi))
+    kernel.setflags(write=False)
+    return kernel
+
+
+def _kernels(grid: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """N(t; g, tau_s^2) * step for each skill s, general g and skill t: shape (S, Q, Q)."""
+    key = (float(grid[0]), float(grid[-1]), int(grid.shape[0]))
+    return np.stack([_kernel_of(float(t), *key) for t in np.asarray(tau, dtype=float)])
 
 
 @dataclass(frozen=True)
@@ -179,7 +190,7 @@ def skill_priors(skill_loglik: np.ndarray, tau: np.ndarray, *, mu0: float = 0.0,
         The population prior of the general ability.
     """
     skill_loglik = np.atleast_2d(np.asarray(skill_loglik, dtype=float))
-    kernel = np.exp(_log_kernel(grid, tau))                            # (S, g, t)
+    kernel = _kernels(grid, tau)                                       # (S, g, t)
     # What each skill's evidence says about theta_g: its likelihood averaged over delta_s
     # (in linear space, scaled by each row's maximum, so the averaging is a matrix product).
     top = skill_loglik.max(axis=1, keepdims=True)

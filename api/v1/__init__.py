@@ -167,11 +167,13 @@ def init_app(app: Flask) -> Api:
         auth,
         calibration,
         classes,
+        dashboard,
         defenses,
         indicators,
         items,
         portfolio,
         rater_analysis,
+        report_pdfs,
         rubric_calibrations,
         rubrics,
         tasks,
@@ -192,9 +194,9 @@ def init_app(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer"}
     )
-    for module in (auth, users, classes, items, tests, attempts, calibration, tasks, indicators,
-                   portfolio, xapi_clients, rubrics, defenses, rater_analysis,
-                   rubric_calibrations):
+    for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
+                   indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
+                   rubric_calibrations, report_pdfs):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

@@ -199,6 +199,14 @@ def _defense_scored_by_teacher2(world: ApiWorld) -> dict:
     return context
 
 
+def _report_job(world: ApiWorld) -> dict:
+    """A class pack of teacher1's class, queued (no worker runs it here)."""
+    reply = world.call("post", f"/api/v1/classes/{world.class_id}/report-pack", "teacher1",
+                       json={"language": "en"})
+    assert reply.status_code == 202, reply.get_json()
+    return {"job": reply.get_json()["id"]}
+
+
 def _all(status: int, **overrides: int) -> dict[str, int]:
     return {"anon": 401} | {r: status for r in ROLES if r != "anon"} | overrides
 
@@ -334,6 +342,18 @@ MATRIX: dict[str, Row] = {
     "GET /users/{id}/portfolio": Row(  # the student, their class's teacher, administrators
         "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/portfolio",
         _all(200, student3=404, teacher2=404, assessor1=403)),
+    # mastery reports as PDF: the report's readers; class packs: the class's teacher and admins
+    "GET /students/{id}/report.pdf": Row(
+        "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/report.pdf",
+        _all(200, student3=404, teacher2=404, assessor1=404)),
+    "POST /classes/{id}/report-pack": Row(
+        "post", lambda w, c: f"/api/v1/classes/{w.class_id}/report-pack",
+        _all(202, **NOT_STAFF, teacher2=404), body=lambda w, c: {"language": "es"}),
+    "GET /report-jobs/{id}": Row("get", lambda w, c: f"/api/v1/report-jobs/{c['job']}",
+                                 _all(200, **NOT_STAFF, teacher2=404), setup=_report_job),
+    "GET /report-jobs/{id}/pdf": Row(  # queued, not rendered yet: 409 for those allowed
+        "get", lambda w, c: f"/api/v1/report-jobs/{c['job']}/pdf",
+        _all(409, **NOT_STAFF, teacher2=404), setup=_report_job),
     "PUT /users/{id}/accommodation": Row(  # an administrator's act: it changes every class
         "put", lambda w, c: f"/api/v1/users/{w.users['student1']}/accommodation",
         _all(200, **ADMIN_ONLY), body=lambda w, c: {"time": "extended"}),
@@ -369,6 +389,9 @@ MATRIX: dict[str, Row] = {
         body=lambda w, c: {"test_id": w.test_id}),
     "GET /classes/{id}/attempts": Row(
         "get", lambda w, c: f"/api/v1/classes/{w.class_id}/attempts",
+        _all(200, **NOT_STAFF, teacher2=404)),
+    "GET /classes/{id}/dashboard": Row(
+        "get", lambda w, c: f"/api/v1/classes/{w.class_id}/dashboard",
         _all(200, **NOT_STAFF, teacher2=404)),
     "GET /assignments/{id}": Row(
         "get", lambda w, c: f"/api/v1/assignments/{c['assignment']}",
