@@ -306,3 +306,59 @@ def test_rubric_evidence_alone_and_a_skill_without_a_cut(school) -> None:
     assert proof["suggested_decision"] == "needs_evidence"
     assert {"code": "no_cut_score"} in proof["flags"]
     assert proof["evidence"][0]["severity"] == 0.2
+
+
+# -- the figures against an independent computation ---------------------------------------------
+
+
+def _hierarchical(evidence: dict[str, tuple], tau: float, cut: dict[str, float]) -> dict:
+    """Each skill's posterior mean and P(theta > cut), and the general ability's mean, by direct
+    integration of the model on a fine grid (theta_g ~ N(0, 1), theta_s = theta_g + delta_s,
+    delta_s ~ N(0, tau^2), each answer's 2PL likelihood raised to its decay)."""
+    fine = np.linspace(-8.0, 8.0, 1601)
+    h = fine[1] - fine[0]
+    kernel = np.exp(-0.5 * ((fine[None, :] - fine[:, None]) / tau) ** 2) * h / (
+        tau * np.sqrt(2 * np.pi))                                    # [g, t]
+    lik = {}
+    for skill, (a, b, r, decay) in evidence.items():
+        p = 1 / (1 + np.exp(-a[:, None] * (fine[None, :] - b[:, None])))
+        lik[skill] = np.exp((decay[:, None] * np.log(np.where(r[:, None] == 1, p, 1 - p))
+                             ).sum(axis=0))
+    marginal = {s: kernel @ lik[s] for s in lik}
+    prior_g = np.exp(-0.5 * fine**2)
+    out = {}
+    for skill in lik:
+        general = prior_g * np.prod([marginal[o] for o in lik if o != skill], axis=0)
+        post = (general / general.sum()) @ kernel * lik[skill]
+        post /= post.sum()
+        out[skill] = (post @ fine, post[fine > cut[skill]].sum() + 0.5 * post[fine == cut[skill]]
+                      .sum())
+    general = prior_g * np.prod(list(marginal.values()), axis=0)
+    out["overall"] = (general / general.sum()) @ fine
+    return out
+
+
+def test_the_report_figures_match_the_model_integrated_directly(school) -> None:
+    from tests.evidence.rubric_world import operational_bank
+
+    _take(school, "student1", -0.2, days_ago=90, seed=3)
+    _take(school, "student1", 0.6, days_ago=5, seed=4)
+    report = _report(school, "admin1")
+    bank = operational_bank(school.session)  # the items' parameters, read independently
+    evidence = {}
+    for entry in report["skills"]:
+        assert entry["prior"]["tau"] == 0.5 and entry["prior"]["tau_estimated"] is False
+        rows = entry["evidence"]
+        index = bank.indices_of([str(r["item_id"]) for r in rows])
+        decay = np.array([0.5 ** (r["age_days"] / 180.0) for r in rows])
+        np.testing.assert_allclose([r["decay"] for r in rows], decay, atol=2e-4)
+        evidence[entry["skill"]] = (bank.a[index], bank.b[index],
+                                    np.array([r["response"] for r in rows]), decay)
+    cut = {"algebra": 0.5, "geometry": 0.0, "statistics": 0.0}
+    expected = _hierarchical(evidence, 0.5, cut)
+    for entry in report["skills"]:
+        theta, probability = expected[entry["skill"]]
+        # ages are rounded to 0.01 day in the report (decay off by < 1e-4): 2e-3 covers it
+        assert entry["theta"] == pytest.approx(theta, abs=2e-3)
+        assert entry["mastery_probability"] == pytest.approx(probability, abs=2e-3)
+    assert report["overall"]["theta"] == pytest.approx(expected["overall"], abs=2e-3)
