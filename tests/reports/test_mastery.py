@@ -26,7 +26,7 @@ from reports.mastery import (
     pieces,
     skill_posterior,
     skill_priors,
-    skill_spread,
+    skill_spreads,
     student_posterior,
     suggest,
 )
@@ -360,7 +360,9 @@ def population():
 
 def _spread(population, k: int) -> mastery.SkillSpread:
     _truth, per_skill, overall = population
-    return skill_spread(per_skill[k][0], per_skill[k][1], overall[0], overall[1], bayesian=True)
+    theta_s = np.column_stack([p[0] for p in per_skill])
+    se_s = np.column_stack([p[1] for p in per_skill])
+    return skill_spreads(theta_s, se_s, overall[0], overall[1], bayesian=True)[k]
 
 
 def test_skill_spread_recovers_tau_in_a_population_where_every_skill_deviates(population) -> None:
@@ -417,8 +419,24 @@ def test_haberman_a_long_deviating_skill_adds_value_a_short_undeviating_one_does
 def test_skill_spread_with_too_few_students_is_the_stated_default() -> None:
     rng = np.random.default_rng(1)
     values = rng.normal(size=(4, 20))
-    got = skill_spread(*values, bayesian=True, min_students=30, default_tau=0.5)
+    (got,) = skill_spreads(values[0][:, None], values[1][:, None], values[2], values[3],
+                           bayesian=True, min_students=30, default_tau=0.5)
     assert (got.tau, got.estimated, got.n_students, got.adds_value) == (0.5, False, 20, None)
     with_nan = values.copy()
     with_nan[0, :5] = np.nan
-    assert skill_spread(*with_nan, bayesian=True, min_students=10).n_students == 15
+    (got,) = skill_spreads(with_nan[0][:, None], with_nan[1][:, None], with_nan[2], with_nan[3],
+                           bayesian=True, min_students=10)
+    assert got.n_students == 15
+
+
+def test_pooled_spreads_weigh_each_test_by_its_students() -> None:
+    a = mastery.SkillSpread(tau=0.3, estimated=True, n_students=100, prmse_subscore=0.6,
+                            prmse_total=0.5)
+    b = mastery.SkillSpread(tau=0.6, estimated=True, n_students=300, prmse_subscore=0.8,
+                            prmse_total=0.4)
+    few = mastery.SkillSpread(tau=0.5, estimated=False, n_students=10)
+    got = mastery.pool_spreads([a, b, few])
+    assert got.n_students == 410 and got.estimated
+    assert got.tau == pytest.approx(np.sqrt((100 * 0.09 + 300 * 0.36) / 400))
+    assert got.prmse_subscore == pytest.approx(0.75) and got.prmse_total == pytest.approx(0.425)
+    assert mastery.pool_spreads([few]) == mastery.SkillSpread(0.5, False, 10)
