@@ -9,8 +9,11 @@ browser flow short: their pages have browser tests of their own."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from flask.testing import FlaskClient
+from pypdf import PdfReader
 
 from evidence import defenses
 from evidence.models import Defense, RubricCalibration, RubricCalibrationStatus
@@ -152,6 +155,19 @@ def test_report_decision_appeal_answer_and_history(sqlite_world: StudentWorld, b
                 assert text in history
             assert student.locator("#decision-history tbody tr").count() == 2
             _check(student, violations, f"report-student-history-{language}", narrow=True)
+
+            # The teacher downloads the report as PDF: its text holds the skills, the decision
+            # and its reason, in the page's language.
+            with teacher.expect_download() as download:
+                teacher.locator("#pdf-link").click()
+            pdf = download.value.path().read_bytes()
+            assert pdf.startswith(b"%PDF")
+            text = " ".join(" ".join((page.extract_text() or "").split())
+                            for page in PdfReader(io.BytesIO(pdf)).pages)
+            for skill in skills:
+                assert skill in text, skill
+            assert "The recording convinced me" in text
+            assert texts["report"] in text
     finally:
         for context in contexts:
             context.close()
