@@ -174,6 +174,7 @@ def init_app(app: Flask) -> Api:
         portfolio,
         rater_analysis,
         report_pdfs,
+        resources,
         rubric_calibrations,
         rubrics,
         tasks,
@@ -196,7 +197,7 @@ def init_app(app: Flask) -> Api:
     )
     for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
                    indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
-                   rubric_calibrations, report_pdfs):
+                   rubric_calibrations, report_pdfs, resources):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)
