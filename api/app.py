@@ -28,6 +28,7 @@ from api import (
     portfolio_pages,
     rater_pages,
     report_pdf_pages,
+    resource_pages,
     rubric_calibration_pages,
     rubric_pages,
     security,
@@ -108,6 +109,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(defense_pages.bp)
     app.register_blueprint(report_pdf_pages.bp)
     app.register_blueprint(dashboard_pages.bp)
+    app.register_blueprint(resource_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
     return app
