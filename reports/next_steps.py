@@ -1,14 +1,209 @@
-"""Next steps per skill gap (placeholder: the helper "nextsteps" replaces this module)."""
+"""Next steps per skill not mastered yet: practice items at the student's level, and resources.
+
+:func:`next_steps` reads a report of :func:`reports.report.student_report` (only its
+``student_id``, ``viewer_role`` and, per skill, ``skill``, ``theta`` and ``decision``) and returns,
+for each skill whose decision is not ``mastered``, a list of suggestions::
+
+    {"kind": "practice", "title", "url", "why": {"code": "practice_level", ...}, "why_text",
+     "expected_success", "item_id", "source_id"}       # item_id / source_id: staff only
+    {"kind": "resource", "title", "url", "why": {"code": "resource_level", ...}, "why_text",
+     "resource_id", "description", "level_min", "level_max"}
+
+Practice first (closest to the target success first), then resources (closest range first).
+
+Practice items. Operational, calibrated, dichotomous items of the skill (the only items a test
+delivers and scores on the bank's scale, so that practice feeds the report's evidence), with the
+expected success ``P(correct | theta of the skill)`` closest to :data:`TARGET_SUCCESS` (computed
+for every candidate at once with :func:`cat_engine.models.p_correct`), leaving out every item
+the student saw in the last :data:`RECENT_DAYS` days (any response, or an item on screen in an
+attempt in progress). A suggestion never carries an item's stem, options or key; for students it
+carries no item code either. Its ``url`` (:data:`PRACTICE_PATH`) starts a practice attempt of
+the skill that gives exactly the suggested items through the ordinary test pages
+(:mod:`evidence.practice`), which show no key and no right or wrong per answer.
+
+Resources. Active learning resources of the skill whose level range holds the skill's theta;
+bounded ranges first, ordered by how far theta is from the range's middle; then ranges open on
+one side, by how far theta is from their bound; then resources for any level.
+
+``why`` is data for the renderers to word (English and Spanish); ``why_text`` is the English.
+Codes: ``practice_level`` ``{"expected_success", "target", "recent_days"}`` and
+``resource_level`` ``{"theta", "level_min", "level_max"}`` (a bound is ``None`` when open).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy.orm import Session
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from cat_engine.models import p_correct
+from evidence.models import Attempt, AttemptStatus, Response
+from item_bank.models import Item, ItemParameterSet, ItemStatus
+from item_bank.services import anchor_bank
+from reports.resources import resources_by_skill
+from storage import as_utc, utcnow
+
+#: The expected success practice aims at: hard enough to learn from, easy enough to go on.
+TARGET_SUCCESS = 0.70
+#: Items the student saw this many days back or less are not suggested again.
+RECENT_DAYS = 30
+#: At most this many practice items and this many resources per skill.
+MAX_PRACTICE = 3
+MAX_RESOURCES = 3
+#: Where a practice suggestion leads: a page that starts the practice attempt of the skill.
+PRACTICE_PATH = "/practice/{skill}"
+#: IRT models whose items have one right answer (their P(correct) is the expected success).
+DICHOTOMOUS = ("rasch", "1pl", "2pl", "3pl", "4pl")
+#: Fields of a practice suggestion that only staff see (which item it is).
+STAFF_ONLY = ("item_id", "source_id")
+
+
+def practice_url(skill: str) -> str:
+    """The address of the page that starts practice in ``skill``."""
+    return PRACTICE_PATH.format(skill=quote(skill, safe=""))
+
+
+def seen_recently(session: Session, student_id: int, now: datetime,
+                  days: int = RECENT_DAYS) -> set[int]:
+    """Ids of the items ``student_id`` answered, or has on screen, since ``now - days``."""
+    since = now - timedelta(days=days)
+    answered = select(Response.item_id).join(Attempt, Attempt.id == Response.attempt_id).where(
+        Attempt.user_id == student_id, Response.answered_at > since)
+    on_screen = select(Attempt.current_item_id).where(
+        Attempt.user_id == student_id, Attempt.status == AttemptStatus.IN_PROGRESS,
+        Attempt.current_item_id.is_not(None))
+    return set(session.scalars(answered)) | set(session.scalars(on_screen))
+
+
+def practice_items(session: Session, student_id: int, thetas: dict[str, float], *,
+                   now: datetime | None = None, limit: int = MAX_PRACTICE
+                   ) -> dict[str, list[tuple[Item, float]]]:
+    """Per skill, the practice items and their expected success, closest to the target first.
+
+    Parameters
+    ----------
+    thetas : dict
+        Skill -> the student's theta in it (logits, the bank's scale).
+
+    Returns
+    -------
+    dict
+        Skill -> up to ``limit`` pairs ``(item, P(correct | theta))``; ties by item code.
+    """
+    now = as_utc(now) if now is not None else utcnow()
+    out: dict[str, list[tuple[Item, float]]] = {s: [] for s in thetas}
+    if not thetas:
+        return out
+    seen = seen_recently(session, student_id, now)
+    items = [i for i in session.scalars(
+        select(Item)
+        .join(ItemParameterSet, (ItemParameterSet.item_id == Item.id) & ItemParameterSet.is_active)
+        .where(Item.status == ItemStatus.OPERATIONAL, Item.skill.in_(list(thetas)),
+               Item.key.is_not(None), ItemParameterSet.model.in_(DICHOTOMOUS))
+        .options(selectinload(Item.parameter_sets))
+        .order_by(Item.code)).unique() if i.id not in seen]
+    if not items:
+        return out
+    bank = anchor_bank(items)
+    theta = np.array([thetas[i.skill] for i in items], dtype=float)
+    success = p_correct(bank, np.arange(len(items)), theta)
+    distance = np.abs(success - TARGET_SUCCESS)
+    skill_of = np.array([i.skill for i in items])
+    for skill in thetas:
+        mine = np.flatnonzero(skill_of == skill)
+        order = mine[np.argsort(distance[mine], kind="stable")][:limit]  # stable: code order
+        out[skill] = [(items[j], float(success[j])) for j in order]
+    return out
+
+
+def _practice(skill: str, picks: Iterable[tuple[Item, float]], staff: bool
+              ) -> list[dict[str, Any]]:
+    out = []
+    for k, (item, success) in enumerate(picks, start=1):
+        entry = {
+            "kind": "practice", "title": f"Practice question {k} in {skill}",
+            "url": practice_url(skill), "position": k,
+            "expected_success": round(success, 4),
+            "why": {"code": "practice_level", "expected_success": round(success, 4),
+                    "target": TARGET_SUCCESS, "recent_days": RECENT_DAYS},
+            "why_text": (f"expected success {success:.0%} at your level; not seen in the last "
+                         f"{RECENT_DAYS} days"),
+        }
+        if staff:
+            entry |= {"item_id": item.id, "source_id": item.code}
+        out.append(entry)
+    return out
+
+
+def _fits(theta: float, low: float | None, high: float | None) -> bool:
+    return (low is None or low <= theta) and (high is None or theta <= high)
+
+
+def _closeness(theta: float, low: float | None, high: float | None) -> tuple[int, float]:
+    """Sort key: bounded ranges by distance to their middle, then half-open, then open."""
+    if low is not None and high is not None:
+        return 0, abs(theta - (low + high) / 2)
+    if low is not None or high is not None:
+        return 1, abs(theta - (low if low is not None else high))
+    return 2, 0.0
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    if low is None and high is None:
+        return "made for any level"
+    if low is None:
+        return f"made for levels up to {high:g}"
+    if high is None:
+        return f"made for levels from {low:g}"
+    return f"made for levels {low:g} to {high:g}"
+
+
+def _resources(session: Session, thetas: dict[str, float]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for skill, resources in resources_by_skill(session, list(thetas)).items():
+        theta = thetas[skill]
+        fitting = sorted((r for r in resources if _fits(theta, r.level_min, r.level_max)),
+                         key=lambda r: (*_closeness(theta, r.level_min, r.level_max), r.title,
+                                        r.id))
+        out[skill] = [{
+            "kind": "resource", "title": r.title, "url": r.url, "resource_id": r.id,
+            "description": r.description or "", "level_min": r.level_min,
+            "level_max": r.level_max,
+            "why": {"code": "resource_level", "theta": round(theta, 4),
+                    "level_min": r.level_min, "level_max": r.level_max},
+            "why_text": f"{_range_text(r.level_min, r.level_max)}; your level is {theta:.2f}",
+        } for r in fitting[:MAX_RESOURCES]]
+    return out
 
 
 def next_steps(session: Session, report: dict[str, Any], *, now: datetime | None = None
                ) -> dict[str, list[dict[str, Any]]]:
-    """Suggestions per skill not yet mastered (none until the module lands)."""
-    return {}
+    """Suggestions per skill of ``report`` not mastered: practice items, then resources.
+
+    Parameters
+    ----------
+    report : dict
+        A report of :func:`reports.report.student_report` (or one of its shape).
+    now : datetime, optional
+        As of when "seen in the last 30 days" counts (default: now).
+
+    Returns
+    -------
+    dict
+        Skill -> suggestions (see the module's doc); skills decided ``mastered``, and those
+        without a theta, are left out.
+    """
+    thetas = {s["skill"]: float(s["theta"]) for s in report.get("skills") or []
+              if s.get("decision") != "mastered" and s.get("theta") is not None}
+    if not thetas:
+        return {}
+    staff = report.get("viewer_role") != "student"
+    picks = practice_items(session, int(report["student_id"]), thetas, now=now)
+    resources = _resources(session, thetas)
+    return {skill: [*_practice(skill, picks[skill], staff), *resources.get(skill, [])]
+            for skill in sorted(thetas)}
