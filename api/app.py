@@ -26,6 +26,7 @@ from api import (
     limits,
     pages,
     portfolio_pages,
+    practice_pages,
     rater_pages,
     report_pdf_pages,
     resource_pages,
@@ -110,6 +111,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(report_pdf_pages.bp)
     app.register_blueprint(dashboard_pages.bp)
     app.register_blueprint(resource_pages.bp)
+    app.register_blueprint(practice_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
     return app

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from cat_engine.models import p_correct
 from evidence.models import Attempt, AttemptStatus, Response
+from evidence.practice import PRACTICE_ITEMS
 from item_bank.models import Item, ItemParameterSet, ItemStatus
 from item_bank.services import anchor_bank
 from reports.resources import resources_by_skill
@@ -53,7 +54,7 @@ TARGET_SUCCESS = 0.70
 #: Items the student saw this many days back or less are not suggested again.
 RECENT_DAYS = 30
 #: At most this many practice items and this many resources per skill.
-MAX_PRACTICE = 3
+MAX_PRACTICE = PRACTICE_ITEMS
 MAX_RESOURCES = 3
 #: Where a practice suggestion leads: a page that starts the practice attempt of the skill.
 PRACTICE_PATH = "/practice/{skill}"
