@@ -34,7 +34,7 @@ def _codes(user: User, skill: str) -> list[str]:
     if entry is None or entry["decision"] == "mastered" or entry["theta"] is None:
         return []
     picks = practice_items(db, user.id, {skill: float(entry["theta"])})[skill]
-    return [item.code for item, _success in picks]
+    return [pick.code for pick in picks]
 
 
 def _nothing(user: User, skill: str) -> Response:

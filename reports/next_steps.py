@@ -34,18 +34,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
+from cat_engine.bank import ItemBank
 from cat_engine.models import p_correct
 from evidence.models import Attempt, AttemptStatus, Response
 from evidence.practice import PRACTICE_ITEMS
 from item_bank.models import Item, ItemParameterSet, ItemStatus
-from item_bank.services import anchor_bank
 from reports.resources import resources_by_skill
 from storage import as_utc, utcnow
 
@@ -81,10 +81,21 @@ def seen_recently(session: Session, student_id: int, now: datetime,
     return set(session.scalars(answered)) | set(session.scalars(on_screen))
 
 
+class PracticeItem(NamedTuple):
+    """A practice item: its database id, its code and the expected success at the theta."""
+
+    item_id: int
+    code: str
+    expected_success: float
+
+
 def practice_items(session: Session, student_id: int, thetas: dict[str, float], *,
                    now: datetime | None = None, limit: int = MAX_PRACTICE
-                   ) -> dict[str, list[tuple[Item, float]]]:
+                   ) -> dict[str, list[PracticeItem]]:
     """Per skill, the practice items and their expected success, closest to the target first.
+
+    One query for the candidates' parameters (columns, no ORM objects), one bank of them all,
+    one vectorised ``P(correct | theta of the item's skill)``.
 
     Parameters
     ----------
@@ -94,38 +105,40 @@ def practice_items(session: Session, student_id: int, thetas: dict[str, float], 
     Returns
     -------
     dict
-        Skill -> up to ``limit`` pairs ``(item, P(correct | theta))``; ties by item code.
+        Skill -> up to ``limit`` practice items; ties by item code.
     """
     now = as_utc(now) if now is not None else utcnow()
-    out: dict[str, list[tuple[Item, float]]] = {s: [] for s in thetas}
+    out: dict[str, list[PracticeItem]] = {s: [] for s in thetas}
     if not thetas:
         return out
     seen = seen_recently(session, student_id, now)
-    items = [i for i in session.scalars(
-        select(Item)
+    rows = [r for r in session.execute(
+        select(Item.id, Item.code, Item.skill, ItemParameterSet.model, ItemParameterSet.a,
+               ItemParameterSet.b, ItemParameterSet.c, ItemParameterSet.d)
         .join(ItemParameterSet, (ItemParameterSet.item_id == Item.id) & ItemParameterSet.is_active)
         .where(Item.status == ItemStatus.OPERATIONAL, Item.skill.in_(list(thetas)),
                Item.key.is_not(None), ItemParameterSet.model.in_(DICHOTOMOUS))
-        .options(selectinload(Item.parameter_sets))
-        .order_by(Item.code)).unique() if i.id not in seen]
-    if not items:
+        .order_by(Item.code)) if r.id not in seen]
+    if not rows:
         return out
-    bank = anchor_bank(items)
-    theta = np.array([thetas[i.skill] for i in items], dtype=float)
-    success = p_correct(bank, np.arange(len(items)), theta)
+    bank = ItemBank.from_records(
+        {"item_id": r.code, "model": r.model,
+         **{k: v for k, v in (("a", r.a), ("b", r.b), ("c", r.c), ("d", r.d)) if v is not None}}
+        for r in rows)
+    theta = np.array([thetas[r.skill] for r in rows], dtype=float)
+    success = p_correct(bank, np.arange(len(rows)), theta)
     distance = np.abs(success - TARGET_SUCCESS)
-    skill_of = np.array([i.skill for i in items])
+    skill_of = np.array([r.skill for r in rows])
     for skill in thetas:
         mine = np.flatnonzero(skill_of == skill)
         order = mine[np.argsort(distance[mine], kind="stable")][:limit]  # stable: code order
-        out[skill] = [(items[j], float(success[j])) for j in order]
+        out[skill] = [PracticeItem(rows[j].id, rows[j].code, float(success[j])) for j in order]
     return out
 
 
-def _practice(skill: str, picks: Iterable[tuple[Item, float]], staff: bool
-              ) -> list[dict[str, Any]]:
+def _practice(skill: str, picks: Iterable[PracticeItem], staff: bool) -> list[dict[str, Any]]:
     out = []
-    for k, (item, success) in enumerate(picks, start=1):
+    for k, (item_id, code, success) in enumerate(picks, start=1):
         entry = {
             "kind": "practice", "title": f"Practice question {k} in {skill}",
             "url": practice_url(skill), "position": k,
@@ -136,7 +149,7 @@ def _practice(skill: str, picks: Iterable[tuple[Item, float]], staff: bool
                          f"{RECENT_DAYS} days"),
         }
         if staff:
-            entry |= {"item_id": item.id, "source_id": item.code}
+            entry |= {"item_id": item_id, "source_id": code}
         out.append(entry)
     return out
 

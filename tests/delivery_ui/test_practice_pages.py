@@ -40,7 +40,7 @@ def _expected(world: StudentWorld, skill: str) -> list[str]:
         student = session.get(User, world.ids["users"]["student1"])
         report = student_report(session, student, student.id)
         theta = next(s["theta"] for s in report["skills"] if s["skill"] == skill)
-        return [i.code for i, _ in practice_items(session, student.id, {skill: theta})[skill]]
+        return [p.code for p in practice_items(session, student.id, {skill: theta})[skill]]
 
 
 def test_practice_gives_the_suggested_items_and_feeds_the_reports(student_world) -> None:
