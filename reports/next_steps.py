@@ -41,7 +41,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cat_engine.bank import ItemBank
+from cat_engine.bank import FAMILY_DICHOTOMOUS, ItemBank
 from cat_engine.models import p_correct
 from evidence.models import Attempt, AttemptStatus, Response
 from evidence.practice import PRACTICE_ITEMS
@@ -89,6 +89,22 @@ class PracticeItem(NamedTuple):
     expected_success: float
 
 
+def _dichotomous_bank(rows: list[Any]) -> ItemBank:
+    """An engine bank of stored dichotomous items, built from columns (they were validated
+    when stored): no per-item objects, so a large bank costs a few array copies."""
+    n = len(rows)
+
+    def column(name: str, default: float) -> np.ndarray:
+        values = np.array([getattr(r, name) for r in rows], dtype=float)  # None -> nan
+        return np.where(np.isnan(values), default, values)
+
+    b = column("b", 0.0)
+    return ItemBank(item_ids=tuple(r.code for r in rows), models=np.array([r.model for r in rows]),
+                    family=np.full(n, FAMILY_DICHOTOMOUS, dtype=np.int8), a=column("a", 1.0),
+                    b=b, c=column("c", 0.0), d=column("d", 1.0), thresholds=b[:, None].copy(),
+                    n_categories=np.full(n, 2), content=((),) * n)
+
+
 def practice_items(session: Session, student_id: int, thetas: dict[str, float], *,
                    now: datetime | None = None, limit: int = MAX_PRACTICE
                    ) -> dict[str, list[PracticeItem]]:
@@ -121,10 +137,7 @@ def practice_items(session: Session, student_id: int, thetas: dict[str, float], 
         .order_by(Item.code)) if r.id not in seen]
     if not rows:
         return out
-    bank = ItemBank.from_records(
-        {"item_id": r.code, "model": r.model,
-         **{k: v for k, v in (("a", r.a), ("b", r.b), ("c", r.c), ("d", r.d)) if v is not None}}
-        for r in rows)
+    bank = _dichotomous_bank(rows)
     theta = np.array([thetas[r.skill] for r in rows], dtype=float)
     success = p_correct(bank, np.arange(len(rows)), theta)
     distance = np.abs(success - TARGET_SUCCESS)

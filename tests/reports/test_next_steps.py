@@ -149,3 +149,28 @@ def test_resources_whose_range_holds_theta_closest_range_first(school) -> None: 
     low = next_steps(session, _report(student, ("algebra", -5.0, "not_mastered")),
                      now=NOW)["algebra"]
     assert [s["title"] for s in low if s["kind"] == "resource"] == ["Up to here", "Anyone"]
+
+
+def test_the_bank_built_from_columns_is_the_validated_bank() -> None:
+    from collections import namedtuple
+
+    import numpy as np
+
+    from cat_engine.bank import ItemBank
+    from cat_engine.models import p_correct
+    from reports.next_steps import _dichotomous_bank
+
+    row = namedtuple("row", "code model a b c d")
+    rng = np.random.default_rng(5)
+    rows = [row(f"I{j}", m, None if m == "rasch" else float(rng.uniform(0.5, 2)),
+                float(rng.normal()), float(rng.uniform(0, 0.3)) if m in ("3pl", "4pl") else None,
+                0.95 if m == "4pl" else None)
+            for j, m in enumerate(["rasch", "1pl", "2pl", "3pl", "4pl"] * 8)]
+    fast = _dichotomous_bank(rows)
+    validated = ItemBank.from_records(
+        [{k: v for k, v in r._asdict().items() if v is not None} | {"item_id": r.code}
+         for r in rows])
+    theta = rng.normal(size=len(rows))
+    every = np.arange(len(rows))
+    np.testing.assert_allclose(p_correct(fast, every, theta), p_correct(validated, every, theta),
+                               rtol=0, atol=1e-15)
