@@ -28,6 +28,7 @@ from api import (
     portfolio_pages,
     practice_pages,
     rater_pages,
+    report_pages,
     report_pdf_pages,
     resource_pages,
     rubric_calibration_pages,
@@ -41,6 +42,7 @@ from api import (
     xapi,
 )
 from item_bank.markup import render_html
+from reports.report import report_settings
 
 INSTANCE_DIR = Path("instance")
 
@@ -85,6 +87,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # where the counts live: memory (one process) or a shared redis://host:port/db.
         XAPI_RATE_LIMIT=os.environ.get("CAT_ENGINE_XAPI_RATE_LIMIT") or None,
         RATELIMIT_STORAGE_URI=os.environ.get("CAT_ENGINE_RATELIMIT_STORAGE") or "memory://",
+        # The mastery model's stated settings (REPORT_*): checked here, so that a bad value
+        # stops the app at start, naming the variable, rather than failing every report.
+        REPORT_SETTINGS=report_settings(),
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -109,6 +114,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rubric_pages.bp)
     app.register_blueprint(defense_pages.bp)
     app.register_blueprint(report_pdf_pages.bp)
+    app.register_blueprint(report_pages.bp)
     app.register_blueprint(dashboard_pages.bp)
     app.register_blueprint(resource_pages.bp)
     app.register_blueprint(practice_pages.bp)

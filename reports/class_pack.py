@@ -8,7 +8,10 @@ id to the queue (:mod:`api.jobs`). The worker (:func:`run_class_pack`):
 2. builds each student's report as the teacher who asked sees it
    (:func:`reports.report.student_report`) and lays it out, committing ``progress`` after each
    student in its own short transaction, which also stamps ``heartbeat_at``;
-3. stores the PDF (``done``) or a one-line error (``failed``).
+3. after the last student, makes the class dashboard (:func:`reports.dashboard.class_dashboard`,
+   as of the same moment, given the reports already made so that none is made twice) and lays
+   it out;
+4. stores the PDF (``done``) or a one-line error (``failed``).
 
 A job still ``running`` whose heartbeat is older than :data:`STALLED_AFTER` lost its worker (a
 student's report takes well under a second): reading it marks it ``failed``.
@@ -29,7 +32,7 @@ from evidence.classes import roster_query, visible_class
 from reports.models import ReportJob
 from reports.pdf import Gettext, class_pack_pdf
 from storage import as_utc, make_engine, session_factory, utcnow
-from storage.accounts import SchoolClass, User
+from storage.accounts import User
 from storage.errors import NotFound, ServiceError
 
 STALLED_AFTER = timedelta(minutes=5)
@@ -96,17 +99,6 @@ def job_view(job: ReportJob) -> dict[str, Any]:
             "ready": job.status == "done"}
 
 
-def class_grid(klass: SchoolClass, reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """A minimal class dashboard from the students' reports: students by skills, each cell the
-    probability of mastery and the decision (until :mod:`reports.dashboard` provides one)."""
-    skills = sorted({s["skill"] for r in reports for s in r.get("skills") or []})
-    return {"class": {"id": klass.id, "name": klass.name}, "skills": skills,
-            "students": [{"student": r["student"],
-                          "cells": {s["skill"]: {k: s.get(k) for k in (
-                              "mastery_probability", "decision", "decided_by")}
-                                    for s in r.get("skills") or []}} for r in reports]}
-
-
 class _Progress:
     """Commits a job's progress (and heartbeat) in its own short transaction."""
 
@@ -147,6 +139,7 @@ def run_class_pack(job_id: int, database_url: str | None = None, *,
         ``done`` or ``failed``; ``skipped`` when the job was not ``queued``, ``missing`` when
         there is none.
     """
+    from reports.dashboard import class_dashboard, roster_ids
     from reports.report import student_report
 
     engine = make_engine(database_url)
@@ -169,16 +162,20 @@ def run_class_pack(job_id: int, database_url: str | None = None, *,
                 if viewer is None:
                     raise NotFound("the account that asked for this pack no longer exists")
                 klass = visible_class(session, viewer, job.class_id)
-                ids = list(session.scalars(roster_query(klass).with_only_columns(User.id)))
+                ids = roster_ids(session, klass)
                 progress(0, len(ids))
-                built: list[dict[str, Any]] = []
+                now = utcnow()  # the reports and the dashboard as of one moment
+                built: dict[int, dict[str, Any]] = {}
 
                 def reports() -> Iterator[dict[str, Any]]:
                     for student_id in ids:
-                        built.append(student_report(session, viewer, student_id))
-                        yield built[-1]
+                        built[student_id] = student_report(session, viewer, student_id, now=now)
+                        yield built[student_id]
 
-                pdf = class_pack_pdf(reports(), lambda: class_grid(klass, built),
+                def dashboard() -> dict[str, Any]:  # after the last student: reuses the reports
+                    return class_dashboard(session, viewer, klass.id, now=now, reports=built)
+
+                pdf = class_pack_pdf(reports(), dashboard,
                                      language=language, gettext=translator(language),
                                      progress=progress, total=len(ids))
                 session.rollback()

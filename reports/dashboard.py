@@ -506,6 +506,14 @@ def _items_dif(session: Session, item_ids: Iterable[int]) -> dict[int, dict[str,
     return out
 
 
+def roster_ids(session: Session, klass: SchoolClass) -> list[int]:
+    """The ids of the students enrolled in ``klass``, in the dashboard's order: by name, numbers
+    inside names by value (Student2 before Student10)."""
+    students = session.scalars(roster_query(klass))
+    return [s.id for s in sorted(students, key=lambda s: (_natural(s.display_name or s.username),
+                                                          s.id))]
+
+
 def class_dashboard(session: Session, viewer: User, class_id: int, *,
                     now: datetime | None = None,
                     reports: Mapping[int, Report] | None = None) -> dict[str, Any]:
@@ -541,9 +549,7 @@ def class_dashboard(session: Session, viewer: User, class_id: int, *,
     student_report = report_module.student_report
     now = now or datetime.now(UTC)
     klass: SchoolClass = visible_class(session, viewer, class_id)
-    students = sorted(session.scalars(roster_query(klass)),
-                      key=lambda s: (_natural(s.display_name or s.username), s.id))
-    ids = [s.id for s in students]
+    ids = roster_ids(session, klass)
     given = reports or {}
     current = [given[sid] if sid in given else student_report(session, viewer, sid, now=now)
                for sid in ids]

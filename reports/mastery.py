@@ -8,7 +8,7 @@ The model (stated in every report, see docs/decisions.md):
 - Each skill ``s`` of a student has an ability ``theta_s = theta_g + delta_s`` on the bank's
   scale: a general ability ``theta_g ~ N(mu0, sd0^2)`` (the bank's scale: N(0, 1)) and a skill
   deviation ``delta_s ~ N(0, tau_s^2)``, ``tau_s`` the between-skill spread estimated from the
-  population (:func:`skill_spread`).
+  population (:func:`skill_spreads`).
 - A piece of evidence (an answer through its item's parameters; a rubric score through its
   criterion's published parameters shifted by its rater's severity) gives a log-likelihood of
   ``theta_s``, raised to its *decay* ``0.5 ** (age / half_life)``: older evidence counts less,
@@ -322,44 +322,108 @@ class SkillSpread:
         return self.prmse_subscore > self.prmse_total
 
 
-def skill_spread(theta_s: np.ndarray, se_s: np.ndarray, theta: np.ndarray, se: np.ndarray, *,
-                 bayesian: bool, min_students: int = 30, default_tau: float = 0.5,
-                 tau_bounds: tuple[float, float] = (0.1, 1.5)) -> SkillSpread:
-    """A skill's spread about the overall ability and Haberman's PRMSEs, from per-student
-    estimates (one test's finished attempts: the skill's estimate from its items, the overall).
+def skill_spreads(theta_s: np.ndarray, se_s: np.ndarray, theta: np.ndarray, se: np.ndarray, *,
+                  bayesian: bool, prior_var: float = 1.0, min_students: int = 30,
+                  default_tau: float = 0.5, tau_bounds: tuple[float, float] = (0.1, 1.5)
+                  ) -> list[SkillSpread]:
+    """Each skill's spread about the general ability and Haberman's PRMSEs, from one test's
+    per-student estimates.
 
-    The true-score variance of an estimate is ``var(estimate) + mean(se^2)`` for Bayesian
-    estimates (EAP, MAP: shrunk, their error is uncorrelated with them) and ``var(estimate) -
-    mean(se^2)`` for ML-type ones (their error is uncorrelated with the truth). Then
-    ``tau^2 = var_true(skill) - var_true(overall)`` (the skill is the overall plus an
-    independent deviation), clipped to ``tau_bounds``.
+    Parameters
+    ----------
+    theta_s, se_s : ndarray, shape (N, S)
+        Each student's estimate of each skill from that skill's items alone, and its se
+        (NaN where the student has none).
+    theta, se : ndarray, shape (N,)
+        Each student's overall estimate and se.
+    bayesian : bool
+        Whether the estimates are EAP/MAP under a prior of variance ``prior_var`` (shrunk:
+        ``estimate ~ lambda * (truth + error)`` with ``lambda = 1 - mean(se^2) / prior_var``)
+        or ML-type (``lambda = 1``, error uncorrelated with the truth).
 
-    PRMSE (Haberman 2008, with estimates on the theta scale as Sinharay 2010 does): the
-    subscore's is its reliability; the total's is the squared correlation of the true skill
-    with the overall estimate, ``cov(true_s, overall)^2 / (var_true(s) var(overall))``, where
-    ``cov(true_s, overall)`` is ``cov(skill, overall)`` less the errors' covariance (about the
-    overall's error variance for ML-type estimates; none for Bayesian ones).
+    Notes
+    -----
+    - The general ability's variance comes from the covariances *between* skills, which their
+      errors do not share: ``var(theta_g) = mean over pairs of cov(s, s') / (lambda_s
+      lambda_s')`` (with one skill only, from the overall estimate).
+    - A skill's true variance is ``var(estimate) / lambda`` (Bayesian) or ``var(estimate) -
+      mean(se^2)`` (ML-type); ``tau^2`` is that less ``var(theta_g)``, clipped to
+      ``tau_bounds``.
+    - PRMSE (Haberman 2008, on the theta scale as Sinharay 2010): the subscore's is its
+      reliability (for Bayesian estimates ``var(estimate) / (var(estimate) + mean(se^2))``,
+      which holds whatever the prior); the total's is ``cov(true_s, overall)^2 / (var_true(s)
+      var(overall))`` with ``cov(true_s, overall) = cov(s, overall) / lambda_s -
+      mean(se_overall^2)`` (the skill's error is part of the overall's).
+    - Fewer than ``min_students`` students with an estimate of a skill: the stated default
+      ``tau``, no PRMSE.
     """
-    arrays = [np.asarray(v, dtype=float) for v in (theta_s, se_s, theta, se)]
-    ok = np.all([np.isfinite(a) for a in arrays], axis=0)
-    ts, ss, to, so = (a[ok] for a in arrays)
-    n = int(ts.shape[0])
-    if n < min_students:
-        return SkillSpread(tau=default_tau, estimated=False, n_students=n)
-    sign = 1.0 if bayesian else -1.0
-    var_s, var_o = float(np.var(ts, ddof=1)), float(np.var(to, ddof=1))
-    true_s = var_s + sign * float(np.mean(ss**2))
-    true_o = var_o + sign * float(np.mean(so**2))
-    tau2 = true_s - true_o
-    tau = float(np.clip(np.sqrt(max(tau2, 0.0)), *tau_bounds))
-    if true_s <= 0 or var_s <= 0 or var_o <= 0:
-        return SkillSpread(tau=tau, estimated=True, n_students=n)
-    reliability = var_s / true_s if bayesian else true_s / var_s
-    cov = float(np.cov(ts, to, ddof=1)[0, 1]) - (0.0 if bayesian else float(np.mean(so**2)))
-    prmse_total = cov**2 / (true_s * var_o)
-    return SkillSpread(tau=tau, estimated=True, n_students=n,
-                       prmse_subscore=float(np.clip(reliability, 0.0, 1.0)),
-                       prmse_total=float(np.clip(prmse_total, 0.0, 1.0)))
+    ts = np.atleast_2d(np.asarray(theta_s, dtype=float))
+    ss = np.atleast_2d(np.asarray(se_s, dtype=float))
+    to, so = np.asarray(theta, dtype=float), np.asarray(se, dtype=float)
+    ok_o = np.isfinite(to) & np.isfinite(so)
+    ok = np.isfinite(ts) & np.isfinite(ss) & ok_o[:, None]
+    n = ok.sum(axis=0)
+    n_skills = ts.shape[1]
+
+    def shrink(values: np.ndarray) -> float:
+        if not bayesian:
+            return 1.0
+        return float(np.clip(1.0 - np.mean(values**2) / prior_var, 0.05, 1.0))
+
+    lam = np.array([shrink(ss[ok[:, k], k]) if n[k] else 1.0 for k in range(n_skills)])
+    pairs = []
+    for k in range(n_skills):
+        for j in range(k + 1, n_skills):
+            both = ok[:, k] & ok[:, j]
+            if both.sum() >= min_students:
+                cov = float(np.cov(ts[both, k], ts[both, j], ddof=1)[0, 1])
+                pairs.append(cov / (lam[k] * lam[j]))
+    if pairs:
+        var_g = float(np.mean(pairs))
+    elif ok_o.sum() >= 2:
+        var_o = float(np.var(to[ok_o], ddof=1))
+        var_g = var_o / shrink(so[ok_o]) if bayesian else var_o - float(np.mean(so[ok_o]**2))
+    else:
+        var_g = 1.0
+    out = []
+    for k in range(n_skills):
+        rows = ok[:, k]
+        if n[k] < min_students:
+            out.append(SkillSpread(tau=default_tau, estimated=False, n_students=int(n[k])))
+            continue
+        t, e, o, eo = ts[rows, k], ss[rows, k], to[rows], so[rows]
+        var_s, var_o = float(np.var(t, ddof=1)), float(np.var(o, ddof=1))
+        true_s = var_s / lam[k] if bayesian else var_s - float(np.mean(e**2))
+        tau = float(np.clip(np.sqrt(max(true_s - var_g, 0.0)), *tau_bounds))
+        if true_s <= 0 or var_s <= 0 or var_o <= 0:
+            out.append(SkillSpread(tau=tau, estimated=True, n_students=int(n[k])))
+            continue
+        reliability = (var_s / (var_s + float(np.mean(e**2))) if bayesian
+                       else true_s / var_s)
+        cov = float(np.cov(t, o, ddof=1)[0, 1]) / lam[k] - float(np.mean(eo**2))
+        out.append(SkillSpread(tau=tau, estimated=True, n_students=int(n[k]),
+                               prmse_subscore=float(np.clip(reliability, 0.0, 1.0)),
+                               prmse_total=float(np.clip(cov**2 / (true_s * var_o), 0.0, 1.0))))
+    return out
+
+
+def pool_spreads(parts: Sequence[SkillSpread], default_tau: float = 0.5) -> SkillSpread:
+    """One skill's spreads from several tests put together: tau^2 and the PRMSEs averaged with
+    each test's number of students as its weight (tests with estimated figures only)."""
+    estimated = [p for p in parts if p.estimated and p.n_students > 0]
+    total = sum(p.n_students for p in parts)
+    if not estimated:
+        return SkillSpread(tau=default_tau, estimated=False, n_students=total)
+    w = np.array([p.n_students for p in estimated], dtype=float)
+    tau = float(np.sqrt(np.average([p.tau**2 for p in estimated], weights=w)))
+    with_prmse = [p for p in estimated if p.prmse_subscore is not None]
+    if not with_prmse:
+        return SkillSpread(tau=tau, estimated=True, n_students=total)
+    wp = np.array([p.n_students for p in with_prmse], dtype=float)
+    return SkillSpread(
+        tau=tau, estimated=True, n_students=total,
+        prmse_subscore=float(np.average([p.prmse_subscore for p in with_prmse], weights=wp)),
+        prmse_total=float(np.average([p.prmse_total for p in with_prmse], weights=wp)))
 
 
 # -- all skills of a student ---------------------------------------------------------------------

@@ -105,10 +105,10 @@ class Words:
             return "\u2014"
         return format_decimal(value, format="0." + "0" * digits, locale=self.language)
 
-    def signed(self, value: float | None) -> str:
+    def signed(self, value: float | None, digits: int = 2) -> str:
         if value is None:
             return "\u2014"
-        return ("+" if value > 0 else "") + self.num(value)
+        return ("+" if value > 0 else "") + self.num(value, digits)
 
     def pct(self, value: float | None) -> str:
         if value is None:
@@ -144,6 +144,8 @@ _BASE = ParagraphStyle("body", fontName="Helvetica", fontSize=9, leading=11.5, a
 STYLES = {
     "body": _BASE,
     "small": ParagraphStyle("small", parent=_BASE, fontSize=7.5, leading=9.5),
+    "note_small": ParagraphStyle("note_small", parent=_BASE, fontSize=7.5, leading=9.5,
+                                 leftIndent=10, bulletIndent=2, spaceBefore=2),
     "cell": ParagraphStyle("cell", parent=_BASE, fontSize=7.5, leading=9),
     "head": ParagraphStyle("head", parent=_BASE, fontName="Helvetica-Bold", fontSize=7.5,
                            leading=9),
@@ -449,39 +451,296 @@ def student_story(report: Mapping[str, Any], w: Words) -> list[Flowable]:
     return story + history(report, w)
 
 
-# -- the class dashboard (its shape is reports.dashboard's; only a grid is assumed) -------------
+# -- the class dashboard (reports.dashboard.class_dashboard's dict) ---------------------------
+
+#: Skills per table of the grid: a wider class is split over several tables.
+GRID_SKILLS = 6
+#: Answers named per rapid-guess flag in the list of flagged students; the rest are counted.
+DRIVER_ROWS = 6
+#: The tint behind a decision's cell in the grid: the mark (:class:`_Badge`) and the word carry
+#: the decision, the tint only repeats it.
+TINTS = {"mastered": "#e3f2e7", "not_mastered": "#fbe9e7", "needs_evidence": "#fdf6e3"}
+#: The flags of the dashboard's list of flagged students (the page's words).
+FLAG_NAMES = {"rapid_guess": N_("rapid guesses"), "person_misfit": N_("unexpected answer pattern"),
+              "rater_disagreement": N_("raters disagreed"),
+              "too_little_evidence": N_("too little evidence")}
+#: Group variables of the fairness table and their groups, in words (the page's words).
+VARIABLES = {"time_accommodation": N_("Time accommodation")}
+GROUPS = {"time_accommodation": {"standard": N_("standard time"),
+                                 "extended": N_("extended time"),
+                                 "none": N_("no time limit")}}
+
+
+class _Badge(Flowable):
+    """One line: ``text`` in bold, the decision's mark drawn as lines (a check for mastered, a
+    cross for not mastered, a question mark for needs more evidence: no font needed, so every
+    viewer shows it), then ``after`` in plain text."""
+
+    SIZE = 7.5
+
+    def __init__(self, text: str, decision: str | None, after: str = "") -> None:
+        super().__init__()
+        self.text, self.decision, self.after = text, decision, after
+        self.lead = stringWidth(text, "Helvetica-Bold", self.SIZE) + (3 if text else 0)
+        self.width = self.lead + 9 + stringWidth(after, "Helvetica", self.SIZE)
+        self.height = 9
+
+    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+        return min(self.width, available_width), self.height
+
+    def draw(self) -> None:
+        c, size, x = self.canv, self.SIZE, self.lead
+        c.setFillColor(pdf_charts.INK)
+        c.setStrokeColor(pdf_charts.INK)
+        c.setFont("Helvetica-Bold", size)
+        c.drawString(0, 2, self.text)
+        c.setLineWidth(1.4)
+        c.setLineCap(1)
+        if self.decision == "mastered":
+            c.lines([(x, 5, x + 2.3, 2.3), (x + 2.3, 2.3, x + 6.5, 8)])
+        elif self.decision == "not_mastered":
+            c.lines([(x + 0.5, 2.3, x + 6, 7.8), (x + 0.5, 7.8, x + 6, 2.3)])
+        elif self.decision == "needs_evidence":
+            c.setFont("Helvetica-Bold", size + 1.5)
+            c.drawString(x + 0.5, 2, "?")
+        c.setFont("Helvetica", size)
+        c.drawString(x + 9, 2, self.after)
+
+
+def _grid_cell(entry: Mapping[str, Any] | None, w: Words) -> list[Flowable] | str:
+    """A grid cell: the probability (a dash without a cut score, said below) and the decision's
+    mark ("teacher" when a teacher decided), then the decision in words and the count of flags."""
+    if entry is None:
+        return "\u2014"
+    decision = entry.get("decision")
+    probability = entry.get("probability")
+    badge = _Badge(w.pct(probability), decision,
+                   w(N_("teacher")) if entry.get("decided_by") == "teacher" else "")
+    lines = [w.decision(decision)]
+    if probability is None:
+        lines.append(w(N_("no cut score")))
+    if entry.get("flags"):
+        lines.append(w(N_("%(n)s flag(s)"), n=len(entry["flags"])))
+    return [badge, Paragraph("<br/>".join(escape(t) for t in lines), STYLES["cell"])]
+
+
+def dashboard_grid(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
+    """Students by skills, at most :data:`GRID_SKILLS` skills a table, with a legend."""
+    skills = list(dashboard.get("skills") or [])
+    rows = list(dashboard.get("grid") or [])
+    badges = [_Badge("", code, w(word)) for code, word in DECISIONS.items()]
+    legend = Table([badges], colWidths=[b.width + 14 for b in badges], hAlign="LEFT",
+                   style=[("LEFTPADDING", (0, 0), (-1, -1), 0),
+                          ("RIGHTPADDING", (0, 0), (-1, -1), 12)])
+    out: list[Flowable] = [
+        para(w(N_("Mastery by skill")), "h2"),
+        legend,
+        para(w(N_("Each cell: the probability of mastery with the decision's mark, then the "
+                  "decision in words; \u201cteacher\u201d marks a teacher's decision, otherwise "
+                  "it is the model's suggestion; \u2014: no evidence of the skill. Estimates "
+                  "and their intervals are in each student's report.")), "small"),
+        Spacer(1, 4),
+    ]
+    names = WIDTH * 0.2
+    column = (WIDTH - names) / GRID_SKILLS
+    for start in range(0, len(skills), GRID_SKILLS):
+        chunk = range(start, min(start + GRID_SKILLS, len(skills)))
+        data: list[list[Any]] = [[cell(w(N_("Student")), names, "head"),
+                                  *(cell(skills[i], column, "head") for i in chunk)]]
+        style: list[tuple] = []
+        for r, row in enumerate(rows, start=1):
+            cells = row.get("cells") or []
+            data.append([cell((row.get("student") or {}).get("name", ""), names),
+                         *(_grid_cell(cells[i] if i < len(cells) else None, w) for i in chunk)])
+            for c, i in enumerate(chunk, start=1):
+                entry = cells[i] if i < len(cells) else None
+                if entry and entry.get("decision") in TINTS:
+                    style.append(("BACKGROUND", (c, r), (c, r),
+                                  colors.HexColor(TINTS[entry["decision"]])))
+        grid_table = Table(data, colWidths=[names] + [column] * len(chunk), repeatRows=1,
+                           style=GRID, hAlign="LEFT")
+        grid_table.setStyle(TableStyle(style))
+        out += [grid_table, Spacer(1, 8)]
+    return out
+
+
+def _drivers(flag: Mapping[str, Any], w: Words) -> str:
+    """What drives a flag, in words (see :func:`reports.dashboard._drivers`)."""
+    code, drivers = flag.get("code"), list(flag.get("drivers") or [])
+    if code == "rapid_guess":
+        said = []
+        for d in drivers[:DRIVER_ROWS]:
+            where = ", ".join(t for t in (d.get("test_name"), w.date(d.get("at"))
+                                          if d.get("at") else None) if t)
+            said.append(f"{d.get('source_id') or w(N_('an answer'))}"
+                        + (f" ({where})" if where else ""))
+        if len(drivers) > DRIVER_ROWS:
+            said.append(w(N_("and %(n)s more"), n=len(drivers) - DRIVER_ROWS))
+        return ", ".join(said)
+    if code == "person_misfit":
+        return ", ".join(w(N_("the attempt at %(test)s"),
+                           test=d.get("test_name") or f"#{d.get('attempt_id')}") for d in drivers)
+    if code == "rater_disagreement":
+        return "; ".join(w(N_("defense %(id)d, criteria: %(criteria)s"), id=d.get("defense_id"),
+                           criteria=", ".join(d.get("criteria") or [])) for d in drivers)
+    if code == "too_little_evidence":
+        return "; ".join(w(N_("standard error %(se)s, above the limit of %(limit)s"),
+                           se=w.num(d.get("se")), limit=w.num(d.get("limit")))
+                         for d in drivers)
+    return ""
+
+
+def dashboard_flagged(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
+    """The flagged students, each flagged skill with its flags and what drives them."""
+    out: list[Flowable] = [CondPageBreak(30 * mm), para(w(N_("Flagged students")), "h2")]
+    entries = dashboard.get("flagged") or []
+    if not entries:
+        return [*out, para(w(N_("No student is flagged.")))]
+    for entry in entries:
+        lines: list[Flowable] = [para((entry.get("student") or {}).get("name", ""), "h3")]
+        for skill in entry.get("skills") or []:
+            for flag in skill.get("flags") or []:
+                name = w(FLAG_NAMES.get(flag.get("code"), flag.get("code") or ""))
+                if flag.get("count"):
+                    name += f" ({flag['count']})"
+                drivers = _drivers(flag, w)
+                text = f"{skill.get('skill')} ({w.decision(skill.get('decision'))}): {name}" \
+                       + (f": {drivers}" if drivers else "")
+                lines.append(Paragraph(escape(text), STYLES["bullet"], bulletText="\u2022"))
+        out += lines
+    return out
+
+
+def _with_n(text: str, n: int | None) -> str:
+    return f"{text} (n = {n})" if n is not None else text
+
+
+def dashboard_metrics(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
+    """Per skill: the mean gain, the days to mastery and the share mastered now."""
+    rows = []
+    for m in dashboard.get("metrics") or []:
+        gain, days, share = m["gain"], m["time_to_mastery"], m["share_mastered"]
+        points = ("\u2014" if gain.get("probability") is None else
+                  f"{w.signed(gain['probability'] * 100, 0)} {w(N_('points'))}")
+        rows.append([m["skill"], str(m.get("n_students", 0)),
+                     _with_n(w.signed(gain.get("theta")), gain.get("n")),
+                     _with_n(points, gain.get("n_probability")),
+                     _with_n(w.num(days.get("median_days"), 1), days.get("n")),
+                     f"{w.pct(share.get('share'))} ({share.get('mastered')}/{share.get('n')})"])
+    if not rows:
+        return []
+    notes = (N_("Gain: the estimate now minus the estimate after the student\u2019s first test "
+                "or oral defense with evidence of the skill, averaged over students. Students "
+                "with a single test or defense on the skill have no later evidence and are left "
+                "out."),
+             N_("Days to mastery: for students mastered now, the days from their first evidence "
+                "of the skill to the first time it was mastered: a teacher\u2019s decision, or "
+                "the end of the first test or defense after which the model suggested "
+                "mastery."),
+             N_("Mastered now: the share of the students with evidence of the skill whose "
+                "decision (the teacher\u2019s, else the model\u2019s suggestion) is "
+                "\u201cmastered\u201d."))
+    return [CondPageBreak(40 * mm), para(w(N_("Progress")), "h2"),
+            table([w(N_("Skill")), w(N_("Students")), w(N_("Mean gain in theta")),
+                   w(N_("Mean gain in probability of mastery")),
+                   w(N_("Days to mastery (median)")), w(N_("Mastered now"))],
+                  rows, [22, 10, 17, 19, 16, 16]),
+            Spacer(1, 2),
+            *(Paragraph(escape(w(n)), STYLES["note_small"], bulletText="\u2022") for n in notes)]
+
+
+def dashboard_fairness(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
+    """Per group variable: per group and skill, n, decision rates and mean theta; groups too
+    small are said to be so, with no figures."""
+    least = dashboard.get("min_group")
+    out: list[Flowable] = [
+        CondPageBreak(40 * mm), para(w(N_("Fairness")), "h2"),
+        para(" ".join((w(N_("Groups of fewer than %(num)d students are not compared: their "
+                            "figures would say more about a few students than about the "
+                            "group."), num=least or 0),
+                       w(N_("The one group variable stored about students today is their time "
+                            "accommodation; other variables come only with the students\u2019 "
+                            "consent.")))), "small")]
+    header = [w(N_("Group and skill")), w(N_("Students")), *(w(d) for d in DECISIONS.values()),
+              w(N_("Mean theta (95%% interval)"))]
+    widths = [26, 10, 12, 12, 14, 26]
+    for variable in dashboard.get("fairness") or []:
+        code = variable.get("variable")
+        names = GROUPS.get(code, {})
+        rows, spans = [], []
+        for group in variable.get("groups") or []:
+            label = w(names[group["group"]]) if group["group"] in names else group["group"]
+            if group.get("too_few"):
+                spans.append(len(rows) + 1)
+                rows.append([label, w(N_("too few to compare (fewer than %(num)d students)"),
+                                      num=least or 0), "", "", "", ""])
+                continue
+            overall = group.get("overall") or {}
+            theta = overall.get("theta") or {}
+            rows.append([f"{label} \u00b7 {w(N_('overall estimate'))}", str(overall.get("n")),
+                         "\u2014", "\u2014", "\u2014",
+                         f"{w.num(theta.get('mean'))} ({w.interval(theta.get('interval95'))})"
+                         if theta else "\u2014"])
+            for s in group.get("skills") or []:
+                rates, t = s.get("rates"), s.get("theta") or {}
+                rows.append([f"{label} \u00b7 {s['skill']}", str(s.get("n", 0)),
+                             *((w.pct(rates.get(d)) for d in DECISIONS) if rates
+                               else ("\u2014",) * 3),
+                             f"{w.num(t.get('mean'))} ({w.interval(t.get('interval95'))})"
+                             if t else "\u2014"])
+        result = table(header, rows, widths)
+        result.setStyle(TableStyle([("SPAN", (1, r), (-1, r)) for r in spans]
+                                   + [("FONT", (1, r), (-1, r), "Helvetica-Oblique", 7.5, 9)
+                                      for r in spans]))
+        out += [para(w(VARIABLES[code]) if code in VARIABLES else code, "h3"), result]
+    return out
+
+
+def dashboard_dif(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
+    """Per skill: the items answered, how many have DIF stored, and those flagged (B or C)."""
+    rows = []
+    for d in dashboard.get("dif") or []:
+        if d.get("flags"):
+            said = "\n".join(w(N_("%(item)s: category %(category)s, %(focal)s against "
+                                  "%(reference)s (run %(run)s)"), item=f.get("code"),
+                               category=f.get("category"), focal=f.get("focal"),
+                               reference=f.get("reference"), run=f.get("run_id"))
+                             for f in d["flags"])
+        elif d.get("n_checked"):
+            said = w(N_("none"))
+        else:
+            said = w(N_("not checked: no DIF is stored for these items"))
+        rows.append([d["skill"], str(d.get("n_items", 0)), str(d.get("n_checked", 0)), said])
+    if not rows:
+        return []
+    return [CondPageBreak(30 * mm),
+            para(w(N_("Differential item functioning of the items behind each skill")), "h3"),
+            para(w(N_("From the calibration run that produced each item\u2019s parameters in "
+                      "use; its groups are those of the calibration data. Categories B "
+                      "(moderate) and C (large) are flagged.")), "small"),
+            table([w(N_("Skill")), w(N_("Items answered")), w(N_("Checked for DIF")),
+                   w(N_("Flagged items"))], rows, [22, 12, 12, 54])]
 
 
 def dashboard_story(dashboard: Mapping[str, Any], w: Words) -> list[Flowable]:
-    """The class dashboard as a grid: students by skills, each cell probability and decision.
-
-    Assumes ``dashboard["skills"]`` (skill names) and ``dashboard["students"]``: entries with
-    ``student`` ({"name"}) and ``cells`` ({skill: {"mastery_probability", "decision",
-    "decided_by"}}). Skills are split over several tables of at most six columns.
-    """
+    """The class dashboard (:func:`reports.dashboard.class_dashboard`): the grid, the flagged
+    students, the progress metrics, the fairness table and the DIF summary."""
     name = (dashboard.get("class") or {}).get("name", "")
-    out: list[Flowable] = [para(w(N_("Class dashboard: %(name)s"), name=name), "title"),
-                           para(w(N_("Each cell: probability of mastery, then the decision "
-                                     "(* marks a teacher's decision; otherwise it is the "
-                                     "model's suggestion).")), "small"), Spacer(1, 4)]
-    skills = list(dashboard.get("skills") or [])
-    students = list(dashboard.get("students") or [])
-    if not skills or not students:
+    n = dashboard.get("n_students") or 0
+    out: list[Flowable] = [
+        para(w(N_("Class dashboard: %(name)s"), name=name), "title"),
+        para(w(N_("%(n)s student(s). Generated %(when)s."), n=n,
+               when=w.moment(dashboard.get("generated_at"))), "small"),
+        para(w(N_("Every figure comes from the students\u2019 mastery reports: estimates with "
+                  "their uncertainty. You make the decisions.")), "small"),
+    ]
+    if not n:
+        return [*out, para(w(N_("No students are enrolled in this class yet.")))]
+    if not dashboard.get("skills"):
         return [*out, para(w(N_("No student of this class has evidence yet.")))]
-    for start in range(0, len(skills), 6):
-        chunk = skills[start:start + 6]
-        rows = []
-        for entry in students:
-            row = [(entry.get("student") or {}).get("name", "")]
-            for skill in chunk:
-                cell = (entry.get("cells") or {}).get(skill)
-                row.append("\u2014" if not cell else " ".join(p for p in (
-                    w.pct(cell.get("mastery_probability")), w.decision(cell.get("decision")),
-                    "*" if cell.get("decided_by") == "teacher" else "") if p))
-            rows.append(row)
-        out += [table([w(N_("Student")), *chunk], rows, [22] + [16] * len(chunk)),
-                Spacer(1, 8)]
-    return out
+    return [*out, *dashboard_grid(dashboard, w), *dashboard_flagged(dashboard, w),
+            *dashboard_metrics(dashboard, w), *dashboard_fairness(dashboard, w),
+            *dashboard_dif(dashboard, w)]
 
 
 # -- documents --------------------------------------------------------------------------------
@@ -598,7 +857,7 @@ def class_pack_pdf(reports: Iterable[Mapping[str, Any]],
         Students' reports, in the order to print; when a lazy iterable, ``total`` says how many
         there are.
     dashboard
-        The class dashboard (see :func:`dashboard_story` for what is read of it), or a function
+        The class dashboard (:func:`reports.dashboard.class_dashboard`'s dict), or a function
         that returns it, called after the last student.
     progress
         Called as ``progress(done, total)`` after each student's pages are laid out.

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from evidence.models import Attempt, AttemptStatus
 from item_bank.models import AdaptiveTest
-from reports.mastery import SkillSpread, skill_spread
+from reports.mastery import SkillSpread, pool_spreads, skill_spreads
 from storage import bind_key
 
 #: How long population figures are reused before being read again (seconds).
@@ -39,52 +39,60 @@ class Spreads:
     pooled: dict[str, SkillSpread]
 
 
-def _bayesian(config: dict[str, Any] | None) -> bool:
-    method = ((config or {}).get("estimator") or {}).get("method", "eap")
-    return str(method).lower() in BAYESIAN
+def _estimator(config: dict[str, Any] | None) -> tuple[bool, float]:
+    """Whether a test's estimator is Bayesian, and its prior's variance (normal priors; 1 when
+    the test does not say)."""
+    spec = (config or {}).get("estimator") or {}
+    bayesian = str(spec.get("method", "eap")).lower() in BAYESIAN
+    prior = spec.get("prior") or {}
+    sd = prior.get("sd", 1.0) if isinstance(prior, dict) else 1.0
+    try:
+        var = float(sd) ** 2
+    except (TypeError, ValueError):
+        var = 1.0
+    return bayesian, var if np.isfinite(var) and var > 0 else 1.0
 
 
 def compute_spreads(session: Session, *, min_students: int = 30,
                     default_tau: float = 0.5) -> Spreads:
-    """The spreads from every finished attempt's stored result (see :func:`skill_spread`).
+    """The spreads from every finished attempt's stored result (see
+    :func:`reports.mastery.skill_spreads`), per test and pooled over tests.
 
-    Pooled figures put the attempts of every test together (an attempt counts once per skill
-    it has an estimate for). Only a student's latest finished attempt of a test counts, so that
-    a student who took a test five times does not weigh five times.
+    Only a student's latest finished attempt of a test counts, so that a student who took a
+    test five times does not weigh five times.
     """
-    bayesian = {t.id: _bayesian(t.config) for t in session.scalars(select(AdaptiveTest))}
-    latest: dict[tuple[int, int], dict[str, Any]] = {}
+    estimators = {t.id: _estimator(t.config) for t in session.scalars(select(AdaptiveTest))}
+    latest: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
     for test_id, user_id, result in session.execute(
             select(Attempt.test_id, Attempt.user_id, Attempt.result)
             .where(Attempt.status == AttemptStatus.FINISHED, Attempt.result.is_not(None))
             .order_by(Attempt.id)):
-        latest[(test_id, user_id)] = result
-    columns: dict[tuple[int, str], list[tuple[float, float, float, float]]] = defaultdict(list)
-    for (test_id, _), result in latest.items():
-        theta, se = result.get("theta"), result.get("se")
-        if theta is None or se is None:
+        if result.get("theta") is not None and result.get("se") is not None:
+            latest[test_id][user_id] = result
+    per_test: dict[tuple[int, str], SkillSpread] = {}
+    by_skill: dict[str, list[SkillSpread]] = defaultdict(list)
+    for test_id, results in latest.items():
+        rows = list(results.values())
+        skills = sorted({s for r in rows for s in (r.get("skills") or {})})
+        if not skills:
             continue
-        for skill, entry in (result.get("skills") or {}).items():
-            if entry.get("theta") is not None and entry.get("se") is not None:
-                columns[(test_id, skill)].append((entry["theta"], entry["se"], theta, se))
-    per_test = {}
-    pooled_rows: dict[str, list[np.ndarray]] = defaultdict(list)
-    pooled_bayesian: dict[str, list[bool]] = defaultdict(list)
-    for (test_id, skill), rows in columns.items():
-        values = np.array(rows, dtype=float)
-        flag = bayesian.get(test_id, True)
-        per_test[(test_id, skill)] = skill_spread(*values.T, bayesian=flag,
-                                                  min_students=min_students,
-                                                  default_tau=default_tau)
-        pooled_rows[skill].append(values)
-        pooled_bayesian[skill].append(flag)
-    pooled = {}
-    for skill, parts in pooled_rows.items():
-        values = np.vstack(parts)
-        # Tests with different estimators pooled: the majority's reading of the se.
-        flag = sum(pooled_bayesian[skill]) * 2 >= len(pooled_bayesian[skill])
-        pooled[skill] = skill_spread(*values.T, bayesian=flag, min_students=min_students,
-                                     default_tau=default_tau)
+        column = {s: k for k, s in enumerate(skills)}
+        theta_s = np.full((len(rows), len(skills)), np.nan)
+        se_s = np.full_like(theta_s, np.nan)
+        for i, result in enumerate(rows):
+            for skill, entry in (result.get("skills") or {}).items():
+                if entry.get("theta") is not None and entry.get("se") is not None:
+                    theta_s[i, column[skill]] = entry["theta"]
+                    se_s[i, column[skill]] = entry["se"]
+        theta = np.array([r["theta"] for r in rows], dtype=float)
+        se = np.array([r["se"] for r in rows], dtype=float)
+        bayesian, prior_var = estimators.get(test_id, (True, 1.0))
+        for skill, spread in zip(skills, skill_spreads(
+                theta_s, se_s, theta, se, bayesian=bayesian, prior_var=prior_var,
+                min_students=min_students, default_tau=default_tau), strict=True):
+            per_test[(test_id, skill)] = spread
+            by_skill[skill].append(spread)
+    pooled = {skill: pool_spreads(parts, default_tau) for skill, parts in by_skill.items()}
     return Spreads(per_test=per_test, pooled=pooled)
 
 

@@ -123,3 +123,19 @@ def test_sign_in_on_an_unmigrated_database_says_so(sqlite_url) -> None:
     )
     assert response.status_code == 400
     assert "database is not ready" in response.get_data(as_text=True)
+
+
+def test_a_bad_report_setting_stops_the_app_at_start(monkeypatch) -> None:
+    """A mastery-model setting that is no positive number names itself when the app starts,
+    rather than failing every report later."""
+    monkeypatch.setenv("REPORT_HALF_LIFE_DAYS", "half a year")
+    with pytest.raises(ValueError, match="REPORT_HALF_LIFE_DAYS must be a number"):
+        create_app({"TESTING": True, "DATABASE_URL": "sqlite://"})
+    monkeypatch.setenv("REPORT_HALF_LIFE_DAYS", "90")
+    monkeypatch.setenv("REPORT_MASTERED_AT", "0.05")
+    with pytest.raises(ValueError, match="REPORT_NOT_MASTERED_AT must be below"):
+        create_app({"TESTING": True, "DATABASE_URL": "sqlite://"})
+    monkeypatch.setenv("REPORT_MASTERED_AT", "0.95")
+    app = create_app({"TESTING": True, "DATABASE_URL": "sqlite://"})
+    assert app.config["REPORT_SETTINGS"].half_life_days == 90.0
+    assert app.config["REPORT_SETTINGS"].mastered_at == 0.95

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from api.db import engine_of
+from reports.dashboard import class_dashboard
 from reports.models import ReportJob
 from reports.pdf import DECISIONS
 from reports.report import student_report
@@ -87,6 +88,26 @@ def test_class_pack_job_runs_and_its_pdf_holds_every_student(world) -> None:
         for skill in _report(world, "teacher1", student)["skills"]:
             assert f"Habilidad: {skill['skill']}" in text
             assert SPANISH[skill["decision"]] in text
+    # The class dashboard closes the pack: the real one's grid, progress, fairness and DIF.
+    with session_scope(session_factory(engine_of(world.app))) as session:
+        board = class_dashboard(session, session.get(User, world.users["teacher1"]),
+                                world.class_id)
+    tail = " ".join(text.split("Panel de la clase: 7A", 1)[1].replace("\xa0", " ").split())
+    assert board["skills"] and f"{board['n_students']} estudiante(s)" in tail
+    for row in board["grid"]:
+        cells = [c for c in row["cells"] if c is not None]
+        assert cells and f"{row['student']['name']} " in tail
+        for c in cells:
+            assert f"{round(c['probability'] * 100)} %" in tail and SPANISH[c["decision"]] in tail
+    for m in board["metrics"]:
+        share = m["share_mastered"]
+        assert f"{m['skill']} {m['n_students']} " in tail
+        assert f"({share['mastered']}/{share['n']})" in tail
+    for group in board["fairness"][0]["groups"]:  # two students: too few to compare
+        assert group["too_few"]
+    assert "tiempo estándar demasiado pocos para comparar (menos de 5 estudiantes)" in tail
+    for d in board["dif"]:
+        assert f"{d['skill']} {d['n_items']} {d['n_checked']} " in tail
 
     # Another teacher's class, or its jobs: 404; students and assessors: 403; bad input: 422.
     other = f"/api/v1/classes/{world.other_class_id}/report-pack"

@@ -207,6 +207,22 @@ def _report_job(world: ApiWorld) -> dict:
     return {"job": reply.get_json()["id"]}
 
 
+def _decision_on_student1(world: ApiWorld) -> dict:
+    """teacher1's decision on student1's algebra (appealable without evidence)."""
+    r = world.call("post", f"/api/v1/students/{world.users['student1']}/skills/algebra/decisions",
+                   "teacher1", json={"decision": "not_mastered", "reason": "Gaps in class"})
+    assert r.status_code == 201, r.get_json()
+    return {"decision": r.get_json()["id"]}
+
+
+def _appeal_of_student1(world: ApiWorld) -> dict:
+    context = _decision_on_student1(world)
+    r = world.call("post", f"/api/v1/students/{world.users['student1']}/skills/algebra/appeals",
+                   "student1", json={"message": "Please look at my project"})
+    assert r.status_code == 201, r.get_json()
+    return context | {"appeal": r.get_json()["id"]}
+
+
 def _all(status: int, **overrides: int) -> dict[str, int]:
     return {"anon": 401} | {r: status for r in ROLES if r != "anon"} | overrides
 
@@ -357,6 +373,23 @@ MATRIX: dict[str, Row] = {
     "GET /students/{id}/report.pdf": Row(
         "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/report.pdf",
         _all(200, student3=404, teacher2=404, assessor1=404)),
+    # the report and its decisions: teachers of the student (and admins) decide, the student
+    # appeals, the teacher answers
+    "GET /students/{id}/report": Row(
+        "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/report",
+        _all(200, student3=404, teacher2=404, assessor1=404)),
+    "POST /students/{id}/skills/{skill}/decisions": Row(
+        "post", lambda w, c: f"/api/v1/students/{w.users['student1']}/skills/algebra/decisions",
+        _all(201, student1=403, student3=403, assessor1=403, teacher2=404),
+        body=lambda w, c: {"decision": "mastered", "reason": "Shown in class"}),
+    "POST /students/{id}/skills/{skill}/appeals": Row(
+        "post", lambda w, c: f"/api/v1/students/{w.users['student1']}/skills/algebra/appeals",
+        _all(403, student1=201, student3=404), setup=_decision_on_student1,
+        body=lambda w, c: {"message": "I showed it in my project"}),
+    "POST /appeals/{id}/answer": Row(
+        "post", lambda w, c: f"/api/v1/appeals/{c['appeal']}/answer",
+        _all(200, student1=403, student3=403, assessor1=403, teacher2=404),
+        setup=_appeal_of_student1, body=lambda w, c: {"outcome": "upheld", "reason": "It stands"}),
     "POST /classes/{id}/report-pack": Row(
         "post", lambda w, c: f"/api/v1/classes/{w.class_id}/report-pack",
         _all(202, **NOT_STAFF, teacher2=404), body=lambda w, c: {"language": "es"}),
