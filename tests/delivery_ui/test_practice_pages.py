@@ -48,6 +48,15 @@ def test_practice_gives_the_suggested_items_and_feeds_the_reports(student_world)
     codes = _expected(student_world, "algebra")
     assert len(codes) == 3
     client = student_world.client_for("student1")
+    report_page = client.get("/my-report").get_data(as_text=True)
+    assert 'href="/practice/algebra">Practice question 1 in algebra</a>' in report_page
+    assert re.search(r"expected success \d+% at your level; not seen in the last 30 days",
+                     report_page)
+    client.set_cookie("lang", "es")
+    spanish = client.get("/my-report").get_data(as_text=True)
+    assert "Pregunta de práctica 1 de algebra" in spanish
+    assert re.search(r"acierto esperado del \d+\s?% a tu nivel", spanish)
+    client.set_cookie("lang", "en")
     page = client.get("/practice/algebra")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
