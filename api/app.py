@@ -26,9 +26,11 @@ from api import (
     limits,
     pages,
     portfolio_pages,
+    practice_pages,
     rater_pages,
     report_pages,
     report_pdf_pages,
+    resource_pages,
     rubric_calibration_pages,
     rubric_pages,
     security,
@@ -114,6 +116,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(report_pdf_pages.bp)
     app.register_blueprint(report_pages.bp)
     app.register_blueprint(dashboard_pages.bp)
+    app.register_blueprint(resource_pages.bp)
+    app.register_blueprint(practice_pages.bp)
     v1.init_app(app)
     xapi.init_app(app)
     return app

@@ -175,6 +175,7 @@ def init_app(app: Flask) -> Api:
         rater_analysis,
         report_pdfs,
         reports,
+        resources,
         rubric_calibrations,
         rubrics,
         tasks,
@@ -197,7 +198,7 @@ def init_app(app: Flask) -> Api:
     )
     for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
                    indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
-                   rubric_calibrations, reports, report_pdfs):
+                   rubric_calibrations, reports, report_pdfs, resources):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

@@ -232,6 +232,17 @@ NOT_STAFF = {"student1": 403, "student3": 403, "assessor1": 403}  # classes: tea
 ADMIN_ONLY = {r: 403 for r in ROLES if r not in ("anon", "admin1")}
 STUDENTS = {"student1": 403, "student3": 403}  # rubrics: teachers, assessors and admins
 
+def _resource_body() -> dict:
+    return {"title": f"Fractions {uuid.uuid4().hex[:6]}", "url": "https://example.org/f",
+            "skill": "algebra", "level_min": -1.0, "level_max": 1.0}
+
+
+def _resource(world: ApiWorld) -> dict:
+    reply = world.call("post", "/api/v1/resources", "admin1", json=_resource_body())
+    assert reply.status_code == 201, reply.get_json()
+    return {"resource": reply.get_json()["id"]}
+
+
 def _scored_rubric(world: ApiWorld) -> dict:
     """A rubric scored by two raters in each of the two classes (tests.evidence.rater_samples)."""
     from api.db import engine_of
@@ -511,6 +522,18 @@ MATRIX: dict[str, Row] = {
     "GET /rubrics/{id}/export": Row(
         "get", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/export?format=csv",
         _all(200, **STUDENTS), setup=lambda w: _rubric(w)),
+    # learning resources: every staff member reads and writes; students meet them in reports
+    "GET /resources": Row("get", lambda w, c: "/api/v1/resources", _all(200, **STUDENTS)),
+    "POST /resources": Row("post", lambda w, c: "/api/v1/resources", _all(201, **STUDENTS),
+                           body=lambda w, c: _resource_body()),
+    "GET /resources/{id}": Row("get", lambda w, c: f"/api/v1/resources/{c['resource']}",
+                               _all(200, **STUDENTS), setup=lambda w: _resource(w)),
+    "PATCH /resources/{id}": Row(
+        "patch", lambda w, c: f"/api/v1/resources/{c['resource']}", _all(200, **STUDENTS),
+        setup=lambda w: _resource(w), body=lambda w, c: {"level_max": 1.5}),
+    "DELETE /resources/{id}": Row(
+        "delete", lambda w, c: f"/api/v1/resources/{c['resource']}", _all(204, **STUDENTS),
+        setup=lambda w: _resource(w)),
     "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),
