@@ -399,10 +399,47 @@ def skill_section(skill: Mapping[str, Any], w: Words) -> list[Flowable]:
     if steps:
         out.append(para(w(N_("Next steps")), "h3"))
         for step in steps:
-            text = " \u2014 ".join(t for t in (step.get("title"), step.get("why_text"),
+            text = " \u2014 ".join(t for t in (_step_title(step, skill, w), _step_why(step, w),
                                                  step.get("url")) if t)
             out.append(Paragraph(escape(text), STYLES["bullet"], bulletText="\u2022"))
     return out
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _step_title(step: Mapping[str, Any], skill: Mapping[str, Any], w: Words) -> str | None:
+    """A next step's title in the reader's language (the page's wording)."""
+    if step.get("kind") == "practice" and isinstance(step.get("position"), int):
+        return w(N_("Practice question %(n)d in %(skill)s"), n=step["position"],
+                 skill=skill.get("skill"))
+    return step.get("title")
+
+
+def _step_why(step: Mapping[str, Any], w: Words) -> str | None:
+    """Why a next step was chosen, worded from its ``why`` code in the reader's language (the
+    page's wording); the English ``why_text`` for a code this does not know."""
+    why = step.get("why") if isinstance(step.get("why"), Mapping) else {}
+    code = why.get("code")
+    if code == "practice_level" and _number(why.get("expected_success")) \
+            and isinstance(why.get("recent_days"), int):
+        return w(N_("expected success %(success)s at your level; not seen in the last "
+                    "%(days)d days"), success=w.pct(why["expected_success"]),
+                 days=why["recent_days"])
+    if code == "resource_level" and _number(why.get("theta")):
+        low, high, theta = why.get("level_min"), why.get("level_max"), w.num(why["theta"])
+        if low is None and high is None:
+            return w(N_("made for any level; your level is %(theta)s"), theta=theta)
+        if low is None:
+            return w(N_("made for levels up to %(high)s; your level is %(theta)s"),
+                     high=w.num(high), theta=theta)
+        if high is None:
+            return w(N_("made for levels from %(low)s; your level is %(theta)s"),
+                     low=w.num(low), theta=theta)
+        return w(N_("made for levels %(low)s to %(high)s; your level is %(theta)s"),
+                 low=w.num(low), high=w.num(high), theta=theta)
+    return step.get("why_text")
 
 
 def history(report: Mapping[str, Any], w: Words) -> list[Flowable]:

@@ -94,14 +94,16 @@ def _geometry() -> dict[str, Any]:
         "not_on_scale": [{"source_id": 77, "criterion_code": "draws", "reason":
                           "no published calibration"}],
         "next_steps": [
-            {"kind": "practice", "title": "Practice: angles in triangles",
-             "url": "/practice/geometry", "why": {"code": "practice_level", "expected": 0.71,
-                                                  "days": 30},
+            {"kind": "practice", "position": 1, "title": "Practice question 1 in geometry",
+             "url": "/practice/geometry",
+             "why": {"code": "practice_level", "expected_success": 0.71, "target": 0.7,
+                     "recent_days": 30},
              "why_text": "expected success 71% at your level; not seen in the last 30 days"},
             {"kind": "resource", "title": "Khan-style video: areas",
-             "url": "https://example.org/areas", "why": {"code": "resource_level",
-                                                         "level_min": -1.5, "level_max": 0.0},
-             "why_text": "for levels -1.50 to 0.00; yours is -0.72"},
+             "url": "https://example.org/areas",
+             "why": {"code": "resource_level", "theta": -0.72, "level_min": -1.5,
+                     "level_max": 0.0},
+             "why_text": "made for levels -1.50 to 0.00; your level is -0.72"},
         ],
     }
 

@@ -50,7 +50,7 @@ def test_english_report_holds_skills_figures_decisions_and_history() -> None:
         in text
     assert "GE-10 (Maths)" in text and "rapid guess" in text
     assert "Explains the method, rated by Teacher2" in text
-    assert "Practice: angles in triangles" in text  # next steps
+    assert "Practice question 1 in geometry" in text  # next steps
 
 
 def test_spanish_report_is_translated_with_spanish_numbers() -> None:
@@ -61,6 +61,16 @@ def test_spanish_report_is_translated_with_spanish_numbers() -> None:
     assert "Teacher1 decidió «Dominada» el 2 dic 2026" in text
     assert "Decisiones y apelaciones" in text and "Cómo leer este informe" in text
     assert "Mastered" not in text and "Skill:" not in text
+    # next steps are worded from their codes, not printed in English
+    assert "not seen in the last" not in text and "your level is" not in text
+    assert "71 %" in text and "30 días" in text and "-1,50" in text and "-0,72" in text
+
+
+def test_next_steps_are_worded_from_their_codes() -> None:
+    text = _text(sample_report())
+    assert "Practice question 1 in geometry" in text
+    assert "expected success 71% at your level; not seen in the last 30 days" in text
+    assert "made for levels -1.50 to 0.00; your level is -0.72" in text
 
 
 def test_student_view_shows_no_item_keys_or_staff_flags() -> None:
