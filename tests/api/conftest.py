@@ -186,3 +186,12 @@ def world(any_db_url: str, _world_templates) -> ApiWorld:
                      other_class_id=ids["other_class_id"], items=ids["items"])
     yield world
     engine_of(app).dispose()
+
+
+@pytest.fixture
+def demo_without_history(monkeypatch) -> None:
+    """Demo builds without the weeks of attempts every student takes (60 attempts through the
+    services per build), for tests of something else."""
+    import api.demo
+
+    monkeypatch.setattr(api.demo, "DEMO_ATTEMPT_DAYS", ())

@@ -103,7 +103,7 @@ def test_bad_database_url_is_one_line_exit_2_no_traceback(url, expected) -> None
     assert "Traceback" not in result.stderr
 
 
-def test_demo_builds_a_small_bank(any_db_url) -> None:
+def test_demo_builds_a_small_bank(any_db_url, demo_without_history) -> None:
     result = CliRunner().invoke(
         cli, ["--database-url", any_db_url, "demo", "--no-serve", "--items", "24"]
     )

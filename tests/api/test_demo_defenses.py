@@ -3,12 +3,15 @@ the second rater, each in the state the demo's guide promises."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from api.demo import build_demo
 from evidence import defenses
 from evidence.models import Defense
 from storage import make_engine, session_factory, session_scope
+
+pytestmark = pytest.mark.usefixtures("demo_without_history")
 
 
 def test_demo_defenses(sqlite_url: str) -> None:

@@ -3,11 +3,15 @@ skills, four levels scored 1 to 4, each with a real descriptor."""
 
 from __future__ import annotations
 
+import pytest
+
 from api.demo import DEMO_RUBRIC_NAME, build_demo
 from evidence import rubrics as service
 from evidence.models import Rubric
 from storage import make_engine, session_factory
 from storage.accounts import Role, User
+
+pytestmark = pytest.mark.usefixtures("demo_without_history")
 
 
 def test_the_demo_has_a_fractions_rubric(any_db_url: str) -> None:
