@@ -560,7 +560,8 @@ def class_dashboard(session: Session, viewer: User, class_id: int, *,
 
         def report_at(moment: datetime, sid: int = sid, cache: dict = cache) -> Report:
             if moment not in cache:
-                cache[moment] = student_report(session, viewer, sid, now=min(moment, now))
+                cache[moment] = student_report(session, viewer, sid, now=min(moment, now),
+                                               with_next_steps=False)
             return cache[moment]
 
         timelines[sid] = timeline(report, report_at, decided.get(sid))

@@ -352,8 +352,8 @@ def _model(settings: ReportSettings) -> dict[str, Any]:
 
 
 def student_report(session: Session, viewer: User, student_id: int, *,
-                   now: datetime | None = None, settings: ReportSettings | None = None
-                   ) -> dict[str, Any]:
+                   now: datetime | None = None, settings: ReportSettings | None = None,
+                   with_next_steps: bool = True) -> dict[str, Any]:
     """The mastery report of ``student_id`` as ``viewer`` may read it (see the module's doc and
     docs/decisions.md for the model).
 
@@ -364,6 +364,9 @@ def student_report(session: Session, viewer: User, student_id: int, *,
         (default: now).
     settings : ReportSettings, optional
         Default: :func:`report_settings`.
+    with_next_steps : bool
+        False leaves every skill's ``next_steps`` empty, for callers that only read the
+        estimates (a decision's suggestion, the dashboard's earlier reports).
 
     Raises
     ------
@@ -397,9 +400,10 @@ def student_report(session: Session, viewer: User, student_id: int, *,
         _fill(session, report, gathered, attempts, misfit, all_ratings, off_by_skill, history,
               now, settings)
         report["status"] = "ok"
-        steps = suggestions.next_steps(session, report, now=now)
-        for entry in report["skills"]:
-            entry["next_steps"] = steps.get(entry["skill"], [])
+        if with_next_steps:
+            steps = suggestions.next_steps(session, report, now=now)
+            for entry in report["skills"]:
+                entry["next_steps"] = steps.get(entry["skill"], [])
     if viewer.role == Role.STUDENT:
         report = for_student(report)
     return report

@@ -186,7 +186,7 @@ class SkillDecisions(MethodView):
         with a required reason; it becomes the skill's decision, the model's suggestion kept
         beside it."""
         session, user = get_session(), current_user()
-        report = student_report(session, user, student_id)
+        report = student_report(session, user, student_id, with_next_steps=False)
         row = service.record_decision(session, user, student_id, skill, data["decision"],
                                       data["reason"], suggestion=skill_entry(report, skill))
         session.commit()
@@ -204,7 +204,7 @@ class SkillAppeals(MethodView):
         """Appeal the skill's current decision (the teacher's, else the model's suggestion)
         with a message."""
         session, user = get_session(), current_user()
-        report = student_report(session, user, student_id)
+        report = student_report(session, user, student_id, with_next_steps=False)
         row = service.appeal(session, user, skill, data["message"], student_id=student_id,
                              suggestion=skill_entry(report, skill))
         session.commit()
@@ -225,7 +225,7 @@ class AppealAnswerView(MethodView):
         appealed = service.get_appeal(session, user, appeal_id)
         suggestion = None
         if data["outcome"] == "revised":
-            report = student_report(session, user, appealed.student_id)
+            report = student_report(session, user, appealed.student_id, with_next_steps=False)
             suggestion = skill_entry(report, appealed.skill)
         answer = service.answer_appeal(session, user, appeal_id, data["outcome"],
                                        data["reason"], data["decision"], suggestion=suggestion)
