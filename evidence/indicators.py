@@ -229,12 +229,15 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def attempts_indicators(session: Session, attempts: list[Attempt], scope: StudentScope,
-                        *, with_responses: bool = True) -> list[dict[str, Any]]:
+                        *, with_responses: bool = True, with_log: bool = True
+                        ) -> list[dict[str, Any]]:
     """The indicators of several attempts of one student, in their order (all fields; see
     :func:`for_viewer` for what a student sees).
 
     A fixed number of queries whatever the number of attempts: their responses, the items'
     thresholds, the log counts, and one bank per snapshot (cached in the process).
+    ``with_log=False`` skips the step log (hints and retries from statements then count 0),
+    for callers that read only the rapid guesses and person fit.
     """
     if not attempts:
         return []
@@ -247,7 +250,7 @@ def attempts_indicators(session: Session, attempts: list[Attempt], scope: Studen
             .where(Response.attempt_id.in_(ids)).order_by(Response.attempt_id, Response.position)):
         responses[row.attempt_id].append(row)
     thresholds = item_thresholds(session, {r.item_id for rs in responses.values() for r in rs})
-    log = log_counts(session, scope, [a.registration for a in attempts])
+    log = log_counts(session, scope, [a.registration for a in attempts]) if with_log else {}
     fits = _person_fit(session, attempts, responses)
     out = []
     for attempt in attempts:

@@ -146,7 +146,7 @@ def _answers(session: Session, scope: StudentScope, now: datetime, settings: Rep
         .order_by(Attempt.started_at.desc(), Attempt.id.desc())))
     if not attempts:
         return [], {}
-    indicators = attempts_indicators(session, attempts, scope)
+    indicators = attempts_indicators(session, attempts, scope, with_log=False)
     rapid = {(a["attempt_id"], r["position"]): r["rapid_guess"]
              for a in indicators for r in a["responses"]}
     misfit = {a["attempt_id"]: bool(a["indicators"]["person_fit"]["flag"]) for a in indicators}
