@@ -9,6 +9,7 @@ import time
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
 
 from api.db import engine_of
 from api.jobs import run_calibration
@@ -118,10 +119,12 @@ def test_import_calibrate_review_publish_and_design(sqlite_world: StudentWorld, 
     assert page.locator("input[name=items]").count() == 3  # the new items, not the anchors
     found["run"] = _serious(page)
     save_screenshot(page, "assess-run-review")
-    page.get_by_role("link", name="Show only flagged items").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Show only flagged items").click()
     assert all(row.locator("td.flags-cell").inner_text() != "none"
                for row in page.locator("#run-items tbody tr").all())
-    page.get_by_role("link", name="Show all items").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Show all items").click()
     page.get_by_label("Publish QTI-1").uncheck()
     page.get_by_label("Also promote the published pretest items").check()
     page.get_by_role("button", name="Publish the ticked items").click()
@@ -243,7 +246,8 @@ def test_the_bank_edit_and_item_plots_in_the_browser(sqlite_world: StudentWorld,
     found: dict[str, list[str]] = {}
     sign_in(page, live.url, "assessor1", sqlite_world.password)
     page.goto(live.url + "/assess/items?status=operational")
-    page.get_by_role("link", name="b (select to sort)").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="b (select to sort)").click()
     assert page.locator("th[aria-sort=descending]").inner_text().startswith("b")
     assert page.get_by_role("img", name="Information of the items").is_visible()
     assert page.get_by_role("img", name="Difficulty distribution").is_visible()
@@ -304,9 +308,10 @@ def test_designs_are_compared_in_the_browser(sqlite_world: StudentWorld, live, p
     page.locator("#d2_exposure").select_option("randomesque")
     page.get_by_label("Simulate design C too").check()
     page.locator("#d3_exposure").select_option("eligibility")
-    page.get_by_role("button", name="Simulate").click()
-    assert page.get_by_role("heading", name="Comparison: Maths, 300 simulated students") \
-        .is_visible()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Simulate").click()
+    expect(page.get_by_role("heading", name="Comparison: Maths, 300 simulated students")) \
+        .to_be_visible()
     assert page.get_by_role("img", name="Precision by ability, per design").is_visible()
     assert page.locator("#compare-table thead th").count() == 3
     found = _serious(page)

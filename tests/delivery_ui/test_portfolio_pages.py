@@ -258,13 +258,17 @@ def test_the_portfolio_in_a_browser(sqlite_world: StudentWorld, browser, languag
                 with page.expect_navigation():
                     page.locator("form.card button[type=submit]").click()
                 if user == "teacher1":
-                    page.get_by_role("link", name="Mis clases" if es else "My classes").click()
-                    page.get_by_role("link", name="7A").click()
-                    page.get_by_role("link", name=("Portafolio de Student1" if es
-                                                   else "Portfolio of Student1")).click()
+                    with page.expect_navigation():
+                        page.get_by_role("link", name="Mis clases" if es else "My classes").click()
+                    with page.expect_navigation():
+                        page.get_by_role("link", name="7A").click()
+                    with page.expect_navigation():
+                        page.get_by_role("link", name=("Portafolio de Student1" if es
+                                                       else "Portfolio of Student1")).click()
                 else:
-                    page.get_by_role("link", name=re.compile(
-                        "Mi portafolio" if es else "My portfolio")).click()
+                    with page.expect_navigation():
+                        page.get_by_role("link", name=re.compile(
+                            "Mi portafolio" if es else "My portfolio")).click()
                 assert page.locator("html").get_attribute("lang") == language
                 assert page.locator("#log ol li").count() == seeded["log_size"]
                 violations += Axe().run(page).response["violations"]

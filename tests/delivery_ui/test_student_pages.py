@@ -466,7 +466,8 @@ def test_a_spanish_reader_sees_the_test_and_its_skills_in_spanish(sqlite_world, 
         assert max(centres) - min(centres) <= 60 and max(b[2] for b in boxes) <= 375, boxes
         assert _serious(page) == []
         save_screenshot(page, "student-my-tests-es-375")
-        page.get_by_role("button", name="Empezar").click()
+        with page.expect_navigation():
+            page.get_by_role("button", name="Empezar").click()
         for _ in range(30):
             if not page.locator("form.question").count():
                 break
