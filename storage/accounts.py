@@ -46,6 +46,35 @@ def new_pseudonym() -> str:
     return secrets.token_hex(16)
 
 
+class ErasureConfirmation(enum.StrEnum):
+    """How a school confirms an erasure: a second administrator, or a stated delay."""
+
+    SECOND_ADMIN = "second_admin"
+    DELAY = "delay"
+
+
+class School(Base):
+    """A school: its administrators see only its classes, teachers and students.
+
+    An administrator with no school (``users.school_id`` NULL) administers the whole
+    deployment (a district). The school's settings say how erasures are confirmed and whether
+    students record their own consents.
+    """
+
+    __tablename__ = "schools"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    erasure_confirmation: Mapped[ErasureConfirmation] = mapped_column(
+        enum_type(ErasureConfirmation, "erasure_confirmation"),
+        default=ErasureConfirmation.SECOND_ADMIN)
+    #: Days between an erasure's request and its execution, when confirmed by delay.
+    erasure_delay_days: Mapped[int] = mapped_column(Integer, default=14)
+    #: Whether a student records their own consents (otherwise only administrators do).
+    students_may_consent: Mapped[bool] = mapped_column(default=False)
+
+
 class User(Base):
     """A person who signs in. The username and display name are personal data."""
 
@@ -65,6 +94,15 @@ class User(Base):
     #: A stable random id that stands for the person wherever data leaves the school (the xAPI
     #: agent's account name): never derived from the username or the name.
     pseudonym: Mapped[str] = mapped_column(String(32), default=new_pseudonym)
+    #: The school the person belongs to; NULL for a district administrator (or a deployment
+    #: without schools). A school's administrator reaches only users and classes of that school.
+    #: A plain integer, not a foreign key: SQLite cannot add one to ``users`` without rebuilding
+    #: the table, which other tables' rows forbid (migration 0013); the services check it.
+    school_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    #: When the person's data was erased: the row stays as a tombstone without personal data
+    #: (no name, no usable password, a new pseudonym) so that kept anonymous records still
+    #: point somewhere; it can never sign in again.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
     def set_password(self, password: str) -> None:
         """Store a salted hash of ``password`` (werkzeug's scrypt), never the password itself."""
@@ -182,6 +220,9 @@ class SchoolClass(Base):
     name: Mapped[str] = mapped_column(String(200))
     teacher_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The school the class belongs to (its teacher's when created); NULL without schools.
+    #: A plain integer, as ``users.school_id``.
+    school_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
 
     teacher: Mapped[User] = relationship()
     students: Mapped[list[User]] = relationship(secondary=class_members, order_by="User.username")
@@ -264,3 +305,38 @@ class PageSession(Base):
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+def is_district_admin(user: User) -> bool:
+    """Whether ``user`` administers the whole deployment (an administrator of no school)."""
+    return user.role == Role.ADMIN and user.school_id is None
+
+
+def admin_reaches_user(admin: User, user: User) -> bool:
+    """Whether the administrator ``admin`` may see and manage ``user``.
+
+    A district administrator reaches everyone; a school's administrator reaches the users of
+    that school only. Anyone who is not an administrator reaches no one through this rule.
+    """
+    if admin.role != Role.ADMIN:
+        return False
+    return admin.school_id is None or user.school_id == admin.school_id
+
+
+def admin_reaches_class(admin: User, klass: SchoolClass) -> bool:
+    """Whether the administrator ``admin`` may see and manage the class ``klass``."""
+    if admin.role != Role.ADMIN:
+        return False
+    return admin.school_id is None or klass.school_id == admin.school_id
+
+
+def school_condition(admin: User, column):
+    """A SQL condition limiting ``column`` (a ``school_id`` column) to what ``admin`` reaches.
+
+    ``true()`` for a district administrator; ``column == admin.school_id`` for a school's.
+    """
+    from sqlalchemy import true
+
+    if admin.school_id is None:
+        return true()
+    return column == admin.school_id

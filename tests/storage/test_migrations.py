@@ -59,6 +59,14 @@ TABLES = {
     "appeal_answers",
     "learning_resources",
     "report_jobs",
+    "schools",
+    "privacy_notes",
+    "consents",
+    "student_groups",
+    "audit_log",
+    "audit_head",
+    "erasures",
+    "rate_limit_counters",
 }
 
 
