@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["cat_engine", "calibration", "storage", "item_bank", "evidence", "reports", "api"]
+ORDER = ["cat_engine", "calibration", "storage", "item_bank", "evidence", "reports", "rights",
+         "api"]
 #: Third-party packages the numerical core must not import.
 WEB_AND_DATABASE = {"flask", "flask_smorest", "flask_babel", "sqlalchemy", "alembic", "werkzeug"}
 #: Packages the numerical core has no business importing at all.
