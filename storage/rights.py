@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -215,7 +215,8 @@ GENESIS_HASH = "0" * 64
 
 
 def _moment(at: datetime) -> str:
-    return as_utc(at).isoformat(timespec="microseconds")
+    # in UTC whatever the connection's time zone (PostgreSQL answers in the session's)
+    return as_utc(at).astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def entry_hash(prev_hash: str, *, id: int, at: datetime, actor_id: int | None, action: str,
