@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, literal, select
+from sqlalchemy import table as table_named
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -133,14 +134,22 @@ class DemoSummary:
 
 
 def is_demo_database(engine: Engine) -> bool | None:
-    """``True`` for a demo database, ``False`` for any other non-empty one, ``None`` when empty."""
+    """``True`` for a demo database, ``False`` for any other non-empty one, ``None`` when empty.
+
+    A database migrated by ``cat-engine db upgrade`` that holds no user, item or metadata yet
+    counts as empty: there is nothing in it to lose.
+    """
     tables = set(inspect(engine).get_table_names())
     if not tables:
         return None
-    if "app_meta" not in tables:
+    if not {"app_meta", "users", "items"} <= tables:
         return False
     with engine.connect() as connection:
         kind = connection.scalar(select(AppMeta.value).where(AppMeta.key == DATABASE_KIND))
+        if kind is None and not any(
+                connection.scalar(select(literal(1)).select_from(table_named(name)).limit(1))
+                for name in ("app_meta", "users", "items")):
+            return None
     return kind == DEMO_KIND
 
 

@@ -9,6 +9,7 @@ database of its own, created and dropped around it. Browser tests use Debian's C
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -44,25 +45,52 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """URL of a new, empty SQLite file."""
+def empty_sqlite_url(tmp_path: Path) -> str:
+    """URL of a new, empty SQLite file (no tables: for the migration and setup tests)."""
     return f"sqlite:///{tmp_path / 'test.sqlite3'}"
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per test process; tests get copies of it."""
+    from storage import make_engine
+    from storage.migrate import upgrade
+
+    path = tmp_path_factory.mktemp("template") / "migrated.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as connection:  # everything in the main file, nothing in the WAL
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """URL of a new, empty PostgreSQL database, dropped after the test."""
+def sqlite_url(tmp_path: Path, _migrated_sqlite_file: Path) -> str:
+    """URL of a new SQLite file with the schema at head and no rows (a copy of a template:
+    migrating each test's database again took a second a test)."""
+    target = tmp_path / "test.sqlite3"
+    shutil.copyfile(_migrated_sqlite_file, target)
+    return f"sqlite:///{target}"
+
+
+def _postgres_admin():
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         _unavailable("PostgreSQL (TEST_DATABASE_URL)", "REQUIRE_POSTGRES")
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    return base, create_engine(base, isolation_level="AUTOCOMMIT")
+
+
+def _new_postgres_database(template: str | None = None) -> Iterator[str]:
+    base, admin = _postgres_admin()
     name = f"cat_test_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
     except Exception as error:
         admin.dispose()
-        _unavailable(f"PostgreSQL at TEST_DATABASE_URL ({error.__class__.__name__})",
+        _unavailable(f"PostgreSQL at TEST_DATABASE_URL ({error.__class__.__name__}: {error})",
                      "REQUIRE_POSTGRES")
     try:
         yield make_url(base).set(database=name).render_as_string(hide_password=False)
@@ -72,10 +100,55 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database (no tables), dropped after the test."""
+    yield from _new_postgres_database()
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres_template() -> Iterator[str | None]:
+    """A PostgreSQL database migrated to head once per test process, the template of the
+    others (cloning it is faster than migrating); None without PostgreSQL."""
+    if not os.environ.get("TEST_DATABASE_URL"):
+        yield None
+        return
+    from storage import make_engine
+    from storage.migrate import upgrade
+
+    database = _new_postgres_database()
+    try:
+        url = next(database)
+    except pytest.skip.Exception:
+        yield None
+        return
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield make_url(url).database
+    database.close()  # drops it
+
+
+@pytest.fixture
+def postgres_url(_migrated_postgres_template: str | None) -> Iterator[str]:
+    """URL of a new PostgreSQL database with the schema at head and no rows, dropped after
+    the test."""
+    if _migrated_postgres_template is None:
+        _postgres_admin()  # skips, or fails when PostgreSQL is required
+    yield from _new_postgres_database(_migrated_postgres_template)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def any_db_url(request: pytest.FixtureRequest) -> str:
-    """An empty database of each kind the product supports."""
+    """A database of each kind the product supports, with the schema at head and no rows."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest) -> str:
+    """An empty database (no tables) of each kind the product supports."""
+    name = "empty_sqlite_url" if request.param == "sqlite" else "empty_postgres_url"
     return request.getfixturevalue(name)
 
 

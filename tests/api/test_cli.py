@@ -47,26 +47,26 @@ def test_the_expected_commands_exist() -> None:
     assert {"db", "db upgrade", "db downgrade", "db current", "demo", "serve"} <= commands
 
 
-def test_db_upgrade_current_downgrade(any_db_url) -> None:
+def test_db_upgrade_current_downgrade(empty_db_url) -> None:
     runner = CliRunner()
-    result = runner.invoke(cli, ["--database-url", any_db_url, "db", "upgrade"])
+    result = runner.invoke(cli, ["--database-url", empty_db_url, "db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert f"is at revision {head_revision()}" in result.output
-    result = runner.invoke(cli, ["--database-url", any_db_url, "db", "current"])
+    result = runner.invoke(cli, ["--database-url", empty_db_url, "db", "current"])
     assert f"current: {head_revision()}  head: {head_revision()}  (up to date)" in result.output
-    result = runner.invoke(cli, ["--database-url", any_db_url, "db", "downgrade", "base"])
+    result = runner.invoke(cli, ["--database-url", empty_db_url, "db", "downgrade", "base"])
     assert result.exit_code == 0, result.output
     assert "base (empty)" in result.output
-    engine = make_engine(any_db_url)
+    engine = make_engine(empty_db_url)
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     engine.dispose()
 
 
-def test_database_url_comes_from_the_environment(sqlite_url, monkeypatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+def test_database_url_comes_from_the_environment(empty_sqlite_url, monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_sqlite_url)
     result = CliRunner().invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 0
-    assert sqlite_url in result.output
+    assert empty_sqlite_url in result.output
 
 
 def test_default_database_is_under_instance(tmp_path) -> None:
@@ -103,9 +103,9 @@ def test_bad_database_url_is_one_line_exit_2_no_traceback(url, expected) -> None
     assert "Traceback" not in result.stderr
 
 
-def test_demo_builds_a_small_bank(any_db_url, demo_without_history) -> None:
+def test_demo_builds_a_small_bank(empty_db_url, demo_without_history) -> None:
     result = CliRunner().invoke(
-        cli, ["--database-url", any_db_url, "demo", "--no-serve", "--items", "24"]
+        cli, ["--database-url", empty_db_url, "demo", "--no-serve", "--items", "24"]
     )
     assert result.exit_code == 0, result.output
     assert "Built: 24 items" in result.output
@@ -113,7 +113,7 @@ def test_demo_builds_a_small_bank(any_db_url, demo_without_history) -> None:
                 "password 'demo-password'")
     assert accounts in result.output
     assert "exist only in this demo database" in result.output
-    engine = make_engine(any_db_url)
+    engine = make_engine(empty_db_url)
     with session_scope(session_factory(engine)) as session:
         assert session.scalar(select(func.count()).select_from(Item)) == 24
         assert session.scalar(select(func.count()).select_from(User)) == 35
@@ -130,22 +130,22 @@ def test_demo_builds_a_small_bank(any_db_url, demo_without_history) -> None:
     engine.dispose()
 
 
-def test_demo_rebuilds_its_own_database(sqlite_url) -> None:
+def test_demo_rebuilds_its_own_database(empty_sqlite_url) -> None:
     runner = CliRunner()
-    runner.invoke(cli, ["--database-url", sqlite_url, "demo", "--no-serve", "--items", "10"])
+    runner.invoke(cli, ["--database-url", empty_sqlite_url, "demo", "--no-serve", "--items", "10"])
     result = runner.invoke(
-        cli, ["--database-url", sqlite_url, "demo", "--no-serve", "--items", "12"]
+        cli, ["--database-url", empty_sqlite_url, "demo", "--no-serve", "--items", "12"]
     )
     assert result.exit_code == 0, result.output
     assert "Rebuilt: 12 items" in result.output
 
 
-def test_demo_refuses_a_database_that_is_not_a_demo(any_db_url) -> None:
-    engine = make_engine(any_db_url)
+def test_demo_refuses_a_database_that_is_not_a_demo(empty_db_url) -> None:
+    engine = make_engine(empty_db_url)
     upgrade(engine)
     with session_scope(session_factory(engine)) as session:
         session.add(AppMeta(key="school", value="Escola Real"))
-    result = CliRunner().invoke(cli, ["--database-url", any_db_url, "demo", "--no-serve"])
+    result = CliRunner().invoke(cli, ["--database-url", empty_db_url, "demo", "--no-serve"])
     assert result.exit_code == 2
     assert "refusing to build the demo" in result.output
     assert "not made by 'cat-engine demo'" in result.output
@@ -155,14 +155,14 @@ def test_demo_refuses_a_database_that_is_not_a_demo(any_db_url) -> None:
     engine.dispose()
 
 
-def test_demo_rejects_zero_items(sqlite_url) -> None:
-    result = CliRunner().invoke(cli, ["--database-url", sqlite_url, "demo", "--items", "0"])
+def test_demo_rejects_zero_items(empty_sqlite_url) -> None:
+    result = CliRunner().invoke(cli, ["--database-url", empty_sqlite_url, "demo", "--items", "0"])
     assert result.exit_code == 2
     assert "--items" in result.output
 
 
-def test_serve_refuses_an_unmigrated_database(sqlite_url) -> None:
-    result = CliRunner().invoke(cli, ["--database-url", sqlite_url, "serve"])
+def test_serve_refuses_an_unmigrated_database(empty_sqlite_url) -> None:
+    result = CliRunner().invoke(cli, ["--database-url", empty_sqlite_url, "serve"])
     assert result.exit_code == 2
     assert "run 'cat-engine db upgrade' first" in result.output
 
@@ -173,12 +173,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_runs_gunicorn_and_answers(sqlite_url, tmp_path) -> None:
+def test_serve_runs_gunicorn_and_answers(empty_sqlite_url, tmp_path) -> None:
     assert CAT_ENGINE
-    CliRunner().invoke(cli, ["--database-url", sqlite_url, "demo", "--no-serve", "--items", "8"])
+    CliRunner().invoke(cli, ["--database-url", empty_sqlite_url, "demo", "--no-serve",
+                             "--items", "8"])
     port = _free_port()
     server = subprocess.Popen(
-        [CAT_ENGINE, "--database-url", sqlite_url, "serve", "--port", str(port), "--workers", "2"],
+        [CAT_ENGINE, "--database-url", empty_sqlite_url, "serve", "--port", str(port),
+         "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -15,8 +15,8 @@ from storage.migrate import upgrade
 
 
 @pytest.fixture
-def engine(any_db_url: str):
-    engine = make_engine(any_db_url)
+def engine(empty_db_url: str):
+    engine = make_engine(empty_db_url)
     yield engine
     engine.dispose()
 
