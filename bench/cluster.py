@@ -615,6 +615,46 @@ def run_students(students: list[Student], test_id: int, stop: threading.Event,
     return threads
 
 
+def calibration_csv(url: str, n_items: int = 10, n_persons: int = 300, seed: int = 1) -> bytes:
+    """A long CSV (``person_id,item_id,response``) of simulated Rasch answers to ``n_items`` of
+    the bank's items, for a calibration upload."""
+    import numpy as np
+
+    from item_bank.models import Item
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            codes = list(connection.scalars(select(Item.code).order_by(Item.id).limit(n_items)))
+    finally:
+        engine.dispose()
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, 1.0, (n_persons, 1))
+    b = np.linspace(-1.5, 1.5, len(codes))
+    answers = (rng.random((n_persons, len(codes))) < 1 / (1 + np.exp(b - theta))).astype(int)
+    lines = ["person_id,item_id,response"] + [
+        f"p{i},{code},{answers[i, j]}" for i in range(n_persons) for j, code in enumerate(codes)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def post_file(port: int, token: str, path: str, filename: str, content: bytes
+              ) -> tuple[int, Any]:
+    """POST ``content`` as the multipart field ``file``; returns status and JSON reply."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{filename}\"\r\nContent-Type: text/csv\r\n\r\n").encode() + content \
+        + f"\r\n--{boundary}--\r\n".encode()
+    connection = http.client.HTTPConnection(HOST, port, timeout=60)
+    try:
+        connection.request("POST", path, body=body, headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
 def sign_in_all(students: list[Student], parallel: int = 8) -> None:
     """Sign every student in (``parallel`` at a time: password hashing is slow on purpose)."""
     from concurrent.futures import ThreadPoolExecutor
