@@ -395,12 +395,12 @@ class RoundRobinProxy:
     which a client retries.
     """
 
-    def __init__(self, backends: list[tuple[str, int]]) -> None:
+    def __init__(self, backends: list[tuple[str, int]], port: int = 0) -> None:
         self.backends = list(backends)
         self._turn = itertools.cycle(range(len(self.backends)))
         self._lock = threading.Lock()
         self.served: Counter = Counter()
-        self.port = 0
+        self.port = port
         self._server: http.server.ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -459,7 +459,7 @@ class RoundRobinProxy:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
-        self._server = http.server.ThreadingHTTPServer((HOST, 0), Handler)
+        self._server = http.server.ThreadingHTTPServer((HOST, self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -487,6 +487,7 @@ class Ledger:
     per_attempt: Counter = field(default_factory=Counter)  # attempt -> answers acknowledged
     attempts: dict[int, str] = field(default_factory=dict)  # attempt -> its student
     finished: set[int] = field(default_factory=set)
+    latencies: list[float] = field(default_factory=list)  # seconds per acknowledged answer
     retried: int = 0  # requests sent again after a connection error, a 502 or a 503
     statuses: Counter = field(default_factory=Counter)  # retryable failures seen, by kind
     errors: list[str] = field(default_factory=list)  # anything else: each one fails the run
@@ -574,12 +575,15 @@ class Student:
         item = reply["item"]
         options = item.get("categories") or len(item["options"])
         key = uuid.uuid4().hex
+        sent = time.perf_counter()
         status, nxt = self.call("POST", f"/api/v1/attempts/{attempt_id}/responses",
                                 {"item_id": item["id"], "response": self.rng.randrange(options)},
                                 {"Idempotency-Key": key})
         if status != 200:
             raise RuntimeError(f"{self.username} answer in attempt {attempt_id}: {status} {nxt}")
+        took = time.perf_counter() - sent
         with self.ledger.lock:
+            self.ledger.latencies.append(took)
             self.ledger.keys[key] += 1
             self.ledger.per_attempt[attempt_id] += 1
             if nxt["status"] != "in_progress":
@@ -780,3 +784,23 @@ def resume_all(port: int, ledger: Ledger, password: str) -> dict[str, int]:
         if student.connection is not None:
             student.connection.close()
     return dict(counts)
+
+
+def serve_proxy(argv: list[str] | None = None) -> None:
+    """``python -m bench.cluster PORT HOST:PORT...``: the proxy as a process of its own."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster",
+                                     description="A round-robin HTTP reverse proxy.")
+    parser.add_argument("port", type=int)
+    parser.add_argument("backends", nargs="+", metavar="HOST:PORT")
+    args = parser.parse_args(argv)
+    backends = [(b.rsplit(":", 1)[0], int(b.rsplit(":", 1)[1])) for b in args.backends]
+    proxy = RoundRobinProxy(backends, port=args.port)
+    with proxy:
+        print(f"proxy on {proxy.url} -> {', '.join(args.backends)}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    serve_proxy()
