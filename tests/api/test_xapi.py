@@ -547,9 +547,11 @@ def test_rate_limit_shared_through_redis(tmp_path) -> None:
     import subprocess
     import time
 
+    from tests.conftest import _unavailable
+
     server = shutil.which("redis-server")
     if server is None:
-        pytest.skip("redis-server is not installed")
+        _unavailable("redis-server (apt-get install redis-server)", "REQUIRE_REDIS")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
