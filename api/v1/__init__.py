@@ -87,6 +87,8 @@ class ProblemApi(Api):
     def handle_http_exception(self, error: HTTPException):
         if not request.path.startswith(PREFIX):
             return error
+        if error.response is not None:  # a reply made for it already (a 429 with Retry-After)
+            return error.response
         data = getattr(error, "data", None) or {}
         headers = dict(data.get("headers") or {})
         errors = None
