@@ -37,6 +37,14 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String(metadata={"description": "What is wrong, naming the field or id"})
     instance = ma.fields.String()
     errors = ma.fields.List(ma.fields.Dict(), metadata={"description": "One entry per field"})
+    # Extension members (RFC 9457 section 3.2) of a file that cannot be read or imported:
+    # where its first problem is.
+    line = ma.fields.Integer(metadata={"description": "A file's line of the first problem"})
+    location = ma.fields.String(metadata={
+        "description": "The CSV column or XML element (element/@attribute) of the first problem"})
+    item_id = ma.fields.String(metadata={"description": "The item of the first problem"})
+    source = ma.fields.String(metadata={
+        "description": "The file inside a package that holds the first problem"})
 
 
 def problem(status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None,
