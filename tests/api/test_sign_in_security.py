@@ -385,3 +385,19 @@ def test_a_bad_secure_setting_stops_the_app(sqlite_url, monkeypatch) -> None:
     monkeypatch.setenv("SESSION_COOKIE_SECURE", "sometimes")
     with pytest.raises(ValueError, match="SESSION_COOKIE_SECURE"):
         create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "SECRET_KEY": "t"})
+
+
+def test_an_unreachable_storage_does_not_take_sign_in_down(world: ApiWorld, any_db_url) -> None:
+    """Redis down: sign-in goes on, uncounted (logged), rather than failing every request."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app({"TESTING": True, "DATABASE_URL": any_db_url, "SECRET_KEY": "test",
+                      "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{port}/0",
+                      "SIGN_IN_RATE_LIMIT": "1 per minute"})
+    try:
+        client = app.test_client()
+        assert [token(client, "student1", "wrong").status_code for _ in range(3)] == [401] * 3
+        assert token(client, "student1", PASSWORD).status_code == 200
+    finally:
+        engine_of(app).dispose()
