@@ -27,6 +27,7 @@ from api import (
     pages,
     portfolio_pages,
     practice_pages,
+    rate_limits,
     rater_pages,
     report_pages,
     report_pdf_pages,
@@ -43,6 +44,7 @@ from api import (
 )
 from item_bank.markup import render_html
 from reports.report import report_settings
+from storage.accounts import DEFAULT_HASH_METHOD, needs_rehash
 
 INSTANCE_DIR = Path("instance")
 
@@ -73,7 +75,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SECRET_KEY=os.environ.get("SECRET_KEY") or None,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=os.environ.get("SESSION_COOKIE_SECURE", "") in {"1", "true", "yes"},
+        # Cookies marked Secure: "1"/"0" when set; unset, on when the site's public address is
+        # https:// (see https_deployment). Cookies of requests that came over HTTPS are marked
+        # Secure whatever this says (api.security).
+        SESSION_COOKIE_SECURE=_flag(os.environ.get("SESSION_COOKIE_SECURE")),
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
         # The site's address as others must see it (the xAPI agent's homePage, task activity
         # ids); None: the address of the request (see api.site.public_url).
@@ -84,15 +89,26 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         FILES_MAX_BYTES=_bytes_setting("CAT_ENGINE_FILE_MAX_BYTES", 10 * 1024 * 1024),
         FILES_QUOTA_BYTES=_bytes_setting("CAT_ENGINE_FILE_QUOTA_BYTES", 100 * 1024 * 1024),
         # Requests per credential on /xapi/ ("50 per second;1200 per minute" by default), and
-        # where the counts live: memory (one process) or a shared redis://host:port/db.
+        # where the rate limiter's counts live: database:// (the app's database, shared by
+        # every process), redis://host:port/db, or memory:// (one process only).
         XAPI_RATE_LIMIT=os.environ.get("CAT_ENGINE_XAPI_RATE_LIMIT") or None,
-        RATELIMIT_STORAGE_URI=os.environ.get("CAT_ENGINE_RATELIMIT_STORAGE") or "memory://",
+        RATELIMIT_STORAGE_URI=os.environ.get("CAT_ENGINE_RATELIMIT_STORAGE") or "database://",
+        # The password hash of new and re-hashed passwords (werkzeug's notation): a stored hash
+        # of another method or other parameters is replaced at its owner's next sign-in.
+        PASSWORD_HASH_METHOD=os.environ.get("CAT_ENGINE_PASSWORD_HASH") or DEFAULT_HASH_METHOD,
+        # Failed sign-ins per account and per address before a 429 (see api.rate_limits).
+        SIGN_IN_RATE_LIMIT=os.environ.get("CAT_ENGINE_SIGN_IN_RATE_LIMIT") or None,
+        SIGN_IN_ADDRESS_RATE_LIMIT=(os.environ.get("CAT_ENGINE_SIGN_IN_ADDRESS_RATE_LIMIT")
+                                    or None),
         # The mastery model's stated settings (REPORT_*): checked here, so that a bad value
         # stops the app at start, naming the variable, rather than failing every report.
         REPORT_SETTINGS=report_settings(),
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
+    if app.config["SESSION_COOKIE_SECURE"] is None:
+        app.config["SESSION_COOKIE_SECURE"] = https_deployment(app.config)
+    _check_hash_method(app.config["PASSWORD_HASH_METHOD"])
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret_key(instance_path)
 
@@ -119,7 +135,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(resource_pages.bp)
     app.register_blueprint(practice_pages.bp)
     v1.init_app(app)
-    xapi.init_app(app)
+    xapi.init_app(app, rate_limits.init_app(app))
     return app
 
 
@@ -137,6 +153,40 @@ def _bytes_setting(name: str, default: int) -> int:
     if not raw.isdecimal() or int(raw) < 1:
         raise ValueError(f"{name} must be a whole number of bytes (at least 1), not {raw!r}")
     return int(raw)
+
+
+def _flag(raw: str | None) -> bool | None:
+    """A yes/no environment setting: ``None`` when unset or empty.
+
+    Raises
+    ------
+    ValueError
+        Anything but 1/0, true/false, yes/no, on/off.
+    """
+    text = (raw or "").strip().lower()
+    if not text:
+        return None
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"SESSION_COOKIE_SECURE must be 1 or 0 (true/false), not {raw!r}")
+
+
+def https_deployment(config: Mapping[str, Any]) -> bool:
+    """Whether the site is served over HTTPS by its settings: a public address
+    (``PUBLIC_URL``) or a ``PREFERRED_URL_SCHEME`` of ``https``."""
+    public = str(config.get("PUBLIC_URL") or "").strip().lower()
+    return public.startswith("https://") or config.get("PREFERRED_URL_SCHEME") == "https"
+
+
+def _check_hash_method(method: str) -> None:
+    """Stop the app at start, naming the variable, when the password hash method is unknown."""
+    try:
+        needs_rehash("", method)
+    except (ValueError, TypeError) as problem:
+        raise ValueError(f"CAT_ENGINE_PASSWORD_HASH (PASSWORD_HASH_METHOD) is not a password "
+                         f"hash method werkzeug knows: {method!r} ({problem})") from None
 
 
 def item_html(text: str | None) -> Markup:

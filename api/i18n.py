@@ -24,6 +24,7 @@ from flask import Flask, current_app, request
 from flask_babel import Babel, get_locale, get_timezone
 
 import delivery_ui
+from api.security import cookie_secure
 
 #: Languages with a complete catalogue, each named in its own language (as the selector shows it).
 LANGUAGES: dict[str, str] = {"en": "English", "es": "Español"}
@@ -94,7 +95,7 @@ def remember_language(response, language: str):
     """Set the language cookie on ``response`` (a year; same-site; secure when sessions are)."""
     response.set_cookie(
         LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_MAX_AGE, httponly=True,
-        samesite="Lax", secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+        samesite="Lax", secure=cookie_secure(),
     )
     return response
 

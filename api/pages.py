@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from api import page_sessions
+from api import page_sessions, rate_limits
 from api.db import get_session
 from api.i18n import LANGUAGES, remember_language
 from storage.accounts import Role, User, authenticate
@@ -68,7 +68,8 @@ def sign_in():
     user = None
     if not errors:
         try:
-            user = authenticate(get_session(), username, password)
+            user = authenticate(get_session(), username, password,
+                                hash_method=current_app.config["PASSWORD_HASH_METHOD"])
         except SQLAlchemyError:
             errors["form"] = _(
                 "Sign-in is unavailable: the database is not ready. "
@@ -76,6 +77,7 @@ def sign_in():
             )
         else:
             if user is None:
+                rate_limits.failed_sign_in()
                 errors["form"] = _("That username and password do not match an account.")
     if errors:
         return render_template("index.html", user=None, username=username, errors=errors,

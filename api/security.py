@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Flask, abort, make_response, render_template, request, session
+from flask import Flask, abort, current_app, make_response, render_template, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from werkzeug.exceptions import UnprocessableEntity
 
@@ -88,6 +89,21 @@ def _security_headers(response):
     return response
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, whose cookie is ``Secure`` when ``SESSION_COOKIE_SECURE``
+    says so or when the request came over HTTPS (so a TLS deployment is covered even if the
+    setting was forgotten); ``HttpOnly`` and ``SameSite=Lax`` come from the app's settings.
+    The page session (:mod:`api.page_sessions`) lives in this cookie."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
+
+def cookie_secure() -> bool:
+    """Whether a cookie set on this reply must be ``Secure`` (see :class:`SessionInterface`)."""
+    return bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
+
 def init_app(app: Flask) -> None:
     """Check CSRF tokens on form posts, add security headers, give templates ``csrf_token()``.
 
@@ -97,6 +113,7 @@ def init_app(app: Flask) -> None:
     from api.page_sessions import LIFETIME
 
     app.config["PERMANENT_SESSION_LIFETIME"] = app.config.get("PAGE_SESSION_LIFETIME", LIFETIME)
+    app.session_interface = SessionInterface()
     app.before_request(_reject_nul)
     app.before_request(_check_csrf)
     app.after_request(_security_headers)

@@ -6,8 +6,8 @@ class only. Every request but ``GET /xapi/about`` must send ``X-Experience-API-V
 (1.0.0 to 1.0.3); every reply carries ``X-Experience-API-Version: 1.0.3``. Errors are JSON
 ``{"error": <status phrase>, "message": ..., "errors": [{"field", "message"}]}`` and name the
 field path. Bodies over :data:`MAX_BODY` bytes are refused (413) before they are read, and each
-credential is rate-limited (429 with ``Retry-After``; ``XAPI_RATE_LIMIT``, storage
-``RATELIMIT_STORAGE_URI``: memory by default, ``redis://...`` when several servers share it).
+credential is rate-limited (429 with ``Retry-After``; ``XAPI_RATE_LIMIT``, counted in the
+app's rate-limit storage: the database by default, see :mod:`api.rate_limits`).
 The rules live in :mod:`evidence.statements`.
 """
 
@@ -218,13 +218,9 @@ def _rate_limit() -> str:
     return current_app.config.get("XAPI_RATE_LIMIT") or DEFAULT_RATE_LIMIT
 
 
-def init_app(app: Flask) -> Limiter:
-    """Register the blueprint, its body limit (ahead of every other hook) and its rate limit."""
-    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+def init_app(app: Flask, limiter: Limiter) -> None:
+    """Register the blueprint, its body limit (ahead of every other hook) and its rate limit
+    (counted by ``limiter``, the app's: see :mod:`api.rate_limits`)."""
     app.before_request_funcs.setdefault(None, []).insert(0, _refuse_large_body)
-    limiter = Limiter(_credential_key, app=app, on_breach=_breached,
-                      default_limits_exempt_when=lambda: True)
     limiter.limit(_rate_limit, key_func=_credential_key, on_breach=_breached)(bp)
     app.register_blueprint(bp)
-    return limiter

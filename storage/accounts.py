@@ -7,6 +7,7 @@ changed an item, evidence records whose attempt it is, the API signs them in.
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 import unicodedata
 from datetime import datetime
@@ -153,23 +154,59 @@ def normalize_username(username: str) -> str:
     return text
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
+#: The password hash new and re-hashed passwords get: werkzeug's scrypt with today's default
+#: parameters (n = 2**15, r = 8, p = 1).
+DEFAULT_HASH_METHOD = "scrypt"
+
+
+@functools.lru_cache(maxsize=8)
+def _hash_parameters(method: str) -> str:
+    """The full method string werkzeug writes for ``method`` (``"scrypt"`` ->
+    ``"scrypt:32768:8:1"``), from one hash of a throwaway password (once per process)."""
+    return generate_password_hash("x", method=method).split("$", 1)[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _dummy_hash(method: str) -> str:
+    """A hash of no one's password, checked for unknown accounts at the same cost as a real."""
+    return generate_password_hash(secrets.token_hex(16), method=method)
+
+
+def needs_rehash(password_hash: str, method: str = DEFAULT_HASH_METHOD) -> bool:
+    """Whether ``password_hash`` was made with another method or other parameters than
+    ``method`` (e.g. pbkdf2, or scrypt with another n, r or p), so it should be replaced.
+
+    Parameters
+    ----------
+    password_hash
+        A stored werkzeug hash, ``method$salt$hash``.
+    method
+        The current method, as werkzeug's ``generate_password_hash`` takes it.
+    """
+    return password_hash.split("$", 1)[0] != _hash_parameters(method)
+
+
+def authenticate(session: Session, username: str, password: str, *,
+                 hash_method: str = DEFAULT_HASH_METHOD) -> User | None:
     """Return the active user with these credentials, or ``None``.
 
-    A wrong username costs the same hash computation as a wrong password, so response time does not
-    tell which usernames exist.
+    ``None`` alike for an unknown username, a wrong password, a deactivated account and an
+    erased one, and each costs one hash computation, so neither the answer nor its time tells
+    which usernames exist. On success a hash made with an older method or weaker parameters
+    than ``hash_method`` is replaced by a new one of the same password (the caller commits).
     """
     user = session.scalar(select(User).where(User.username == username))
     normal = unicodedata.normalize("NFKC", username or "")
     if user is None and normal != username:  # typed in another form (full-width, ligatures)
         user = session.scalar(select(User).where(User.username == normal))
-    if user is None or not user.is_active:
-        check_password_hash(_DUMMY_HASH, password or "x")
+    if user is None or not user.is_active or user.erased_at is not None:
+        check_password_hash(_dummy_hash(hash_method), password or "x")
         return None
-    return user if user.check_password(password) else None
-
-
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
+    if not user.check_password(password):
+        return None
+    if needs_rehash(user.password_hash, hash_method):
+        user.password_hash = generate_password_hash(password, method=hash_method)
+    return user
 
 
 class AppMeta(Base):

@@ -20,6 +20,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+#: The password hash of the test worlds, and so the one apps under test re-hash to.
+TEST_HASH_METHOD = "pbkdf2:sha256:1000"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,6 +44,10 @@ def _isolated_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("SECRET_KEY", raising=False)
+    # The fixture worlds store cheap pbkdf2 hashes (they sign in hundreds of times); with the
+    # app's default (scrypt) every first sign-in would re-hash them at ~0.1 s each. Tests of
+    # re-hashing set PASSWORD_HASH_METHOD themselves.
+    monkeypatch.setenv("CAT_ENGINE_PASSWORD_HASH", TEST_HASH_METHOD)
 
 
 @pytest.fixture

@@ -37,6 +37,14 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String(metadata={"description": "What is wrong, naming the field or id"})
     instance = ma.fields.String()
     errors = ma.fields.List(ma.fields.Dict(), metadata={"description": "One entry per field"})
+    # Extension members (RFC 9457 section 3.2) of a file that cannot be read or imported:
+    # where its first problem is.
+    line = ma.fields.Integer(metadata={"description": "A file's line of the first problem"})
+    location = ma.fields.String(metadata={
+        "description": "The CSV column or XML element (element/@attribute) of the first problem"})
+    item_id = ma.fields.String(metadata={"description": "The item of the first problem"})
+    source = ma.fields.String(metadata={
+        "description": "The file inside a package that holds the first problem"})
 
 
 def problem(status: int, title: str, detail: str, errors: list[dict[str, Any]] | None = None,
@@ -87,6 +95,8 @@ class ProblemApi(Api):
     def handle_http_exception(self, error: HTTPException):
         if not request.path.startswith(PREFIX):
             return error
+        if error.response is not None:  # a reply made for it already (a 429 with Retry-After)
+            return error.response
         data = getattr(error, "data", None) or {}
         headers = dict(data.get("headers") or {})
         errors = None

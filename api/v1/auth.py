@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
 
 from api.db import get_session
+from api.rate_limits import failed_sign_in
+from api.v1 import PROBLEM_TYPE, ProblemSchema
 from storage import as_utc, bind_key, utcnow
 from storage.accounts import ApiToken, Role, User, authenticate
 from storage.errors import Forbidden, ServiceError
@@ -238,12 +240,20 @@ class UserSchema(ma.Schema):
 class Tokens(MethodView):
     @blp.arguments(CredentialsSchema())
     @blp.response(200, TokenSchema)
-    @blp.alt_response(401, description="Wrong username or password")
+    @blp.alt_response(401, schema=ProblemSchema, content_type=PROBLEM_TYPE, description=(
+        "Wrong username or password (the same answer for an unknown, deactivated or erased "
+        "account)"))
+    @blp.alt_response(429, schema=ProblemSchema, content_type=PROBLEM_TYPE, description=(
+        "Too many failed sign-ins for this account or from this address: none is taken, the "
+        "right password neither, until the window ends"), headers={"Retry-After": {
+            "description": "Seconds to wait", "schema": {"type": "integer"}}})
     def post(self, credentials):
         """Sign in: exchange a username and password for an access token."""
         session = get_session()
-        user = authenticate(session, credentials["username"], credentials["password"])
+        user = authenticate(session, credentials["username"], credentials["password"],
+                            hash_method=current_app.config["PASSWORD_HASH_METHOD"])
         if user is None:
+            failed_sign_in()
             raise Unauthorized("that username and password do not match an account")
         token, lifetime = issue_token(session, user)
         session.commit()
