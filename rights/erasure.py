@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import Select, and_, delete, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from evidence.models import (
@@ -76,6 +76,16 @@ from storage.rights import (
 )
 
 MAX_REASON = 2000
+#: Personal columns an erasure leaves filled when the privacy note keeps anonymous responses:
+#: what item statistics need, on rows that point at the tombstone only.
+KEPT_ANONYMOUS: dict[str, tuple[str, ...]] = {
+    "attempts": ("user_id",), "responses": ("response", "choice", "response_time_ms")}
+#: Records about the student an erasure cannot delete, and why.
+KEPT_RECORDS = {
+    "audit_log": "append-only and hash-chained; ids only, never names or answers",
+    "access_audit": "append-only: the database refuses DELETE (migration 0008); holds "
+                    "enrolment changes and accommodations by student id",
+}
 #: The password hash of a tombstone: no password checks against it.
 UNUSABLE_PASSWORD = "!erased"
 
@@ -343,13 +353,13 @@ def execute(session: Session, erasure: Erasure, *, actor_id: int | None,
             select(func.count()).select_from(Response).where(Response.attempt_id.in_(attempts))
         ) or 0
         run(session, update(Response).where(Response.attempt_id.in_(attempts))
-            .values(reply=None, idempotency_key=None))
+            .values(reply=null(), idempotency_key=None))  # SQL NULL, not JSON null
         ids = list(session.scalars(attempts))
         for attempt_id in ids:  # a fresh registration each: the unique index needs one per row
             run(session, update(Attempt).where(Attempt.id == attempt_id).values(
                 registration=str(uuid.uuid4())))
         run(session, update(Attempt).where(Attempt.user_id == sid).values(
-            theta=None, se=None, result=None, state=None, assignment_id=None,
+            theta=None, se=None, result=null(), state=null(), assignment_id=None,
             current_item_id=None, presented_at=None, deadline=None))
         run(session, update(Attempt).where(and_(Attempt.user_id == sid,
                                                 Attempt.status == AttemptStatus.IN_PROGRESS))
