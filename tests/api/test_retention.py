@@ -79,7 +79,7 @@ def test_dry_run_then_apply(world: ApiWorld) -> None:
 
 def test_apply_deletes_exactly_the_counted_rows(world: ApiWorld) -> None:
     """Everything old: statements (1 day) go first, then the attempts they held back."""
-    retention = {name: 1 for name in KINDS}
+    retention = dict.fromkeys(KINDS, 1)
     publish_note(world, keep=True, retention=retention)
     fill_history(world)
     sid = world.users["student1"]
