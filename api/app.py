@@ -32,6 +32,7 @@ from api import (
     report_pages,
     report_pdf_pages,
     resource_pages,
+    rights_pages,
     rubric_calibration_pages,
     rubric_pages,
     security,
@@ -134,6 +135,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard_pages.bp)
     app.register_blueprint(resource_pages.bp)
     app.register_blueprint(practice_pages.bp)
+    app.register_blueprint(rights_pages.bp)
     v1.init_app(app)
     xapi.init_app(app, rate_limits.init_app(app))
     return app

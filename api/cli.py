@@ -278,6 +278,7 @@ def files_gc(settings: _Settings, files_dir: str | None, grace_seconds: int) -> 
 
 from api.calibration_cli import calibrate_command, dif_command, link_command  # noqa: E402
 from api.raters_cli import raters_command  # noqa: E402
+from api.rights_cli import erasures_group, privacy_group  # noqa: E402
 from api.simulate_cli import simulate_command  # noqa: E402
 
 cli.add_command(simulate_command, "simulate")
@@ -285,6 +286,8 @@ cli.add_command(calibrate_command, "calibrate")
 cli.add_command(dif_command, "dif")
 cli.add_command(link_command, "link")
 cli.add_command(raters_command, "raters")
+cli.add_command(erasures_group, "erasures")
+cli.add_command(privacy_group, "privacy")
 
 
 def _serve(url, host: str, port: int, workers: int, with_worker: bool = True) -> None:

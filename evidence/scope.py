@@ -95,6 +95,8 @@ def student_scope(session: Session, viewer: User, student_id: int,
     """
     missing = NotFound(f"no student {student_id} you may see")
     student = session.get(User, student_id)
+    if student is not None and student.erased_at is not None:  # a tombstone: nothing to see
+        student = None
     if viewer.role == Role.STUDENT:
         if student is None or student.id != viewer.id or class_id is not None:
             raise missing

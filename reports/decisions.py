@@ -86,7 +86,8 @@ def _student_for_staff(session: Session, staff: User, student_id: int) -> User:
                         f"administrator; you are {staff.role.value}")
     student = session.get(User, student_id)
     allowed = staff.role == Role.ADMIN or teaches(session, staff, student_id)
-    if student is None or student.role != Role.STUDENT or not allowed:
+    if (student is None or student.role != Role.STUDENT or student.erased_at is not None
+            or not allowed):
         raise NotFound(f"no student {student_id} you may see")
     return student
 

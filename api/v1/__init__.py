@@ -179,6 +179,8 @@ def init_app(app: Flask) -> Api:
         classes,
         dashboard,
         defenses,
+        erasures,
+        exports,
         indicators,
         items,
         portfolio,
@@ -208,7 +210,7 @@ def init_app(app: Flask) -> Api:
     )
     for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
                    indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
-                   rubric_calibrations, reports, report_pdfs, resources):
+                   rubric_calibrations, reports, report_pdfs, resources, exports, erasures):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from storage.accounts import Role
 from tests.api.conftest import PASSWORD, ApiWorld
 
 ROLES = ("anon", "student1", "student3", "teacher1", "teacher2", "assessor1", "admin1")
@@ -254,6 +255,27 @@ def _scored_rubric(world: ApiWorld) -> dict:
                                         "other_class_id": world.other_class_id},
                               n_students=30, n_raters=3, name=f"Rubric {uuid.uuid4().hex[:8]}")
     return {"rubric": built.rubric_id}
+
+
+def _fresh_student(world: ApiWorld) -> dict:
+    """A student of no class, to erase (each role's request in a fresh state of its own)."""
+    from tests.api.rights_helpers import add_user
+
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    return {"student": add_user(world, name, Role.STUDENT)}
+
+
+def _pending_erasure(world: ApiWorld, by: str = "admin1") -> dict:
+    """A pending erasure of a fresh student, requested by ``by``."""
+    context = _fresh_student(world)
+    if by not in world.users:
+        from tests.api.rights_helpers import add_user
+
+        add_user(world, by)
+    r = world.call("post", f"/api/v1/students/{context['student']}/erasure", by,
+                   json={"reason": "Parent's request"})
+    assert r.status_code == 201, r.get_json()
+    return context | {"erasure": r.get_json()["id"]}
 
 
 MATRIX: dict[str, Row] = {
@@ -579,6 +601,29 @@ MATRIX: dict[str, Row] = {
     "POST /defenses/{id}/cancel": Row(
         "post", lambda w, c: f"/api/v1/defenses/{c['defense']}/cancel",
         _all(200, **NOT_STAFF, teacher2=404), setup=_defense),
+    # learners' rights: the export is the student's own and administrators'; erasure and the
+    # purge are administrators' (the purge district administrators'); the requester of an
+    # erasure may not confirm it (403), a second administrator does.
+    "GET /students/{id}/export": Row(
+        "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/export",
+        _all(403, student1=200, student3=404, admin1=200)),
+    "GET /students/{id}/export.pdf": Row(
+        "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/export.pdf",
+        _all(403, student1=200, student3=404, admin1=200)),
+    "POST /students/{id}/erasure": Row(
+        "post", lambda w, c: f"/api/v1/students/{c['student']}/erasure",
+        _all(403, admin1=201), setup=_fresh_student, body=lambda w, c: {"reason": "asked"}),
+    "GET /erasures": Row("get", lambda w, c: "/api/v1/erasures", _all(403, admin1=200)),
+    "GET /erasures/{id}": Row("get", lambda w, c: f"/api/v1/erasures/{c['erasure']}",
+                              _all(403, admin1=200), setup=_pending_erasure),
+    "POST /erasures/{id}/confirm": Row(
+        "post", lambda w, c: f"/api/v1/erasures/{c['erasure']}/confirm",
+        _all(403, admin1=200), setup=lambda w: _pending_erasure(w, "admin_other")),
+    "POST /erasures/{id}/cancel": Row(
+        "post", lambda w, c: f"/api/v1/erasures/{c['erasure']}/cancel",
+        _all(403, admin1=200), setup=_pending_erasure),
+    "POST /retention/purge": Row("post", lambda w, c: "/api/v1/retention/purge",
+                                 _all(403, admin1=200), body=lambda w, c: {"dry_run": True}),
 }
 
 
