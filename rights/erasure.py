@@ -20,9 +20,9 @@ Rules (see docs/decisions.md):
   item statistics need (item, response, choice, time) and nothing else (no estimate, no
   engine state, no class, a new xAPI registration); otherwise, and when no note is published,
   they are deleted.
-- Kept: the audit log (append-only and chained; it names no one but by id) and the
-  ``access_audit`` rows about the student (the database refuses DELETE there since migration
-  0008; see the decisions record).
+- Deleted too: the ``access_audit`` rows about the student (enrolments and accommodations;
+  the table refuses UPDATE but accepts DELETE since migration 0014).
+- Kept: the audit log (append-only and chained; it names no one but by id).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from evidence.models import (
 from reports.models import Appeal, AppealAnswer, MasteryDecision, ReportJob
 from storage import as_utc, utcnow
 from storage.accounts import (
+    AccessAudit,
     Accommodation,
     ApiToken,
     ErasureConfirmation,
@@ -83,8 +84,6 @@ KEPT_ANONYMOUS: dict[str, tuple[str, ...]] = {
 #: Records about the student an erasure cannot delete, and why.
 KEPT_RECORDS = {
     "audit_log": "append-only and hash-chained; ids only, never names or answers",
-    "access_audit": "append-only: the database refuses DELETE (migration 0008); holds "
-                    "enrolment changes and accommodations by student id",
 }
 #: The password hash of a tombstone: no password checks against it.
 UNUSABLE_PASSWORD = "!erased"
@@ -344,6 +343,8 @@ def execute(session: Session, erasure: Erasure, *, actor_id: int | None,
                                    .where(Accommodation.user_id == sid))
     counts["class_memberships"] = run(session, delete(class_members)
                                       .where(class_members.c.user_id == sid))
+    counts["access_changes"] = run(session, delete(AccessAudit)
+                                   .where(AccessAudit.student_id == sid))
     counts["page_sessions"] = run(session, delete(PageSession).where(PageSession.user_id == sid))
     counts["api_tokens"] = run(session, delete(ApiToken).where(ApiToken.user_id == sid))
 

@@ -6,7 +6,8 @@ that. Each kind says how its age is measured and what goes with it; the counts a
 own rows, and a dry run's counts are exactly what ``apply`` deletes at the same moment.
 
 Never purged: the audit log (append-only and hash-chained: deleting entries would break the
-chain, and it holds no personal data but ids) and ``access_audit`` (append-only by trigger).
+chain, and it holds no personal data but ids) and ``access_audit`` (who could see a student
+when: kept as long as the student is; an erasure deletes it).
 Users are not a kind: a person leaves by erasure. Files no draft refers to any more are removed
 by ``cat-engine files gc``.
 """
@@ -111,7 +112,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 )}
 #: Records a privacy note cannot set a period for, and why.
 KEPT = {"audit_log": "append-only and hash-chained; holds ids, never names or answers",
-        "access_audit": "append-only (the database refuses DELETE)",
+        "access_audit": "who could see a student, and when; deleted by the student's erasure",
         "users": "a person leaves by erasure, not by age"}
 
 

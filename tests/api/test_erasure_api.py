@@ -27,8 +27,8 @@ from tests.api.rights_helpers import (
     publish_note,
 )
 
-#: Left on purpose (documented in rights.erasure): access_audit refuses DELETE (migration 0008).
-KEPT_TABLES = {"access_audit"}
+#: Nothing is left on purpose: access_audit accepts DELETE since migration 0014.
+KEPT_TABLES: set[str] = set()
 
 
 def _request(world: ApiWorld, student: str = "student1", user: str = "admin1",
@@ -96,7 +96,7 @@ def test_erasure_end_to_end(world: ApiWorld, keep: bool) -> None:
         assert tomb.username == f"erased-{sid}" and tomb.display_name == ""
         assert not tomb.is_active and tomb.erased_at is not None
         assert tomb.pseudonym != pseudonym and not tomb.check_password(PASSWORD)
-        # no personal data left anywhere (but the append-only access audit)
+        # no personal data left anywhere
         assert _left(world, sid, keep) == {}
         kept = session.scalar(select(func.count()).select_from(Response).join(Attempt)
                               .where(Attempt.user_id == sid))
