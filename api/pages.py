@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api import page_sessions, rate_limits
 from api.db import get_session
 from api.i18n import LANGUAGES, remember_language
+from rights.audit_log import record_failed_sign_in, record_sign_in
 from storage.accounts import Role, User, authenticate
 
 bp = Blueprint("pages", __name__)
@@ -78,10 +79,12 @@ def sign_in():
         else:
             if user is None:
                 rate_limits.failed_sign_in()
+                record_failed_sign_in(get_session(), username, "page")
                 errors["form"] = _("That username and password do not match an account.")
     if errors:
         return render_template("index.html", user=None, username=username, errors=errors,
                                next=target), 400
+    record_sign_in(get_session(), user, "page")  # committed with the new session
     page_sessions.start(get_session(), user)
     flash(_("Signed in as %(name)s.", name=user.display_name or user.username))
     if target is None and user.role == Role.STUDENT:

@@ -27,9 +27,11 @@ from evidence.attempts import BAND_CODES
 from evidence.portfolio import MAX_VERB_LENGTH, portfolio
 from evidence.scope import StudentScope, student_scope
 from evidence.statements import ADL_VERBS
+from rights.audit_log import record_read
 from storage import as_utc
 from storage.accounts import Role, User
 from storage.errors import Invalid, NotFound
+from storage.rights import AuditAction
 
 bp = Blueprint("portfolio_page", __name__)
 install_error_pages(bp)
@@ -188,6 +190,9 @@ def _render(user: User, scope: StudentScope, class_id: int | None) -> Response:
                         task_id=task["id"], student_id=scope.student.id)
                 if staff else url_for("student.task_page", task_id=task["id"]))
     totals = data["indicators"]["totals"]
+    record_read(db, user, scope.student.id, AuditAction.PORTFOLIO_READ, object_type="portfolio",
+                object_id="" if class_id is None else f"class-{class_id}",
+                detail={"format": "page"})
     return page("portfolio.html", 422 if errors else 200, user=user, data=data,
                 student=data["student"], staff=staff, class_id=class_id, here=here,
                 attempts=_attempt_rows(data["attempts"], staff), totals=totals,

@@ -31,8 +31,10 @@ from api.v1.reports import skill_entry
 from reports import decisions as service
 from reports.models import DECISIONS
 from reports.report import student_report
+from rights.audit_log import record_read
 from storage.accounts import Role, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
+from storage.rights import AuditAction
 
 bp = Blueprint("report_pages", __name__)
 install_error_pages(bp)
@@ -127,6 +129,8 @@ def teacher_report(user: User, student_id: int) -> Response:
         report = student_report(get_session(), user, student_id)
     except NotFound:
         return not_found(user, _("There is no report of this student that you may see."))
+    record_read(get_session(), user, student_id, AuditAction.REPORT_READ,
+                object_type="report", detail={"format": "page"})
     return _render(user, report)
 
 
@@ -195,7 +199,10 @@ def answer_appeal(user: User, appeal_id: int) -> Response:
 @for_roles(Role.STUDENT, refusal=_student_refusal)
 def my_report(user: User) -> Response:
     """The student's own mastery report (the student view)."""
-    return _render(user, student_report(get_session(), user, user.id))
+    report = student_report(get_session(), user, user.id)
+    record_read(get_session(), user, user.id, AuditAction.REPORT_READ, object_type="report",
+                detail={"format": "page"})
+    return _render(user, report)
 
 
 @bp.post("/my-report/appeals")

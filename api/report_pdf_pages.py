@@ -22,11 +22,13 @@ from api.pages import current_user
 from api.staff import install_error_pages, message, not_found, page, to_sign_in
 from api.teacher_pages import teachers_only
 from api.v1.calibration import QueueUnavailable
-from api.v1.report_pdfs import pdf_response, queue_class_pack, read_job
+from api.v1.report_pdfs import pdf_response, queue_class_pack, read_job, record_pack_read
 from reports.pdf import student_pdf
 from reports.report import student_report
+from rights.audit_log import record_read
 from storage.accounts import SchoolClass, User
 from storage.errors import NotFound
+from storage.rights import AuditAction
 
 bp = Blueprint("report_pdf_pages", __name__)
 install_error_pages(bp)
@@ -50,6 +52,8 @@ def student_report_pdf(student_id: int) -> Response:
         report = student_report(get_session(), user, student_id)
     except NotFound:
         return not_found(user, _("There is no report of this student that you may see."))
+    record_read(get_session(), user, student_id, AuditAction.REPORT_READ, object_type="report",
+                detail={"format": "pdf"})
     language = _language()
     body = student_pdf(report, language=language, gettext=translator(language))
     return pdf_response(body, f"report-{report['student']['pseudonym'] or student_id}.pdf")
@@ -101,4 +105,5 @@ def class_pack_pdf(user: User, job_id: int) -> Response:
         return not_found(user, _("There is no such report pack among your classes."))
     if job.status != "done" or job.pdf is None:
         return redirect(url_for("report_pdf_pages.class_pack_job", job_id=job.id), 303)
+    record_pack_read(db, user, job)
     return pdf_response(job.pdf, f"class-{job.class_id}-report-pack-{job.id}.pdf")

@@ -71,3 +71,24 @@ def purge_command(settings, apply: bool) -> None:
             click.echo(f"{name}: kept (no retention period in the note)")
     if not apply:
         click.echo("Dry run: nothing was deleted. Run with --apply to delete.")
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("verify")
+@click.pass_obj
+def verify_command(settings) -> None:
+    """Check the audit log's hash chain from the first entry to the last; exit 1 naming every
+    entry that was changed, removed or inserted."""
+    from storage.rights import verify_chain
+
+    with session_factory(settings.engine())() as session:
+        count, problems = verify_chain(session)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        raise click.exceptions.Exit(1)
+    click.echo(f"the audit log's {count} entries are intact")

@@ -9,6 +9,7 @@ confirm it. Forms POST then redirect (errors re-render the list beside the field
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask_babel import gettext as _
@@ -16,8 +17,8 @@ from flask_babel import gettext as _
 from api.db import get_session
 from api.staff import for_roles, install_error_pages, not_found, page
 from api.uploads import file_store
+from rights import audit_log, export
 from rights import erasure as service
-from rights import export
 from storage.accounts import Role, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
 from storage.rights import ErasureStatus
@@ -139,3 +140,74 @@ def act(user: User, erasure_id: int, action: str) -> Response:
     else:
         flash(_("The erasure is cancelled."))
     return redirect(url_for("rights_pages.erasures"), 303)
+
+
+# -- the audit log -------------------------------------------------------------------------------
+
+#: What each action is called on the page.
+def _action_labels() -> dict[str, str]:
+    return {
+        "sign_in": _("Signed in"), "sign_in_failed": _("Failed sign-in"),
+        "report_read": _("Read a report"), "portfolio_read": _("Read a portfolio"),
+        "export_read": _("Downloaded the data"), "audit_read": _("Read the audit log"),
+        "decision": _("Decision"), "override": _("Override of the suggestion"),
+        "appeal": _("Appeal"), "appeal_answer": _("Answer to an appeal"),
+        "consent": _("Consent"), "groups": _("Group variables"),
+        "role_change": _("Role or account change"), "access_change": _("Access change"),
+        "privacy_note": _("Privacy note"), "erasure_requested": _("Erasure requested"),
+        "erasure_confirmed": _("Erasure confirmed"), "erasure_cancelled": _("Erasure cancelled"),
+        "erasure_done": _("Erasure carried out"), "purge": _("Retention purge"),
+    }
+
+
+def _audit_filter(errors: dict[str, str]) -> tuple[audit_log.AuditFilter, int]:
+    def number(field: str) -> int | None:
+        text = request.args.get(field, "").strip()
+        if not text:
+            return None
+        if not text.isdigit() or not 0 < int(text) < 2**31:
+            errors[field] = _("Enter a user number (digits only).")
+            return None
+        return int(text)
+
+    def day(field: str, end: bool) -> datetime | None:
+        text = request.args.get(field, "").strip()
+        if not text:
+            return None
+        try:
+            moment = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            errors[field] = _("Enter a date as YYYY-MM-DD.")
+            return None
+        return moment + timedelta(days=1, microseconds=-1) if end else moment
+
+    action = request.args.get("action", "").strip() or None
+    if action is not None and action not in _action_labels():
+        errors["action"] = _("Choose one of the actions offered.")
+        action = None
+    page_number = number("page") or 1
+    where = audit_log.AuditFilter(subject_id=number("subject"), actor_id=number("actor"),
+                                  action=action, since=day("since", False),
+                                  until=day("until", True))
+    if where.since and where.until and where.since > where.until:
+        errors["since"] = _("The first day is after the last.")
+    return where, page_number
+
+
+@bp.get("/admin/audit")
+@for_roles(Role.ADMIN, refusal=lambda: (_("For administrators"), _(
+    "The audit log is read by administrators.")))
+def audit_page(user: User) -> Response:
+    """The audit log, newest first, filtered by subject, actor, action and days."""
+    errors: dict[str, str] = {}
+    where, page_number = _audit_filter(errors)
+    data = {"entries": [], "page": 1, "has_more": False}
+    if not errors:
+        data = audit_log.list_entries(get_session(), user, where, page=page_number)
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return page("rights/audit.html", 422 if errors else 200, user=user, data=data,
+                errors=errors, labels=_action_labels(), values=request.args,
+                newer=(url_for("rights_pages.audit_page", page=data["page"] - 1, **args)
+                       if data["page"] > 1 else None),
+                older=(url_for("rights_pages.audit_page", page=data["page"] + 1, **args)
+                       if data["has_more"] else None))

@@ -49,6 +49,8 @@ from storage.accounts import (
     normalize_username,
 )
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
+from storage.rights import AuditAction
+from storage.rights import audit as rights_audit
 
 MIN_PASSWORD_LENGTH = 10
 MAX_TIME_LIMIT_MINUTES = 1440
@@ -162,8 +164,12 @@ def _other_active_admins(session: Session, user: User) -> int:
     return sum(1 for admin_id in admins if admin_id != user.id)
 
 
-def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
+def update_user(session: Session, user: User, changes: dict[str, Any], *,
+                actor: User | None = None) -> User:
     """Change an account's display name, role, active flag or password.
+
+    A change of role or of the active flag is recorded in the audit log (by ``actor``; None for
+    the command line).
 
     A new password or deactivation revokes the account's API tokens and ends its page sessions
     (it is signed out everywhere, including copies of its cookies). A role change may not
@@ -203,6 +209,11 @@ def update_user(session: Session, user: User, changes: dict[str, Any]) -> User:
         raise Conflict(f"{user.username} is the last active administrator", field=field)
     if "display_name" in changes:
         user.display_name = changes["display_name"] or ""
+    if role != user.role or active != user.is_active:
+        rights_audit(session, AuditAction.ROLE_CHANGE, actor_id=actor.id if actor else None,
+                     subject_id=user.id, object_type="user", object_id=user.id,
+                     detail={"before": {"role": user.role.value, "is_active": user.is_active},
+                             "after": {"role": role.value, "is_active": active}})
     user.role = role
     revoke = False
     if "password" in changes:
@@ -238,6 +249,12 @@ def audit(session: Session, actor: User | None, action: AccessAction, *,
     session.add(AccessAudit(actor_id=actor.id if actor is not None else None, action=action,
                             class_id=class_id, student_id=student_id, before=before,
                             after=after))
+    # the hash-chained log keeps that it happened, without the values (they are personal)
+    rights_audit(session, AuditAction.ACCESS_CHANGE,
+                 actor_id=actor.id if actor is not None else None, subject_id=student_id,
+                 object_type="class" if class_id is not None else "accommodation",
+                 object_id="" if class_id is None else class_id,
+                 detail={"change": str(action.value if hasattr(action, "value") else action)})
 
 
 def audit_query(student_id: int | None = None, class_id: int | None = None) -> Select:

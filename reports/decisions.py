@@ -30,6 +30,7 @@ from reports.models import DECISIONS, OUTCOMES, Appeal, AppealAnswer, MasteryDec
 from storage import as_utc
 from storage.accounts import Role, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
+from storage.rights import AuditAction, audit
 
 #: The longest reason or appeal message accepted, in characters.
 MAX_TEXT = 4000
@@ -108,6 +109,13 @@ def _new_decision(session: Session, teacher: User, student_id: int, skill: str, 
         theta=suggestion.get("theta"), se=suggestion.get("se"), decided_by=teacher.id)
     session.add(row)
     session.flush()
+    # A decision that differs from the model's suggestion overrides it.
+    suggested = row.suggested_decision
+    action = (AuditAction.OVERRIDE if suggested is not None and suggested != decision
+              else AuditAction.DECISION)
+    audit(session, action, actor_id=teacher.id, subject_id=student_id,
+          object_type="decision", object_id=row.id,
+          detail={"skill": skill, "decision": decision, "suggested": suggested})
     return row
 
 
@@ -216,6 +224,8 @@ def appeal(session: Session, student: User, skill: str, message: str, *,
                  appealed_decision=appealed, message=message)
     session.add(row)
     session.flush()
+    audit(session, AuditAction.APPEAL, actor_id=student.id, subject_id=student.id,
+          object_type="appeal", object_id=row.id, detail={"skill": skill, "decision_id": target})
     return row
 
 
@@ -301,6 +311,9 @@ def answer_appeal(session: Session, teacher: User, appeal_id: int, outcome: str,
                           decision_id=None if new is None else new.id, answered_by=teacher.id)
     session.add(answer)
     session.flush()
+    audit(session, AuditAction.APPEAL_ANSWER, actor_id=teacher.id, subject_id=row.student_id,
+          object_type="appeal", object_id=row.id,
+          detail={"skill": row.skill, "outcome": outcome, "decision_id": answer.decision_id})
     return answer
 
 

@@ -174,6 +174,7 @@ def init_app(app: Flask) -> Api:
     """Register the API's blueprints, its error handlers and its OpenAPI document."""
     from api.v1 import (
         attempts,
+        audit,
         auth,
         calibration,
         classes,
@@ -210,7 +211,7 @@ def init_app(app: Flask) -> Api:
     )
     for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
                    indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
-                   rubric_calibrations, reports, report_pdfs, resources, exports, erasures):
+                   rubric_calibrations, reports, report_pdfs, resources, exports, erasures, audit):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

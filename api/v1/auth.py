@@ -21,6 +21,7 @@ from sqlalchemy.orm.util import identity_key
 from api.db import get_session
 from api.rate_limits import failed_sign_in
 from api.v1 import PROBLEM_TYPE, ProblemSchema
+from rights.audit_log import record_failed_sign_in, record_sign_in
 from storage import as_utc, bind_key, utcnow
 from storage.accounts import ApiToken, Role, User, authenticate
 from storage.errors import Forbidden, ServiceError
@@ -254,7 +255,9 @@ class Tokens(MethodView):
                             hash_method=current_app.config["PASSWORD_HASH_METHOD"])
         if user is None:
             failed_sign_in()
+            record_failed_sign_in(session, credentials["username"], "api")
             raise Unauthorized("that username and password do not match an account")
+        record_sign_in(session, user, "api")
         token, lifetime = issue_token(session, user)
         session.commit()
         return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}

@@ -17,6 +17,8 @@ from api.v1.common import UtcDateTime, id_field
 from api.v1.indicators import UserIndicatorsSchema
 from evidence import portfolio as service
 from evidence.scope import student_scope
+from rights.audit_log import record_read
+from storage.rights import AuditAction
 
 blp = Blueprint("portfolio", __name__, description="A student's portfolio of evidence")
 
@@ -128,4 +130,7 @@ class UserPortfolio(MethodView):
         entries; ``before`` pages back), as the caller may see them."""
         session = get_session()
         scope = student_scope(session, current_user(), user_id)
-        return service.portfolio(session, scope, **args)
+        data = service.portfolio(session, scope, **args)
+        record_read(session, current_user(), user_id, AuditAction.PORTFOLIO_READ,
+                    object_type="portfolio", detail={"format": "json"})
+        return data

@@ -12,6 +12,7 @@ import marshmallow as ma
 from flask import Response, current_app, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy import select
 
 from api import jobs
 from api.db import engine_of, get_session
@@ -22,9 +23,11 @@ from api.v1.common import UtcDateTime
 from reports import class_pack as service
 from reports.pdf import student_pdf
 from reports.report import student_report
+from rights.audit_log import record_read, record_reads
 from storage import utcnow
-from storage.accounts import Role
+from storage.accounts import Role, class_members
 from storage.errors import Conflict
+from storage.rights import AuditAction
 
 blp = Blueprint("report_pdfs", __name__, description="Mastery reports as PDF")
 
@@ -78,9 +81,19 @@ class StudentReportPdf(MethodView):
         """A student's mastery report as PDF (the student, their teachers, administrators)."""
         session = get_session()
         report = student_report(session, current_user(), student_id)
+        record_read(session, current_user(), student_id, AuditAction.REPORT_READ,
+                    object_type="report", detail={"format": "pdf"})
         language = request_language(args.get("lang"))
         body = student_pdf(report, language=language, gettext=translator(language))
         return pdf_response(body, f"report-{report['student']['pseudonym'] or student_id}.pdf")
+
+
+def record_pack_read(session, user, job) -> None:
+    """A class pack was downloaded: one report read per student of the class."""
+    students = session.scalars(select(class_members.c.user_id)
+                               .where(class_members.c.class_id == job.class_id)).all()
+    record_reads(session, user, list(students), AuditAction.REPORT_READ, object_type="report",
+                 object_id=f"pack-{job.id}", detail={"format": "class_pack"})
 
 
 def _queue() -> jobs.Queue:
@@ -167,4 +180,5 @@ class ReportJobPdf(MethodView):
         if job.status != "done" or job.pdf is None:
             raise Conflict(f"report job {job_id} is {job.status}"
                            + (f": {job.error}" if job.error else "; try again when it is done"))
+        record_pack_read(get_session(), current_user(), job)
         return pdf_response(job.pdf, f"class-{job.class_id}-report-pack-{job.id}.pdf")

@@ -27,7 +27,9 @@ from api.v1.auth import current_user, requires
 from reports import decisions as service
 from reports.models import DECISIONS, OUTCOMES, MasteryDecision
 from reports.report import student_report
+from rights.audit_log import record_read
 from storage.accounts import Role
+from storage.rights import AuditAction
 
 blp = Blueprint("reports", __name__,
                 description="Mastery reports, teachers' decisions, appeals and answers")
@@ -172,7 +174,11 @@ class StudentReport(MethodView):
         model's suggestion and the teacher's decision, flags and the evidence with its weight and
         shift; the history of decisions and appeals. A student with no evidence gets
         ``status: no_evidence``."""
-        return student_report(get_session(), current_user(), student_id)
+        session, user = get_session(), current_user()
+        report = student_report(session, user, student_id)
+        record_read(session, user, student_id, AuditAction.REPORT_READ, object_type="report",
+                    detail={"format": "json"})
+        return report
 
 
 @blp.route("/students/<int:student_id>/skills/<skill>/decisions")

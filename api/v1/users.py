@@ -120,7 +120,8 @@ class UserById(MethodView):
         sessions.
         """
         session = get_session()
-        user = service.update_user(session, service.get_user(session, user_id), data)
+        user = service.update_user(session, service.get_user(session, user_id), data,
+                                   actor=current_user())
         session.commit()
         return user
 

@@ -446,6 +446,8 @@ MATRIX: dict[str, Row] = {
         _all(204, **ADMIN_ONLY), setup=lambda w: _enrolled(w)),
     "GET /access-audit": Row("get", lambda w, c: "/api/v1/access-audit",
                              _all(200, **ADMIN_ONLY)),
+    "GET /audit": Row("get", lambda w, c: f"/api/v1/audit?subject={w.users['student1']}",
+                      _all(200, **ADMIN_ONLY)),
     "GET /classes/{id}/assignments": Row(
         "get", lambda w, c: f"/api/v1/classes/{w.class_id}/assignments",
         _all(200, **NOT_STAFF, teacher2=404)),
