@@ -116,3 +116,32 @@ def test_the_pages_in_chromium(sqlite_world: StudentWorld, live, page) -> None:
     assert page.locator("h1").inner_text() == "Borrados"
     assert _serious(page) == []
     save_screenshot(page, "erasures-es-375")
+
+
+@pytest.mark.browser
+def test_the_audit_log_in_chromium(sqlite_world: StudentWorld, live, page) -> None:
+    world = sqlite_world
+    _sign_in(page, live.url, "teacher1", world.password)
+    page.context.clear_cookies()
+    _sign_in(page, live.url, "admin1", world.password)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(live.url + "/admin/audit")
+    rows = page.locator("#audit-entries tbody tr")
+    # newest first: the administrator's sign-in, then the teacher's
+    assert rows.count() == 2
+    assert "Admin" in rows.nth(0).inner_text() and "Teacher" in rows.nth(1).inner_text()
+    page.get_by_label("Action").select_option("sign_in")
+    page.get_by_label("By user number").fill(str(world.ids["users"]["teacher1"]))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show").click()
+    assert page.locator("#audit-entries tbody tr").count() == 1
+    assert _serious(page) == []
+    save_screenshot(page, "audit-log")
+    page.set_viewport_size({"width": 375, "height": 800})
+    assert page.evaluate("document.documentElement.scrollWidth <= 375")
+    assert _serious(page) == []
+    save_screenshot(page, "audit-log-375")
+    page.context.add_cookies([{"name": "lang", "value": "es", "url": live.url}])
+    page.goto(live.url + "/admin/audit")
+    assert page.locator("h1").inner_text() == "Registro de auditoría"
+    assert _serious(page) == []
