@@ -36,7 +36,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from storage.base import Base, as_utc, enum_type, utcnow
 
@@ -121,6 +121,18 @@ def consenting(session: Session, student_ids: Iterable[int], purpose: Purpose) -
                 _current_consents(ids[start:start + 5000], Purpose(purpose))):
             seen.setdefault(student_id, granted)
     return {student_id for student_id, granted in seen.items() if granted}
+
+
+def consenting_query(purpose: Purpose):
+    """A SELECT of the ids of students whose current consent for ``purpose`` is given (for
+    ``column.in_(...)`` inside a larger query)."""
+    later = aliased(Consent)
+    newer = (select(later.id).where(
+        later.student_id == Consent.student_id, later.purpose == Consent.purpose,
+        (later.at > Consent.at) | ((later.at == Consent.at) & (later.id > Consent.id))))
+    return (select(Consent.student_id)
+            .where(Consent.purpose == Purpose(purpose), Consent.granted.is_(True),
+                   ~newer.exists()))
 
 
 def has_consent(session: Session, student_id: int, purpose: Purpose) -> bool:

@@ -54,6 +54,7 @@ from item_bank.models import (
 from item_bank.services import ANCHOR_STATUSES, add_parameter_set, anchor_bank, change_status
 from storage import as_utc, utcnow
 from storage.errors import Conflict, Invalid, NotFound
+from storage.rights import Purpose, consenting_query
 
 MODELS = ESTIMABLE_MODELS
 KINDS = ("upload", "online")
@@ -410,8 +411,13 @@ def _online_input(session: Session, test_id: int | None, items: Sequence[str] | 
     test = session.get(AdaptiveTest, test_id)
     if test is None:
         raise NotFound(f"no test {test_id}", "test_id")
-    counted = (Attempt.test_id == test_id) & Attempt.status.in_(
+    live = (Attempt.test_id == test_id) & Attempt.status.in_(
         [AttemptStatus.FINISHED, AttemptStatus.IN_PROGRESS])
+    # Pooled calibration uses responses beyond the school's own teaching: only of students
+    # whose research consent is given (issue 16); the others are counted, not used.
+    counted = live & Attempt.user_id.in_(consenting_query(Purpose.RESEARCH))
+    left_out = session.scalar(select(func.count(Attempt.id)).where(live, ~Attempt.user_id.in_(
+        consenting_query(Purpose.RESEARCH)))) or 0
     unscored = (select(Item.code, func.count(Response.id))
                 .join(Attempt, Attempt.id == Response.attempt_id)
                 .join(Item, Item.id == Response.item_id)
@@ -430,7 +436,9 @@ def _online_input(session: Session, test_id: int | None, items: Sequence[str] | 
         raise NoPretestItems(f"test {test.name!r} has no pretest items to calibrate",
                              "test_id", test=test.name)
     _check_counts({c: counts.get(c, 0) for c in wanted}, minimum, "test_id",
-                  where=f" from finished or in-progress attempts at test {test.name!r}",
+                  where=f" from finished or in-progress attempts at test {test.name!r} of "
+                        f"students who gave the research consent ({left_out} attempt(s) "
+                        "left out without it)",
                   test=test.name)
     estimated = wanted
     persons = (select(Response.attempt_id).distinct()
@@ -456,6 +464,7 @@ def _online_input(session: Session, test_id: int | None, items: Sequence[str] | 
         "kind": "online", "test_id": test_id, "test": test.name,
         "n_attempts": data.n_persons, "anchors": sorted(i.code for i in anchors),
         "dropped_items": sorted(set(others) - usable),
+        "attempts_without_research_consent": left_out,
     })
 
 

@@ -185,6 +185,7 @@ def init_app(app: Flask) -> Api:
         indicators,
         items,
         portfolio,
+        privacy,
         rater_analysis,
         report_pdfs,
         reports,
@@ -211,7 +212,8 @@ def init_app(app: Flask) -> Api:
     )
     for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
                    indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
-                   rubric_calibrations, reports, report_pdfs, resources, exports, erasures, audit):
+                   rubric_calibrations, reports, report_pdfs, resources, exports, erasures, audit,
+                   privacy):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

@@ -30,6 +30,7 @@ from cat_engine.models import simulate_responses
 from item_bank.models import CalibrationRun, Item, ItemStatus, RunStatus
 from storage import session_factory, session_scope, utcnow
 from storage.accounts import ApiToken, Role, SchoolClass, User
+from storage.rights import Consent, Purpose
 from tests.api.conftest import ApiWorld, build_world
 
 BASE = "/api/v1/calibration"
@@ -204,9 +205,10 @@ def test_upload_calibrate_review_and_publish(world) -> None:
     assert r.status_code == 422 and "'NOPE'" in r.get_json()["detail"]
 
 
-def _add_students(world, n: int) -> list[str]:
-    """``n`` more students enrolled in 7A, with API tokens (no password sign-in to pay for)."""
-    names = [f"extra{k:03d}" for k in range(n)]
+def _add_students(world, n: int, research: bool = True, prefix: str = "extra") -> list[str]:
+    """``n`` more students enrolled in 7A, with API tokens (no password sign-in to pay for),
+    who gave the research consent (pooled calibration uses no one else's responses)."""
+    names = [f"{prefix}{k:03d}" for k in range(n)]
     with _session(world) as session:
         klass = session.get(SchoolClass, world.class_id)
         for name in names:
@@ -214,6 +216,8 @@ def _add_students(world, n: int) -> list[str]:
                         password_hash="!unusable")
             klass.students.append(user)
             session.flush()
+            if research:
+                session.add(Consent(student_id=user.id, purpose=Purpose.RESEARCH, granted=True))
             token = secrets.token_urlsafe(24)
             session.add(ApiToken(user_id=user.id, token_hash=token_hash(token),
                                  expires_at=utcnow() + timedelta(hours=1)))
@@ -261,6 +265,9 @@ def test_online_calibration_of_pretest_items_and_promotion(world) -> None:
     for k, user in enumerate(students[3:]):  # a third finish, the others are still at it
         _take_test(world, user, float(rng.normal()), parameters, rng,
                    stop_after=None if k % 3 == 0 else 5)
+    # two students without the research consent: their responses stay out of the pool
+    for user in _add_students(world, 2, research=False, prefix="private"):
+        _take_test(world, user, float(rng.normal()), parameters, rng)
     r = world.call("post", f"{BASE}/runs", "assessor1",
                    json={"kind": "online", "test_id": world.test_id, "model": "2pl"})
     assert r.status_code == 202, r.get_json()
@@ -268,6 +275,7 @@ def test_online_calibration_of_pretest_items_and_promotion(world) -> None:
     assert run["status"] == "succeeded", run
     assert run["kind"] == "online" and run["test_id"] == world.test_id
     assert run["input"]["n_attempts"] == 24 and run["summary"]["n_estimated"] == 2
+    assert run["input"]["attempts_without_research_consent"] == 2
     items = {e["item_id"]: e for e in _all_items(world, run["id"])}
     assert {c for c, e in items.items() if not e["fixed"]} == {"PRE-1", "PRE-2"}
     assert items["PRE-1"]["n"] == 24 and items["PRE-1"]["bank"]["status"] == "pretest"
