@@ -446,6 +446,31 @@ MATRIX: dict[str, Row] = {
         _all(204, **ADMIN_ONLY), setup=lambda w: _enrolled(w)),
     "GET /access-audit": Row("get", lambda w, c: "/api/v1/access-audit",
                              _all(200, **ADMIN_ONLY)),
+    "GET /privacy-note": Row("get", lambda w, c: "/api/v1/privacy-note",
+                             dict.fromkeys(ROLES, 200), setup=lambda w: _note(w)),
+    "POST /privacy-note": Row("post", lambda w, c: "/api/v1/privacy-note",
+                              _all(201, **ADMIN_ONLY),
+                              body=lambda w, c: {"title": "Privacy", "body": "What we keep."}),
+    "GET /privacy-note/versions": Row("get", lambda w, c: "/api/v1/privacy-note/versions",
+                                      dict.fromkeys(ROLES, 200)),
+    "GET /privacy-note/versions/{version}": Row(
+        "get", lambda w, c: "/api/v1/privacy-note/versions/1", dict.fromkeys(ROLES, 200),
+        setup=lambda w: _note(w)),
+    "GET /students/{id}/consents": Row(
+        "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/consents",
+        _all(200, student3=404, teacher1=403, teacher2=403, assessor1=403)),
+    "POST /students/{id}/consents": Row(
+        "post", lambda w, c: f"/api/v1/students/{w.users['student1']}/consents",
+        _all(201, student1=403, student3=404, teacher1=403, teacher2=403, assessor1=403),
+        body=lambda w, c: {"purpose": "research", "granted": True}),
+    "GET /students/{id}/groups": Row(
+        "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/groups",
+        _all(200, student3=404, teacher1=403, teacher2=403, assessor1=403),
+        setup=lambda w: _demographics(w)),
+    "PUT /students/{id}/groups": Row(
+        "put", lambda w, c: f"/api/v1/students/{w.users['student1']}/groups",
+        _all(200, student1=403, student3=403, teacher1=403, teacher2=403, assessor1=403),
+        setup=lambda w: _demographics(w), body=lambda w, c: {"groups": {"gender": "f"}}),
     "GET /audit": Row("get", lambda w, c: f"/api/v1/audit?subject={w.users['student1']}",
                       _all(200, **ADMIN_ONLY)),
     "GET /classes/{id}/assignments": Row(
@@ -627,6 +652,20 @@ MATRIX: dict[str, Row] = {
     "POST /retention/purge": Row("post", lambda w, c: "/api/v1/retention/purge",
                                  _all(403, admin1=200), body=lambda w, c: {"dry_run": True}),
 }
+
+
+def _note(world: ApiWorld) -> dict:
+    r = world.call("post", "/api/v1/privacy-note", "admin1",
+                   json={"title": "Privacy", "body": "What we keep."})
+    assert r.status_code == 201, r.get_json()
+    return {}
+
+
+def _demographics(world: ApiWorld) -> dict:
+    r = world.call("post", f"/api/v1/students/{world.users['student1']}/consents", "admin1",
+                   json={"purpose": "demographics", "granted": True})
+    assert r.status_code == 201, r.get_json()
+    return {}
 
 
 def _rubric_body() -> dict:
