@@ -27,6 +27,7 @@ from api import (
     pages,
     portfolio_pages,
     practice_pages,
+    privacy_pages,
     rate_limits,
     rater_pages,
     report_pages,
@@ -136,6 +137,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(resource_pages.bp)
     app.register_blueprint(practice_pages.bp)
     app.register_blueprint(rights_pages.bp)
+    app.register_blueprint(privacy_pages.bp)
     v1.init_app(app)
     xapi.init_app(app, rate_limits.init_app(app))
     return app

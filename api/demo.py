@@ -64,6 +64,7 @@ from item_bank.services import delivery_bank
 from storage import DatabaseError, make_engine, mask_url, utcnow
 from storage.accounts import DATABASE_KIND, DEMO_KIND, AppMeta, Role, SchoolClass, User
 from storage.migrate import upgrade
+from storage.rights import PrivacyNote
 
 DEMO_PASSWORD = "demo-password"
 FIELD_TRIAL_RESPONSES_PER_ITEM = 1500
@@ -236,6 +237,47 @@ def demo_translations() -> dict[str, dict]:
     }}
 
 
+DEMO_PRIVACY_TITLE = "Your data at this school: what we keep and why"
+#: The demo's privacy note: plain words for 12-year-olds and their parents.
+DEMO_PRIVACY_NOTE = """\
+This note says what the school's quiz and report system keeps about you, why it keeps it, who can \
+see it, and for how long. If anything here is unclear, ask your teacher or the school office.
+
+**What we keep**
+
+- Your name and username, so you can sign in and your teachers know whose work it is.
+- Your answers to quizzes, how long each took, and your results.
+- The drafts you hand in for tasks, the comments on them, and the steps you took in learning apps.
+- Your teachers' scores of your oral defenses, their decisions about your skills, and any appeal \
+you make.
+- Extra time you are allowed in tests, if you have it.
+
+**Why we keep it**
+
+- To choose quiz questions that fit you, and to show you and your teachers what you have \
+mastered and what to practise next.
+- To let your teachers decide about your skills. The computer only suggests; a teacher decides, \
+and you can appeal.
+
+**Who can see it**
+
+- You can see your own results and download everything we keep about you.
+- Your teachers see the work done in their classes. School administrators can see what they \
+need to run the school.
+- Nobody outside the school sees your name. If your answers are used for research (for example \
+to check new quiz questions), this only happens if you and your parents agree, and your name is \
+replaced by a random code.
+
+**How long we keep it**
+
+The list below says how long each kind of record is kept. You or your parents can ask the school \
+to erase your data at any time. Every time someone reads your report or your work, it is written \
+down, so you can see who looked.
+"""
+DEMO_RETENTION = {"attempts": 1095, "statements": 730, "drafts": 1095, "page_sessions": 30,
+                  "report_jobs": 30}
+
+
 def _fill(connection: Connection, items, calibration: CalibrationResult,
           usernames: list[str], seed: int, base_url: str) -> None:
     """Migrate an empty database on ``connection`` to head and write the demo into it."""
@@ -271,6 +313,11 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
     _add_defenses(session, teacher, co_teachers, classes[0], students[:DEMO_CLUB_SIZE], rubric.id)
     _publish_demo_calibration(session, rubric, [teacher, *co_teachers])
     _add_attempts(session, students, test.id, base_url, seed)
+    admin = next(u for u in accounts if u.role == Role.ADMIN)
+    session.add(PrivacyNote(version=1, title=DEMO_PRIVACY_TITLE, body=DEMO_PRIVACY_NOTE,
+                            retention=dict(DEMO_RETENTION), keep_anonymous_responses=True,
+                            published_by=admin.id))
+    session.flush()
     session.close()
 
 
