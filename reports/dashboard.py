@@ -27,8 +27,10 @@ Parts (see :func:`class_dashboard` for the shape):
   - *share mastered*: the share of the students with evidence of the skill whose decision now is
     "mastered".
 
-- **fairness**: for each group variable the data hold (today: the time accommodation, the one
-  attribute of students stored; ``standard`` when a student has none), per group and skill: n,
+- **fairness**: for each group variable the data hold (the time accommodation, ``standard``
+  when a student has none; and the group variables of students whose demographics consent is
+  given, ``student_groups``; a student without a value is in no group of it), per group and
+  skill: n,
   the rate of each decision and the mean theta with a 95% interval (Student's t over the
   students' estimates). Groups of fewer than :data:`MIN_GROUP` students are marked
   ``too_few`` and carry no figures at all (not even their n). And the DIF results stored with
@@ -55,6 +57,7 @@ from item_bank.models import CalibrationRun, Item
 from reports import report as report_module
 from reports.models import DECISIONS, MasteryDecision
 from storage.accounts import Accommodation, SchoolClass, TimeAccommodation, User
+from storage.rights import Purpose, StudentGroup, consenting_query
 
 #: Groups with fewer students than this are shown as "too few to compare", with no figures.
 MIN_GROUP = 5
@@ -374,7 +377,9 @@ def fairness(reports: Sequence[Report], groups: Mapping[int, Mapping[str, str]],
         Per variable: ``variable`` and ``groups``, each ``{"group", "too_few", "n",
         "overall", "skills"}`` (``n``, ``overall`` and ``skills`` are ``None`` when too few).
     """
-    variables = [v for v in GROUP_VARIABLES if any(v in g for g in groups.values())]
+    present = {v for g in groups.values() for v in g}
+    variables = ([v for v in GROUP_VARIABLES if v in present]
+                 + sorted(present - set(GROUP_VARIABLES)))
     out = []
     for variable in variables:
         members: dict[str, list[Report]] = {}
@@ -463,11 +468,20 @@ def aggregate(reports: Sequence[Report], *,
 
 
 def _accommodation_groups(session: Session, student_ids: Sequence[int]) -> dict[int, dict]:
-    """Student id -> {"time_accommodation": standard | extended | none}."""
+    """Student id -> {"time_accommodation": standard | extended | none, and the student's
+    stored group variables (``student_groups``) when their demographics consent is given}."""
     stored = dict(session.execute(select(Accommodation.user_id, Accommodation.time).where(
         Accommodation.user_id.in_(student_ids))).all())
-    return {sid: {"time_accommodation": TimeAccommodation(
+    groups = {sid: {"time_accommodation": TimeAccommodation(
         stored.get(sid, TimeAccommodation.STANDARD)).value} for sid in student_ids}
+    consenting = consenting_query(Purpose.DEMOGRAPHICS)
+    for sid, variable, value in session.execute(
+            select(StudentGroup.student_id, StudentGroup.variable, StudentGroup.value).where(
+                StudentGroup.student_id.in_(student_ids),
+                StudentGroup.student_id.in_(consenting))):
+        if variable != "time_accommodation":
+            groups[sid][variable] = value
+    return groups
 
 
 def _teacher_mastered(session: Session, student_ids: Sequence[int]) -> dict[int, dict]:

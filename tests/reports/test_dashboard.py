@@ -386,3 +386,26 @@ def test_only_the_class_teacher_and_admins_see_the_dashboard(school) -> None:
                                           world.ids["class_id"], now=now)
         with pytest.raises(NotFound):
             dashboard.class_dashboard(session, admin, 10**6, now=now)
+
+
+def test_group_variables_count_only_with_the_demographics_consent(school) -> None:
+    from storage.accounts import User
+    from storage.rights import Consent, Purpose, StudentGroup
+
+    world, now, *_ = school
+    users = world.ids["users"]
+    with world.db() as session:
+        # student1 consented and has a home language; student2's row was left behind without
+        # a consent (as if written by hand): it must not count
+        session.add(Consent(student_id=users["student1"], purpose=Purpose.DEMOGRAPHICS,
+                            granted=True))
+        session.add_all([
+            StudentGroup(student_id=users["student1"], variable="home_language", value="es"),
+            StudentGroup(student_id=users["student2"], variable="home_language", value="en"),
+            StudentGroup(student_id=users["student2"], variable="gender", value="f")])
+    with world.db() as session:
+        teacher = session.get(User, users["teacher1"])
+        out = dashboard.class_dashboard(session, teacher, world.ids["class_id"], now=now)
+    variables = {v["variable"]: v for v in out["fairness"]}
+    assert list(variables) == ["time_accommodation", "home_language"]
+    assert [g["group"] for g in variables["home_language"]["groups"]] == ["es"]
