@@ -68,16 +68,25 @@ ASSIGNMENT_FIELDS = ("opens_at", "closes_at", "time_limit_minutes", "max_attempt
 # -- the school scope ----------------------------------------------------------------------------
 
 
-def reaches_users(admin: User, column) -> ColumnElement[bool]:
-    """A SQL condition on a user-id ``column``: the users the administrator ``admin`` reaches.
+def _school_people(school_id: int) -> Select:
+    """The ids of a school's people: its accounts, and the students enrolled in its classes
+    (a class's roster is its school's to see, wherever the student's account belongs)."""
+    enrolled = (select(class_members.c.user_id)
+                .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
+                .where(SchoolClass.school_id == school_id))
+    return select(User.id).where(User.school_id == school_id).union(enrolled)
 
-    ``true()`` for a district administrator (no school); for a school's administrator, the ids
-    of that school's users. Use it to filter rows that refer to a person (attempts, drafts,
-    defenses, audit entries) without loading the people.
+
+def reaches_users(admin: User, column) -> ColumnElement[bool]:
+    """A SQL condition on a user-id ``column``: the people the administrator ``admin`` reaches.
+
+    ``true()`` for a district administrator (no school); for a school's administrator, the
+    school's accounts and the students enrolled in its classes. Use it to filter rows that
+    refer to a person (attempts, defenses, audit entries) without loading the people.
     """
     if admin.school_id is None:
         return true()
-    return column.in_(select(User.id).where(User.school_id == admin.school_id))
+    return column.in_(_school_people(admin.school_id))
 
 
 def reaches_classes(admin: User, column) -> ColumnElement[bool]:
@@ -88,11 +97,19 @@ def reaches_classes(admin: User, column) -> ColumnElement[bool]:
     return column.in_(select(SchoolClass.id).where(SchoolClass.school_id == admin.school_id))
 
 
-def reaches(viewer: User, user: User | None) -> bool:
-    """Whether ``viewer``, an administrator, reaches ``user`` (see
-    :func:`storage.accounts.admin_reaches_user`); false for ``None`` and for non-administrators.
-    """
-    return user is not None and admin_reaches_user(viewer, user)
+def reaches(session: Session, viewer: User, user: User | None) -> bool:
+    """Whether ``viewer``, an administrator, reaches ``user``: everyone for a district
+    administrator; for a school's, its accounts (see :func:`storage.accounts.
+    admin_reaches_user`) and the students enrolled in its classes. False for ``None`` and for
+    anyone who is not an administrator."""
+    if user is None or viewer.role != Role.ADMIN:
+        return False
+    if admin_reaches_user(viewer, user):
+        return True
+    return session.scalar(select(func.count()).select_from(class_members)
+                          .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
+                          .where(class_members.c.user_id == user.id,
+                                 SchoolClass.school_id == viewer.school_id)) > 0
 
 
 # -- accounts ------------------------------------------------------------------------------------
@@ -139,7 +156,7 @@ def get_user(session: Session, user_id: int, viewer: User | None = None) -> User
         No such account, or (``viewer`` given) one of another school than the viewer's.
     """
     user = session.get(User, user_id)
-    if user is None or (viewer is not None and not reaches(viewer, user)):
+    if user is None or (viewer is not None and not reaches(session, viewer, user)):
         raise NotFound(f"no user {user_id}")
     return user
 
@@ -382,7 +399,7 @@ def accommodated_student(session: Session, viewer: User, user_id: int) -> User:
         No such student, or (for a teacher) not one they teach.
     """
     student = session.get(User, user_id)
-    allowed = reaches(viewer, student) or (
+    allowed = reaches(session, viewer, student) or (
         viewer.role == Role.TEACHER and teaches(session, viewer, user_id))
     if student is None or student.role != Role.STUDENT or not allowed:
         raise NotFound(f"no student {user_id} you may see")
@@ -506,7 +523,7 @@ def _owner(session: Session, viewer: User, teacher_id: int | None, required: boo
         return None
     teacher = session.get(User, teacher_id)
     if (teacher is None or teacher.role != Role.TEACHER or not teacher.is_active
-            or not reaches(viewer, teacher)):
+            or not reaches(session, viewer, teacher)):
         raise Invalid(f"user {teacher_id} is not an active teacher", field="teacher_id")
     return teacher.id
 
@@ -647,7 +664,7 @@ def enrol(session: Session, actor: User, klass: SchoolClass, *, user_id: int | N
         field, shown = "username", f"user {username!r}"
         student = session.scalar(select(User).where(User.username == username))
     if (student is None or student.role != Role.STUDENT or not student.is_active
-            or not reaches(actor, student)):
+            or not reaches(session, actor, student)):
         raise Invalid(f"{shown} cannot be enrolled: there is no active student with this "
                       f"{'id' if field == 'user_id' else 'username'}", field=field)
     if _enrolled(session, klass.id, student.id):

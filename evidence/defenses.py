@@ -257,7 +257,7 @@ def visible_defense(session: Session, viewer: User, defense_id: int) -> Defense:
     if defense is None:
         raise _missing(defense_id)
     if viewer.role == Role.ADMIN:
-        if not reaches(viewer, session.get(User, defense.student_id)):
+        if not reaches(session, viewer, session.get(User, defense.student_id)):
             raise _missing(defense_id)
         return defense
     if viewer.role == Role.STUDENT:
@@ -871,7 +871,7 @@ def student_defenses(session: Session, viewer: User, student_id: int) -> Select:
         raise missing
     if viewer.role == Role.STUDENT and viewer.id != student_id:
         raise missing
-    if viewer.role == Role.ADMIN and not reaches(viewer, student):
+    if viewer.role == Role.ADMIN and not reaches(session, viewer, student):
         raise missing
     query = defenses_query(viewer, student_id=student_id)
     if (viewer.role == Role.TEACHER and not teaches(session, viewer, student_id)

@@ -112,7 +112,7 @@ def student_scope(session: Session, viewer: User, student_id: int,
     if student is None or student.role != Role.STUDENT:
         raise missing
     if viewer.role == Role.ADMIN:
-        if not reaches(viewer, student):
+        if not reaches(session, viewer, student):
             raise missing
         return StudentScope(student, viewer, None)
     taught = tuple(session.scalars(

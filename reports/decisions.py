@@ -85,7 +85,7 @@ def _student_for_staff(session: Session, staff: User, student_id: int) -> User:
         raise Forbidden("decisions and answers to appeals are for the student's teacher or an "
                         f"administrator; you are {staff.role.value}")
     student = session.get(User, student_id)
-    allowed = reaches(staff, student) or teaches(session, staff, student_id)
+    allowed = reaches(session, staff, student) or teaches(session, staff, student_id)
     if student is None or student.role != Role.STUDENT or not allowed:
         raise NotFound(f"no student {student_id} you may see")
     return student

@@ -368,7 +368,8 @@ MATRIX: dict[str, Row] = {
     "GET /users/{id}": Row("get", lambda w, c: f"/api/v1/users/{w.users['student1']}",
                            _all(200, **ADMIN_ONLY, **OTHER_SCHOOL)),
     "PATCH /users/{id}": Row("patch", lambda w, c: f"/api/v1/users/{w.users['student2']}",
-                             _all(200, **ADMIN_ONLY, **OTHER_SCHOOL), body=lambda w, c: {"display_name": "S2"}),
+                             _all(200, **ADMIN_ONLY, **OTHER_SCHOOL),
+                             body=lambda w, c: {"display_name": "S2"}),
     "GET /users/{id}/accommodation": Row(
         "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/accommodation",
         _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
@@ -403,7 +404,8 @@ MATRIX: dict[str, Row] = {
         "post", lambda w, c: f"/api/v1/classes/{w.class_id}/report-pack",
         _all(202, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), body=lambda w, c: {"language": "es"}),
     "GET /report-jobs/{id}": Row("get", lambda w, c: f"/api/v1/report-jobs/{c['job']}",
-                                 _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_report_job),
+                                 _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
+                                 setup=_report_job),
     "GET /report-jobs/{id}/pdf": Row(  # queued, not rendered yet: 409 for those allowed
         "get", lambda w, c: f"/api/v1/report-jobs/{c['job']}/pdf",
         _all(409, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_report_job),
@@ -418,7 +420,8 @@ MATRIX: dict[str, Row] = {
     "GET /classes/{id}": Row("get", lambda w, c: f"/api/v1/classes/{w.class_id}",
                              _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
     "PATCH /classes/{id}": Row("patch", lambda w, c: f"/api/v1/classes/{c['class']}",
-                               _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_class_of_teacher1,
+                               _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
+                               setup=_class_of_teacher1,
                                body=lambda w, c: {"name": f"R-{uuid.uuid4().hex[:6]}"}),
     "DELETE /classes/{id}": Row("delete", lambda w, c: f"/api/v1/classes/{c['class']}",
                                 _all(204, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
@@ -463,12 +466,14 @@ MATRIX: dict[str, Row] = {
         _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
     "POST /classes/{id}/tasks": Row(
         "post", lambda w, c: f"/api/v1/classes/{w.class_id}/tasks",
-        _all(201, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), body=lambda w, c: {"title": "Poster"}),
+        _all(201, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
+        body=lambda w, c: {"title": "Poster"}),
     "GET /tasks": Row("get", lambda w, c: "/api/v1/tasks",
                       _all(403, student1=200, student3=200)),
     "GET /tasks/{id}": Row(
         "get", lambda w, c: f"/api/v1/tasks/{c['task']}",
-        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL), setup=_task_of_teacher1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_task_of_teacher1),
     "PATCH /tasks/{id}": Row(
         "patch", lambda w, c: f"/api/v1/tasks/{c['task']}",
         _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_task_of_teacher1,
@@ -478,30 +483,36 @@ MATRIX: dict[str, Row] = {
         _all(204, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_task_of_teacher1),
     "GET /tasks/{id}/drafts": Row(
         "get", lambda w, c: f"/api/v1/tasks/{c['task']}/drafts",
-        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "POST /tasks/{id}/drafts": Row(
         "post", lambda w, c: f"/api/v1/tasks/{c['task']}/drafts",
         _all(403, student1=201, student3=404), setup=_task_of_teacher1, data=_draft_file),
     "GET /drafts/{id}": Row(
         "get", lambda w, c: f"/api/v1/drafts/{c['draft']}",
-        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "GET /drafts/{id}/diff": Row(
         "get", lambda w, c: f"/api/v1/drafts/{c['draft']}/diff?against={c['against']}",
-        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "GET /drafts/{id}/comments": Row(
         "get", lambda w, c: f"/api/v1/drafts/{c['draft']}/comments",
-        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "POST /drafts/{id}/comments": Row(
         "post", lambda w, c: f"/api/v1/drafts/{c['draft']}/comments",
         _all(201, student1=403, student3=403, assessor1=403, teacher2=404, **OTHER_SCHOOL),
         setup=_drafts_of_student1, body=lambda w, c: {"body": "Good."}),
     "GET /files/{sha256}": Row(
         "get", lambda w, c: f"/api/v1/files/{c['sha256']}",
-        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "GET /xapi/clients": Row("get", lambda w, c: "/api/v1/xapi/clients",
                              _all(200, **NOT_STAFF)),
     "POST /xapi/clients": Row(
-        "post", lambda w, c: "/api/v1/xapi/clients", _all(201, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
+        "post", lambda w, c: "/api/v1/xapi/clients",
+        _all(201, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
         body=lambda w, c: {"name": "Quiz app", "class_id": w.class_id}),
     "GET /xapi/clients/{id}": Row(
         "get", lambda w, c: f"/api/v1/xapi/clients/{c['client']}",
