@@ -143,7 +143,7 @@ def demo(
 
     Refuses to touch a database that was not made by this command.
     """
-    from api.demo import DEMO_PASSWORD, build_demo
+    from api.demo import DEMO_PASSWORD, DEMO_SCHOOL, DISTRICT_ADMIN, build_demo
 
     engine = settings.engine()
     click.echo(f"Building the demo database in {mask_url(engine.url)} ...")
@@ -157,6 +157,10 @@ def demo(
     click.echo(
         f"  Demo accounts: {students[0]}..{students[-1]}, {', '.join(others)}; "
         f"password '{DEMO_PASSWORD}'."
+    )
+    click.echo(
+        f"  Everyone is in the school '{DEMO_SCHOOL}' except {DISTRICT_ADMIN} (the district's "
+        "administrator); schooladmin1 administers that school only."
     )
     click.echo(
         "  These accounts exist only in this demo database; never use them on a real one."
@@ -274,6 +278,55 @@ def files_gc(settings: _Settings, files_dir: str | None, grace_seconds: int) -> 
         done = collect_garbage(session, FileStore(root), grace_seconds=grace_seconds)
     click.echo(f"removed {done['files']} file(s) ({done['bytes']:,} bytes) and {done['rows']} "
                f"unreferenced record(s) from {root}")
+
+
+@cli.group(cls=_Group)
+def schools() -> None:
+    """Schools: a school's administrators see only its classes, teachers and students."""
+
+
+@schools.command("create")
+@click.argument("name")
+@click.option("--erasure-confirmation", type=click.Choice(["second_admin", "delay"]),
+              default="second_admin", show_default=True,
+              help="How an erasure is confirmed: by a second administrator, or after a delay.")
+@click.option("--erasure-delay-days", type=click.IntRange(1, 365), default=14,
+              show_default=True, help="Days before an erasure confirmed by delay is done.")
+@click.option("--students-may-consent", is_flag=True,
+              help="Students record their own consents (otherwise administrators do).")
+@click.pass_obj
+def schools_create(settings: _Settings, name: str, erasure_confirmation: str,
+                   erasure_delay_days: int, students_may_consent: bool) -> None:
+    """Create the school NAME (audited, with no actor: the command line)."""
+    from rights.schools import create_school
+
+    with session_scope(session_factory(settings.engine())) as session:
+        school = create_school(session, None, name, erasure_confirmation=erasure_confirmation,
+                               erasure_delay_days=erasure_delay_days,
+                               students_may_consent=students_may_consent)
+        click.echo(f"created school {school.id}: {school.name}")
+
+
+@schools.command("list")
+@click.pass_obj
+def schools_list(settings: _Settings) -> None:
+    """List the schools with their settings and how many people and classes each holds."""
+    from sqlalchemy import select
+
+    from rights.schools import school_view
+    from storage.accounts import School
+
+    with session_scope(session_factory(settings.engine())) as session:
+        rows = session.scalars(select(School).order_by(School.name)).all()
+        if not rows:
+            click.echo("no schools: every administrator administers the whole deployment")
+        for school in rows:
+            v = school_view(session, school)
+            click.echo(f"{v['id']}\t{v['name']}\t{v['n_students']} students, "
+                       f"{v['n_teachers']} teachers, {v['n_admins']} admins, "
+                       f"{v['n_classes']} classes\terasure: {v['erasure_confirmation']}"
+                       f" ({v['erasure_delay_days']} days)\tstudents may consent: "
+                       f"{'yes' if v['students_may_consent'] else 'no'}")
 
 
 from api.calibration_cli import calibrate_command, dif_command, link_command  # noqa: E402

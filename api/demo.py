@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, inspect, literal, select
+from sqlalchemy import Connection, Engine, inspect, literal, select, update
 from sqlalchemy import table as table_named
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
@@ -62,7 +62,15 @@ from item_bank.models import (
 )
 from item_bank.services import delivery_bank
 from storage import DatabaseError, make_engine, mask_url, utcnow
-from storage.accounts import DATABASE_KIND, DEMO_KIND, AppMeta, Role, SchoolClass, User
+from storage.accounts import (
+    DATABASE_KIND,
+    DEMO_KIND,
+    AppMeta,
+    Role,
+    School,
+    SchoolClass,
+    User,
+)
 from storage.migrate import upgrade
 from storage.rights import PrivacyNote
 
@@ -73,6 +81,10 @@ DEMO_STUDENTS = 30
 #: Where ``make demo`` serves the demo unless told otherwise (``--port``, CAT_ENGINE_PUBLIC_URL).
 DEMO_BASE_URL = "http://127.0.0.1:5000"
 DEMO_TEST_NAME = "Mathematics check-up (adaptive)"
+#: Every demo account and class is in this school, except ``admin1``, the district's
+#: administrator; ``schooladmin1`` administers the school alone.
+DEMO_SCHOOL = "Demo School"
+DISTRICT_ADMIN = "admin1"
 #: The exposure target: no item should be in more than this share of tests. The control withholds
 #: items from ``DEMO_EXPOSURE_LIMIT`` on, as restricted progressive overshoots its limit by a few
 #: points between updates of the counters (checked by simulation in tests/api/test_demo_engine.py).
@@ -188,7 +200,7 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123,
     calibration = field_trial_calibration(items, seed)
     usernames = (
         [f"student{i}" for i in range(1, DEMO_STUDENTS + 1)]
-        + ["teacher1", "teacher2", "teacher3", "assessor1", "admin1"]
+        + ["teacher1", "teacher2", "teacher3", "assessor1", DISTRICT_ADMIN, "schooladmin1"]
     )
 
     def fill(connection: Connection) -> None:
@@ -285,6 +297,11 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
     session = Session(bind=connection)
     session.add(AppMeta(key=DATABASE_KIND, value=DEMO_KIND))
     accounts = _add_accounts(session, usernames)
+    school = School(name=DEMO_SCHOOL)
+    session.add(school)
+    session.flush()
+    for account in accounts:
+        account.school_id = None if account.username == DISTRICT_ADMIN else school.id
     rows = [_item_row(item, seed, calibration) for item in items]
     session.add_all(rows)
     test = AdaptiveTest(
@@ -301,8 +318,10 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
     # Two classes, so a teacher's view and a student's list are not the whole school.
     half = len(students) // 2
     classes = [
-        SchoolClass(name="Year 8 Maths", teacher=teacher, students=students[:half]),
-        SchoolClass(name="Year 9 Maths", teacher=teacher, students=students[half:]),
+        SchoolClass(name="Year 8 Maths", teacher=teacher, students=students[:half],
+                    school_id=school.id),
+        SchoolClass(name="Year 9 Maths", teacher=teacher, students=students[half:],
+                    school_id=school.id),
     ]
     session.add_all([test, *classes])
     session.flush()
@@ -313,11 +332,13 @@ def _fill(connection: Connection, items, calibration: CalibrationResult,
     _add_defenses(session, teacher, co_teachers, classes[0], students[:DEMO_CLUB_SIZE], rubric.id)
     _publish_demo_calibration(session, rubric, [teacher, *co_teachers])
     _add_attempts(session, students, test.id, base_url, seed)
-    admin = next(u for u in accounts if u.role == Role.ADMIN)
+    admin = next(u for u in accounts if u.username == "admin1")  # the district's
     session.add(PrivacyNote(version=1, title=DEMO_PRIVACY_TITLE, body=DEMO_PRIVACY_NOTE,
                             retention=dict(DEMO_RETENTION), keep_anonymous_responses=True,
                             published_by=admin.id))
     session.flush()
+    session.execute(update(SchoolClass).where(SchoolClass.school_id.is_(None))
+                    .values(school_id=school.id))  # the club and study group, made above
     session.close()
 
 
@@ -682,6 +703,8 @@ def _add_accounts(session, usernames: list[str]) -> list[User]:
             role, name = Role.TEACHER, TEACHER_NAMES.get(username, username.title())
         elif username.startswith("admin"):
             role, name = Role.ADMIN, "Admin One"
+        elif username.startswith("schooladmin"):
+            role, name = Role.ADMIN, "School Admin One"
         else:
             role, name = Role.ASSESSOR, "Assessor One"
         accounts.append(

@@ -29,6 +29,7 @@ from cat_engine.errors import BankExhaustedError, CATError, InvalidResponseError
 from cat_engine.exposure import ExposureStats, ItemEligibility
 from cat_engine.models import response_log_probability
 from evidence import statements as step_log
+from evidence.classes import reaches, reaches_users
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
 from item_bank.eligibility import eligibility_stats, record_eligibility
 from item_bank.models import AdaptiveTest, ItemExposure
@@ -736,12 +737,16 @@ def _taught_assignments(teacher: User):
 def may_see_attempt(session: Session, user: User, attempt: Attempt) -> bool:
     """Whether ``user`` may read ``attempt``.
 
-    A student their own; administrators and assessors any; a teacher only those made under
+    A student their own; assessors and district administrators any; a school's administrator
+    those of the people it reaches (:func:`evidence.classes.reaches`); a teacher only those
+    made under
     an assignment of a class they teach: not the same student's attempts at other teachers'
     assignments, and none once the assignment is deleted.
     """
-    if user.role in (Role.ADMIN, Role.ASSESSOR) or user.id == attempt.user_id:
+    if user.role == Role.ASSESSOR or user.id == attempt.user_id:
         return True
+    if user.role == Role.ADMIN:
+        return reaches(session, user, session.get(User, attempt.user_id))
     if user.role != Role.TEACHER or attempt.assignment_id is None:
         return False
     return session.scalar(
@@ -756,7 +761,9 @@ def attempt_query(user: User):
     query = select(Attempt).order_by(Attempt.id.desc())
     if user.role == Role.TEACHER:
         return query.where(Attempt.assignment_id.in_(_taught_assignments(user)))
-    if user.role not in (Role.ADMIN, Role.ASSESSOR):
+    if user.role == Role.ADMIN:
+        return query.where(reaches_users(user, Attempt.user_id))
+    if user.role != Role.ASSESSOR:
         return query.where(Attempt.user_id == user.id)
     return query
 

@@ -8,7 +8,9 @@ Who may see what:
 
 - administrators see and change every account and class, and alone enrol students and set
   accommodations: enrolment is what gives a teacher access to a student's work, so a teacher
-  cannot grant it to themselves;
+  cannot grant it to themselves. A school's administrator (``users.school_id`` set) does so
+  within that school only: another school's account, class or student is *not found*, as for
+  teachers; a district administrator (no school) reaches everyone;
 - a teacher sees their own classes, the students enrolled in them (and those students'
   accommodations, read-only), and the attempts made under their classes' assignments. Another
   teacher's class, or a student the teacher does not teach, is *not found*, never *forbidden*,
@@ -27,7 +29,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, delete, func, insert, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -41,12 +43,16 @@ from storage.accounts import (
     ApiToken,
     PageSession,
     Role,
+    School,
     SchoolClass,
     TimeAccommodation,
     User,
     UsernameError,
+    admin_reaches_class,
+    admin_reaches_user,
     class_members,
     normalize_username,
+    school_condition,
 )
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
 from storage.rights import AuditAction
@@ -57,8 +63,55 @@ MAX_TIME_LIMIT_MINUTES = 1440
 MAX_TIME_FACTOR = 4.0
 DEFAULT_TIME_FACTOR = 1.5
 USERNAME_PATTERN = re.compile(r"^[\w.@+-]{1,80}$")
-USER_FIELDS = ("display_name", "role", "is_active", "password")
+USER_FIELDS = ("display_name", "role", "is_active", "password", "school_id")
 ASSIGNMENT_FIELDS = ("opens_at", "closes_at", "time_limit_minutes", "max_attempts")
+
+
+# -- the school scope ----------------------------------------------------------------------------
+
+
+def _school_people(school_id: int) -> Select:
+    """The ids of a school's people: its accounts, and the students enrolled in its classes
+    (a class's roster is its school's to see, wherever the student's account belongs)."""
+    enrolled = (select(class_members.c.user_id)
+                .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
+                .where(SchoolClass.school_id == school_id))
+    return select(User.id).where(User.school_id == school_id).union(enrolled)
+
+
+def reaches_users(admin: User, column) -> ColumnElement[bool]:
+    """A SQL condition on a user-id ``column``: the people the administrator ``admin`` reaches.
+
+    ``true()`` for a district administrator (no school); for a school's administrator, the
+    school's accounts and the students enrolled in its classes. Use it to filter rows that
+    refer to a person (attempts, defenses, audit entries) without loading the people.
+    """
+    if admin.school_id is None:
+        return true()
+    return column.in_(_school_people(admin.school_id))
+
+
+def reaches_classes(admin: User, column) -> ColumnElement[bool]:
+    """A SQL condition on a class-id ``column``: the classes the administrator ``admin``
+    reaches (``true()`` for a district administrator)."""
+    if admin.school_id is None:
+        return true()
+    return column.in_(select(SchoolClass.id).where(SchoolClass.school_id == admin.school_id))
+
+
+def reaches(session: Session, viewer: User, user: User | None) -> bool:
+    """Whether ``viewer``, an administrator, reaches ``user``: everyone for a district
+    administrator; for a school's, its accounts (see :func:`storage.accounts.
+    admin_reaches_user`) and the students enrolled in its classes. False for ``None`` and for
+    anyone who is not an administrator."""
+    if user is None or viewer.role != Role.ADMIN:
+        return False
+    if admin_reaches_user(viewer, user):
+        return True
+    return session.scalar(select(func.count()).select_from(class_members)
+                          .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
+                          .where(class_members.c.user_id == user.id,
+                                 SchoolClass.school_id == viewer.school_id)) > 0
 
 
 # -- accounts ------------------------------------------------------------------------------------
@@ -68,7 +121,7 @@ def user_query(viewer: User, role: Role | None = None, q: str | None = None) -> 
     """The accounts ``viewer`` may list, by username; optionally one role and a search text.
 
     Only administrators list accounts: they alone enrol students, so no one else needs the
-    school's list of names.
+    school's list of names. A school's administrator lists that school's accounts only.
 
     Parameters
     ----------
@@ -87,6 +140,7 @@ def user_query(viewer: User, role: Role | None = None, q: str | None = None) -> 
     query = select(User).order_by(User.username)
     if viewer.role != Role.ADMIN:
         raise Forbidden(f"listing accounts needs the role admin; you are {viewer.role.value}")
+    query = query.where(school_condition(viewer, User.school_id))
     if role is not None:
         query = query.where(User.role == role)
     if q:
@@ -95,18 +149,50 @@ def user_query(viewer: User, role: Role | None = None, q: str | None = None) -> 
     return query
 
 
-def get_user(session: Session, user_id: int) -> User:
-    """The account with id ``user_id``.
+def get_user(session: Session, user_id: int, viewer: User | None = None) -> User:
+    """The account with id ``user_id`` (as the administrator ``viewer`` may see it, if given).
 
     Raises
     ------
     NotFound
-        No such account.
+        No such account, or (``viewer`` given) one of another school than the viewer's.
     """
     user = session.get(User, user_id)
-    if user is None:
+    if user is None or (viewer is not None and not reaches(session, viewer, user)):
         raise NotFound(f"no user {user_id}")
     return user
+
+
+def get_school(session: Session, school_id: int | None, field: str = "school_id") -> School | None:
+    """The school ``school_id`` (``None`` for none).
+
+    Raises
+    ------
+    Invalid
+        No such school (named by ``field``).
+    """
+    if school_id is None:
+        return None
+    school = session.get(School, school_id)
+    if school is None:
+        raise Invalid(f"there is no school {school_id}", field=field)
+    return school
+
+
+def _school_for(session: Session, actor: User | None, school_id: Any, given: bool) -> int | None:
+    """The school an account created or moved by ``actor`` is to belong to.
+
+    A district administrator (or the command line, ``actor`` None) names any school or none; a
+    school's administrator keeps accounts in their own school (naming it is allowed).
+    """
+    if actor is not None and actor.school_id is not None:
+        if given and school_id != actor.school_id:
+            raise Forbidden("a school's administrator keeps accounts in their own school "
+                            f"({actor.school_id}); only a district administrator moves them",
+                            field="school_id")
+        return actor.school_id
+    school = get_school(session, school_id) if given else None
+    return school.id if school is not None else None
 
 
 def _check_password(password: str) -> None:
@@ -115,17 +201,25 @@ def _check_password(password: str) -> None:
                       field="password")
 
 
+_NO_SCHOOL = object()
+
+
 def create_user(session: Session, *, username: str, role: Role, password: str,
-                display_name: str = "") -> User:
+                display_name: str = "", school_id: Any = _NO_SCHOOL,
+                actor: User | None = None) -> User:
     """Create an account.
 
     Usernames are letters, digits and ``. @ + - _`` (at most 80), unique regardless of case, so
     ``Student1`` and ``student1`` cannot both exist. The password is stored as a salted hash.
+    A school's administrator (``actor``) creates accounts in their own school; a district
+    administrator (or the command line) in the school ``school_id`` names, or in none.
 
     Raises
     ------
     Invalid
-        A malformed username or a password shorter than ``MIN_PASSWORD_LENGTH``.
+        A malformed username, a password shorter than ``MIN_PASSWORD_LENGTH``, no such school.
+    Forbidden
+        A school's administrator named another school.
     Conflict
         The username is taken.
     """
@@ -138,11 +232,13 @@ def create_user(session: Session, *, username: str, role: Role, password: str,
     if not USERNAME_PATTERN.match(username):
         raise Invalid("username must be 1 to 80 letters, digits or . @ + - _", field="username")
     _check_password(password)
+    school = _school_for(session, actor, None if school_id is _NO_SCHOOL else school_id,
+                         school_id is not _NO_SCHOOL)
     taken = session.scalar(select(User.id).where(func.lower(User.username) == username.lower()))
     if taken is not None:
         raise Conflict(f"the username {username!r} is taken", field="username")
     user = User(username=username, display_name=display_name or "", role=Role(role),
-                is_active=True)
+                is_active=True, school_id=school)
     user.set_password(password)
     session.add(user)
     try:
@@ -154,19 +250,22 @@ def create_user(session: Session, *, username: str, role: Role, password: str,
 
 
 def _other_active_admins(session: Session, user: User) -> int:
-    """Active administrators other than ``user``, their rows locked until the commit.
+    """Active district administrators (of no school) other than ``user``, their rows locked
+    until the commit.
 
     The lock makes two admins demoting each other at the same moment take turns: the second
-    sees the first's change and is refused, so the system never loses its last administrator.
+    sees the first's change and is refused, so the system never loses its last district
+    administrator (school administrators cannot create schools or reach other schools).
     """
-    admins = session.scalars(select(User.id).where(User.role == Role.ADMIN, User.is_active)
+    admins = session.scalars(select(User.id).where(User.role == Role.ADMIN, User.is_active,
+                                                   User.school_id.is_(None))
                              .order_by(User.id).with_for_update()).all()
     return sum(1 for admin_id in admins if admin_id != user.id)
 
 
-def update_user(session: Session, user: User, changes: dict[str, Any], *,
+def update_user(session: Session, user: User, changes: dict[str, Any],
                 actor: User | None = None) -> User:
-    """Change an account's display name, role, active flag or password.
+    """Change an account's display name, role, active flag, password or school.
 
     A change of role or of the active flag is recorded in the audit log (by ``actor``; None for
     the command line).
@@ -174,12 +273,16 @@ def update_user(session: Session, user: User, changes: dict[str, Any], *,
     A new password or deactivation revokes the account's API tokens and ends its page sessions
     (it is signed out everywhere, including copies of its cookies). A role change may not
     strand data: a teacher who still has classes stays a teacher, an enrolled student stays a
-    student, and the last active administrator stays one.
+    student, and the last active district administrator stays one. Only a district
+    administrator (or the command line, ``actor`` None) moves an account to another school
+    (``school_id``, ``None`` for none); the account's classes stay where they are.
 
     Raises
     ------
     Invalid
-        An unknown field, or a password that is too short.
+        An unknown field, a password that is too short, no such school.
+    Forbidden
+        A school's administrator tried to move an account out of their school.
     Conflict
         The role change or deactivation would strand classes, enrolments or the administration.
     """
@@ -203,17 +306,26 @@ def update_user(session: Session, user: User, changes: dict[str, Any], *,
             if n:
                 raise Conflict(f"{user.username} is enrolled in {n} class(es); remove them "
                                "before changing the role", field="role")
-    demoted = user.role == Role.ADMIN and user.is_active and (role != Role.ADMIN or not active)
+    school_id = user.school_id
+    if "school_id" in changes:
+        school_id = _school_for(session, actor, changes["school_id"], True)
+    demoted = (user.role == Role.ADMIN and user.is_active and user.school_id is None
+               and (role != Role.ADMIN or not active or school_id is not None))
     if demoted and not _other_active_admins(session, user):
-        field = "role" if role != Role.ADMIN else "is_active"
-        raise Conflict(f"{user.username} is the last active administrator", field=field)
-    if "display_name" in changes:
-        user.display_name = changes["display_name"] or ""
-    if role != user.role or active != user.is_active:
+        field = ("role" if role != Role.ADMIN else "is_active" if not active
+                 else "school_id")
+        raise Conflict(f"{user.username} is the last active district administrator",
+                       field=field)
+    if role != user.role or active != user.is_active or school_id != user.school_id:
         rights_audit(session, AuditAction.ROLE_CHANGE, actor_id=actor.id if actor else None,
                      subject_id=user.id, object_type="user", object_id=user.id,
-                     detail={"before": {"role": user.role.value, "is_active": user.is_active},
-                             "after": {"role": role.value, "is_active": active}})
+                     detail={"before": {"role": user.role.value, "is_active": user.is_active,
+                                        "school_id": user.school_id},
+                             "after": {"role": role.value, "is_active": active,
+                                       "school_id": school_id}})
+    user.school_id = school_id
+    if "display_name" in changes:
+        user.display_name = changes["display_name"] or ""
     user.role = role
     revoke = False
     if "password" in changes:
@@ -257,9 +369,17 @@ def audit(session: Session, actor: User | None, action: AccessAction, *,
                  detail={"change": str(action.value if hasattr(action, "value") else action)})
 
 
-def audit_query(student_id: int | None = None, class_id: int | None = None) -> Select:
-    """Access audit entries, oldest first; optionally one student's or one class's."""
+def audit_query(student_id: int | None = None, class_id: int | None = None,
+                viewer: User | None = None) -> Select:
+    """Access audit entries, oldest first; optionally one student's or one class's.
+
+    For a school's administrator (``viewer``), only the entries about that school's classes
+    or students.
+    """
     query = select(AccessAudit).order_by(AccessAudit.id)
+    if viewer is not None and viewer.school_id is not None:
+        query = query.where(or_(reaches_classes(viewer, AccessAudit.class_id),
+                                reaches_users(viewer, AccessAudit.student_id)))
     if student_id is not None:
         query = query.where(AccessAudit.student_id == student_id)
     if class_id is not None:
@@ -287,8 +407,9 @@ def teaches(session: Session, teacher: User, student_id: int) -> bool:
 def accommodated_student(session: Session, viewer: User, user_id: int) -> User:
     """The student ``user_id`` if ``viewer`` may see their accommodation.
 
-    Administrators may see any student's; a teacher those of students enrolled in their classes
-    (enrolment is an administrator's act, so a teacher cannot widen this).
+    Administrators may see any student's (of their school, for a school's administrator); a
+    teacher those of students enrolled in their classes (enrolment is an administrator's act,
+    so a teacher cannot widen this).
 
     Raises
     ------
@@ -296,7 +417,7 @@ def accommodated_student(session: Session, viewer: User, user_id: int) -> User:
         No such student, or (for a teacher) not one they teach.
     """
     student = session.get(User, user_id)
-    allowed = viewer.role == Role.ADMIN or (
+    allowed = reaches(session, viewer, student) or (
         viewer.role == Role.TEACHER and teaches(session, viewer, user_id))
     if student is None or student.role != Role.STUDENT or not allowed:
         raise NotFound(f"no student {user_id} you may see")
@@ -365,7 +486,8 @@ def set_accommodation(session: Session, actor: User, student: User, *,
 
 
 def class_query(viewer: User, teacher_id: int | None = None) -> Select:
-    """The classes ``viewer`` may see, by name: a teacher's own, or all (administrators)."""
+    """The classes ``viewer`` may see, by name: a teacher's own, or all (administrators; a
+    school's administrator, that school's)."""
     query = (select(SchoolClass)
              .options(selectinload(SchoolClass.teacher), selectinload(SchoolClass.students))
              .order_by(SchoolClass.name, SchoolClass.id))
@@ -373,21 +495,25 @@ def class_query(viewer: User, teacher_id: int | None = None) -> Select:
         query = query.where(SchoolClass.teacher_id == viewer.id)
     elif viewer.role != Role.ADMIN:
         raise Forbidden(f"classes need the role teacher or admin; you are {viewer.role.value}")
+    else:
+        query = query.where(school_condition(viewer, SchoolClass.school_id))
     if teacher_id is not None:
         query = query.where(SchoolClass.teacher_id == teacher_id)
     return query
 
 
 def visible_class(session: Session, viewer: User, class_id: int) -> SchoolClass:
-    """The class ``class_id`` if ``viewer`` may see it (their own, or any for administrators).
+    """The class ``class_id`` if ``viewer`` may see it (their own; for administrators any, of
+    their school for a school's administrator).
 
     Raises
     ------
     NotFound
-        No such class, or another teacher's: a teacher cannot tell the two apart.
+        No such class, or another teacher's (another school's): the viewer cannot tell them
+        apart.
     """
     klass = session.get(SchoolClass, class_id)
-    if klass is None or not (viewer.role == Role.ADMIN or
+    if klass is None or not (admin_reaches_class(viewer, klass) or
                              (viewer.role == Role.TEACHER and klass.teacher_id == viewer.id)):
         raise NotFound(f"no class {class_id}")
     return klass
@@ -414,7 +540,8 @@ def _owner(session: Session, viewer: User, teacher_id: int | None, required: boo
                           field="teacher_id")
         return None
     teacher = session.get(User, teacher_id)
-    if teacher is None or teacher.role != Role.TEACHER or not teacher.is_active:
+    if (teacher is None or teacher.role != Role.TEACHER or not teacher.is_active
+            or not reaches(session, viewer, teacher)):
         raise Invalid(f"user {teacher_id} is not an active teacher", field="teacher_id")
     return teacher.id
 
@@ -440,10 +567,13 @@ def create_class(session: Session, viewer: User, name: str,
                  teacher_id: int | None = None) -> SchoolClass:
     """Create a class: a teacher's own, or (administrators) one for ``teacher_id``.
 
+    The class belongs to its teacher's school (none if the teacher has none).
+
     Raises
     ------
     Invalid
-        An empty name; an administrator gave no ``teacher_id``, or not an active teacher's.
+        An empty name; an administrator gave no ``teacher_id``, or not an active teacher's (of
+        their school, for a school's administrator).
     Forbidden
         A teacher gave another teacher's id.
     Conflict
@@ -452,7 +582,8 @@ def create_class(session: Session, viewer: User, name: str,
     name = _class_name(name)
     owner = _owner(session, viewer, teacher_id, required=True)
     _unique_name(session, owner, name, None)
-    klass = SchoolClass(name=name, teacher_id=owner)
+    klass = SchoolClass(name=name, teacher_id=owner,
+                        school_id=session.get(User, owner).school_id)
     session.add(klass)
     _flush_class(session, name)
     return klass
@@ -461,6 +592,9 @@ def create_class(session: Session, viewer: User, name: str,
 def update_class(session: Session, viewer: User, klass: SchoolClass, *, name: str | None = None,
                  teacher_id: int | None = None) -> SchoolClass:
     """Rename a class, or (administrators) give it to another teacher.
+
+    A class given to a teacher of another school (a district administrator's act) moves to
+    that school.
 
     Raises
     ------
@@ -474,6 +608,8 @@ def update_class(session: Session, viewer: User, klass: SchoolClass, *, name: st
         if owner != klass.teacher_id:  # another teacher now sees these students' work
             audit(session, viewer, AccessAction.CLASS_TEACHER, class_id=klass.id,
                   before={"teacher_id": klass.teacher_id}, after={"teacher_id": owner})
+        if owner != klass.teacher_id:
+            klass.school_id = session.get(User, owner).school_id
         klass.name, klass.teacher_id = new_name, owner
         _flush_class(session, new_name)
     return klass
@@ -533,7 +669,8 @@ def enrol(session: Session, actor: User, klass: SchoolClass, *, user_id: int | N
         ``actor`` is not an administrator.
     Invalid
         Neither or both of ``user_id`` and ``username``; no active student with that id or
-        username (one message for every reason, so it reveals no account's role or state).
+        username (one message for every reason, so it reveals no account's role or state),
+        of the administrator's school for a school's administrator.
     """
     _require_admin(actor, "enrolling a student")
     if (user_id is None) == (username is None):
@@ -544,7 +681,8 @@ def enrol(session: Session, actor: User, klass: SchoolClass, *, user_id: int | N
     else:
         field, shown = "username", f"user {username!r}"
         student = session.scalar(select(User).where(User.username == username))
-    if student is None or student.role != Role.STUDENT or not student.is_active:
+    if (student is None or student.role != Role.STUDENT or not student.is_active
+            or not reaches(session, actor, student)):
         raise Invalid(f"{shown} cannot be enrolled: there is no active student with this "
                       f"{'id' if field == 'user_id' else 'username'}", field=field)
     if _enrolled(session, klass.id, student.id):

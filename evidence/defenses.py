@@ -49,7 +49,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Select, exists, or_, select
 from sqlalchemy.orm import Session
 
-from evidence.classes import _enrolled, _utc, teaches
+from evidence.classes import _enrolled, _utc, reaches, reaches_users, teaches
 from evidence.models import (
     Defense,
     DefenseRater,
@@ -61,7 +61,7 @@ from evidence.models import (
 )
 from evidence.rubric_scores import ADJUDICATION, RATING, current_scores
 from storage import as_utc, utcnow
-from storage.accounts import Role, SchoolClass, User
+from storage.accounts import Role, SchoolClass, User, admin_reaches_class
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
 
 RATER = "rater"
@@ -257,6 +257,8 @@ def visible_defense(session: Session, viewer: User, defense_id: int) -> Defense:
     if defense is None:
         raise _missing(defense_id)
     if viewer.role == Role.ADMIN:
+        if not reaches(session, viewer, session.get(User, defense.student_id)):
+            raise _missing(defense_id)
         return defense
     if viewer.role == Role.STUDENT:
         if defense.student_id != viewer.id:
@@ -299,7 +301,9 @@ def defenses_query(viewer: User, *, class_id: int | None = None,
         lead = select(SchoolClass.id).where(SchoolClass.teacher_id == viewer.id)
         assigned = select(DefenseRater.defense_id).where(DefenseRater.rater_id == viewer.id)
         query = query.where(or_(Defense.class_id.in_(lead), Defense.id.in_(assigned)))
-    elif viewer.role != Role.ADMIN:
+    elif viewer.role == Role.ADMIN:
+        query = query.where(reaches_users(viewer, Defense.student_id))
+    else:
         query = query.where(Defense.id.is_(None))
     if class_id is not None:
         query = query.where(Defense.class_id == class_id)
@@ -405,7 +409,7 @@ def schedule(session: Session, actor: User, class_id: int, student_id: Any, rubr
     if actor.role not in (Role.TEACHER, Role.ADMIN):
         raise Forbidden(f"scheduling a defense needs the role teacher; you are {actor.role.value}")
     klass = session.get(SchoolClass, class_id)
-    if klass is None or (actor.role != Role.ADMIN and klass.teacher_id != actor.id):
+    if klass is None or not (admin_reaches_class(actor, klass) or klass.teacher_id == actor.id):
         raise NotFound(f"no class {class_id} among yours")
     student = session.get(User, student_id) if isinstance(student_id, int) else None
     if student is None or student.role != Role.STUDENT or not _enrolled(session, klass.id,
@@ -866,6 +870,8 @@ def student_defenses(session: Session, viewer: User, student_id: int) -> Select:
     if student is None or student.role != Role.STUDENT:
         raise missing
     if viewer.role == Role.STUDENT and viewer.id != student_id:
+        raise missing
+    if viewer.role == Role.ADMIN and not reaches(session, viewer, student):
         raise missing
     query = defenses_query(viewer, student_id=student_id)
     if (viewer.role == Role.TEACHER and not teaches(session, viewer, student_id)

@@ -31,11 +31,12 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from evidence.classes import reaches_classes
 from evidence.files import FileStore, Upload
 from evidence.models import Draft, DraftComment, DraftFile, StoredFile, Task
 from evidence.tasks import enrolled, is_late, open_tasks, student_tasks_query
 from storage import as_utc, utcnow
-from storage.accounts import Role, SchoolClass, User, class_members
+from storage.accounts import Role, SchoolClass, User, admin_reaches_class, class_members
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
 
 MAX_BODY = 100_000
@@ -52,9 +53,10 @@ _TOKENS = re.compile(r"^\s+|\S+\s*")
 
 def may_review(session: Session, viewer: User, task: Task, student_id: int) -> bool:
     """Whether ``viewer`` may read (and comment on) ``student_id``'s drafts of ``task``: an
-    administrator, or the teacher of the task's class while the student is enrolled in it."""
+    administrator (of the task's class's school, for a school's), or the teacher of the task's
+    class while the student is enrolled in it."""
     if viewer.role == Role.ADMIN:
-        return True
+        return admin_reaches_class(viewer, task.school_class)
     return (viewer.role == Role.TEACHER and task.school_class.teacher_id == viewer.id
             and enrolled(session, task.class_id, student_id))
 
@@ -113,7 +115,7 @@ def drafts_select(session: Session, viewer: User, task: Task,
         if not may_review(session, viewer, task, student_id):
             raise NotFound(f"no drafts of student {student_id} you may see")
         return drafts_query(task, student_id)
-    if viewer.role == Role.ADMIN:
+    if viewer.role == Role.ADMIN and admin_reaches_class(viewer, task.school_class):
         return drafts_query(task)
     if viewer.role != Role.TEACHER or task.school_class.teacher_id != viewer.id:
         raise NotFound(f"no task {task.id}")
@@ -129,10 +131,14 @@ def drafts_of(session: Session, viewer: User, task: Task,
 
 def readable_drafts(viewer: User) -> ColumnElement[bool]:
     """A condition on :class:`Draft` rows: those ``viewer`` may read, as :func:`may_see` has it
-    (their own; an administrator all; a teacher those of the students enrolled in the class
-    of the draft's task), for filtering in SQL rather than row by row."""
+    (their own; an administrator all, of their school's classes for a school's; a teacher those
+    of the students enrolled in the class of the draft's task), for filtering in SQL rather than
+    row by row."""
     if viewer.role == Role.ADMIN:
-        return true()
+        if viewer.school_id is None:
+            return true()
+        return Draft.task_id.in_(select(Task.id).where(
+            reaches_classes(viewer, Task.class_id)))
     own = Draft.student_id == viewer.id
     if viewer.role != Role.TEACHER:
         return own

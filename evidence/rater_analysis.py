@@ -57,6 +57,9 @@ def _class_ids(session: Session, viewer: User) -> list[int] | None:
     if viewer.role == Role.TEACHER:
         return list(session.scalars(select(SchoolClass.id)
                                     .where(SchoolClass.teacher_id == viewer.id)))
+    if viewer.role == Role.ADMIN and viewer.school_id is not None:
+        return list(session.scalars(select(SchoolClass.id)
+                                    .where(SchoolClass.school_id == viewer.school_id)))
     return None
 
 

@@ -1,6 +1,7 @@
 """Whose evidence a viewer may read about one student, and through which classes: no HTTP.
 
-A student reads all of their own work. An administrator reads any student's, or one class's
+A student reads all of their own work. An administrator reads any student's (a school's
+administrator, any of that school's students; another school's is *not found*), or one class's
 part of it when a class is named. A teacher reads, of a student enrolled in their classes, what
 belongs to those classes only: attempts made under the classes' assignments (as
 :func:`evidence.attempts.may_see_attempt` has it), the classes' tasks and drafts, and the
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.orm import Session
 
-from evidence.classes import visible_class
+from evidence.classes import reaches, visible_class
 from evidence.models import Assignment, Attempt, Draft, Statement, Task, XapiClient
 from storage.accounts import Role, SchoolClass, User, class_members
 from storage.errors import Forbidden, NotFound
@@ -113,6 +114,8 @@ def student_scope(session: Session, viewer: User, student_id: int,
     if student is None or student.role != Role.STUDENT:
         raise missing
     if viewer.role == Role.ADMIN:
+        if not reaches(session, viewer, student):
+            raise missing
         return StudentScope(student, viewer, None)
     taught = tuple(session.scalars(
         select(SchoolClass.id).join(class_members, class_members.c.class_id == SchoolClass.id)

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from evidence.classes import visible_class
+from evidence.classes import reaches_classes, visible_class
 from evidence.models import XapiClient
 from storage import utcnow
 from storage.accounts import Role, SchoolClass, User
@@ -55,9 +55,12 @@ def create_client(session: Session, viewer: User, *, name: str, class_id: int
 
 
 def client_query(viewer: User, class_id: int | None = None) -> Select:
-    """The credentials ``viewer`` may list: a teacher's classes', or all (administrators)."""
+    """The credentials ``viewer`` may list: a teacher's classes', or all (administrators; a
+    school's administrator, its classes')."""
     query = select(XapiClient).order_by(XapiClient.id)
-    if viewer.role != Role.ADMIN:
+    if viewer.role == Role.ADMIN:
+        query = query.where(reaches_classes(viewer, XapiClient.class_id))
+    else:
         query = query.join(SchoolClass, SchoolClass.id == XapiClient.class_id).where(
             SchoolClass.teacher_id == viewer.id)
     if class_id is not None:

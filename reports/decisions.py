@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from evidence.classes import teaches
+from evidence.classes import reaches, teaches
 from evidence.models import RubricCriterion
 from item_bank.models import Item
 from reports.models import DECISIONS, OUTCOMES, Appeal, AppealAnswer, MasteryDecision
@@ -86,7 +86,7 @@ def _student_for_staff(session: Session, staff: User, student_id: int) -> User:
         raise Forbidden("decisions and answers to appeals are for the student's teacher or an "
                         f"administrator; you are {staff.role.value}")
     student = session.get(User, student_id)
-    allowed = staff.role == Role.ADMIN or teaches(session, staff, student_id)
+    allowed = reaches(session, staff, student) or teaches(session, staff, student_id)
     if (student is None or student.role != Role.STUDENT or student.erased_at is not None
             or not allowed):
         raise NotFound(f"no student {student_id} you may see")

@@ -181,6 +181,8 @@ class AuditAction(enum.StrEnum):
     ERASURE_CANCELLED = "erasure_cancelled"
     ERASURE_DONE = "erasure_done"
     PURGE = "purge"
+    #: A school created, or its settings changed (detail: the settings before and after).
+    SCHOOL = "school"
 
 
 class AuditEntry(Base):

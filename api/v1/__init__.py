@@ -192,6 +192,7 @@ def init_app(app: Flask) -> Api:
         resources,
         rubric_calibrations,
         rubrics,
+        schools,
         tasks,
         tests,
         users,
@@ -213,7 +214,7 @@ def init_app(app: Flask) -> Api:
     for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
                    indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
                    rubric_calibrations, reports, report_pdfs, resources, exports, erasures, audit,
-                   privacy):
+                   privacy, schools):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

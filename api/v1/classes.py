@@ -255,7 +255,8 @@ class AccessAuditLog(MethodView):
     def get(self, args):
         """Every enrolment, class hand-over and accommodation change, oldest first."""
         return paginate(get_session(),
-                        service.audit_query(args.get("student_id"), args.get("class_id")), args)
+                        service.audit_query(args.get("student_id"), args.get("class_id"),
+                                            current_user()), args)
 
 
 @blp.route("/classes/<int:class_id>/assignments")

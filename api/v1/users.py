@@ -1,8 +1,10 @@
 """Accounts and accommodations.
 
-Administrators list, create and change accounts, and set accommodations (audited). Teachers may
-read the accommodations of students enrolled in their classes. Password hashes never leave the
-server.
+Administrators list, create and change accounts, and set accommodations (audited); a school's
+administrator those of the school only (another school's account is 404), and creates accounts
+in it. Only a district administrator moves an account to another school (``school_id``).
+Teachers may read the accommodations of students enrolled in their classes. Password hashes
+never leave the server.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class AccountSchema(ma.Schema):
     created_at = UtcDateTime()
     pseudonym = ma.fields.String(metadata={
         "description": "The person in xAPI statements (never the username or name)"})
+    school_id = ma.fields.Integer(allow_none=True, metadata={
+        "description": "The account's school; null for none (an admin of none: district)"})
 
 
 class UserCreateSchema(ma.Schema):
@@ -45,6 +49,10 @@ class UserCreateSchema(ma.Schema):
         required=True, load_only=True,
         validate=ma.validate.Length(service.MIN_PASSWORD_LENGTH, 1024),
         metadata={"description": f"At least {service.MIN_PASSWORD_LENGTH} characters"})
+    school_id = ma.fields.Integer(
+        allow_none=True, validate=ma.validate.Range(min=1, max=2**31 - 1),
+        metadata={"description": "The school (district administrators; a school's "
+                                 "administrator's accounts go to their school)"})
 
 
 class UserPatchSchema(ma.Schema):
@@ -54,6 +62,10 @@ class UserPatchSchema(ma.Schema):
     password = ma.fields.String(
         load_only=True, validate=ma.validate.Length(service.MIN_PASSWORD_LENGTH, 1024),
         metadata={"description": "A new password; signs the account out everywhere"})
+    school_id = ma.fields.Integer(
+        allow_none=True, validate=ma.validate.Range(min=1, max=2**31 - 1),
+        metadata={"description": "Move the account to this school, null for none (district "
+                                 "administrators only)"})
 
 
 class UserListArgs(PageArgs):
@@ -93,7 +105,7 @@ class Users(MethodView):
     def post(self, data):
         """Create an account."""
         session = get_session()
-        user = service.create_user(session, **data)
+        user = service.create_user(session, actor=current_user(), **data)
         session.commit()
         return user
 
@@ -105,7 +117,7 @@ class UserById(MethodView):
     @blp.alt_response(404, description="No such account")
     def get(self, user_id):
         """One account."""
-        return service.get_user(get_session(), user_id)
+        return service.get_user(get_session(), user_id, current_user())
 
     @requires(Role.ADMIN)
     @blp.arguments(UserPatchSchema())
@@ -114,14 +126,15 @@ class UserById(MethodView):
     @blp.alt_response(409, description="The change would strand classes, enrolments or leave "
                                        "no active administrator")
     def patch(self, data, user_id):
-        """Change the display name, role, active flag or password of an account.
+        """Change the display name, role, active flag, password or school of an account.
 
         A new password or deactivation revokes the account's access tokens and ends its page
         sessions.
         """
         session = get_session()
-        user = service.update_user(session, service.get_user(session, user_id), data,
-                                   actor=current_user())
+        actor = current_user()
+        user = service.update_user(session, service.get_user(session, user_id, actor), data,
+                                   actor=actor)
         session.commit()
         return user
 

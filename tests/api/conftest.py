@@ -1,5 +1,9 @@
 """An API to test against: a migrated database with users, a small calibrated bank, a test
-assigned to a class, and helpers to sign in and call the API as any role."""
+assigned to a class, and helpers to sign in and call the API as any role.
+
+Schools: every student, teacher and the assessor, and both classes, are in school A ("North
+School"); ``admin1`` administers the district (no school), ``admin2`` school B ("South
+School", which holds no one else) and ``admin3`` school A."""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from item_bank.services import (
     save_test,
 )
 from storage import make_engine, session_factory, session_scope
-from storage.accounts import Role, SchoolClass, User
+from storage.accounts import Role, School, SchoolClass, User
 from storage.migrate import upgrade
 
 PASSWORD = "correct horse battery"
@@ -52,6 +56,7 @@ class ApiWorld:
     class_id: int = 0
     other_class_id: int = 0
     items: dict[str, int] = field(default_factory=dict)
+    schools: dict[str, int] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, username: str) -> str:
@@ -86,13 +91,20 @@ def build_world(url: str, n_items: int = 60, seed: int = 7) -> dict[str, Any]:
     with session_scope(session_factory(engine)) as session:
         people = {"student1": Role.STUDENT, "student2": Role.STUDENT, "student3": Role.STUDENT,
                   "teacher1": Role.TEACHER, "teacher2": Role.TEACHER,
-                  "assessor1": Role.ASSESSOR, "admin1": Role.ADMIN}
+                  "assessor1": Role.ASSESSOR, "admin1": Role.ADMIN,
+                  "admin2": Role.ADMIN, "admin3": Role.ADMIN}
+        north, south = School(name="North School"), School(name="South School")
+        session.add_all([north, south])
+        session.flush()
+        school_of = {"admin1": None, "admin2": south.id}
         users = {}
         for name, role in people.items():
             users[name] = User(username=name, display_name=name.title(), role=role,
-                               password_hash=password_hash)
+                               password_hash=password_hash,
+                               school_id=school_of.get(name, north.id))
             session.add(users[name])
-        session.flush()
+            session.flush()  # ids in the order above, whatever the unit of work prefers
+        ids["schools"] = {"A": north.id, "B": south.id}
         for j in range(n_items):
             item = create_item(
                 session, code=f"IT-{j:03d}", stem=f"Question {j}: what is {j} + 1?",
@@ -112,9 +124,10 @@ def build_world(url: str, n_items: int = 60, seed: int = 7) -> dict[str, Any]:
             ids["items"][code] = item.id
         test = save_test(session, None, name="Maths", description="Adaptive maths",
                          config=TEST_CONFIG, cut_scores={"overall": 0.0, "algebra": 0.5})
-        klass = SchoolClass(name="7A", teacher=users["teacher1"],
+        klass = SchoolClass(name="7A", teacher=users["teacher1"], school_id=north.id,
                             students=[users["student1"], users["student2"]])
-        other = SchoolClass(name="7B", teacher=users["teacher2"], students=[users["student3"]])
+        other = SchoolClass(name="7B", teacher=users["teacher2"], school_id=north.id,
+                            students=[users["student3"]])
         session.add_all([klass, other])
         session.flush()
         session.add(Assignment(class_id=klass.id, test_id=test.id))
@@ -183,7 +196,8 @@ def world(any_db_url: str, _world_templates) -> ApiWorld:
     app = create_app({"TESTING": True, "DATABASE_URL": any_db_url, "SECRET_KEY": "test"})
     world = ApiWorld(app=app, client=app.test_client(), users=ids["users"],
                      test_id=ids["test_id"], class_id=ids["class_id"],
-                     other_class_id=ids["other_class_id"], items=ids["items"])
+                     other_class_id=ids["other_class_id"], items=ids["items"],
+                     schools=ids["schools"])
     yield world
     engine_of(app).dispose()
 

@@ -109,14 +109,19 @@ def test_demo_builds_a_small_bank(empty_db_url, demo_without_history) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Built: 24 items" in result.output
-    accounts = ("student1..student30, teacher1, teacher2, teacher3, assessor1, admin1; "
-                "password 'demo-password'")
+    accounts = ("student1..student30, teacher1, teacher2, teacher3, assessor1, admin1, "
+                "schooladmin1; password 'demo-password'")
     assert accounts in result.output
+    assert "except admin1 (the district's administrator)" in result.output
     assert "exist only in this demo database" in result.output
     engine = make_engine(empty_db_url)
     with session_scope(session_factory(engine)) as session:
         assert session.scalar(select(func.count()).select_from(Item)) == 24
-        assert session.scalar(select(func.count()).select_from(User)) == 35
+        assert session.scalar(select(func.count()).select_from(User)) == 36
+        schools = {u.username: u.school_id for u in session.scalars(select(User))}
+        assert schools["admin1"] is None  # the district's administrator
+        in_school = {school for name, school in schools.items() if name != "admin1"}
+        assert len(in_school) == 1 and None not in in_school  # the rest: Demo School
         test = session.scalars(select(AdaptiveTest)).one()
         assert test.name == DEMO_TEST_NAME and len(test.items) == 24
         sets = session.scalars(select(ItemParameterSet)).all()

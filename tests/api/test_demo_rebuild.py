@@ -114,7 +114,7 @@ def _counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-FRESH = {"items": N_ITEMS, "users": 35, "attempts": 0, "responses": 0, "response_uploads": 0,
+FRESH = {"items": N_ITEMS, "users": 36, "attempts": 0, "responses": 0, "response_uploads": 0,
          "calibration_runs": 0, "accommodations": 0, "pretest": 0, "stray tables": 0,
          "at head": 1}
 
@@ -174,7 +174,7 @@ def test_a_used_demo_rebuilds(any_db_url: str) -> None:
     _use_the_demo(any_db_url)
     used = _counts(any_db_url)
     assert used["attempts"] == 3 and used["responses"] > 10 and used["calibration_runs"] == 1
-    assert used["response_uploads"] == 1 and used["pretest"] == 1 and used["users"] == 36
+    assert used["response_uploads"] == 1 and used["pretest"] == 1 and used["users"] == 37
 
     result = CliRunner().invoke(
         cli, ["--database-url", any_db_url, "demo", "--no-serve", "--items", str(N_ITEMS)])

@@ -2,6 +2,12 @@
 
 Each row is run for every account of the fixture world in a fresh state of its own, so a
 row's outcome never depends on another's. ``anon`` sends no token.
+
+Schools: the students, teachers and classes are in school A. ``admin1`` administers the
+district (no school); ``admin3`` school A, so expects what ``admin1`` does except for what only
+a district administrator does (creating schools); ``admin2`` school B, to whom school A's
+people, classes and everything about them are *not found* (404), while district-wide
+operations (the item bank, tests, calibration, rubrics, resources) stay open.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import pytest
 from storage.accounts import Role
 from tests.api.conftest import PASSWORD, ApiWorld
 
-ROLES = ("anon", "student1", "student3", "teacher1", "teacher2", "assessor1", "admin1")
+ROLES = ("anon", "student1", "student3", "teacher1", "teacher2", "assessor1", "admin1",
+         "admin2", "admin3")
+ADMINS = ("admin1", "admin2", "admin3")
 
 
 @dataclass(frozen=True)
@@ -230,7 +238,8 @@ def _all(status: int, **overrides: int) -> dict[str, int]:
 
 STAFF_ONLY = {"student1": 403, "student3": 403, "teacher1": 403, "teacher2": 403}
 NOT_STAFF = {"student1": 403, "student3": 403, "assessor1": 403}  # classes: teachers and admins
-ADMIN_ONLY = {r: 403 for r in ROLES if r not in ("anon", "admin1")}
+ADMIN_ONLY = {r: 403 for r in ROLES if r not in ("anon", *ADMINS)}
+OTHER_SCHOOL = {"admin2": 404}  # school A's people and classes, to school B's administrator
 STUDENTS = {"student1": 403, "student3": 403}  # rubrics: teachers, assessors and admins
 
 def _resource_body() -> dict:
@@ -297,10 +306,10 @@ MATRIX: dict[str, Row] = {
     "GET /attempts": Row("get", lambda w, c: "/api/v1/attempts", _all(200)),
     "GET /attempts/{id}": Row(
         "get", lambda w, c: f"/api/v1/attempts/{c['attempt']}",
-        _all(200, student3=404, teacher2=404), setup=_attempt_of_student1),
+        _all(200, student3=404, teacher2=404, **OTHER_SCHOOL), setup=_attempt_of_student1),
     "GET /attempts/{id}/indicators": Row(
         "get", lambda w, c: f"/api/v1/attempts/{c['attempt']}/indicators",
-        _all(200, student3=404, teacher2=404), setup=_attempt_of_student1),
+        _all(200, student3=404, teacher2=404, **OTHER_SCHOOL), setup=_attempt_of_student1),
     "POST /attempts/{id}/responses": Row(
         "post", lambda w, c: f"/api/v1/attempts/{c['attempt']}/responses",
         _all(403, student1=200, student3=404),
@@ -379,30 +388,31 @@ MATRIX: dict[str, Row] = {
                                           "display_name": "New", "role": "student",
                                           "password": "long enough password"}),
     "GET /users/{id}": Row("get", lambda w, c: f"/api/v1/users/{w.users['student1']}",
-                           _all(200, **ADMIN_ONLY)),
+                           _all(200, **ADMIN_ONLY, **OTHER_SCHOOL)),
     "PATCH /users/{id}": Row("patch", lambda w, c: f"/api/v1/users/{w.users['student2']}",
-                             _all(200, **ADMIN_ONLY), body=lambda w, c: {"display_name": "S2"}),
+                             _all(200, **ADMIN_ONLY, **OTHER_SCHOOL),
+                             body=lambda w, c: {"display_name": "S2"}),
     "GET /users/{id}/accommodation": Row(
         "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/accommodation",
-        _all(200, **NOT_STAFF, teacher2=404)),
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
     "GET /users/{id}/indicators": Row(  # the student, their class's teacher, administrators
         "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/indicators",
-        _all(200, student3=404, teacher2=404, assessor1=403)),
+        _all(200, student3=404, teacher2=404, assessor1=403, **OTHER_SCHOOL)),
     "GET /users/{id}/portfolio": Row(  # the student, their class's teacher, administrators
         "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/portfolio",
-        _all(200, student3=404, teacher2=404, assessor1=403)),
+        _all(200, student3=404, teacher2=404, assessor1=403, **OTHER_SCHOOL)),
     # mastery reports as PDF: the report's readers; class packs: the class's teacher and admins
     "GET /students/{id}/report.pdf": Row(
         "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/report.pdf",
-        _all(200, student3=404, teacher2=404, assessor1=404)),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL)),
     # the report and its decisions: teachers of the student (and admins) decide, the student
     # appeals, the teacher answers
     "GET /students/{id}/report": Row(
         "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/report",
-        _all(200, student3=404, teacher2=404, assessor1=404)),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL)),
     "POST /students/{id}/skills/{skill}/decisions": Row(
         "post", lambda w, c: f"/api/v1/students/{w.users['student1']}/skills/algebra/decisions",
-        _all(201, student1=403, student3=403, assessor1=403, teacher2=404),
+        _all(201, student1=403, student3=403, assessor1=403, teacher2=404, **OTHER_SCHOOL),
         body=lambda w, c: {"decision": "mastered", "reason": "Shown in class"}),
     "POST /students/{id}/skills/{skill}/appeals": Row(
         "post", lambda w, c: f"/api/v1/students/{w.users['student1']}/skills/algebra/appeals",
@@ -410,46 +420,48 @@ MATRIX: dict[str, Row] = {
         body=lambda w, c: {"message": "I showed it in my project"}),
     "POST /appeals/{id}/answer": Row(
         "post", lambda w, c: f"/api/v1/appeals/{c['appeal']}/answer",
-        _all(200, student1=403, student3=403, assessor1=403, teacher2=404),
+        _all(200, student1=403, student3=403, assessor1=403, teacher2=404, **OTHER_SCHOOL),
         setup=_appeal_of_student1, body=lambda w, c: {"outcome": "upheld", "reason": "It stands"}),
     "POST /classes/{id}/report-pack": Row(
         "post", lambda w, c: f"/api/v1/classes/{w.class_id}/report-pack",
-        _all(202, **NOT_STAFF, teacher2=404), body=lambda w, c: {"language": "es"}),
+        _all(202, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), body=lambda w, c: {"language": "es"}),
     "GET /report-jobs/{id}": Row("get", lambda w, c: f"/api/v1/report-jobs/{c['job']}",
-                                 _all(200, **NOT_STAFF, teacher2=404), setup=_report_job),
+                                 _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
+                                 setup=_report_job),
     "GET /report-jobs/{id}/pdf": Row(  # queued, not rendered yet: 409 for those allowed
         "get", lambda w, c: f"/api/v1/report-jobs/{c['job']}/pdf",
-        _all(409, **NOT_STAFF, teacher2=404), setup=_report_job),
+        _all(409, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_report_job),
     "PUT /users/{id}/accommodation": Row(  # an administrator's act: it changes every class
         "put", lambda w, c: f"/api/v1/users/{w.users['student1']}/accommodation",
-        _all(200, **ADMIN_ONLY), body=lambda w, c: {"time": "extended"}),
+        _all(200, **ADMIN_ONLY, **OTHER_SCHOOL), body=lambda w, c: {"time": "extended"}),
     # classes: a teacher's own, and administrators
     "GET /classes": Row("get", lambda w, c: "/api/v1/classes", _all(200, **NOT_STAFF)),
-    "POST /classes": Row("post", lambda w, c: "/api/v1/classes", _all(201, **NOT_STAFF,
-                                                                    admin1=422),
+    "POST /classes": Row("post", lambda w, c: "/api/v1/classes", _all(201, **NOT_STAFF, admin1=422,
+                                                                    admin2=422, admin3=422),
                          body=lambda w, c: {"name": f"K-{uuid.uuid4().hex[:6]}"}),
     "GET /classes/{id}": Row("get", lambda w, c: f"/api/v1/classes/{w.class_id}",
-                             _all(200, **NOT_STAFF, teacher2=404)),
+                             _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
     "PATCH /classes/{id}": Row("patch", lambda w, c: f"/api/v1/classes/{c['class']}",
-                               _all(200, **NOT_STAFF, teacher2=404), setup=_class_of_teacher1,
+                               _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
+                               setup=_class_of_teacher1,
                                body=lambda w, c: {"name": f"R-{uuid.uuid4().hex[:6]}"}),
     "DELETE /classes/{id}": Row("delete", lambda w, c: f"/api/v1/classes/{c['class']}",
-                                _all(204, **NOT_STAFF, teacher2=404),
+                                _all(204, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
                                 setup=_class_of_teacher1),
     # enrolment opens a student's work to a teacher: administrators only, even in one's class
     "POST /classes/{id}/students": Row(
         "post", lambda w, c: f"/api/v1/classes/{c['class']}/students",
-        _all(201, **ADMIN_ONLY), setup=_class_of_teacher1,
+        _all(201, **ADMIN_ONLY, **OTHER_SCHOOL), setup=_class_of_teacher1,
         body=lambda w, c: {"user_id": w.users["student3"]}),
     "DELETE /classes/{id}/students/{user_id}": Row(
         "delete", lambda w, c: f"/api/v1/classes/{c['class']}/students/{w.users['student1']}",
-        _all(204, **ADMIN_ONLY), setup=lambda w: _enrolled(w)),
+        _all(204, **ADMIN_ONLY, **OTHER_SCHOOL), setup=lambda w: _enrolled(w)),
     "GET /access-audit": Row("get", lambda w, c: "/api/v1/access-audit",
                              _all(200, **ADMIN_ONLY)),
     "GET /privacy-note": Row("get", lambda w, c: "/api/v1/privacy-note",
                              dict.fromkeys(ROLES, 200), setup=lambda w: _note(w)),
     "POST /privacy-note": Row("post", lambda w, c: "/api/v1/privacy-note",
-                              _all(201, **ADMIN_ONLY),
+                              _all(201, **ADMIN_ONLY, admin2=403, admin3=403),
                               body=lambda w, c: {"title": "Privacy", "body": "What we keep."}),
     "GET /privacy-note/versions": Row("get", lambda w, c: "/api/v1/privacy-note/versions",
                                       dict.fromkeys(ROLES, 200)),
@@ -458,100 +470,111 @@ MATRIX: dict[str, Row] = {
         setup=lambda w: _note(w)),
     "GET /students/{id}/consents": Row(
         "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/consents",
-        _all(200, student3=404, teacher1=403, teacher2=403, assessor1=403)),
+        _all(200, student3=404, teacher1=403, teacher2=403, assessor1=403, admin2=404)),
     "POST /students/{id}/consents": Row(
         "post", lambda w, c: f"/api/v1/students/{w.users['student1']}/consents",
-        _all(201, student1=403, student3=404, teacher1=403, teacher2=403, assessor1=403),
+        _all(201, student1=403, student3=404, teacher1=403, teacher2=403, assessor1=403,
+             admin2=404),
         body=lambda w, c: {"purpose": "research", "granted": True}),
     "GET /students/{id}/groups": Row(
         "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/groups",
-        _all(200, student3=404, teacher1=403, teacher2=403, assessor1=403),
+        _all(200, student3=404, teacher1=403, teacher2=403, assessor1=403, admin2=404),
         setup=lambda w: _demographics(w)),
     "PUT /students/{id}/groups": Row(
         "put", lambda w, c: f"/api/v1/students/{w.users['student1']}/groups",
-        _all(200, student1=403, student3=403, teacher1=403, teacher2=403, assessor1=403),
+        _all(200, student1=403, student3=403, teacher1=403, teacher2=403, assessor1=403,
+             admin2=404),
         setup=lambda w: _demographics(w), body=lambda w, c: {"groups": {"gender": "f"}}),
     "GET /audit": Row("get", lambda w, c: f"/api/v1/audit?subject={w.users['student1']}",
                       _all(200, **ADMIN_ONLY)),
     "GET /classes/{id}/assignments": Row(
         "get", lambda w, c: f"/api/v1/classes/{w.class_id}/assignments",
-        _all(200, **NOT_STAFF, teacher2=404)),
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
     "POST /classes/{id}/assignments": Row(
         "post", lambda w, c: f"/api/v1/classes/{c['class']}/assignments",
-        _all(201, **NOT_STAFF, teacher2=404), setup=_class_of_teacher1,
+        _all(201, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_class_of_teacher1,
         body=lambda w, c: {"test_id": w.test_id}),
     "GET /classes/{id}/attempts": Row(
         "get", lambda w, c: f"/api/v1/classes/{w.class_id}/attempts",
-        _all(200, **NOT_STAFF, teacher2=404)),
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
     "GET /classes/{id}/dashboard": Row(
         "get", lambda w, c: f"/api/v1/classes/{w.class_id}/dashboard",
-        _all(200, **NOT_STAFF, teacher2=404)),
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
     "GET /assignments/{id}": Row(
         "get", lambda w, c: f"/api/v1/assignments/{c['assignment']}",
-        _all(200, **NOT_STAFF, teacher2=404), setup=_assignment_of_teacher1),
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_assignment_of_teacher1),
     "PATCH /assignments/{id}": Row(
         "patch", lambda w, c: f"/api/v1/assignments/{c['assignment']}",
-        _all(200, **NOT_STAFF, teacher2=404), setup=_assignment_of_teacher1,
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_assignment_of_teacher1,
         body=lambda w, c: {"time_limit_minutes": 30}),
     "DELETE /assignments/{id}": Row(
         "delete", lambda w, c: f"/api/v1/assignments/{c['assignment']}",
-        _all(204, **NOT_STAFF, teacher2=404), setup=_assignment_of_teacher1),
+        _all(204, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_assignment_of_teacher1),
     # tasks: the class's teacher sets them; its students hand in drafts; a draft is its
     # student's, its class teacher's and administrators' to read
     "GET /classes/{id}/tasks": Row(
         "get", lambda w, c: f"/api/v1/classes/{w.class_id}/tasks",
-        _all(200, **NOT_STAFF, teacher2=404)),
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
     "POST /classes/{id}/tasks": Row(
         "post", lambda w, c: f"/api/v1/classes/{w.class_id}/tasks",
-        _all(201, **NOT_STAFF, teacher2=404), body=lambda w, c: {"title": "Poster"}),
+        _all(201, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
+        body=lambda w, c: {"title": "Poster"}),
     "GET /tasks": Row("get", lambda w, c: "/api/v1/tasks",
                       _all(403, student1=200, student3=200)),
     "GET /tasks/{id}": Row(
         "get", lambda w, c: f"/api/v1/tasks/{c['task']}",
-        _all(200, student3=404, teacher2=404, assessor1=404), setup=_task_of_teacher1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_task_of_teacher1),
     "PATCH /tasks/{id}": Row(
         "patch", lambda w, c: f"/api/v1/tasks/{c['task']}",
-        _all(200, **NOT_STAFF, teacher2=404), setup=_task_of_teacher1,
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_task_of_teacher1,
         body=lambda w, c: {"title": "Renamed"}),
     "DELETE /tasks/{id}": Row(
         "delete", lambda w, c: f"/api/v1/tasks/{c['task']}",
-        _all(204, **NOT_STAFF, teacher2=404), setup=_task_of_teacher1),
+        _all(204, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_task_of_teacher1),
     "GET /tasks/{id}/drafts": Row(
         "get", lambda w, c: f"/api/v1/tasks/{c['task']}/drafts",
-        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "POST /tasks/{id}/drafts": Row(
         "post", lambda w, c: f"/api/v1/tasks/{c['task']}/drafts",
         _all(403, student1=201, student3=404), setup=_task_of_teacher1, data=_draft_file),
     "GET /drafts/{id}": Row(
         "get", lambda w, c: f"/api/v1/drafts/{c['draft']}",
-        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "GET /drafts/{id}/diff": Row(
         "get", lambda w, c: f"/api/v1/drafts/{c['draft']}/diff?against={c['against']}",
-        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "GET /drafts/{id}/comments": Row(
         "get", lambda w, c: f"/api/v1/drafts/{c['draft']}/comments",
-        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "POST /drafts/{id}/comments": Row(
         "post", lambda w, c: f"/api/v1/drafts/{c['draft']}/comments",
-        _all(201, student1=403, student3=403, assessor1=403, teacher2=404),
+        _all(201, student1=403, student3=403, assessor1=403, teacher2=404, **OTHER_SCHOOL),
         setup=_drafts_of_student1, body=lambda w, c: {"body": "Good."}),
     "GET /files/{sha256}": Row(
         "get", lambda w, c: f"/api/v1/files/{c['sha256']}",
-        _all(200, student3=404, teacher2=404, assessor1=404), setup=_drafts_of_student1),
+        _all(200, student3=404, teacher2=404, assessor1=404, **OTHER_SCHOOL),
+        setup=_drafts_of_student1),
     "GET /xapi/clients": Row("get", lambda w, c: "/api/v1/xapi/clients",
                              _all(200, **NOT_STAFF)),
     "POST /xapi/clients": Row(
-        "post", lambda w, c: "/api/v1/xapi/clients", _all(201, **NOT_STAFF, teacher2=404),
+        "post", lambda w, c: "/api/v1/xapi/clients",
+        _all(201, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
         body=lambda w, c: {"name": "Quiz app", "class_id": w.class_id}),
     "GET /xapi/clients/{id}": Row(
         "get", lambda w, c: f"/api/v1/xapi/clients/{c['client']}",
-        _all(200, **NOT_STAFF, teacher2=404), setup=lambda w: _xapi_client(w)),
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=lambda w: _xapi_client(w)),
     "DELETE /xapi/clients/{id}": Row(
         "delete", lambda w, c: f"/api/v1/xapi/clients/{c['client']}",
-        _all(204, **NOT_STAFF, teacher2=404), setup=lambda w: _xapi_client(w)),
-    "GET /rubrics/{id}/rater-analysis": Row(  # teachers: their classes' defenses only
+        _all(204, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=lambda w: _xapi_client(w)),
+    "GET /rubrics/{id}/rater-analysis": Row(  # teachers: their classes' defenses only;
+        # school B's administrator: B's (none to analyse: 409)
         "get", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/rater-analysis",
-        _all(200, student1=403, student3=403), setup=lambda w: _scored_rubric(w)),
+        _all(200, student1=403, student3=403, admin2=409), setup=lambda w: _scored_rubric(w)),
     "GET /rubrics": Row("get", lambda w, c: "/api/v1/rubrics", _all(200, **STUDENTS)),
     "POST /rubrics": Row("post", lambda w, c: "/api/v1/rubrics", _all(201, **STUDENTS),
                          body=lambda w, c: _rubric_body()),
@@ -583,6 +606,17 @@ MATRIX: dict[str, Row] = {
     "DELETE /resources/{id}": Row(
         "delete", lambda w, c: f"/api/v1/resources/{c['resource']}", _all(204, **STUDENTS),
         setup=lambda w: _resource(w)),
+    # schools: district administrators create them; a school's administrators (and the
+    # district's) read and set its settings; another school is not found
+    "GET /schools": Row("get", lambda w, c: "/api/v1/schools", _all(200, **ADMIN_ONLY)),
+    "POST /schools": Row("post", lambda w, c: "/api/v1/schools",
+                         _all(403, admin1=201), body=lambda w, c: {
+                             "name": f"School {uuid.uuid4().hex[:6]}"}),
+    "GET /schools/{id}": Row("get", lambda w, c: f"/api/v1/schools/{w.schools['A']}",
+                             _all(200, **ADMIN_ONLY, **OTHER_SCHOOL)),
+    "PATCH /schools/{id}": Row("patch", lambda w, c: f"/api/v1/schools/{w.schools['A']}",
+                               _all(200, **ADMIN_ONLY, **OTHER_SCHOOL),
+                               body=lambda w, c: {"erasure_delay_days": 21}),
     "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),
@@ -591,27 +625,27 @@ MATRIX: dict[str, Row] = {
     # reads their own; other teachers and students do not know it exists; assessors are refused.
     "GET /classes/{id}/defenses": Row(
         "get", lambda w, c: f"/api/v1/classes/{w.class_id}/defenses",
-        _all(200, **NOT_STAFF, teacher2=404)),
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL)),
     "POST /classes/{id}/defenses": Row(
         "post", lambda w, c: f"/api/v1/classes/{w.class_id}/defenses",
-        _all(201, **NOT_STAFF, teacher2=404), setup=_defense_rubric,
+        _all(201, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_defense_rubric,
         body=lambda w, c: {"student_id": w.users["student1"], "rubric_id": c["rubric"],
                            "title": "D", "raters": [w.users["teacher1"]]}),
     "GET /defenses": Row("get", lambda w, c: "/api/v1/defenses", _all(200, assessor1=403)),
     "GET /users/{id}/defenses": Row(
         "get", lambda w, c: f"/api/v1/users/{w.users['student1']}/defenses",
-        _all(200, student3=404, teacher2=404, assessor1=403), setup=_defense),
+        _all(200, student3=404, teacher2=404, assessor1=403, **OTHER_SCHOOL), setup=_defense),
     "GET /defenses/{id}": Row(
         "get", lambda w, c: f"/api/v1/defenses/{c['defense']}",
-        _all(200, student3=404, teacher2=404, assessor1=403), setup=_defense),
+        _all(200, student3=404, teacher2=404, assessor1=403, **OTHER_SCHOOL), setup=_defense),
     "POST /defenses/{id}/raters": Row(
         "post", lambda w, c: f"/api/v1/defenses/{c['defense']}/raters",
-        _all(201, **NOT_STAFF, teacher2=404),
+        _all(201, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL),
         setup=lambda w: _defense(w, co_teach_teacher2=True),
         body=lambda w, c: {"user_id": w.users["teacher2"]}),
     "DELETE /defenses/{id}/raters/{id}": Row(
         "delete", lambda w, c: f"/api/v1/defenses/{c['defense']}/raters/{w.users['teacher2']}",
-        _all(200, **NOT_STAFF, teacher2=403),
+        _all(200, **NOT_STAFF, teacher2=403, **OTHER_SCHOOL),
         setup=lambda w: _defense(w, adjudicator="teacher2", co_teach_teacher2=True)),
     "POST /defenses/{id}/scores": Row(
         "post", lambda w, c: f"/api/v1/defenses/{c['defense']}/scores",
@@ -627,28 +661,32 @@ MATRIX: dict[str, Row] = {
         body=lambda w, c: {"criterion_id": c["criteria"][0], "score": 3, "reason": "x"}),
     "POST /defenses/{id}/cancel": Row(
         "post", lambda w, c: f"/api/v1/defenses/{c['defense']}/cancel",
-        _all(200, **NOT_STAFF, teacher2=404), setup=_defense),
+        _all(200, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=_defense),
     # learners' rights: the export is the student's own and administrators'; erasure and the
     # purge are administrators' (the purge district administrators'); the requester of an
     # erasure may not confirm it (403), a second administrator does.
     "GET /students/{id}/export": Row(
         "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/export",
-        _all(403, student1=200, student3=404, admin1=200)),
+        _all(403, student1=200, student3=404, admin1=200, admin2=404, admin3=200)),
     "GET /students/{id}/export.pdf": Row(
         "get", lambda w, c: f"/api/v1/students/{w.users['student1']}/export.pdf",
-        _all(403, student1=200, student3=404, admin1=200)),
+        _all(403, student1=200, student3=404, admin1=200, admin2=404, admin3=200)),
     "POST /students/{id}/erasure": Row(
         "post", lambda w, c: f"/api/v1/students/{c['student']}/erasure",
-        _all(403, admin1=201), setup=_fresh_student, body=lambda w, c: {"reason": "asked"}),
-    "GET /erasures": Row("get", lambda w, c: "/api/v1/erasures", _all(403, admin1=200)),
+        _all(403, admin1=201, admin2=404, admin3=201), setup=_fresh_student,
+        body=lambda w, c: {"reason": "asked"}),
+    "GET /erasures": Row("get", lambda w, c: "/api/v1/erasures",
+                         _all(403, admin1=200, admin2=200, admin3=200)),
     "GET /erasures/{id}": Row("get", lambda w, c: f"/api/v1/erasures/{c['erasure']}",
-                              _all(403, admin1=200), setup=_pending_erasure),
+                              _all(403, admin1=200, admin2=404, admin3=200),
+                              setup=_pending_erasure),
     "POST /erasures/{id}/confirm": Row(
         "post", lambda w, c: f"/api/v1/erasures/{c['erasure']}/confirm",
-        _all(403, admin1=200), setup=lambda w: _pending_erasure(w, "admin_other")),
+        _all(403, admin1=200, admin2=404, admin3=200),
+        setup=lambda w: _pending_erasure(w, "admin_other")),
     "POST /erasures/{id}/cancel": Row(
         "post", lambda w, c: f"/api/v1/erasures/{c['erasure']}/cancel",
-        _all(403, admin1=200), setup=_pending_erasure),
+        _all(403, admin1=200, admin2=404, admin3=200), setup=_pending_erasure),
     "POST /retention/purge": Row("post", lambda w, c: "/api/v1/retention/purge",
                                  _all(403, admin1=200), body=lambda w, c: {"dry_run": True}),
 }

@@ -125,14 +125,14 @@ def test_role_changes_that_would_strand_data_are_refused(world) -> None:
         assert rows[student].role == Role.STUDENT and rows[student].display_name == "Student1"
         assert rows[admin].role == Role.ADMIN and rows[admin].is_active
     # With a second administrator, the first may step down; a student in no class may change.
-    r = world.call("post", "/api/v1/users", "admin1", json={
-        "username": "admin2", "role": "admin", "password": PASSWORD})
+    r = world.call("post", "/api/v1/users", "admin1", json={  # a second district admin
+        "username": "admin9", "role": "admin", "password": PASSWORD})
     assert r.status_code == 201
-    r = world.call("patch", f"/api/v1/users/{admin}", "admin2", json={"role": "assessor"})
+    r = world.call("patch", f"/api/v1/users/{admin}", "admin9", json={"role": "assessor"})
     assert r.status_code == 200 and r.get_json()["role"] == "assessor"
-    r = world.call("delete", f"/api/v1/classes/{world.other_class_id}", "admin2")
+    r = world.call("delete", f"/api/v1/classes/{world.other_class_id}", "admin9")
     assert r.status_code == 204
-    r = world.call("patch", f"/api/v1/users/{world.users['student3']}", "admin2",
+    r = world.call("patch", f"/api/v1/users/{world.users['student3']}", "admin9",
                    json={"role": "teacher"})
     assert r.status_code == 200
 
@@ -219,8 +219,8 @@ def test_two_admins_deactivating_each_other_at_once_leave_one(world) -> None:
     url = world.app.config["DATABASE_URL"]
     if not url.startswith("postgresql"):
         pytest.skip("SQLite runs one writer at a time: the race cannot happen there")
-    r = world.call("post", "/api/v1/users", "admin1", json={
-        "username": "admin2", "role": "admin", "password": "correct horse battery"})
+    r = world.call("post", "/api/v1/users", "admin1", json={  # a second district admin
+        "username": "admin9", "role": "admin", "password": "correct horse battery"})
     admin2 = r.get_json()["id"]
     engine = engine_of(world.app)
     first, second = Session(engine), Session(engine)
@@ -248,8 +248,8 @@ def test_two_admins_deactivating_each_other_at_once_leave_one(world) -> None:
         first.close()
         second.close()
     assert len(outcome) == 1 and isinstance(outcome[0], Conflict), outcome
-    assert "last active administrator" in str(outcome[0])
-    with _db(world) as session:
-        active = session.scalars(select(User.username).where(User.role == Role.ADMIN,
-                                                             User.is_active)).all()
+    assert "last active district administrator" in str(outcome[0])
+    with _db(world) as session:  # school administrators (admin2, admin3) do not count
+        active = session.scalars(select(User.username).where(
+            User.role == Role.ADMIN, User.is_active, User.school_id.is_(None))).all()
     assert active == ["admin1"]
