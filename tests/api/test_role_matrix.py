@@ -267,11 +267,12 @@ def _scored_rubric(world: ApiWorld) -> dict:
 
 
 def _fresh_student(world: ApiWorld) -> dict:
-    """A student of no class, to erase (each role's request in a fresh state of its own)."""
+    """A student of school A in no class, to erase (each role's request in a fresh state of its
+    own): school A's administrator reaches them, school B's does not."""
     from tests.api.rights_helpers import add_user
 
     name = f"s-{uuid.uuid4().hex[:8]}"
-    return {"student": add_user(world, name, Role.STUDENT)}
+    return {"student": add_user(world, name, Role.STUDENT, school_id=world.schools["A"])}
 
 
 def _pending_erasure(world: ApiWorld, by: str = "admin1") -> dict:

@@ -162,6 +162,28 @@ MATRIX: dict[str, tuple[Callable[[dict], str], dict[str, int]]] = {
     "/": (
         _p("/"),
         _all(200, anon=200)),
+    # learners' rights
+    "/admin/audit": (
+        _p("/admin/audit"),
+        _all(403, admin1=200, admin2=200, admin3=200)),
+    "/admin/erasures": (
+        _p("/admin/erasures"),
+        _all(403, admin1=200, admin2=200, admin3=200)),
+    "/admin/privacy": (
+        _p("/admin/privacy"),
+        _all(403, admin1=200, admin2=200, admin3=200)),
+    "/admin/students/<int:student_id>/privacy": (
+        _p("/admin/students/{student1}/privacy"),
+        _all(403, admin1=200, admin2=404, admin3=200)),
+    "/my-privacy": (
+        _p("/my-privacy"),
+        _all(200, STUDENTS_ONLY)),
+    "/privacy": (
+        _p("/privacy"),
+        _all(200, anon=200)),
+    "/students/<int:student_id>/my-data.json": (
+        _p("/students/{student1}/my-data.json"),
+        _all(403, student1=200, student3=404, admin1=200, admin2=404, admin3=200)),
     "/assess/": (
         _p("/assess/"),
         _all(302, BANK)),
