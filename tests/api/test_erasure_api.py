@@ -47,7 +47,7 @@ def _left(world: ApiWorld, sid: int, keep: bool) -> dict[str, int]:
 @pytest.mark.parametrize("keep", [True, False], ids=["keep-anonymous", "delete-responses"])
 def test_erasure_end_to_end(world: ApiWorld, keep: bool) -> None:
     publish_note(world, keep=keep)
-    add_user(world, "admin2")
+    add_user(world, "admin7")
     sid = world.users["student1"]
     stored = fill_history(world)
     old_token = world.token("student1")
@@ -70,10 +70,10 @@ def test_erasure_end_to_end(world: ApiWorld, keep: bool) -> None:
     assert world.call("get", f"/api/v1/students/{sid}/export", "student1").status_code == 200
     r = world.call("post", f"/api/v1/erasures/{erasure['id']}/confirm", "admin1")
     assert r.status_code == 403 and "different administrator" in r.get_json()["detail"]
-    r = world.call("post", f"/api/v1/erasures/{erasure['id']}/confirm", "admin2")
+    r = world.call("post", f"/api/v1/erasures/{erasure['id']}/confirm", "admin7")
     assert r.status_code == 200, r.get_json()
     done = r.get_json()
-    assert done["status"] == "done" and done["confirmed_by"] == world.users["admin2"]
+    assert done["status"] == "done" and done["confirmed_by"] == world.users["admin7"]
     assert done["outcome"]["anonymous_responses_kept"] is keep
     assert done["outcome"]["kept"]["responses"] == (n_responses if keep else 0)
 
@@ -115,8 +115,8 @@ def test_erasure_end_to_end(world: ApiWorld, keep: bool) -> None:
         actions = [e.action for e in entries if e.action.startswith("erasure")]
         assert actions == ["erasure_requested", "erasure_confirmed", "erasure_done"]
         assert entries[-1].detail["reason"] == "Parent's request under GDPR art. 17"
-        assert entries[-1].detail["confirmed_by"] == world.users["admin2"]
-        assert entries[-2].actor_id == world.users["admin2"]
+        assert entries[-1].detail["confirmed_by"] == world.users["admin7"]
+        assert entries[-2].actor_id == world.users["admin7"]
         text = " ".join(str(e.detail) for e in entries)
         for secret in ("Student1", "student1", "My work", "Please look", "reading support",
                        pseudonym):
@@ -167,8 +167,8 @@ def test_cancel_keeps_everything(world: ApiWorld) -> None:
     assert r.status_code == 200 and r.get_json()["status"] == "cancelled"
     r = world.call("post", f"/api/v1/erasures/{erasure['id']}/cancel", "admin1")
     assert r.status_code == 409
-    add_user(world, "admin2")
-    r = world.call("post", f"/api/v1/erasures/{erasure['id']}/confirm", "admin2")
+    add_user(world, "admin7")
+    r = world.call("post", f"/api/v1/erasures/{erasure['id']}/confirm", "admin7")
     assert r.status_code == 409 and "cancelled" in r.get_json()["detail"]
     with db(world) as session:
         assert personal_rows(session, sid) == before
