@@ -20,7 +20,7 @@ from tests.delivery_ui.test_resource_pages import _serious, _sign_in, text_of
 
 def _admin2(world: StudentWorld) -> None:
     with world.db() as session:
-        session.add(User(username="admin2", display_name="Admin2", role=Role.ADMIN,
+        session.add(User(username="admin7", display_name="Admin7", role=Role.ADMIN,
                          password_hash=generate_password_hash(world.password,
                                                               method="pbkdf2:sha256:1000")))
 
@@ -68,7 +68,7 @@ def test_request_confirm_and_refusals(student_world: StudentWorld) -> None:
     r = admin.post(f"/admin/erasures/{erasure_id}/confirm", data={"csrf_token": token})
     assert r.status_code == 403 and "different administrator" in r.get_data(as_text=True)
     assert world.client_for("teacher1").get("/admin/erasures").status_code == 403
-    second = world.client_for("admin2")
+    second = world.client_for("admin7")
     token2 = csrf_of(second.get("/admin/erasures").get_data(as_text=True))
     r = second.post(f"/admin/erasures/{erasure_id}/confirm", data={"csrf_token": token2})
     assert r.status_code == 303
