@@ -115,8 +115,8 @@ def test_healthz_reports_unreachable_database(tmp_path) -> None:
     assert response.json["database"] == "unreachable"
 
 
-def test_sign_in_on_an_unmigrated_database_says_so(sqlite_url) -> None:
-    app = create_app({"DATABASE_URL": sqlite_url, "SECRET_KEY": "k"})
+def test_sign_in_on_an_unmigrated_database_says_so(empty_sqlite_url) -> None:
+    app = create_app({"DATABASE_URL": empty_sqlite_url, "SECRET_KEY": "k"})
     client = app.test_client()
     response = client.post(
         "/sign-in", data={"username": "a", "password": "b", "csrf_token": _csrf(client)}

@@ -510,8 +510,8 @@ def test_a_whole_test_in_spanish(student_world: StudentWorld) -> None:
 # -- failures of the database --------------------------------------------------------------------
 
 
-def test_an_unready_database_gives_a_page_not_a_server_error(sqlite_url: str) -> None:
-    app = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "SECRET_KEY": "k"})
+def test_an_unready_database_gives_a_page_not_a_server_error(empty_sqlite_url: str) -> None:
+    app = create_app({"TESTING": True, "DATABASE_URL": empty_sqlite_url, "SECRET_KEY": "k"})
     client = app.test_client()
     with client.session_transaction() as session:
         session["sid"] = "a session id"  # looking it up needs the database
