@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from evidence.classes import reaches_users
 from storage import as_utc
 from storage.accounts import Role, User
 from storage.errors import Forbidden, Invalid
@@ -80,8 +81,8 @@ def _reachable(admin: User):
     district administrator)."""
     if admin.school_id is None:
         return None
-    ours = select(User.id).where(User.school_id == admin.school_id)
-    return or_(AuditEntry.subject_id.in_(ours), AuditEntry.actor_id.in_(ours))
+    return or_(reaches_users(admin, AuditEntry.subject_id),
+               reaches_users(admin, AuditEntry.actor_id))
 
 
 def entries_query(admin: User, where: AuditFilter) -> Select:

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from evidence.classes import reaches
 from storage import as_utc, utcnow
-from storage.accounts import Role, School, User, admin_reaches_user
+from storage.accounts import Role, School, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
 from storage.rights import (
     AuditAction,
@@ -64,7 +65,7 @@ def consent_student(session: Session, viewer: User, student_id: int) -> User:
     student = session.get(User, student_id)
     missing = (student is None or student.role != Role.STUDENT or student.erased_at is not None
                or (viewer.role == Role.STUDENT and viewer.id != student_id)
-               or (viewer.role == Role.ADMIN and not admin_reaches_user(viewer, student)))
+               or (viewer.role == Role.ADMIN and not reaches(session, viewer, student)))
     if missing:
         raise NotFound(f"no student {student_id} you may see")
     return student

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import Select, and_, delete, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
+from evidence.classes import reaches
 from evidence.models import (
     Attempt,
     AttemptStatus,
@@ -60,7 +61,6 @@ from storage.accounts import (
     Role,
     School,
     User,
-    admin_reaches_user,
     class_members,
     new_pseudonym,
     school_condition,
@@ -106,8 +106,7 @@ def _require_admin(user: User) -> None:
 
 def _erasable(session: Session, admin: User, student_id: int) -> User:
     student = session.get(User, student_id)
-    if student is None or student.erased_at is not None or not admin_reaches_user(admin,
-                                                                                    student):
+    if student is None or student.erased_at is not None or not reaches(session, admin, student):
         raise NotFound(f"no user {student_id} you may see")
     if student.role != Role.STUDENT:
         raise Invalid(f"user {student_id} is a {student.role.value}: erasure through this "

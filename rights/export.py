@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from evidence.classes import reaches
 from evidence.models import (
     Attempt,
     Defense,
@@ -44,7 +45,6 @@ from storage.accounts import (
     School,
     SchoolClass,
     User,
-    admin_reaches_user,
     class_members,
 )
 from storage.errors import Forbidden, NotFound
@@ -80,7 +80,7 @@ def exportable_student(session: Session, viewer: User, student_id: int) -> User:
         raise missing
     if viewer.role == Role.STUDENT and viewer.id != student.id:
         raise missing
-    if viewer.role == Role.ADMIN and not admin_reaches_user(viewer, student):
+    if viewer.role == Role.ADMIN and not reaches(session, viewer, student):
         raise missing
     return student
 

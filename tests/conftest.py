@@ -228,3 +228,17 @@ def migrated_with_user(
         user.set_password(password)
         session.add(user)
     engine.dispose()
+
+
+@pytest.fixture
+def redis_server():
+    """``redis-server`` on a free port, for this test only (skipped without it, unless
+    ``REQUIRE_REDIS=1`` says it must run)."""
+    from bench.cluster import RedisServer, Unavailable
+
+    try:
+        server = RedisServer()
+    except Unavailable as error:
+        _unavailable(str(error), "REQUIRE_REDIS")
+    with server:
+        yield server

@@ -4,13 +4,9 @@ re-hashed to the current scheme, and the cookies' attributes."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -150,34 +146,9 @@ def test_two_app_instances_on_one_database_share_the_counts(world: ApiWorld, any
 
 
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A redis-server of this test's own on a free port."""
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is required (REQUIRE_REDIS=1) but not installed")
-        pytest.skip("redis-server is not installed")
-    import redis
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-        client.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def redis_url(redis_server) -> str:
+    """The URL of a redis-server of this test's own."""
+    return redis_server.url
 
 
 def test_counts_on_redis_are_shared_by_two_apps(world: ApiWorld, any_db_url, redis_url) -> None:

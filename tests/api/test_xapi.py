@@ -540,55 +540,30 @@ def test_an_attempt_out_of_time_is_completed_with_its_reason(lrs, world) -> None
     assert extensions[f"{SITE}/xapi/extensions/stop-reason"] == "time_limit"
 
 
-def test_rate_limit_shared_through_redis(tmp_path) -> None:
+def test_rate_limit_shared_through_redis(tmp_path, redis_server) -> None:
     """Two app servers with one Redis count one credential's requests together."""
-    import shutil
-    import socket
-    import subprocess
-    import time
+    import redis
 
-    from tests.conftest import _unavailable
+    from api.app import create_app
+    from storage import make_engine
+    from storage.migrate import upgrade
 
-    server = shutil.which("redis-server")
-    if server is None:
-        _unavailable("redis-server (apt-get install redis-server)", "REQUIRE_REDIS")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        import redis
-
-        client = redis.Redis(host="127.0.0.1", port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        from api.app import create_app
-        from storage import make_engine
-        from storage.migrate import upgrade
-
-        url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        apps = [create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": url,
-                            "XAPI_RATE_LIMIT": "4 per minute",
-                            "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{port}/0"})
-                for _ in range(2)]
-        headers = {"Authorization": "Basic " + base64.b64encode(b"somekey:x").decode(), **V}
-        codes = [apps[k % 2].test_client().get("/xapi/statements", headers=headers).status_code
-                 for k in range(5)]
-        # 401 (no such credential) counts too: a flood of guesses is limited like any other
-        assert codes == [401, 401, 401, 401, 429]
-        assert client.dbsize() > 0
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    apps = [create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": url,
+                        "XAPI_RATE_LIMIT": "4 per minute",
+                        "RATELIMIT_STORAGE_URI": redis_server.url})
+            for _ in range(2)]
+    headers = {"Authorization": "Basic " + base64.b64encode(b"somekey:x").decode(), **V}
+    codes = [apps[k % 2].test_client().get("/xapi/statements", headers=headers).status_code
+             for k in range(5)]
+    # 401 (no such credential) counts too: a flood of guesses is limited like any other
+    assert codes == [401, 401, 401, 401, 429]
+    assert client.dbsize() > 0
+    client.close()
 
 
 def test_no_response_is_stored_without_its_statement(lrs, world) -> None:

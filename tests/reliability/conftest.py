@@ -1,4 +1,5 @@
-"""Real parts for the reliability tests: a private PostgreSQL cluster, a Redis server.
+"""Real parts for the reliability tests: a private PostgreSQL cluster (Redis: ``redis_server``
+in ``tests/conftest.py``).
 
 Each is a process this test session starts and stops (see :mod:`bench.cluster`). Without the
 programs the tests skip, unless ``REQUIRE_POSTGRES=1`` / ``REQUIRE_REDIS=1`` (set by ``.ci/run``)
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.cluster import PrivatePostgres, RedisServer, Unavailable
+from bench.cluster import PrivatePostgres, Unavailable
 from tests.conftest import _unavailable
 
 
@@ -24,14 +25,3 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         _unavailable(f"PostgreSQL server programs ({error})", "REQUIRE_POSTGRES")
     with cluster:
         yield cluster
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    """``redis-server`` on a free port, for this test only."""
-    try:
-        server = RedisServer()
-    except Unavailable as error:
-        _unavailable(str(error), "REQUIRE_REDIS")
-    with server:
-        yield server
