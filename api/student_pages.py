@@ -11,12 +11,16 @@ directly, commit once, and turn their errors into messages on the page, never a 
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import math
 import secrets
 import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -48,6 +52,7 @@ from evidence.attempts import (
     Z95,
     attempt_reply,
     band_of,  # noqa: F401  (the teacher pages import it from here)
+    fallback_module,
     finish_after_time_limit,
     open_assignments,
     start_attempt,
@@ -58,6 +63,7 @@ from evidence.attempts import (
 from evidence.drafts import open_task_cards
 from evidence.models import Attempt, AttemptStatus
 from evidence.timing import MAX_EXTENSIONS, TimeLimitConflict, extend_time, time_left
+from item_bank.markup import render_html
 from storage import as_utc, utcnow
 from storage.accounts import Role, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
@@ -216,6 +222,41 @@ def _not_found(user: User) -> Response:
                     _("We could not find that test attempt among yours."), 404, user)
 
 
+# -- working offline ---------------------------------------------------------------------------
+
+#: The static files a test page needs, kept by the service worker (the offline page first).
+SHELL_FILES = ("site.css", "quiz.js", "offline.js", "tz.js")
+
+
+@functools.cache
+def _service_worker(static: str, shell: tuple[str, ...]) -> str:
+    """``sw.js`` with its shell's URLs and a version that changes when any of them does."""
+    digest = hashlib.sha256()
+    source = Path(static, "sw.js").read_text(encoding="utf-8")
+    for name in shell:
+        digest.update(Path(static, name).read_bytes())
+    urls = [url_for(".offline")] + [url_for("static", filename=name) for name in shell]
+    return (source.replace("{{version}}", digest.hexdigest()[:16])
+            .replace("{{shell}}", json.dumps(urls)))
+
+
+@bp.get("/sw.js")
+def service_worker() -> Response:
+    """The service worker (``delivery_ui/static/sw.js``), at the root: it serves every page."""
+    response = make_response(_service_worker(current_app.static_folder, SHELL_FILES))
+    response.mimetype = "text/javascript"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/offline")
+def offline() -> Response:
+    """The page the service worker shows for a test page opened without a connection."""
+    response = _page("student/offline.html", user=None)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 # -- my tests ------------------------------------------------------------------------------------
 
 
@@ -267,17 +308,56 @@ def start(user: User, test_id: int) -> Response:
 # -- one item per page ---------------------------------------------------------------------------
 
 
+def _options(item: dict[str, Any]) -> list[str]:
+    return item["options"] or [str(k) for k in range(item.get("categories") or 0)]
+
+
+def _fallback(attempt: Attempt, item: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``offline.js`` keeps for a dropped connection: the item shown and the fallback
+    module after it (:func:`evidence.attempts.fallback_module`), ready to show, and the words
+    it needs. Not for timed attempts: a clock needs the server to be fair."""
+    if attempt.deadline is not None:
+        return None
+    db = get_session()
+    try:
+        module = fallback_module(db, attempt)
+        db.commit()
+    except SQLAlchemyError:  # a page without a fallback is still a page
+        db.rollback()
+        module = []
+    shown = [{"id": i["id"], "position": i["position"], "stem": render_html(i["stem"]),
+              "options": _options(i)} for i in [item, *module]]
+    return {
+        "attempt": attempt.id,
+        "sync": url_for(".sync", attempt_id=attempt.id),
+        "page": url_for(".attempt", attempt_id=attempt.id),
+        "items": shown,
+        "words": {
+            "offline": _("You are offline. Your answers are kept on this device and will be "
+                         "sent as soon as the connection returns."),
+            "sending": _("The connection is back: sending your answers…"),
+            "sent": _("Your answers have been sent."),
+            "wait": _("You have answered every question this page could keep. Please "
+                      "reconnect to go on: your answers are kept on this device."),
+            "question": _("Question %(n)d", n=0),
+            "submit": _("Submit answer"),
+            "choose": _("Choose an answer, then submit it."),
+            "refused": _("One answer could not be counted: %(reason)s", reason="%s"),
+        },
+    }
+
+
 def _item_page(user: User, attempt: Attempt, error: str | None = None,
                status: int = 200) -> Response:
     db = get_session()
     reply = attempt_reply(db, attempt)
     item = reply["item"]
-    options = item["options"] or [str(k) for k in range(item.get("categories") or 0)]
     timer = time_left(db, attempt)
     return _page(
         "student/item.html", status, user=user, attempt=attempt, test=attempt.test, item=item,
-        options=options, error=error, key=secrets.token_urlsafe(16), timer=timer,
+        options=_options(item), error=error, key=secrets.token_urlsafe(16), timer=timer,
         hide_timer=bool(session.get(HIDE_TIMER)), max_extensions=MAX_EXTENSIONS,
+        fallback=_fallback(attempt, item),
     )
 
 
@@ -343,6 +423,87 @@ def answer(user: User, attempt_id: int) -> Response:
     if reply.get("late"):
         flash(_("The time was up before that answer arrived, so it was not counted."), WARNING)
     return _go(".attempt", attempt_id=attempt_id)
+
+
+#: The most answers one sync may carry (a page keeps the item shown and a module of six).
+MAX_SYNC = 50
+
+
+def _sync_answers() -> list[dict[str, Any]]:
+    """The outbox sent by ``offline.js``: a JSON list in the form field ``answers``."""
+    try:
+        answers = json.loads(request.form.get("answers", ""))
+    except ValueError:
+        raise Invalid("answers must be a JSON list", field="answers") from None
+    if not isinstance(answers, list) or not 0 < len(answers) <= MAX_SYNC:
+        raise Invalid(f"answers must be a list of 1 to {MAX_SYNC} answers", field="answers")
+    checked = []
+    for n, entry in enumerate(answers, 1):
+        fields = {}
+        for name in ("item_id", "response", "position"):
+            value = entry.get(name) if isinstance(entry, dict) else None
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+                raise Invalid(f"answer {n}: {name} must be a whole number", field=name)
+            fields[name] = value
+        key = entry.get("key")
+        if not isinstance(key, str) or not 0 < len(key) <= 255:
+            raise Invalid(f"answer {n}: key must be a text of 1 to 255 characters", field="key")
+        elapsed = entry.get("ms")
+        fields["ms"] = elapsed if isinstance(elapsed, int) and not isinstance(elapsed, bool) \
+            and 0 <= elapsed < 2**31 else None
+        checked.append({**fields, "key": key})
+    return checked
+
+
+@bp.post("/attempts/<int:attempt_id>/sync")
+def sync(attempt_id: int) -> Response:
+    """The answers a page kept while the connection was down, in the order given.
+
+    Each is recorded as :func:`evidence.attempts.submit_response` records an online answer
+    (``offline=True``), in its own transaction, so a sync cut short keeps what it recorded and
+    a repeated one records nothing twice (each answer has its idempotency key). It stops at
+    the first answer refused; the reply lists each answer's outcome (``recorded``,
+    ``replayed``, ``refused`` with the reason, or ``not_sent``), as JSON.
+    """
+    user = current_user()
+    if user is None or user.role != Role.STUDENT:
+        return _json({"error": "sign in as the student whose attempt this is"}, 401)
+    db = get_session()
+    try:
+        _own_attempt(user, attempt_id)
+        answers = _sync_answers()
+    except NotFound:
+        return _json({"error": f"no attempt {attempt_id} of yours"}, 404)
+    except Invalid as error:
+        return _json({"error": str(error), "field": error.field}, 422)
+    outcomes, stopped = [], False
+    for answer in answers:
+        if stopped:
+            outcomes.append({"key": answer["key"], "outcome": "not_sent"})
+            continue
+        try:
+            reply, replayed = submit_response(
+                db, user, attempt_id, answer["item_id"], answer["response"], answer["key"],
+                response_time_ms=answer["ms"], base_url=public_url(), offline=True,
+                position=answer["position"])
+            db.commit()
+            outcomes.append({"key": answer["key"],
+                             "outcome": "replayed" if replayed else "recorded",
+                             "status": reply.get("status")})
+        except (Invalid, Conflict) as error:
+            db.rollback()
+            stopped = True
+            outcomes.append({"key": answer["key"], "outcome": "refused", "reason": str(error),
+                             "field": error.field})
+    return _json({"attempt": attempt_id, "answers": outcomes,
+                  "page": url_for(".attempt", attempt_id=attempt_id)}, 200)
+
+
+def _json(body: dict[str, Any], status: int) -> Response:
+    response = make_response(json.dumps(body), status)
+    response.mimetype = "application/json"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/attempts/<int:attempt_id>/finish")

@@ -171,6 +171,69 @@ class CATSession:
         )
         self._check_stop()
 
+    def present(self, item_id: str) -> None:
+        """Present ``item_id`` now instead of the engine's own choice.
+
+        For answers given while the connection was down: the student saw an item of a
+        fallback module (:meth:`fallback_module`), so that item is the one they answered. It
+        must be an item this session could still present (not seen, not withdrawn), or a
+        pretest item of the plan not given yet.
+
+        Raises
+        ------
+        CATError
+            The test is finished, or ``item_id`` could not be presented now.
+        """
+        if self._finished:
+            raise CATError(f"the test is finished ({self._stop_reason}); no more answers")
+        if item_id == self._pending:
+            return
+        if item_id in self.config.pretest.items:
+            if any(h.item_id == item_id for h in self._history):
+                raise CATError(f"pretest item {item_id!r} was already given")
+        elif item_id not in self.bank._index:
+            raise CATError(f"item {item_id!r} is not in this bank")
+        else:
+            j = self.bank.index_of(item_id)
+            if self._state.seen[0, j] or self._state.excluded[0, j]:
+                raise CATError(f"item {item_id!r} was already given or is withdrawn")
+        self._pending = item_id
+
+    def fallback_module(self, length: int) -> list[str]:
+        """The items to give, in order, after the one presented now if the server cannot be
+        reached: what the selector would choose next were the estimate to stay where it is.
+
+        An adaptive test needs the server for each next item. This is the module a page keeps
+        for a dropped connection: up to ``length`` items (never past the test's maximum
+        length), chosen as the engine would at the current estimate, each marked given before
+        the next is chosen. Content balancing sees them as given but not yet scored. The
+        session itself is not changed. Empty when the test is finished.
+        """
+        if self._finished or length <= 0:
+            return []
+        copy = CATSession.from_json(self.bank, self.to_json(), config=self.config,
+                                    exposure_stats=self.stats)
+        state = copy._state
+        room = self.config.stopping.max_items - len(self._history) - 1
+        module: list[str] = []
+        current = copy.next_item()
+        given = [current]
+        while len(module) < min(length, room):
+            for item_id in given:  # given, as far as choosing goes; the estimate stays put
+                if item_id in self.bank._index:
+                    state.seen[0, self.bank.index_of(item_id)] = True
+            state.n_given[0] = len(self._history) + 1 + len(module)
+            copy._history = list(self._history) + [
+                AnsweredItem(i, 0, 0, False, None, None, None) for i in [current, *module]]
+            copy._pending = None
+            try:
+                item_id = copy._choose()
+            except BankExhaustedError:
+                break
+            module.append(item_id)
+            given = [item_id]
+        return module
+
     def result(self) -> SessionResult:
         """Theta, SE, stopping reason, and each item's information at the final theta."""
         theta = float(self._state.theta[0])

@@ -266,8 +266,19 @@ def submit_response(
     response_time_ms: int | None = None,
     now: datetime | None = None,
     base_url: str,
+    offline: bool = False,
+    position: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Record the answer to the presented item and return the next reply.
+
+    ``offline`` answers were given while the connection was down and are sent on its return,
+    in order: the first to the item presented when it dropped, the next ones to items of the
+    fallback module the page kept (:func:`fallback_module`). Such an item is presented then
+    (:meth:`cat_engine.CATSession.present`) and scored exactly as an online answer; the response
+    is marked ``offline``. ``position`` (1-based), when given, must be the attempt's next
+    position, so an outbox replayed out of order is refused rather than misplaced. An offline
+    answer arriving after a stopping rule ended the attempt is kept, unscored (nothing the
+    student did is lost), and does not change the result.
 
     The answer is also an xAPI ``answered`` statement, and the end of the attempt a
     ``completed`` one (:mod:`evidence.statements`), stored in the same transaction as the
@@ -301,6 +312,8 @@ def submit_response(
     if row.earlier_id is not None:
         return _replay(row, item_id, response), True
     status = AttemptStatus(row.status)
+    from_module = offline and item_id != row.current_item_id \
+        and item_id in (row.fallback_items or ())
     if status != AttemptStatus.IN_PROGRESS or row.current_item_id != item_id:
         # A retry that waited for the original's lock reads the attempt as the original left
         # it, but not the response it stored (PostgreSQL re-reads only the locked row): look
@@ -308,14 +321,26 @@ def submit_response(
         earlier = _earlier_response(session, attempt_id, idempotency_key)
         if earlier is not None:
             return _replay(earlier, item_id, response), True
+    if status != AttemptStatus.IN_PROGRESS and offline and row.stop_reason != "time_limit" \
+            and from_module:
+        return _keep_after_stop(session, attempt_id, item_id, response, idempotency_key,
+                                response_time_ms, now), False
     if status != AttemptStatus.IN_PROGRESS:
         raise Conflict(f"attempt {attempt_id} is {status.value}; it takes no more answers")
-    if row.current_item_id != item_id:
+    if offline and row.current_item_id != item_id and not from_module:
+        raise Conflict(f"item {item_id} was neither presented nor in the fallback module sent "
+                       "to this page; it cannot be answered here", field="item_id")
+    if not offline and row.current_item_id != item_id:
         raise Conflict(f"item {item_id} is not the item presented; answer item "
                        f"{row.current_item_id}", field="item_id")
     delivery = delivery_bank(session, row.snapshot_id)
     engine_session = _engine_session(delivery, row.state,
                                      live_exposure_stats(session, delivery, row.test_id))
+    expected = len(engine_session.history) + 1
+    if position is not None and position != expected:
+        raise Conflict(f"this answer is for position {position}, but the attempt is at position "
+                       f"{expected}: send the answers in the order they were given",
+                       field="position")
     if row.deadline is not None and now > as_utc(row.deadline):
         values = _finish_values(delivery, engine_session, now, "time_limit")
         _update_attempt(connection, attempt_id, values)
@@ -327,6 +352,8 @@ def submit_response(
     code = delivery.codes[item_id]
     choice, score = _score(delivery, code, delivery.items[code], response)
     try:
+        if from_module:
+            engine_session.present(code)
         engine_session.answer(code, score)
     except InvalidResponseError as error:
         raise Invalid(str(error), field="response") from None
@@ -339,6 +366,7 @@ def submit_response(
         "response": score, "choice": choice, "scored": code not in delivery.pretest,
         "answered_at": now, "response_time_ms": response_time_ms,
         "idempotency_key": idempotency_key, "reply": reply, "hints_used": 0,
+        "offline": offline,
     }
     statements = [step_log.engine_answered(
         base_url, pseudonym=user.pseudonym, registration=row.registration,
@@ -367,6 +395,58 @@ def submit_response(
     if presented is None:
         _count_finished(session, delivery, row.test_id, engine_session)
     return reply, False
+
+
+def _keep_after_stop(session: Session, attempt_id: int, item_id: int, response: int,
+                     idempotency_key: str, response_time_ms: int | None, now: datetime
+                     ) -> dict[str, Any]:
+    """Keep an offline answer that arrived after the attempt ended: unscored, after the rest."""
+    attempt = session.get(Attempt, attempt_id)
+    if session.scalar(select(Response.id).where(Response.attempt_id == attempt_id,
+                                                Response.item_id == item_id)) is not None:
+        raise Conflict(f"item {item_id} was already answered in this attempt", field="item_id")
+    delivery = delivery_bank(session, attempt.snapshot_id)
+    code = delivery.codes[item_id]
+    choice, score = _score(delivery, code, delivery.items[code], response)
+    last = session.scalar(select(func.max(Response.position))
+                          .where(Response.attempt_id == attempt_id)) or 0
+    reply = {"id": attempt_id, "status": attempt.status.value, "after_stop": True,
+             "result": student_result(attempt.result) if attempt.result else None}
+    session.add(Response(attempt_id=attempt_id, item_id=item_id, position=last + 1,
+                         response=score, choice=choice, scored=False, answered_at=now,
+                         response_time_ms=response_time_ms, idempotency_key=idempotency_key,
+                         reply=reply, hints_used=0, offline=True))
+    session.flush()
+    return reply
+
+
+#: How many items a page keeps for a dropped connection (:func:`fallback_module`).
+FALLBACK_LENGTH = 6
+
+
+def fallback_module(session: Session, attempt: Attempt, length: int = FALLBACK_LENGTH,
+                    now: datetime | None = None) -> list[dict[str, Any]]:
+    """The items the attempt's page keeps for a dropped connection, as the student sees them.
+
+    They are what the engine would give next at the current estimate
+    (:meth:`cat_engine.CATSession.fallback_module`), after the item presented now, with the
+    positions they would have. Their ids are added to ``attempt.fallback_items`` (an offline
+    answer is taken only for one of those). Never keys or parameters: the page cannot tell a
+    right answer from a wrong one, so the module does not branch.
+    """
+    if attempt.status != AttemptStatus.IN_PROGRESS or attempt.current_item_id is None:
+        return []
+    now = now or utcnow()
+    delivery = delivery_bank(session, attempt.snapshot_id)
+    engine_session = _engine_session(delivery, attempt.state)
+    codes = engine_session.fallback_module(length)
+    first = len(engine_session.history) + 2
+    items = [present_item(delivery, code, first + k, None, now) for k, code in enumerate(codes)]
+    issued = set(attempt.fallback_items or ())
+    new = [item["id"] for item in items if item["id"] not in issued]
+    if new:
+        attempt.fallback_items = sorted(issued | set(new))
+    return items
 
 
 def _completed(base_url: str, user: User, registration: str, test_id: int,
@@ -433,6 +513,7 @@ _ANSWER_QUERY = (
     select(_ATTEMPTS.c.user_id, _ATTEMPTS.c.test_id, _ATTEMPTS.c.status,
            _ATTEMPTS.c.snapshot_id, _ATTEMPTS.c.current_item_id, _ATTEMPTS.c.deadline,
            _ATTEMPTS.c.state, _ATTEMPTS.c.registration, _ATTEMPTS.c.started_at,
+           _ATTEMPTS.c.fallback_items, _ATTEMPTS.c.stop_reason,
            _RESPONSES.c.id.label("earlier_id"),
            _RESPONSES.c.item_id.label("earlier_item_id"),
            _RESPONSES.c.choice.label("earlier_choice"),

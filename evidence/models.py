@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -93,6 +94,9 @@ class Attempt(Base):
     time_extensions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: The attempt as an xAPI registration (``context.registration`` of its statements).
     registration: Mapped[str] = mapped_column(String(36), default=new_registration)
+    #: Every item sent to the attempt's page as its fallback module (:func:`evidence.attempts.
+    #: fallback_module`): an answer given offline is taken only for one of these.
+    fallback_items: Mapped[list[int] | None] = mapped_column(JSON)
 
     test: Mapped[AdaptiveTest] = relationship()
     user: Mapped[User] = relationship()
@@ -129,6 +133,9 @@ class Response(Base):
     answered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     response_time_ms: Mapped[int | None] = mapped_column(Integer, info={"personal": True})
     hints_used: Mapped[int] = mapped_column(Integer, default=0)
+    #: Answered while the connection was down (an item of the fallback module, or the item shown
+    #: when it dropped), and sent when it came back.
+    offline: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     attempt: Mapped[Attempt] = relationship(back_populates="responses")
     item: Mapped[Item] = relationship()

@@ -47,6 +47,7 @@
     if (focus) { focus.focus(); }
     announce((textOf(".flash p") + (kept ? "" : " " + textOf("[data-announce]"))).trim());
     startClock();
+    if (window.catOffline) { window.catOffline.update(); }
     return true;
   }
 
@@ -56,11 +57,23 @@
     event.preventDefault();
     if (busy) { return; }
     busy = true;
+    var offline = window.catOffline;  /* offline.js: an answer that cannot be sent is kept */
+    if (offline && !navigator.onLine && form.classList.contains("question")) {
+      offline.keep(form).then(function (kept) {
+        busy = false;
+        if (!kept) { form.submit(); }
+      });
+      return;
+    }
+    var unreachable = false;
     fetch(form.action, {
       method: "POST",
       body: new URLSearchParams(new FormData(form)),
       headers: { "X-Quiz-Fragment": "1" },
       credentials: "same-origin"
+    }).catch(function (error) {
+      unreachable = true;
+      throw error;
     }).then(function (response) {
       var away = response.headers.get("X-Quiz-Location");
       if (away) { window.location.assign(away); return null; }
@@ -72,6 +85,9 @@
         }
       });
     }).catch(function () {
+      if (unreachable && offline && form.classList.contains("question")) {
+        return offline.keep(form).then(function (kept) { if (!kept) { form.submit(); } });
+      }
       form.submit();
     }).then(function () {
       busy = false;

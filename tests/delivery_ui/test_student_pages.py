@@ -322,7 +322,7 @@ def test_an_item_page_weighs_less_than_50_kb(sqlite_world, live, browser, page) 
     finally:
         context.close()
     names = sorted(name.rsplit("/", 1)[1] for name, _size in timing["resources"])
-    assert names == ["quiz.js", "site.css", "tz.js"]  # no font, CDN or tracker
+    assert names == ["offline.js", "quiz.js", "site.css", "tz.js"]  # no font, CDN or tracker
     assert all(name.startswith(live.url) for name, _size in timing["resources"])
     total = timing["navigation"] + sum(size for _name, size in timing["resources"])
     assert 3_000 < total <= 50_000, timing
