@@ -8,10 +8,15 @@
   app setting of the same name in tests) makes the app trust their ``X-Forwarded-For``,
   ``-Proto``, ``-Host`` and ``-Port`` headers, so that it knows a request was secure. Never set
   it without a proxy: clients could then claim any address and scheme.
+- Text replies (pages, JSON, styles, scripts) of more than :data:`COMPRESS_MIN_BYTES` are sent
+  gzip-compressed to clients that accept it (``Vary: Accept-Encoding``): a test over a 2G
+  connection moves a third of the bytes. ``CAT_ENGINE_COMPRESS=0`` turns it off (for a reverse
+  proxy that compresses itself).
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 
 from flask import Flask, Response, current_app, request
@@ -31,8 +36,39 @@ def _headers(response: Response) -> Response:
     return response
 
 
+COMPRESS_MIN_BYTES = 600
+COMPRESSIBLE = frozenset({
+    "text/html", "text/css", "text/javascript", "application/javascript", "application/json",
+    "application/problem+json", "application/xml", "image/svg+xml", "text/csv", "text/plain",
+})
+
+
+def _compress(response: Response) -> Response:
+    """gzip a text reply when the client accepts it (see the module's docstring)."""
+    if (not current_app.config.get("COMPRESS", True) or response.status_code != 200
+            or (response.is_streamed and not response.direct_passthrough)
+            or response.mimetype not in COMPRESSIBLE
+            or "Content-Encoding" in response.headers
+            or "gzip" not in request.headers.get("Accept-Encoding", "")):
+        return response
+    response.vary.add("Accept-Encoding")
+    if response.direct_passthrough:  # a static file: small, read once
+        response.direct_passthrough = False
+    body = response.get_data()
+    if len(body) < COMPRESS_MIN_BYTES:
+        return response
+    response.set_data(gzip.compress(body, compresslevel=6, mtime=0))
+    response.headers["Content-Encoding"] = "gzip"
+    etag, weak = response.get_etag()
+    if etag and not weak:  # the same resource in another encoding: equal only weakly
+        response.set_etag(etag, weak=True)
+    return response
+
+
 def init_app(app: Flask) -> None:
-    """Add the headers to every reply; trust ``CAT_ENGINE_PROXIES`` reverse proxies."""
+    """Add the headers to every reply, compress text replies; trust ``CAT_ENGINE_PROXIES``
+    reverse proxies."""
+    app.config.setdefault("COMPRESS", os.environ.get("CAT_ENGINE_COMPRESS", "1") != "0")
     proxies = app.config.get("CAT_ENGINE_PROXIES")
     if proxies is None:
         proxies = os.environ.get("CAT_ENGINE_PROXIES", "").strip() or 0
@@ -47,3 +83,4 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies,
                                 x_port=proxies)
     app.after_request(_headers)
+    app.after_request(_compress)

@@ -301,8 +301,11 @@ def test_axe_finds_nothing_serious_on_any_student_page(sqlite_world, live, brows
     assert len(found) == 5
 
 
-def test_an_item_page_weighs_less_than_50_kb(sqlite_world, live, browser, page) -> None:
-    sqlite_world.set_time_limit(30)  # the heaviest item page: with the countdown
+@pytest.mark.parametrize("minutes", [30, None], ids=["countdown", "fallback"])
+def test_an_item_page_weighs_less_than_50_kb(sqlite_world, live, browser, page,
+                                             minutes) -> None:
+    # The heaviest item pages: with the countdown, or (untimed) with the fallback module.
+    sqlite_world.set_time_limit(minutes)
     attempt_id = _start(sqlite_world, page, live.url)
     # A new context with the same cookies and an empty cache: everything comes over the wire.
     context = browser.new_context(storage_state=page.context.storage_state())
