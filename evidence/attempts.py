@@ -879,7 +879,7 @@ def attempt_view(session: Session, attempt: Attempt, viewer: User) -> dict[str, 
                  "answered_at": r.answered_at}
         if staff:
             entry |= {"score": r.response, "scored": r.scored,
-                      "response_time_ms": r.response_time_ms}
+                      "response_time_ms": r.response_time_ms, "offline": r.offline}
         history.append(entry)
     view: dict[str, Any] = {
         "id": attempt.id, "test_id": attempt.test_id, "user_id": attempt.user_id,

@@ -130,14 +130,17 @@ def attempt_review(session: Session, attempt: Attempt, now: datetime | None = No
     rationales = _rationales(session, entries)
     previous = as_utc(attempt.started_at)
     items = []
-    for stored, entry, engine_item in zip(responses, entries, answered, strict=False):
+    # Answers given offline that arrived after a stopping rule fired are stored (unscored) after
+    # the engine's history: shown, with no estimate of their own.
+    for n, (stored, entry) in enumerate(zip(responses, entries, strict=True)):
+        engine_item = answered[n] if n < len(answered) else None
         answered_at = as_utc(stored.answered_at)
         if stored.response_time_ms is not None:
             seconds = stored.response_time_ms / 1000
         else:
             seconds = max(0.0, (answered_at - previous).total_seconds())
         previous = answered_at
-        theta, se = engine_item.theta, engine_item.se
+        theta, se = (engine_item.theta, engine_item.se) if engine_item else (None, None)
         key = entry.get("key")
         items.append({
             "position": stored.position, "item_id": stored.item_id, "code": entry["code"],
@@ -146,6 +149,8 @@ def attempt_review(session: Session, attempt: Attempt, now: datetime | None = No
             "choice": stored.choice, "score": stored.response,
             "correct": None if key is None else stored.response > 0,
             "scored": stored.scored, "rationale": rationales.get(stored.item_id, ""),
+            "offline": stored.offline,
+            "after_stop": engine_item is None,
             "seconds": seconds, "answered_at": answered_at,
             "theta": theta, "se": se,
             "low": None if theta is None else theta - Z95 * se,

@@ -123,6 +123,8 @@ class HistoryEntrySchema(ma.Schema):
     score = ma.fields.Integer()
     scored = ma.fields.Boolean()
     response_time_ms = ma.fields.Integer(allow_none=True)
+    offline = ma.fields.Boolean(metadata={"description": "Answered while the connection was "
+                                          "down and sent when it returned (staff only)."})
 
 
 class AttemptSchema(ma.Schema):

@@ -175,3 +175,15 @@ def test_a_timed_attempt_keeps_no_fallback(student_world: StudentWorld) -> None:
     client, attempt_id = _started(student_world, answers=0)
     html = client.get(f"/attempts/{attempt_id}").get_data(as_text=True)
     assert 'id="fallback"' not in html
+
+
+def test_the_teacher_sees_which_answers_came_offline(student_world: StudentWorld) -> None:
+    client, attempt_id = _started(student_world, answers=8)
+    fallback, token = _page(student_world, client, attempt_id)
+    _sync(client, attempt_id, token, _outbox(fallback, len(fallback["items"])))
+    teacher = student_world.client_for("teacher1")
+    class_id = student_world.ids["class_id"]
+    html = teacher.get(f"/teach/classes/{class_id}/attempts/{attempt_id}").get_data(as_text=True)
+    assert html.count("answered offline, sent when the connection returned") == len(
+        fallback["items"])
+    assert "answered offline after the test had stopped" in html
