@@ -160,10 +160,10 @@ class _Context:
             SchoolClass.id, SchoolClass.name, SchoolClass.teacher_id, SchoolClass.school_id,
             SchoolClass.sourced_id)).all()
         self.class_by_sid = {c.sourced_id: c for c in self.classes if c.sourced_id}
-        self.members: set[tuple[int, int]] = set(session.execute(
+        self.members: set[tuple[int, int]] = set(map(tuple, session.execute(
             select(class_members.c.class_id, class_members.c.user_id)
             .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
-            .where(SchoolClass.sourced_id.is_not(None))).tuples().all())
+            .where(SchoolClass.sourced_id.is_not(None))).all()))
         self.rows = {name: {r.sourced_id: r for r in rows}
                      for name, rows in package.rows.items()}
         self.parent = {sid: r.get("parentSourcedId") for sid, r in self.rows.get("orgs",
@@ -693,7 +693,7 @@ def apply_plan(session: Session, actor: User | None, plan: Plan,
             session.execute(delete(ApiToken).where(ApiToken.user_id.in_(chunk)))
             session.execute(delete(PageSession).where(PageSession.user_id.in_(chunk)))
     user_ids = dict(session.execute(select(User.sourced_id, User.id)
-                                    .where(User.sourced_id.is_not(None))).tuples().all())
+                                    .where(User.sourced_id.is_not(None))).all())
 
     def ids(key, table: dict[str, int]) -> int:
         return table[key] if isinstance(key, str) else key
@@ -706,7 +706,7 @@ def apply_plan(session: Session, actor: User | None, plan: Plan,
             for c in plan.new_classes])
     if plan.class_updates:
         old_teacher = dict(session.execute(select(SchoolClass.id, SchoolClass.teacher_id).where(
-            SchoolClass.id.in_([i for i, _c in plan.class_updates]))).tuples().all())
+            SchoolClass.id.in_([i for i, _c in plan.class_updates]))).all())
         rows = []
         for class_id, changes in plan.class_updates:
             changes = dict(changes)
@@ -722,12 +722,12 @@ def apply_plan(session: Session, actor: User | None, plan: Plan,
             rows.append({"id": class_id, **changes})
         session.execute(update(SchoolClass), rows)
     class_ids = dict(session.execute(select(SchoolClass.sourced_id, SchoolClass.id)
-                                     .where(SchoolClass.sourced_id.is_not(None))).tuples().all())
+                                     .where(SchoolClass.sourced_id.is_not(None))).all())
     added = {(ids(c, class_ids), ids(u, user_ids)) for c, u in plan.enrol}
     for start in range(0, len(touched := sorted({c for c, _u in added})), 5000):
-        added -= set(session.execute(select(class_members.c.class_id, class_members.c.user_id)
-                                     .where(class_members.c.class_id.in_(
-                                         touched[start:start + 5000]))).tuples().all())
+        added -= set(map(tuple, session.execute(
+            select(class_members.c.class_id, class_members.c.user_id)
+            .where(class_members.c.class_id.in_(touched[start:start + 5000]))).all()))
     added = sorted(added)
     removed = sorted(set(plan.unenrol))
     if added:
