@@ -73,6 +73,9 @@ ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
     ("enrollments", "primary"): ("true", "false"),
     ("academicSessions", "type"): ("gradingPeriod", "semester", "schoolYear", "term"),
 }
+_ENUMS_OF: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+for (_table, _column), _allowed in ENUMS.items():
+    _ENUMS_OF.setdefault(_table, []).append((_column, _allowed))
 DATE_FIELDS = {"roles": ("beginDate", "endDate"), "enrollments": ("beginDate", "endDate"),
                "academicSessions": ("startDate", "endDate")}
 #: The most a package may hold once unzipped, and the most files in a zip.
@@ -370,9 +373,9 @@ def _check_row(name: str, row: Row, mode: str, package: Package) -> bool:
                           f"dateLastModified is {modified!r}, not a date and time such as "
                           "2026-09-01T08:00:00Z")
             ok = False
-    for (table, column), allowed in ENUMS.items():
+    for column, allowed in _ENUMS_OF.get(name, ()):
         value = row.get(column)
-        if table == name and value and value not in allowed and not value.startswith("ext:"):
+        if value and value not in allowed and not value.startswith("ext:"):
             package.error(file, row.line, column, sid or None,
                           f"{column} is {value!r}; it must be one of {', '.join(allowed)}")
             ok = False

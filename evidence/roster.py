@@ -164,6 +164,9 @@ class _Context:
             select(class_members.c.class_id, class_members.c.user_id)
             .join(SchoolClass, SchoolClass.id == class_members.c.class_id)
             .where(SchoolClass.sourced_id.is_not(None))).all()))
+        self.members_of: dict[int, list[int]] = defaultdict(list)
+        for class_id, user_id in sorted(self.members):
+            self.members_of[class_id].append(user_id)
         self.rows = {name: {r.sourced_id: r for r in rows}
                      for name, rows in package.rows.items()}
         self.parent = {sid: r.get("parentSourcedId") for sid, r in self.rows.get("orgs",
@@ -557,7 +560,7 @@ def _plan_classes(plan: Plan, ctx: _Context, actor: User | None, org_school, tea
             continue
         if row.get("status") == "tobedeleted":
             if existing is not None:  # its students leave it; the class and its work stay
-                for user_id in sorted(u for c, u in ctx.members if c == existing.id):
+                for user_id in ctx.members_of.get(existing.id, ()):
                     plan.unenrol.append((existing.id, user_id))
                     plan.note("enrolments", "removed")
             planned_classes.add(sid)
@@ -642,9 +645,9 @@ def _plan_members(plan: Plan, ctx: _Context, students, planned_classes: set[str]
             existing = ctx.class_by_sid.get(klass)
             if existing is None or ctx.rows["classes"][klass].get("status") == "tobedeleted":
                 continue
-            for class_id, user_id in sorted(ctx.members):
-                if class_id == existing.id and user_id not in wanted_ids[klass]:
-                    plan.unenrol.append((class_id, user_id))
+            for user_id in ctx.members_of.get(existing.id, ()):
+                if user_id not in wanted_ids[klass]:
+                    plan.unenrol.append((existing.id, user_id))
                     plan.note("enrolments", "removed")
 
 
