@@ -683,7 +683,7 @@ def apply_plan(session: Session, actor: User | None, plan: Plan,
     for school_id_, changes in plan.school_updates:
         session.execute(update(School).where(School.id == school_id_).values(**changes))
     if plan.new_users:
-        session.execute(insert(User), [
+        session.execute(insert(User.__table__), [
             {**u, "school_id": school_id(u["school_id"])} for u in plan.new_users])
     if plan.user_updates:
         session.execute(update(User), [
@@ -703,7 +703,7 @@ def apply_plan(session: Session, actor: User | None, plan: Plan,
 
     now, access = utcnow(), []
     if plan.new_classes:
-        session.execute(insert(SchoolClass), [
+        session.execute(insert(SchoolClass.__table__), [
             {**c, "teacher_id": ids(c["teacher_id"], user_ids),
              "school_id": school_id(c["school_id"]), "created_at": now}
             for c in plan.new_classes])
@@ -747,7 +747,7 @@ def apply_plan(session: Session, actor: User | None, plan: Plan,
                 "student_id": u, "before": {"enrolled": True},
                 "after": {"enrolled": False, "roster": True}} for c, u in removed]
     if access:
-        session.execute(insert(AccessAudit), access)
+        session.execute(insert(AccessAudit.__table__), access)
     report = plan.report()
     counts = report["counts"]
     deactivated = [i for i, changes in plan.user_updates if changes.get("is_active") is False]
