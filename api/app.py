@@ -34,6 +34,7 @@ from api import (
     report_pdf_pages,
     resource_pages,
     rights_pages,
+    roster_pages,
     rubric_calibration_pages,
     rubric_pages,
     security,
@@ -138,6 +139,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(practice_pages.bp)
     app.register_blueprint(rights_pages.bp)
     app.register_blueprint(privacy_pages.bp)
+    app.register_blueprint(roster_pages.bp)
     v1.init_app(app)
     xapi.init_app(app, rate_limits.init_app(app))
     return app

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -545,3 +546,26 @@ class RubricCalibration(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RosterImport(Base):
+    """A OneRoster upload between its dry run and its application.
+
+    The dry run keeps the files (``content``: a zip, personal data) so that *Apply* imports
+    exactly what was checked; a random token, of which only the SHA-256 is stored, names it to
+    the administrator who uploaded it. Applying clears ``content``; a dry run that is not
+    applied within a day expires, and its content is deleted by the next upload. ``summary``
+    holds the dry run's and then the application's counts (no names).
+    """
+
+    __tablename__ = "roster_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Who uploaded it (an id, not a foreign key: the record outlives the account).
+    created_by: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    content: Mapped[bytes | None] = mapped_column(LargeBinary, info={"personal": True})
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -74,6 +74,11 @@ class School(Base):
     erasure_delay_days: Mapped[int] = mapped_column(Integer, default=14)
     #: Whether a student records their own consents (otherwise only administrators do).
     students_may_consent: Mapped[bool] = mapped_column(default=False)
+    #: The school's OneRoster ``sourcedId`` (an org of type school), when a roster created or
+    #: matched it; a second import updates the school it names instead of making another.
+    sourced_id: Mapped[str | None] = mapped_column(String(255), default=None)
+
+    __table_args__ = (Index("uq_schools_sourced_id", "sourced_id", unique=True),)
 
 
 class User(Base):
@@ -81,7 +86,8 @@ class User(Base):
 
     __tablename__ = "users"
     __table_args__ = (CheckConstraint("length(username) > 0", name="username_not_empty"),
-                      Index("uq_users_pseudonym", "pseudonym", unique=True))
+                      Index("uq_users_pseudonym", "pseudonym", unique=True),
+                      Index("uq_users_sourced_id", "sourced_id", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
@@ -104,6 +110,9 @@ class User(Base):
     #: (no name, no usable password, a new pseudonym) so that kept anonymous records still
     #: point somewhere; it can never sign in again.
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    #: The person's OneRoster ``sourcedId`` when a roster import created or matched the account
+    #: (unique in the deployment: a district's rosters come from one student information system).
+    sourced_id: Mapped[str | None] = mapped_column(String(255), default=None)
 
     def set_password(self, password: str) -> None:
         """Store a salted hash of ``password`` (werkzeug's scrypt), never the password itself."""
@@ -251,7 +260,8 @@ class SchoolClass(Base):
     """A teacher's class and its enrolled students."""
 
     __tablename__ = "classes"
-    __table_args__ = (UniqueConstraint("teacher_id", "name"),)
+    __table_args__ = (UniqueConstraint("teacher_id", "name"),
+                      Index("uq_classes_sourced_id", "sourced_id", unique=True))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -260,6 +270,8 @@ class SchoolClass(Base):
     #: The school the class belongs to (its teacher's when created); NULL without schools.
     #: A plain integer, as ``users.school_id``.
     school_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    #: The class's OneRoster ``sourcedId`` when a roster import created or matched it.
+    sourced_id: Mapped[str | None] = mapped_column(String(255), default=None)
 
     teacher: Mapped[User] = relationship()
     students: Mapped[list[User]] = relationship(secondary=class_members, order_by="User.username")

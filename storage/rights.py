@@ -183,6 +183,8 @@ class AuditAction(enum.StrEnum):
     PURGE = "purge"
     #: A school created, or its settings changed (detail: the settings before and after).
     SCHOOL = "school"
+    #: A OneRoster roster applied (detail: the counts created, updated, removed...).
+    ROSTER_IMPORT = "roster_import"
 
 
 class AuditEntry(Base):

@@ -59,6 +59,12 @@ def _csv_file(world: ApiWorld, context: dict) -> dict:
     return {"file": (io.BytesIO(text.encode()), "items.csv")}
 
 
+def _roster_file(world: ApiWorld, context: dict) -> dict:
+    from tests.evidence.roster_samples import sample, zipped
+
+    return {"file": [(io.BytesIO(zipped(sample())), "roster.zip")]}
+
+
 def _responses_file(world: ApiWorld, context: dict) -> dict:
     rows = "".join(f"p{p},IT-{i:03d},{(p + i) % 2}\n" for p in range(12) for i in range(3))
     return {"file": (io.BytesIO(("person_id,item_id,response\n" + rows).encode()), "r.csv")}
@@ -688,6 +694,12 @@ MATRIX: dict[str, Row] = {
     "POST /erasures/{id}/cancel": Row(
         "post", lambda w, c: f"/api/v1/erasures/{c['erasure']}/cancel",
         _all(403, admin1=200, admin2=404, admin3=200), setup=_pending_erasure),
+    # rosters: administrators; a school's administrator imports their own school only (the
+    # dry run of school A's roster answers admin2 with its errors, still a 200)
+    "POST /rosters": Row("post", lambda w, c: "/api/v1/rosters", _all(200, **ADMIN_ONLY),
+                         data=_roster_file),
+    "POST /rosters/apply": Row("post", lambda w, c: "/api/v1/rosters/apply",
+                               _all(404, **ADMIN_ONLY), body=lambda w, c: {"token": "unknown"}),
     "POST /retention/purge": Row("post", lambda w, c: "/api/v1/retention/purge",
                                  _all(403, admin1=200), body=lambda w, c: {"dry_run": True}),
 }

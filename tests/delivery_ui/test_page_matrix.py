@@ -172,6 +172,9 @@ MATRIX: dict[str, tuple[Callable[[dict], str], dict[str, int]]] = {
     "/admin/privacy": (
         _p("/admin/privacy"),
         _all(403, admin1=200, admin2=200, admin3=200)),
+    "/admin/rosters": (
+        _p("/admin/rosters"),
+        _all(403, admin1=200, admin2=200, admin3=200)),
     "/admin/students/<int:student_id>/privacy": (
         _p("/admin/students/{student1}/privacy"),
         _all(403, admin1=200, admin2=404, admin3=200)),

@@ -67,6 +67,7 @@ TABLES = {
     "audit_head",
     "erasures",
     "rate_limit_counters",
+    "roster_imports",
 }
 
 
