@@ -183,6 +183,8 @@ class AuditAction(enum.StrEnum):
     PURGE = "purge"
     #: A school created, or its settings changed (detail: the settings before and after).
     SCHOOL = "school"
+    #: A CAT service client (a delivery platform's credential) issued or revoked.
+    CAT_CLIENT = "cat_client"
 
 
 class AuditEntry(Base):
