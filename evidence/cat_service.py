@@ -157,11 +157,11 @@ def issue_token(session: Session, key: str, secret: str, *, lifetime: timedelta 
                               "client")
     if client.revoked_at is not None:
         raise Unauthenticated("this CAT service client was revoked")
+    session.execute(delete(CatClientToken).where(CatClientToken.client_id == client.id,
+                                                 CatClientToken.expires_at < now))
     token = secrets.token_urlsafe(32)
     session.add(CatClientToken(client_id=client.id, token_hash=secret_hash(token),
                                created_at=now, expires_at=now + lifetime))
-    session.execute(delete(CatClientToken).where(CatClientToken.client_id == client.id,
-                                                 CatClientToken.expires_at < now))
     return token, int(lifetime.total_seconds())
 
 
