@@ -309,9 +309,13 @@ def end_section(session: Session, section: CatSection) -> None:
 # -- sessions ----------------------------------------------------------------------------------
 
 
-def _engine_session(delivery: Delivery, state: dict[str, Any]) -> CATSession:
+def _engine_session(session: Session, section: CatSection, delivery: Delivery,
+                    state: dict[str, Any]) -> CATSession:
+    """The engine session of a stored state, with the test's exposure so far (read only)."""
     data = {**state, "config": delivery.config.settings}
-    return CATSession.from_json(delivery.bank, data, config=delivery.config)
+    return CATSession.from_json(delivery.bank, data, config=delivery.config,
+                                exposure_stats=live_exposure_stats(session, delivery,
+                                                                   section.test_id))
 
 
 def _state_of(engine: CATSession) -> dict[str, Any]:
@@ -587,7 +591,7 @@ def submit_results(session: Session, section: CatSection, cat_session: CatSessio
     now = now or utcnow()
     results, candidate = parse_results(assessment_result)
     delivery = delivery_bank(session, section.snapshot_id)
-    engine = _engine_session(delivery, cat_session.state)
+    engine = _engine_session(session, section, delivery, cat_session.state)
     counted = {h.item_id for h in engine.history}
     new = []
     for result in results:
