@@ -19,6 +19,7 @@ from werkzeug.routing import IntegerConverter
 import delivery_ui
 from api import (
     assess_pages,
+    cat_service,
     dashboard_pages,
     db,
     defense_pages,
@@ -141,6 +142,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(privacy_pages.bp)
     app.register_blueprint(roster_pages.bp)
     v1.init_app(app)
+    cat_service.init_app(app)
     xapi.init_app(app, rate_limits.init_app(app))
     return app
 

@@ -141,6 +141,10 @@ def _refused(error: BodyRefused) -> Response:
         return xapi_error(400, error.message,
                           [{"field": error.field, "message": error.message}] if error.field
                           else None)
+    if request.path.startswith("/ims/cat/"):  # the CAT service's imsx_StatusInfo
+        from api.cat_service import status_info
+
+        return status_info(400, error.message, error.field)
     if request.path.startswith("/api/"):
         from api.v1 import problem
 

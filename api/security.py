@@ -68,6 +68,10 @@ def _nul_page(error: NulCharacter):
         from api.xapi import error as xapi_error
 
         return xapi_error(400, error.description)
+    if request.path.startswith("/ims/cat/"):
+        from api.cat_service import status_info
+
+        return status_info(400, error.description)
     if request.path.startswith("/api/"):
         from api.v1 import problem
 

@@ -569,3 +569,105 @@ class RosterImport(Base):
     content: Mapped[bytes | None] = mapped_column(LargeBinary, info={"personal": True})
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+# -- the 1EdTech CAT Service (api.cat_service, evidence.cat_service) -----------------------------
+
+
+class CatClient(Base):
+    """A delivery platform (TAO, ...) that delegates item selection to this engine through the
+    1EdTech CAT Service REST binding, authenticating with OAuth 2 client credentials.
+
+    ``key`` is the public ``client_id``; only a hash of the secret is kept. ``revoked_at`` ends
+    the credential (its tokens stop working at once); its sections and sessions stay until the
+    platform ends them.
+    """
+
+    __tablename__ = "cat_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(256))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CatClientToken(Base):
+    """An access token issued to a CAT client (only its SHA-256 is kept)."""
+
+    __tablename__ = "cat_client_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("cat_clients.id", ondelete="CASCADE"),
+                                           index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CatSection(Base):
+    """A CAT Service section: one of this engine's tests pinned to a bank snapshot.
+
+    ``identifier`` is the ``sectionIdentifier`` the platform uses (a random UUID). The three
+    documents the platform sent (``qtiMetadata``, ``qtiUsagedata``, ``sectionConfiguration``,
+    each base64 text) are kept as sent, to be read back with ``GET /sections/{id}``.
+    """
+
+    __tablename__ = "cat_sections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(36), unique=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("cat_clients.id", ondelete="CASCADE"),
+                                           index=True)
+    test_id: Mapped[int] = mapped_column(ForeignKey("tests.id", ondelete="CASCADE"), index=True)
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("bank_snapshots.id", ondelete="CASCADE"))
+    section_configuration: Mapped[str] = mapped_column(Text)
+    qti_metadata: Mapped[str | None] = mapped_column(Text)
+    qti_usagedata: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CatSession(Base):
+    """One candidate's adaptive session in a CAT Service section.
+
+    ``state`` is the engine session (:meth:`cat_engine.CATSession.to_json` without its
+    configuration, which the section's snapshot holds). ``candidate`` is the platform's
+    identifier of the candidate (the QTI result context's ``sourcedId``) if it sent one, and
+    nothing else about the person: the candidate is pseudonymous here. ``version`` grows with
+    every change, so that two requests racing on one session cannot both apply.
+    """
+
+    __tablename__ = "cat_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identifier: Mapped[str] = mapped_column(String(36), unique=True)
+    section_id: Mapped[int] = mapped_column(ForeignKey("cat_sections.id", ondelete="CASCADE"),
+                                            index=True)
+    candidate: Mapped[str | None] = mapped_column(String(255), info={"personal": True})
+    seed: Mapped[int] = mapped_column(Integer)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CatResult(Base):
+    """One item result a platform submitted to a CAT session, as the engine counted it.
+
+    ``response`` is the engine's response (the score category); ``choice`` the option chosen
+    when the platform sent the candidate's response (``None`` when it sent only a score).
+    Unique per session and item: a result sent again is counted once.
+    """
+
+    __tablename__ = "cat_results"
+    __table_args__ = (UniqueConstraint("session_id", "item_code"),
+                      UniqueConstraint("session_id", "position"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("cat_sessions.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    item_code: Mapped[str] = mapped_column(String(120))
+    response: Mapped[int] = mapped_column(Integer, info={"personal": True})
+    choice: Mapped[int | None] = mapped_column(Integer, info={"personal": True})
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -185,6 +185,8 @@ class AuditAction(enum.StrEnum):
     SCHOOL = "school"
     #: A OneRoster roster applied (detail: the counts created, updated, removed...).
     ROSTER_IMPORT = "roster_import"
+    #: A CAT service client (a delivery platform's credential) issued or revoked.
+    CAT_CLIENT = "cat_client"
 
 
 class AuditEntry(Base):

@@ -25,6 +25,7 @@ from storage import unavailability
 from storage.errors import ServiceError
 
 PREFIX = "/api/v1"
+CAT_PREFIX = "/ims/cat/v1p0"
 PROBLEM_TYPE = "application/problem+json"
 
 
@@ -93,6 +94,10 @@ class ProblemApi(Api):
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
     def handle_http_exception(self, error: HTTPException):
+        if request.path.startswith(CAT_PREFIX + "/"):  # the CAT service's imsx_StatusInfo
+            from api.cat_service import http_error
+
+            return http_error(error)
         if not request.path.startswith(PREFIX):
             return error
         if error.response is not None:  # a reply made for it already (a 429 with Retry-After)
@@ -154,6 +159,10 @@ def _database_unavailable(error: SQLAlchemyError):
     detail, retry = _UNAVAILABLE[kind]
     if request.path.startswith(PREFIX):
         return problem(503, "Service Unavailable", detail, None, {"Retry-After": retry})
+    if request.path.startswith(CAT_PREFIX + "/"):
+        from api.cat_service import status_info
+
+        return status_info(503, detail, None, {"Retry-After": retry})
     return detail, 503, {"Retry-After": retry, "Content-Type": "text/plain; charset=utf-8"}
 
 
@@ -177,6 +186,7 @@ def init_app(app: Flask) -> Api:
         audit,
         auth,
         calibration,
+        cat_clients,
         classes,
         dashboard,
         defenses,
@@ -215,7 +225,7 @@ def init_app(app: Flask) -> Api:
     for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
                    indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
                    rubric_calibrations, reports, report_pdfs, resources, exports, erasures, audit,
-                   privacy, schools, rosters):
+                   privacy, schools, rosters, cat_clients):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

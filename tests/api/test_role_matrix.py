@@ -578,6 +578,18 @@ MATRIX: dict[str, Row] = {
     "DELETE /xapi/clients/{id}": Row(
         "delete", lambda w, c: f"/api/v1/xapi/clients/{c['client']}",
         _all(204, **NOT_STAFF, teacher2=404, **OTHER_SCHOOL), setup=lambda w: _xapi_client(w)),
+    # CAT service clients: district administrators only (admin1); schools' administrators 403.
+    "GET /cat/clients": Row("get", lambda w, c: "/api/v1/cat/clients",
+                            _all(200, **ADMIN_ONLY, admin2=403, admin3=403)),
+    "POST /cat/clients": Row("post", lambda w, c: "/api/v1/cat/clients",
+                             _all(201, **ADMIN_ONLY, admin2=403, admin3=403),
+                             body=lambda w, c: {"name": "TAO"}),
+    "GET /cat/clients/{id}": Row(
+        "get", lambda w, c: f"/api/v1/cat/clients/{c['client']}",
+        _all(200, **ADMIN_ONLY, admin2=403, admin3=403), setup=lambda w: _cat_client(w)),
+    "DELETE /cat/clients/{id}": Row(
+        "delete", lambda w, c: f"/api/v1/cat/clients/{c['client']}",
+        _all(204, **ADMIN_ONLY, admin2=403, admin3=403), setup=lambda w: _cat_client(w)),
     "GET /rubrics/{id}/rater-analysis": Row(  # teachers: their classes' defenses only;
         # school B's administrator: B's (none to analyse: 409)
         "get", lambda w, c: f"/api/v1/rubrics/{c['rubric']}/rater-analysis",
@@ -734,6 +746,12 @@ def _rubric(world: ApiWorld) -> dict:
 def _xapi_client(world: ApiWorld) -> dict:
     reply = world.call("post", "/api/v1/xapi/clients", "teacher1",
                        json={"name": "Quiz app", "class_id": world.class_id})
+    assert reply.status_code == 201, reply.get_json()
+    return {"client": reply.get_json()["id"]}
+
+
+def _cat_client(world: ApiWorld) -> dict:
+    reply = world.call("post", "/api/v1/cat/clients", "admin1", json={"name": "TAO"})
     assert reply.status_code == 201, reply.get_json()
     return {"client": reply.get_json()["id"]}
 

@@ -355,6 +355,16 @@ MATRIX: dict[str, tuple[Callable[[dict], str], dict[str, int]]] = {
     "/teach/students/<int:student_id>/report": (
         _p("/teach/students/{student1}/report"),
         _all(200, CLASSES)),
+    # The 1EdTech CAT service: platforms' bearer tokens only (a signed-in page session is none).
+    "/ims/cat/v1p0/openapi.json": (
+        _p("/ims/cat/v1p0/openapi.json"),
+        _all(200, anon=200)),
+    "/ims/cat/v1p0/sections/<string:sectionIdentifier>": (
+        _p("/ims/cat/v1p0/sections/some-section"),
+        _all(401, anon=401)),
+    "/ims/cat/v1p0/sections/<string:sectionIdentifier>/items": (
+        _p("/ims/cat/v1p0/sections/some-section/items"),
+        _all(401, anon=401)),
     "/xapi/<path:rest>": (
         _p("/xapi/activities"),
         _all(404, anon=404)),

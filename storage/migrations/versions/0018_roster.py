@@ -5,7 +5,7 @@ A roster's ``sourcedId`` is how a second import finds what the first made, so ea
 PostgreSQL alike). ``roster_imports`` keeps an upload between its dry run and its application.
 
 Revision ID: 0018
-Revises: 0014
+Revises: 0017
 Create Date: 2026-12-05 09:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0014"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
