@@ -184,6 +184,12 @@ MATRIX: dict[str, tuple[Callable[[dict], str], dict[str, int]]] = {
     "/privacy": (
         _p("/privacy"),
         _all(200, anon=200)),
+    "/sw.js": (  # the service worker and its offline page: the same for everyone
+        _p("/sw.js"),
+        _all(200, anon=200)),
+    "/offline": (
+        _p("/offline"),
+        _all(200, anon=200)),
     "/students/<int:student_id>/my-data.json": (
         _p("/students/{student1}/my-data.json"),
         _all(403, student1=200, student3=404, admin1=200, admin2=404, admin3=200)),
