@@ -17,6 +17,8 @@ from evidence.models import (
     StoredFile,
     Task,
     XapiClient,
+    XapiForward,
+    XapiLrs,
 )
 from item_bank.models import (
     AdaptiveTest,
@@ -111,5 +113,7 @@ __all__ = [
     "TimeAccommodation",
     "User",
     "XapiClient",
+    "XapiForward",
+    "XapiLrs",
     "metadata",
 ]

@@ -67,6 +67,8 @@ TABLES = {
     "audit_head",
     "erasures",
     "rate_limit_counters",
+    "xapi_lrs",
+    "xapi_forwards",
 }
 
 
