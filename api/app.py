@@ -43,6 +43,7 @@ from api import (
     transport,
     v1,
     xapi,
+    xapi_out,  # noqa: F401  (its session listeners wake the xAPI-out sender)
 )
 from item_bank.markup import render_html
 from reports.report import report_settings
@@ -105,6 +106,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # The mastery model's stated settings (REPORT_*): checked here, so that a bad value
         # stops the app at start, naming the variable, rather than failing every report.
         REPORT_SETTINGS=report_settings(),
+        # xAPI out: the key material of the LRS secrets at rest (else SECRET_KEY), and the
+        # sender's first retry delay and post timeout in seconds (see api.xapi_out).
+        XAPI_OUT_KEY=os.environ.get("XAPI_OUT_KEY") or None,
+        XAPI_OUT_BACKOFF=None,
+        XAPI_OUT_TIMEOUT=None,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
