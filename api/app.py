@@ -44,6 +44,7 @@ from api import (
     v1,
     xapi,
     xapi_out,  # noqa: F401  (its session listeners wake the xAPI-out sender)
+    xapi_out_pages,
 )
 from item_bank.markup import render_html
 from reports.report import report_settings
@@ -144,6 +145,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(practice_pages.bp)
     app.register_blueprint(rights_pages.bp)
     app.register_blueprint(privacy_pages.bp)
+    app.register_blueprint(xapi_out_pages.bp)
     v1.init_app(app)
     xapi.init_app(app, rate_limits.init_app(app))
     return app
