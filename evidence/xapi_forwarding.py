@@ -153,10 +153,14 @@ def _endpoint(value: Any) -> str:
         raise Invalid("endpoint must be the LRS's xAPI base URL, e.g. "
                       "https://lrs.example.org/xAPI/", "endpoint")
     value = value.strip()
+    _printable(value, "endpoint")
     if len(value) > MAX_ENDPOINT:
         raise Invalid(f"endpoint is {len(value):,} characters; at most {MAX_ENDPOINT:,}",
                       "endpoint")
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as error:
+        raise Invalid(f"endpoint is not a URL: {error}", "endpoint") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("endpoint must be an http:// or https:// URL with a host, e.g. "
                       "https://lrs.example.org/xAPI/", "endpoint")
@@ -173,9 +177,17 @@ def _endpoint(value: Any) -> str:
     return value.rstrip("/") + "/"
 
 
+def _printable(value: str, name: str) -> None:
+    """Refuse NUL and lone surrogates (no database stores them)."""
+    if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+        raise Invalid(f"{name} holds a character that is not text (NUL or a lone surrogate)",
+                      name)
+
+
 def _text(value: Any, name: str, limit: int) -> str:
-    if not isinstance(value, str) or not value or "\x00" in value:
+    if not isinstance(value, str) or not value:
         raise Invalid(f"{name} must be a non-empty text", name)
+    _printable(value, name)
     if len(value) > limit:
         raise Invalid(f"{name} is {len(value):,} characters; at most {limit:,}", name)
     return value
