@@ -6,7 +6,7 @@ PORT   ?= 5000
 # Test processes (pytest-xdist): one per core by default; WORKERS=0 runs the suite in one process.
 WORKERS ?= auto
 
-.PHONY: demo test lint format bench clean translations
+.PHONY: demo test lint format bench clean translations ralph
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed  ## build the demo database (SQLite) and serve it on http://127.0.0.1:5000
 	$(BIN)/cat-engine demo --port $(PORT)
 
-test: $(VENV)/.installed-test  ## lint, then the whole test suite (in parallel: WORKERS=auto)
+# ralph's LRS for the xAPI-out tests, in a virtualenv of its own (it pins an older click).
+ralph: .ralph/bin/ralph
+.ralph/bin/ralph:
+	$(PYTHON) -m venv .ralph
+	.ralph/bin/python -m pip install --quiet 'ralph-malph[cli,lrs]>=5.1,<6' requests
+
+test: $(VENV)/.installed-test ralph  ## lint, then the whole test suite (in parallel: WORKERS=auto)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n $(WORKERS)
 
@@ -53,4 +59,4 @@ bench: $(VENV)/.installed-bench  ## side-by-side benchmarks with the peers (cats
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis *.egg-info test-artifacts
+	rm -rf $(VENV) .ralph instance .pytest_cache .ruff_cache .hypothesis *.egg-info test-artifacts

@@ -45,6 +45,8 @@ from api import (
     transport,
     v1,
     xapi,
+    xapi_out,  # noqa: F401  (its session listeners wake the xAPI-out sender)
+    xapi_out_pages,
 )
 from item_bank.markup import render_html
 from reports.report import report_settings
@@ -107,6 +109,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # The mastery model's stated settings (REPORT_*): checked here, so that a bad value
         # stops the app at start, naming the variable, rather than failing every report.
         REPORT_SETTINGS=report_settings(),
+        # xAPI out: the key material of the LRS secrets at rest (else SECRET_KEY), and the
+        # sender's first retry delay and post timeout in seconds (see api.xapi_out).
+        XAPI_OUT_KEY=os.environ.get("XAPI_OUT_KEY") or None,
+        XAPI_OUT_BACKOFF=None,
+        XAPI_OUT_TIMEOUT=None,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -141,6 +148,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(rights_pages.bp)
     app.register_blueprint(privacy_pages.bp)
     app.register_blueprint(roster_pages.bp)
+    app.register_blueprint(xapi_out_pages.bp)
     v1.init_app(app)
     cat_service.init_app(app)
     xapi.init_app(app, rate_limits.init_app(app))

@@ -334,6 +334,7 @@ from api.raters_cli import raters_command  # noqa: E402
 from api.rights_cli import audit_group, erasures_group, privacy_group  # noqa: E402
 from api.roster_cli import roster_group  # noqa: E402
 from api.simulate_cli import simulate_command  # noqa: E402
+from api.xapi_out_cli import xapi_group  # noqa: E402
 
 cli.add_command(simulate_command, "simulate")
 cli.add_command(calibrate_command, "calibrate")
@@ -344,6 +345,7 @@ cli.add_command(erasures_group, "erasures")
 cli.add_command(privacy_group, "privacy")
 cli.add_command(audit_group, "audit")
 cli.add_command(roster_group, "roster")
+cli.add_command(xapi_group, "xapi")
 
 
 def _serve(url, host: str, port: int, workers: int, with_worker: bool = True) -> None:

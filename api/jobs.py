@@ -65,6 +65,7 @@ class Queue:
     calibration: TaskWrapper
     item_import: TaskWrapper
     report: TaskWrapper
+    forward: TaskWrapper
 
     @property
     def immediate(self) -> bool:
@@ -133,8 +134,9 @@ def get_queue(url: str | None = None) -> Queue:
             task = huey.task(name="run_calibration")(run_calibration)
             imports = huey.task(name="run_item_import")(run_item_import)
             report = huey.task(name="run_report_job")(run_report_job)
+            forward = huey.task(name="forward_statements")(forward_statements)
             queue = _queues[url] = Queue(url=url, huey=huey, calibration=task,
-                                         item_import=imports, report=report)
+                                         item_import=imports, report=report, forward=forward)
     return queue
 
 
@@ -167,6 +169,36 @@ def run_report_job(job_id: int, database_url: str | None = None) -> str:
     from reports.class_pack import run_class_pack
 
     return run_class_pack(job_id, database_url, translator=translator)
+
+
+def forward_statements(database_url: str | None = None) -> str:
+    """The xAPI-out task: post every due statement to the schools' LRSs
+    (:func:`evidence.xapi_forwarding.send_due`), then, outside immediate mode, schedule itself
+    for the earliest retry still waiting."""
+    from flask import current_app, has_app_context
+
+    from api.xapi_out import secret_box, sender_settings
+    from evidence.xapi_forwarding import next_due, send_due
+
+    config = current_app.config if has_app_context() else None
+    engine = make_engine(database_url)
+    try:
+        factory = session_factory(engine)
+        reports = send_due(factory, secret_box(config), **sender_settings(config))
+        with factory() as session:
+            upcoming = next_due(session)
+    finally:
+        engine.dispose()
+    for report in reports:
+        if report.errors:
+            logger.warning("xAPI out to school %s: %s", report.school_id, report.errors[-1])
+    queue = get_queue(queue_url(current_app.config.get("HUEY_URL"), current_app.instance_path)
+                      if has_app_context() else None)
+    if upcoming is not None and not queue.immediate:
+        delay = max(1.0, (upcoming - utcnow()).total_seconds())
+        queue.forward.schedule((database_url,), delay=delay)
+    sent = sum(r.sent for r in reports)
+    return f"{sent} statement(s) sent"
 
 
 def make_consumer(url: str | None = None, *, workers: int = 1, worker_type: str = "thread",

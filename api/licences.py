@@ -26,7 +26,7 @@ PROJECT = "cat-engine"
 
 #: SPDX identifiers (and classifier families) a runtime dependency may carry.
 RUNTIME_ALLOWED = frozenset({
-    "MIT", "MIT-CMU", "BSD", "BSD-2-Clause", "BSD-3-Clause", "0BSD", "ISC", "Apache-2.0",
+    "MIT", "MIT-0", "MIT-CMU", "BSD", "BSD-2-Clause", "BSD-3-Clause", "0BSD", "ISC", "Apache-2.0",
     "PSF-2.0", "Python-2.0", "Zlib", "CC0-1.0", "Unlicense", "HPND", "PostgreSQL", "MPL-2.0",
     "LGPL-2.1-only", "LGPL-2.1-or-later", "LGPL-3.0-only", "LGPL-3.0-or-later", "LGPL",
 })

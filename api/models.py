@@ -23,6 +23,8 @@ from evidence.models import (
     StoredFile,
     Task,
     XapiClient,
+    XapiForward,
+    XapiLrs,
 )
 from item_bank.models import (
     AdaptiveTest,
@@ -123,5 +125,7 @@ __all__ = [
     "TimeAccommodation",
     "User",
     "XapiClient",
+    "XapiForward",
+    "XapiLrs",
     "metadata",
 ]

@@ -589,6 +589,7 @@ def _write_answer(session: Session, recorded: dict[str, Any], values: dict[str, 
             record_exposure(session, test_id, presented)
         step_log.insert_rows(session, *logged)
         return
+    step_log.mark_stored(session)
     statement = _ANSWER_STATEMENTS["status" in values, presented is not None]
     parameters = {"attempt_id": recorded["attempt_id"], "exposure_test_id": test_id,
                   "exposure_item_id": presented,

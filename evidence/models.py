@@ -671,3 +671,76 @@ class CatResult(Base):
     response: Mapped[int] = mapped_column(Integer, info={"personal": True})
     choice: Mapped[int | None] = mapped_column(Integer, info={"personal": True})
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+class ForwardScope(enum.StrEnum):
+    """Which statements a school forwards: the engine's own, those tools sent, or both."""
+
+    OWN = "own"
+    RECEIVED = "received"
+    BOTH = "both"
+
+
+class ForwardStatus(enum.StrEnum):
+    """Where a forward stands: waiting (``pending``), at the LRS (``sent``), given up after its
+    tries (``dead``: the dead-letter list) or dropped by an administrator (``discarded``)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+    DISCARDED = "discarded"
+
+
+class XapiLrs(Base):
+    """A school's external learning record store, to which its students' statements go.
+
+    ``secret_encrypted`` is the basic-auth secret encrypted with the deployment's key
+    (:mod:`evidence.xapi_forwarding`); it is never shown back. ``sending_until`` is the lease a
+    sender holds while it posts (so two senders never post the same rows at once).
+    """
+
+    __tablename__ = "xapi_lrs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    school_id: Mapped[int] = mapped_column(ForeignKey("schools.id", ondelete="CASCADE"),
+                                           unique=True)
+    endpoint: Mapped[str] = mapped_column(String(2048))
+    xapi_version: Mapped[str] = mapped_column(String(10), default="1.0.3")
+    key: Mapped[str] = mapped_column(String(255))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    scope: Mapped[ForwardScope] = mapped_column(enum_type(ForwardScope, "xapi_forward_scope"),
+                                                default=ForwardScope.BOTH)
+    max_tries: Mapped[int] = mapped_column(Integer, default=8)
+    sending_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class XapiForward(Base):
+    """One statement on its way to one LRS (the outbox).
+
+    Rows are written by a database trigger in the transaction that stores the statement
+    (migration 0019), so a stored statement of a student of a school with an enabled LRS always
+    has one. ``tries`` counts failed posts; ``next_try_at`` is when the next may be made
+    (exponential backoff); ``last_error`` says why the last one failed.
+    """
+
+    __tablename__ = "xapi_forwards"
+    __table_args__ = (
+        UniqueConstraint("lrs_id", "statement_seq"),
+        Index("ix_xapi_forwards_lrs_id_status_statement_seq", "lrs_id", "status",
+              "statement_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lrs_id: Mapped[int] = mapped_column(ForeignKey("xapi_lrs.id", ondelete="CASCADE"))
+    statement_seq: Mapped[int] = mapped_column(
+        ForeignKey("statements.seq", ondelete="CASCADE"), index=True)
+    status: Mapped[ForwardStatus] = mapped_column(
+        enum_type(ForwardStatus, "xapi_forward_status"), default=ForwardStatus.PENDING)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_try_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

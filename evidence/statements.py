@@ -315,6 +315,7 @@ def store_statements(session: Session, documents: list[Any], *, base_url: str, w
 def insert_rows(session: Session, rows: list[dict[str, Any]],
                 activity_rows: list[list[tuple[str, str]]]) -> None:
     """Insert statement rows (executemany, RETURNING their ``seq``) and their activities."""
+    mark_stored(session)
     connection = session.connection()
     seqs = connection.execute(
         insert(Statement).returning(Statement.seq, sort_by_parameter_order=True), rows
@@ -658,7 +659,18 @@ def store_engine_statements(session: Session, statements: list[dict[str, Any]], 
     if connection.dialect.name != "postgresql":
         insert_rows(session, rows, activity_rows)
         return
+    mark_stored(session)
     connection.execute(_engine_insert(len(rows)), engine_parameters(rows, activity_rows))
+
+
+#: The session's ``info`` key set when statements were stored in its transaction (the API then
+#: wakes the xAPI-out sender after the commit: :mod:`api.xapi_out`).
+STORED_FLAG = "xapi_statements_stored"
+
+
+def mark_stored(session: Session) -> None:
+    """Note in ``session.info`` that its transaction stores statements."""
+    session.info[STORED_FLAG] = True
 
 
 def engine_rows(statements: list[dict[str, Any]], *, base_url: str, actor_id: int,

@@ -50,6 +50,7 @@ from evidence.models import (
     StatementActivity,
     StoredFile,
 )
+from evidence.xapi_forwarding import drop_forwards
 from reports.models import Appeal, AppealAnswer, MasteryDecision, ReportJob
 from storage import as_utc, utcnow
 from storage.accounts import (
@@ -303,6 +304,8 @@ def execute(session: Session, erasure: Erasure, *, actor_id: int | None,
     attempts = select(Attempt.id).where(Attempt.user_id == sid)
     statements = select(Statement.seq).where(or_(Statement.actor_id == sid,
                                                  Statement.attempt_id.in_(attempts)))
+    # Their statements' forwards to the school's LRS: pending ones are never sent.
+    counts["xapi_forwards_dropped"] = drop_forwards(session, statements)
     run(session, delete(StatementActivity).where(StatementActivity.statement_seq.in_(statements)))
     counts["statements"] = run(session, delete(Statement).where(
         or_(Statement.actor_id == sid, Statement.attempt_id.in_(attempts))))

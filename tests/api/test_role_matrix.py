@@ -238,6 +238,29 @@ def _appeal_of_student1(world: ApiWorld) -> dict:
     return context | {"appeal": r.get_json()["id"]}
 
 
+def _lrs_with_dead_letter(world: ApiWorld) -> dict:
+    """School A's LRS (nothing listens there) and one dead letter."""
+    from sqlalchemy import select, update
+
+    from api.db import engine_of
+    from evidence.models import ForwardStatus, XapiForward
+    from storage import session_factory
+
+    school = world.schools["A"]
+    r = world.call("put", f"/api/v1/schools/{school}/lrs", "admin1", json={
+        "endpoint": "http://127.0.0.1:9/xAPI/", "key": "k", "secret": "s"})
+    assert r.status_code == 200, r.get_json()
+    started = _attempt_of_student1(world)
+    reply = world.answer("student1", started["attempt"], started["item"], 1)
+    assert reply.status_code == 200, reply.get_json()  # its statement gets a forward row
+    with session_factory(engine_of(world.app))() as session:
+        first = session.scalar(select(XapiForward.id).order_by(XapiForward.id))
+        session.execute(update(XapiForward).where(XapiForward.id == first)
+                        .values(status=ForwardStatus.DEAD))
+        session.commit()
+    return {"dead": first}
+
+
 def _all(status: int, **overrides: int) -> dict[str, int]:
     return {"anon": 401} | {r: status for r in ROLES if r != "anon"} | overrides
 
@@ -636,6 +659,27 @@ MATRIX: dict[str, Row] = {
     "PATCH /schools/{id}": Row("patch", lambda w, c: f"/api/v1/schools/{w.schools['A']}",
                                _all(200, **ADMIN_ONLY, **OTHER_SCHOOL),
                                body=lambda w, c: {"erasure_delay_days": 21}),
+    # xAPI out: a school's LRS and its dead letters, for its administrators and the district's
+    "GET /schools/{id}/lrs": Row("get", lambda w, c: f"/api/v1/schools/{w.schools['A']}/lrs",
+                                 _all(200, **ADMIN_ONLY, **OTHER_SCHOOL)),
+    "PUT /schools/{id}/lrs": Row(
+        "put", lambda w, c: f"/api/v1/schools/{w.schools['A']}/lrs",
+        _all(200, **ADMIN_ONLY, **OTHER_SCHOOL), body=lambda w, c: {
+            "endpoint": "https://lrs.example.org/xAPI/", "key": "k", "secret": "s"}),
+    "POST /schools/{id}/lrs/send": Row(
+        "post", lambda w, c: f"/api/v1/schools/{w.schools['A']}/lrs/send",
+        _all(202, **ADMIN_ONLY, **OTHER_SCHOOL), setup=_lrs_with_dead_letter),
+    "GET /schools/{id}/lrs/dead-letters": Row(
+        "get", lambda w, c: f"/api/v1/schools/{w.schools['A']}/lrs/dead-letters",
+        _all(200, **ADMIN_ONLY, **OTHER_SCHOOL), setup=_lrs_with_dead_letter),
+    "POST /schools/{id}/lrs/dead-letters/retry": Row(
+        "post", lambda w, c: f"/api/v1/schools/{w.schools['A']}/lrs/dead-letters/retry",
+        _all(200, **ADMIN_ONLY, **OTHER_SCHOOL), setup=_lrs_with_dead_letter,
+        body=lambda w, c: {"ids": [c["dead"]]}),
+    "POST /schools/{id}/lrs/dead-letters/discard": Row(
+        "post", lambda w, c: f"/api/v1/schools/{w.schools['A']}/lrs/dead-letters/discard",
+        _all(200, **ADMIN_ONLY, **OTHER_SCHOOL), setup=_lrs_with_dead_letter,
+        body=lambda w, c: {"ids": [c["dead"]]}),
     "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),

@@ -178,6 +178,9 @@ MATRIX: dict[str, tuple[Callable[[dict], str], dict[str, int]]] = {
     "/admin/students/<int:student_id>/privacy": (
         _p("/admin/students/{student1}/privacy"),
         _all(403, admin1=200, admin2=404, admin3=200)),
+    "/admin/schools/<int:school_id>/lrs": (
+        _p("/admin/schools/{schools[A]}/lrs"),
+        _all(403, admin1=200, admin2=404, admin3=200)),
     "/my-privacy": (
         _p("/my-privacy"),
         _all(200, STUDENTS_ONLY)),

@@ -73,6 +73,8 @@ TABLES = {
     "erasures",
     "rate_limit_counters",
     "roster_imports",
+    "xapi_lrs",
+    "xapi_forwards",
 }
 
 
