@@ -67,6 +67,14 @@ TABLES = {
     "audit_head",
     "erasures",
     "rate_limit_counters",
+    "lti_platforms",
+    "lti_tool_keys",
+    "lti_launch_data",
+    "lti_nonces",
+    "lti_user_links",
+    "lti_contexts",
+    "lti_resource_links",
+    "lti_grades",
 }
 
 
