@@ -24,6 +24,7 @@ from api import (
     defense_pages,
     i18n,
     limits,
+    lti,
     pages,
     portfolio_pages,
     practice_pages,
@@ -140,6 +141,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(privacy_pages.bp)
     v1.init_app(app)
     xapi.init_app(app, rate_limits.init_app(app))
+    lti.init_app(app)
     return app
 
 

@@ -1,6 +1,7 @@
 """Background jobs: one huey queue built from configuration, the calibration task, the
 task that carries out large item imports (:mod:`api.services.item_imports`) and the one that
-renders report PDFs (:mod:`reports.class_pack`).
+renders report PDFs (:mod:`reports.class_pack`), and the one that sends LTI scores to the
+learning platforms (:mod:`api.lti_grades`).
 
 Where the queue lives is one setting, ``HUEY_URL`` (the app's configuration, else the
 environment):
@@ -65,6 +66,7 @@ class Queue:
     calibration: TaskWrapper
     item_import: TaskWrapper
     report: TaskWrapper
+    lti_grades: TaskWrapper
 
     @property
     def immediate(self) -> bool:
@@ -133,8 +135,9 @@ def get_queue(url: str | None = None) -> Queue:
             task = huey.task(name="run_calibration")(run_calibration)
             imports = huey.task(name="run_item_import")(run_item_import)
             report = huey.task(name="run_report_job")(run_report_job)
+            grades = huey.task(name="run_lti_grades")(run_lti_grades)
             queue = _queues[url] = Queue(url=url, huey=huey, calibration=task,
-                                         item_import=imports, report=report)
+                                         item_import=imports, report=report, lti_grades=grades)
     return queue
 
 
@@ -167,6 +170,13 @@ def run_report_job(job_id: int, database_url: str | None = None) -> str:
     from reports.class_pack import run_class_pack
 
     return run_class_pack(job_id, database_url, translator=translator)
+
+
+def run_lti_grades(database_url: str | None = None, queue: str | None = None) -> str:
+    """The task that sends LTI scores from the outbox (see :mod:`api.lti_grades`)."""
+    from api.lti_grades import run_send_grades
+
+    return run_send_grades(database_url, queue)
 
 
 def make_consumer(url: str | None = None, *, workers: int = 1, worker_type: str = "thread",
