@@ -618,6 +618,17 @@ MATRIX: dict[str, Row] = {
     "PATCH /schools/{id}": Row("patch", lambda w, c: f"/api/v1/schools/{w.schools['A']}",
                                _all(200, **ADMIN_ONLY, **OTHER_SCHOOL),
                                body=lambda w, c: {"erasure_delay_days": 21}),
+    # LTI platforms: administrators register them (a school's for their own school)
+    "GET /lti/platforms": Row("get", lambda w, c: "/api/v1/lti/platforms",
+                              _all(200, **ADMIN_ONLY)),
+    "POST /lti/platforms": Row("post", lambda w, c: "/api/v1/lti/platforms",
+                               _all(201, **ADMIN_ONLY), body=lambda w, c: {
+                                   "name": "Moodle", "issuer": "https://lms.example",
+                                   "client_id": uuid.uuid4().hex,
+                                   "auth_login_url": "https://lms.example/auth",
+                                   "auth_token_url": "https://lms.example/token",
+                                   "key_set_url": "https://lms.example/jwks",
+                                   "deployment_ids": ["1"]}),
     "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),

@@ -352,6 +352,15 @@ MATRIX: dict[str, tuple[Callable[[dict], str], dict[str, int]]] = {
     "/teach/students/<int:student_id>/report": (
         _p("/teach/students/{student1}/report"),
         _all(200, CLASSES)),
+    "/lti/jwks.json": (
+        _p("/lti/jwks.json"),
+        _all(200, anon=200)),
+    "/lti/login": (  # no iss, no login_hint: refused, whoever asks
+        _p("/lti/login"),
+        _all(400, anon=400)),
+    "/lti/deep-link/<launch_id>": (
+        _p("/lti/deep-link/lti1p3-launch-unknown"),
+        _all(404, anon=404)),
     "/xapi/<path:rest>": (
         _p("/xapi/activities"),
         _all(404, anon=404)),
