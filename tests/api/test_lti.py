@@ -32,7 +32,7 @@ from evidence.lti_models import (
 from evidence.models import Attempt, AttemptStatus
 from storage import session_factory, utcnow
 from storage.accounts import Role, SchoolClass, User, class_members
-from tests.api.lti_platform import INSTRUCTOR, LEARNER, Platform, rsa_key
+from tests.api.lti_platform import INSTRUCTOR, Platform, rsa_key
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 
