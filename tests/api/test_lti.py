@@ -393,3 +393,22 @@ def test_the_command_line_registers_a_platform(world) -> None:
         "--client-id", "c", "--auth-login-url", "nope", "--auth-token-url", "https://x/t",
         "--key-set-url", "https://x/k", "--deployment-id", "1"])
     assert bad.exit_code != 0 and "auth_login_url" in bad.output
+
+
+def test_erasing_an_lti_student_removes_the_platforms_id_and_their_waiting_score(
+        world, platform) -> None:
+    from rights.erasure import confirm_erasure, request_erasure
+
+    _teacher_sets_up(world, platform)
+    assert _launch(world, platform).status_code == 303
+    with _session(world) as session:
+        student_id = session.scalar(select(LtiUserLink.user_id)
+                                    .where(LtiUserLink.sub == "lms-user-1"))
+        erasure = request_erasure(session, session.get(User, world.users["admin1"]), student_id,
+                                  "asked by the family")
+        session.flush()
+        confirm_erasure(session, session.get(User, world.users["admin3"]), erasure.id)
+        session.commit()
+        assert session.scalar(select(func.count()).select_from(LtiUserLink)
+                              .where(LtiUserLink.sub == "lms-user-1")) == 0
+        assert session.scalar(select(func.count()).select_from(LtiGrade)) == 0
