@@ -25,6 +25,7 @@ from api import (
     defense_pages,
     i18n,
     limits,
+    lti,
     pages,
     portfolio_pages,
     practice_pages,
@@ -152,6 +153,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     v1.init_app(app)
     cat_service.init_app(app)
     xapi.init_app(app, rate_limits.init_app(app))
+    lti.init_app(app)
     return app
 
 

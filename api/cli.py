@@ -330,6 +330,7 @@ def schools_list(settings: _Settings) -> None:
 
 
 from api.calibration_cli import calibrate_command, dif_command, link_command  # noqa: E402
+from api.lti_cli import lti_group  # noqa: E402
 from api.raters_cli import raters_command  # noqa: E402
 from api.rights_cli import audit_group, erasures_group, privacy_group  # noqa: E402
 from api.roster_cli import roster_group  # noqa: E402
@@ -346,6 +347,7 @@ cli.add_command(privacy_group, "privacy")
 cli.add_command(audit_group, "audit")
 cli.add_command(roster_group, "roster")
 cli.add_command(xapi_group, "xapi")
+cli.add_command(lti_group, "lti")
 
 
 def _serve(url, host: str, port: int, workers: int, with_worker: bool = True) -> None:

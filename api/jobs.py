@@ -1,6 +1,7 @@
 """Background jobs: one huey queue built from configuration, the calibration task, the
 task that carries out large item imports (:mod:`api.services.item_imports`) and the one that
-renders report PDFs (:mod:`reports.class_pack`).
+renders report PDFs (:mod:`reports.class_pack`), and the one that sends LTI scores to the
+learning platforms (:mod:`api.lti_grades`).
 
 Where the queue lives is one setting, ``HUEY_URL`` (the app's configuration, else the
 environment):
@@ -66,6 +67,7 @@ class Queue:
     item_import: TaskWrapper
     report: TaskWrapper
     forward: TaskWrapper
+    lti_grades: TaskWrapper
 
     @property
     def immediate(self) -> bool:
@@ -135,8 +137,10 @@ def get_queue(url: str | None = None) -> Queue:
             imports = huey.task(name="run_item_import")(run_item_import)
             report = huey.task(name="run_report_job")(run_report_job)
             forward = huey.task(name="forward_statements")(forward_statements)
+            grades = huey.task(name="run_lti_grades")(run_lti_grades)
             queue = _queues[url] = Queue(url=url, huey=huey, calibration=task,
-                                         item_import=imports, report=report, forward=forward)
+                                         item_import=imports, report=report, forward=forward,
+                                         lti_grades=grades)
     return queue
 
 
@@ -199,6 +203,11 @@ def forward_statements(database_url: str | None = None) -> str:
         queue.forward.schedule((database_url,), delay=delay)
     sent = sum(r.sent for r in reports)
     return f"{sent} statement(s) sent"
+def run_lti_grades(database_url: str | None = None, queue: str | None = None) -> str:
+    """The task that sends LTI scores from the outbox (see :mod:`api.lti_grades`)."""
+    from api.lti_grades import run_send_grades
+
+    return run_send_grades(database_url, queue)
 
 
 def make_consumer(url: str | None = None, *, workers: int = 1, worker_type: str = "thread",

@@ -24,7 +24,8 @@ from packaging.utils import canonicalize_name
 
 PROJECT = "cat-engine"
 
-#: SPDX identifiers (and classifier families) a runtime dependency may carry.
+#: SPDX identifiers (and classifier families) a runtime dependency may carry (MIT-0: MIT without
+#: the attribution clause, e.g. cffi under cryptography, which LTI signing needs).
 RUNTIME_ALLOWED = frozenset({
     "MIT", "MIT-0", "MIT-CMU", "BSD", "BSD-2-Clause", "BSD-3-Clause", "0BSD", "ISC", "Apache-2.0",
     "PSF-2.0", "Python-2.0", "Zlib", "CC0-1.0", "Unlicense", "HPND", "PostgreSQL", "MPL-2.0",

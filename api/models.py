@@ -4,6 +4,16 @@ The API sits above every package, so it is where the whole schema is assembled: 
 autogenerate and the schema test compare migrations against :data:`metadata`.
 """
 
+from evidence.lti_models import (
+    LtiContext,
+    LtiGrade,
+    LtiLaunchData,
+    LtiNonce,
+    LtiPlatform,
+    LtiResourceLink,
+    LtiToolKey,
+    LtiUserLink,
+)
 from evidence.models import (
     Assignment,
     Attempt,
@@ -106,6 +116,14 @@ __all__ = [
     "ItemTag",
     "ItemVersion",
     "LearningResource",
+    "LtiContext",
+    "LtiGrade",
+    "LtiLaunchData",
+    "LtiNonce",
+    "LtiPlatform",
+    "LtiResourceLink",
+    "LtiToolKey",
+    "LtiUserLink",
     "MasteryDecision",
     "PrivacyNote",
     "RateLimitCounter",

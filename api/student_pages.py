@@ -42,6 +42,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest
 
+from api import lti_grades
 from api.db import get_session
 from api.pages import current_user, safe_next
 from api.site import public_url
@@ -406,6 +407,8 @@ def answer(user: User, attempt_id: int) -> Response:
                                            0 if response is None else response, key,
                                            base_url=public_url())
         db.commit()
+        if reply.get("status") == AttemptStatus.FINISHED.value:
+            lti_grades.after_attempt(attempt_id)  # an LTI launch's score goes to the platform
     except Invalid:
         db.rollback()
         return _item_page(user, _own_attempt(user, attempt_id),
@@ -514,6 +517,7 @@ def finish(user: User, attempt_id: int) -> Response:
     try:
         finish_after_time_limit(db, user, attempt_id, base_url=public_url())
         db.commit()
+        lti_grades.after_attempt(attempt_id)
     except NotFound:
         db.rollback()
         return _not_found(user)

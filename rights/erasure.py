@@ -36,6 +36,7 @@ from sqlalchemy import Select, and_, delete, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from evidence.classes import reaches
+from evidence.lti_models import LtiGrade, LtiUserLink
 from evidence.models import (
     Attempt,
     AttemptStatus,
@@ -349,6 +350,10 @@ def execute(session: Session, erasure: Erasure, *, actor_id: int | None,
                                    .where(AccessAudit.student_id == sid))
     counts["page_sessions"] = run(session, delete(PageSession).where(PageSession.user_id == sid))
     counts["api_tokens"] = run(session, delete(ApiToken).where(ApiToken.user_id == sid))
+    # LTI: the platform's id of the person, and the scores waiting for the platform.
+    counts["lti_links"] = run(session, delete(LtiUserLink).where(LtiUserLink.user_id == sid))
+    counts["lti_grades"] = run(session, delete(LtiGrade).where(LtiGrade.attempt_id.in_(
+        select(Attempt.id).where(Attempt.user_id == sid))))
 
     # Attempts and responses: kept anonymous, or deleted, as the privacy note says.
     if keep:

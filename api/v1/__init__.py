@@ -194,6 +194,7 @@ def init_app(app: Flask) -> Api:
         exports,
         indicators,
         items,
+        lti,
         portfolio,
         privacy,
         rater_analysis,
@@ -226,7 +227,7 @@ def init_app(app: Flask) -> Api:
     for module in (auth, users, classes, dashboard, items, tests, attempts, calibration, tasks,
                    indicators, portfolio, xapi_clients, rubrics, defenses, rater_analysis,
                    rubric_calibrations, reports, report_pdfs, resources, exports, erasures, audit,
-                   privacy, schools, rosters, cat_clients, xapi_out):
+                   privacy, schools, rosters, cat_clients, xapi_out, lti):
         api.register_blueprint(module.blp, url_prefix=PREFIX)
     app.register_error_handler(ServiceError, _service_error)
     app.register_error_handler(BankError, _service_error)

@@ -6,6 +6,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api import lti_grades
 from api.db import get_session
 from api.site import public_url
 from api.v1.auth import current_user, requires
@@ -234,4 +235,6 @@ class AttemptResponses(MethodView):
             base_url=public_url(),
         )
         session.commit()
+        if reply.get("status") == "finished":
+            lti_grades.after_attempt(attempt_id)  # an LTI launch's score goes to the platform
         return reply

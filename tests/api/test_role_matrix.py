@@ -680,6 +680,17 @@ MATRIX: dict[str, Row] = {
         "post", lambda w, c: f"/api/v1/schools/{w.schools['A']}/lrs/dead-letters/discard",
         _all(200, **ADMIN_ONLY, **OTHER_SCHOOL), setup=_lrs_with_dead_letter,
         body=lambda w, c: {"ids": [c["dead"]]}),
+    # LTI platforms: administrators register them (a school's for their own school)
+    "GET /lti/platforms": Row("get", lambda w, c: "/api/v1/lti/platforms",
+                              _all(200, **ADMIN_ONLY)),
+    "POST /lti/platforms": Row("post", lambda w, c: "/api/v1/lti/platforms",
+                               _all(201, **ADMIN_ONLY), body=lambda w, c: {
+                                   "name": "Moodle", "issuer": "https://lms.example",
+                                   "client_id": uuid.uuid4().hex,
+                                   "auth_login_url": "https://lms.example/auth",
+                                   "auth_token_url": "https://lms.example/token",
+                                   "key_set_url": "https://lms.example/jwks",
+                                   "deployment_ids": ["1"]}),
     "POST /auth/token": Row("post", lambda w, c: "/api/v1/auth/token",
                             dict.fromkeys(ROLES, 200),
                             body=lambda w, c: {"username": "student2", "password": PASSWORD}),

@@ -374,6 +374,15 @@ MATRIX: dict[str, tuple[Callable[[dict], str], dict[str, int]]] = {
     "/ims/cat/v1p0/sections/<string:sectionIdentifier>/items": (
         _p("/ims/cat/v1p0/sections/some-section/items"),
         _all(401, anon=401)),
+    "/lti/jwks.json": (
+        _p("/lti/jwks.json"),
+        _all(200, anon=200)),
+    "/lti/login": (  # no iss, no login_hint: refused, whoever asks
+        _p("/lti/login"),
+        _all(400, anon=400)),
+    "/lti/deep-link/<launch_id>": (
+        _p("/lti/deep-link/lti1p3-launch-unknown"),
+        _all(404, anon=404)),
     "/xapi/<path:rest>": (
         _p("/xapi/activities"),
         _all(404, anon=404)),

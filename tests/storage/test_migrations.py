@@ -75,6 +75,14 @@ TABLES = {
     "roster_imports",
     "xapi_lrs",
     "xapi_forwards",
+    "lti_platforms",
+    "lti_tool_keys",
+    "lti_launch_data",
+    "lti_nonces",
+    "lti_user_links",
+    "lti_contexts",
+    "lti_resource_links",
+    "lti_grades",
 }
 
 
