@@ -93,6 +93,9 @@ class Attempt(Base):
     time_extensions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: The attempt as an xAPI registration (``context.registration`` of its statements).
     registration: Mapped[str] = mapped_column(String(36), default=new_registration)
+    #: The language the attempt is delivered in, chosen at the start and never changed (items
+    #: without a version in it show their source text). NULL: attempts from before languages.
+    language: Mapped[str | None] = mapped_column(String(35))
 
     test: Mapped[AdaptiveTest] = relationship()
     user: Mapped[User] = relationship()

@@ -260,6 +260,9 @@ class SchoolClass(Base):
     #: The school the class belongs to (its teacher's when created); NULL without schools.
     #: A plain integer, as ``users.school_id``.
     school_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    #: The language its students' tests are delivered in unless a student chooses another
+    #: (a BCP 47 tag such as ``es`` or ``ar``); NULL: the language of the student's pages.
+    test_language: Mapped[str | None] = mapped_column(String(35), default=None)
 
     teacher: Mapped[User] = relationship()
     students: Mapped[list[User]] = relationship(secondary=class_members, order_by="User.username")

@@ -66,6 +66,7 @@ TABLES = {
     "audit_log",
     "audit_head",
     "erasures",
+    "item_translations",
     "rate_limit_counters",
 }
 
