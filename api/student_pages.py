@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import BadRequest
 
 from api.db import get_session
+from api.i18n import current_language
 from api.pages import current_user, safe_next
 from api.site import public_url
 from api.test_texts import skill_text, test_text
@@ -48,16 +49,19 @@ from evidence.attempts import (
     Z95,
     attempt_reply,
     band_of,  # noqa: F401  (the teacher pages import it from here)
+    class_test_language,
     finish_after_time_limit,
     open_assignments,
     start_attempt,
     student_result,
     submit_response,
+    test_languages,
     visible_attempt,
 )
 from evidence.drafts import open_task_cards
 from evidence.models import Attempt, AttemptStatus
 from evidence.timing import MAX_EXTENSIONS, TimeLimitConflict, extend_time, time_left
+from item_bank.services import BankError, current_snapshot_id, delivery_bank
 from storage import as_utc, utcnow
 from storage.accounts import Role, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
@@ -235,22 +239,45 @@ def my_tests(user: User) -> Response:
         running = next((a for a in mine if a.status == AttemptStatus.IN_PROGRESS), None)
         used = sum(1 for a in mine if a.assignment_id == assignment.id)
         left = None if not assignment.max_attempts else max(0, assignment.max_attempts - used)
+        languages, language = _test_languages(db, assignment) if running is None else ([], None)
         rows.append({"test": assignment.test, "assignment": assignment, "running": running,
-                     "attempts_left": left,
+                     "attempts_left": left, "languages": languages, "language": language,
                      "closes_at": as_utc(assignment.closes_at)})
     finished = [a for a in attempts if a.status == AttemptStatus.FINISHED]
     return _page("student/my_tests.html", user=user, rows=rows, finished=finished,
                  as_utc=as_utc, tasks=open_task_cards(db, user))
 
 
+def _test_languages(db, assignment) -> tuple[list[str], str | None]:
+    """The languages a test can be taken in, and the one preselected: the class's default test
+    language, else the page's, else the one most items are written in."""
+    try:
+        delivery = delivery_bank(db, current_snapshot_id(db, assignment.test))
+    except BankError:  # nothing to deliver: starting will say so
+        return [], None
+    offered = test_languages(delivery)
+    for wanted in (class_test_language(db, assignment), current_language()):
+        if wanted in offered:
+            return offered, wanted
+    return offered, offered[0] if offered else None
+
+
 @bp.post("/tests/<int:test_id>/start")
 @signed_in()
 def start(user: User, test_id: int) -> Response:
-    """Start the test (or resume the attempt in progress) and show its item."""
+    """Start the test (or resume the attempt in progress) in the language chosen, and show its
+    item."""
     db = get_session()
+    language = request.form.get("language", "").strip() or None
     try:
-        attempt, _reply, created = start_attempt(db, user, test_id, base_url=public_url())
+        attempt, _reply, created = start_attempt(db, user, test_id, base_url=public_url(),
+                                                 language=language,
+                                                 page_language=current_language())
         db.commit()
+    except Invalid:
+        db.rollback()
+        flash(_("That test is not offered in the language you chose; please choose another."))
+        return _go(".my_tests")
     except NotFound:
         db.rollback()
         flash(_("That test is not open for you now."))
