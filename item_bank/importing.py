@@ -222,8 +222,9 @@ def _csv_upload(text: str, records: list[ItemRecord], filename: str) -> Upload:
             continue
         values = dict(zip(names, row, strict=False))
         code = values.get("item_id", "").strip()
-        upload.lines[code] = line
-        cells[code] = values
+        if code not in upload.lines:  # later rows of a code are its translations
+            upload.lines[code] = line
+            cells[code] = values
     for record in records:
         values = cells.get(record.item_id, {})
         given = set(stated)

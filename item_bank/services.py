@@ -388,8 +388,12 @@ def add_parameter_set(
     calibration_run_id: int | None = None,
     user_id: int | None = None,
     flush: bool = True,
+    language: str | None = None,
 ) -> ItemParameterSet:
     """Make ``parameters`` the item's active set; earlier sets stay, inactive, for provenance.
+
+    ``language`` makes it the active set for attempts in that language only (from a calibration
+    of languages separately), beside the item's general set, which stays.
 
     The model must fit how the item is scored: an item with a key is right or wrong (a
     dichotomous model); a rating item's categories are its options. ``flush=False`` leaves the
@@ -398,16 +402,17 @@ def add_parameter_set(
     """
     values = check_parameters(item.code, parameters)
     check_scoring_fit(item.code, item.key, item.options, values)
+    language = check_language(language) if language is not None else None
     replaced = False
     for old in item.parameter_sets:
-        if old.is_active:
+        if old.is_active and old.language == language:
             old.is_active = False
             replaced = True
     if replaced or flush:
         session.flush()  # the partial unique index allows one active set per item
     new = ItemParameterSet(is_active=True, source=source, provenance=dict(provenance or {}),
-                           sample_size=sample_size, calibration_run_id=calibration_run_id,
-                           created_by=user_id, **values)
+                           language=language, sample_size=sample_size,
+                           calibration_run_id=calibration_run_id, created_by=user_id, **values)
     item.parameter_sets.append(new)
     if flush:
         session.flush()
