@@ -10,6 +10,7 @@ errors next to the fields and what was typed kept (422). Other roles get a 403 p
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -779,7 +780,12 @@ def _run_page(user: User, run: CalibrationRun, status: int = 200,
                    dif=(run.result or {}).get("dif"), flag_words=words.fit_flags,
                    language_dif=(run.result or {}).get("language_dif"),
                    language_dif_rows=_language_dif_rows((run.result or {}).get("language_dif")),
+                   language_dif_at=_computed_at((run.result or {}).get("language_dif")),
                    dif_words=words.dif_words, linking_names=LINKING_NAMES)
+
+
+def _computed_at(analysis: dict[str, Any] | None) -> datetime | None:
+    return datetime.fromisoformat(analysis["computed_at"]) if analysis else None
 
 
 def _language_dif_rows(analysis: dict[str, Any] | None) -> list[dict[str, Any]]:
