@@ -644,7 +644,8 @@ def _run_form() -> tuple[dict[str, Any], dict[str, str]]:
             "dif_reference": request.form.get("dif_reference", "").strip()[:200],
             "dif_focal": [g.strip()[:200] for g in request.form.getlist("dif_focal")
                           if g.strip()],
-            "dif_choice": request.form.get("dif_choice") == "1"}
+            "dif_choice": request.form.get("dif_choice") == "1",
+            "languages_separately": request.form.get("languages_separately") == "1"}
     if form["kind"] not in runs.KINDS:
         errors["kind"] = _("Choose one of the kinds offered.")
     if form["model"] not in runs.MODELS:
@@ -695,7 +696,8 @@ def start_run(user: User) -> Response:
     if not errors:
         settings = {"max_iterations": form["max_iterations"],
                     "min_responses": form["min_responses"],
-                    "dif_reference": form["dif_reference"] or None}
+                    "dif_reference": form["dif_reference"] or None,
+                    "languages_separately": form["languages_separately"]}
         if form["dif_choice"]:  # the upload page's focal groups (unticked: none compared)
             reference = form["dif_reference"] or (upload_row and _largest_group(upload_row))
             focal = [g for g in form["dif_focal"] if g != reference]

@@ -5,6 +5,7 @@ QTI with languages, parameters per language, and DIF by test language on simulat
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 
 import numpy as np
@@ -294,10 +295,11 @@ def test_a_qti_file_in_another_language_translates_an_item(world) -> None:
 
 
 def _simulate(world, *, harder: str, shift: float, n_per_language: int = 300,
-              seed: int = 11) -> None:
+              seed: int = 11, pretest: dict[str, float] | None = None) -> None:
     """Finished attempts of consenting students in English and Arabic, each answering 12 of
     the first 30 items by the 2PL with their bank parameters, ``harder`` made ``shift``
-    logits harder in Arabic."""
+    logits harder in Arabic. ``pretest`` adds an unscored pretest item (code: b, a = 1.2)
+    that everyone answers, ``shift`` logits harder in Arabic too."""
     rng = np.random.default_rng(seed)
     now = utcnow()
     with _db(world) as session:
@@ -305,7 +307,7 @@ def _simulate(world, *, harder: str, shift: float, n_per_language: int = 300,
                                 .order_by(Item.code)).all()[:30]
         a = np.array([i.active_parameters.a for i in items])
         b = np.array([i.active_parameters.b for i in items])
-        harder_at = [i.code for i in items].index(harder)
+        harder_at = [i.code for i in items].index(harder) if harder else -1
         students = []
         for k in range(2 * n_per_language):
             user = User(username=f"sim{k}", display_name="", role=Role.STUDENT,
@@ -320,7 +322,7 @@ def _simulate(world, *, harder: str, shift: float, n_per_language: int = 300,
             language = "en" if k < n_per_language else "ar"
             theta = rng.normal()
             given = rng.choice(len(items), 12, replace=False)
-            if harder_at not in given:  # every student answers the item under study
+            if harder_at >= 0 and harder_at not in given:  # all answer the item under study
                 given[0] = harder_at
             shifted = b + (shift if language == "ar" else 0.0) * (np.arange(len(items))
                                                                   == harder_at)
@@ -328,14 +330,18 @@ def _simulate(world, *, harder: str, shift: float, n_per_language: int = 300,
             attempts.append(Attempt(test_id=world.test_id, user_id=user.id,
                                     status=AttemptStatus.FINISHED, language=language,
                                     theta=float(theta), se=0.3, finished_at=now))
-            answers.append([(items[j].id, int(u < q))
+            answers.append([(items[j].id, int(u < q), True)
                             for j, u, q in zip(given, rng.random(12), p, strict=True)])
+            for code, b_new in (pretest or {}).items():
+                b_new += shift if language == "ar" else 0.0
+                correct = rng.random() < 1 / (1 + np.exp(-1.2 * (theta - b_new)))
+                answers[-1].append((world.items[code], int(correct), False))
         session.add_all(attempts)
         session.flush()
         session.add_all(Response(attempt_id=attempt.id, item_id=item_id, position=n + 1,
-                                 response=x, choice=x, scored=True)
+                                 response=x, choice=x, scored=scored)
                         for attempt, given in zip(attempts, answers, strict=True)
-                        for n, (item_id, x) in enumerate(given))
+                        for n, (item_id, x, scored) in enumerate(given))
 
 
 def test_dif_by_language_flags_the_item_made_harder_in_arabic(world) -> None:
@@ -358,3 +364,40 @@ def test_dif_by_language_needs_two_languages(world) -> None:
     from storage.errors import Invalid
     with _db(world) as session, pytest.raises(Invalid, match="no finished attempts"):
         language_dif(session, world.test_id)
+
+
+def test_calibrating_languages_separately_gives_a_parameter_set_per_language(world) -> None:
+    from tests.api.test_calibration_api import _all_items, _wait
+    world.app.config["HUEY_URL"] = "immediate"
+    _simulate(world, harder="", shift=1.0, n_per_language=400, pretest={"PRE-1": 0.0})
+    body = {"kind": "online", "test_id": world.test_id, "model": "2pl", "items": ["PRE-1"],
+            "settings": {"min_responses": 100, "languages_separately": True}}
+    refused = world.call("post", "/api/v1/calibration/runs", "assessor1",
+                         json={**body, "kind": "upload", "upload_id": 1})
+    assert refused.status_code == 422 and "languages_separately" in str(refused.get_json())
+    r = world.call("post", "/api/v1/calibration/runs", "assessor1", json=body)
+    assert r.status_code == 202, r.get_json()
+    run = _wait(world, r.headers["Location"])
+    assert run["status"] == "succeeded", run
+    items = {e["item_id"]: e for e in _all_items(world, run["id"]) if not e["fixed"]}
+    assert set(items) == {"PRE-1", "PRE-1@ar"}  # English (the item's own) pooled; Arabic apart
+    assert items["PRE-1"]["n"] == 400 and items["PRE-1@ar"]["n"] == 400
+    gap = items["PRE-1@ar"]["parameters"]["b"] - items["PRE-1"]["parameters"]["b"]
+    se = math.hypot(items["PRE-1"]["se"]["b"], items["PRE-1@ar"]["se"]["b"])
+    # simulated: 1 logit harder in Arabic; within 3 standard errors, and clearly apart
+    assert abs(gap - 1.0) < 3 * se and gap > 0.4, (gap, se)
+    r = world.call("post", f"/api/v1/calibration/runs/{run['id']}/publish", "admin1",
+                   json={"items": ["PRE-1", "PRE-1@ar"]})
+    assert r.status_code == 200, r.get_json()
+    with _db(world) as session:
+        item = session.get(Item, world.items["PRE-1"])
+        assert item.active_parameters.b == pytest.approx(items["PRE-1"]["parameters"]["b"])
+        arabic = item.language_parameters["ar"]
+        assert arabic.b == pytest.approx(items["PRE-1@ar"]["parameters"]["b"])
+        assert arabic.calibration_run_id == run["id"]
+    # pooled (the default): one set from every language's responses
+    pooled = {**body, "settings": {"min_responses": 100}}
+    run = _wait(world, world.call("post", "/api/v1/calibration/runs", "assessor1",
+                                  json=pooled).headers["Location"])
+    estimated = [e for e in _all_items(world, run["id"]) if not e["fixed"]]
+    assert [(e["item_id"], e["n"]) for e in estimated] == [("PRE-1", 800)]
