@@ -27,6 +27,7 @@ from item_bank.translations import set_translation
 from storage import session_factory, session_scope, utcnow
 from storage.accounts import Role, User
 from storage.rights import Consent, Purpose
+from tests.api.conftest import PASSWORD
 
 
 def _db(world):
@@ -401,3 +402,71 @@ def test_calibrating_languages_separately_gives_a_parameter_set_per_language(wor
                                   json=pooled).headers["Location"])
     estimated = [e for e in _all_items(world, run["id"]) if not e["fixed"]]
     assert [(e["item_id"], e["n"]) for e in estimated] == [("PRE-1", 800)]
+
+
+def _page_client(world, username: str):
+    from tests.delivery_ui.conftest import csrf_of
+    client = world.app.test_client()
+    token = csrf_of(client.get("/").get_data(as_text=True))
+    r = client.post("/sign-in", data={"username": username, "password": PASSWORD,
+                                      "csrf_token": token})
+    assert r.status_code == 302
+    return client, csrf_of
+
+
+def test_dif_by_language_is_one_click_on_the_run_page(world, browser) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    from tests.api.test_calibration_api import _wait
+    from tests.conftest import ARTIFACTS, LiveServer, save_screenshot
+    world.app.config["HUEY_URL"] = "immediate"
+    _simulate(world, harder="IT-007", shift=1.5, pretest={"PRE-1": 0.0})
+    with _db(world) as session:
+        set_translation(session, session.get(Item, world.items["IT-007"]), "ar", **_arabic(7))
+    r = world.call("post", "/api/v1/calibration/runs", "assessor1",
+                   json={"kind": "online", "test_id": world.test_id, "model": "2pl",
+                         "items": ["PRE-1"]})
+    run = _wait(world, r.headers["Location"])
+    assert run["status"] == "succeeded", run
+    client, csrf_of = _page_client(world, "assessor1")
+    page = client.get(f"/assess/calibration/runs/{run['id']}").get_data(as_text=True)
+    assert "Compute DIF by language" in page and "language-dif-flagged" not in page
+    r = client.post(f"/assess/calibration/runs/{run['id']}/language-dif",
+                    data={"csrf_token": csrf_of(page)})
+    assert r.status_code == 303 and r.headers["Location"].endswith("#language-dif")
+    page = client.get(f"/assess/calibration/runs/{run['id']}").get_data(as_text=True)
+    table = page[page.index('id="language-dif-flagged"'):page.index("</table>",
+                                                                    page.index("language-dif"))]
+    assert "IT-007" in table and "العربية" in table and "large for group ar" in table
+    with _db(world) as session:
+        from item_bank.models import CalibrationRun
+        stored = session.get(CalibrationRun, run["id"]).result["language_dif"]
+        assert "IT-007" in stored["flagged"] and stored["groups"] == {"ar": 300, "en": 300}
+    # how it looks, and the item page's other languages
+    with LiveServer(world.app) as live:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        tab = context.new_page()
+        try:
+            tab.goto(live.url + "/")
+            tab.fill("#username", "assessor1")
+            tab.fill("#password", PASSWORD)
+            with tab.expect_navigation():
+                tab.locator("form button[type=submit]").first.click()
+            tab.goto(f"{live.url}/assess/calibration/runs/{run['id']}#language-dif")
+            assert tab.locator("#language-dif-flagged tbody tr").count() >= 1
+            serious = [v for v in Axe().run(tab).response["violations"]
+                       if v["impact"] in ("serious", "critical")]
+            assert serious == [], serious
+            save_screenshot(tab, "run-language-dif-page")
+            tab.locator("section[aria-labelledby=language-dif]").screenshot(
+                path=str(ARTIFACTS / "run-language-dif.png"))
+            tab.goto(f"{live.url}/assess/items/{world.items['IT-007']}")
+            arabic = tab.locator("#translations [lang=ar]")
+            assert arabic.get_attribute("dir") == "rtl"
+            assert "السؤال 7" in arabic.inner_text()
+            serious = [v for v in Axe().run(tab).response["violations"]
+                       if v["impact"] in ("serious", "critical")]
+            assert serious == [], serious
+            save_screenshot(tab, "item-translations")
+        finally:
+            context.close()
