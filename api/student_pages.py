@@ -51,11 +51,11 @@ from evidence.attempts import (
     band_of,  # noqa: F401  (the teacher pages import it from here)
     class_test_language,
     finish_after_time_limit,
+    offered_test_languages,
     open_assignments,
     start_attempt,
     student_result,
     submit_response,
-    test_languages,
     visible_attempt,
 )
 from evidence.drafts import open_task_cards
@@ -255,7 +255,7 @@ def _test_languages(db, assignment) -> tuple[list[str], str | None]:
         delivery = delivery_bank(db, current_snapshot_id(db, assignment.test))
     except BankError:  # nothing to deliver: starting will say so
         return [], None
-    offered = test_languages(delivery)
+    offered = offered_test_languages(delivery)
     for wanted in (class_test_language(db, assignment), current_language()):
         if wanted in offered:
             return offered, wanted

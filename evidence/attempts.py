@@ -181,7 +181,7 @@ def _presentation_stats(session: Session, delivery: Delivery, test_id: int) -> E
 # -- starting ------------------------------------------------------------------------------------
 
 
-def test_languages(delivery: Delivery) -> list[str]:
+def offered_test_languages(delivery: Delivery) -> list[str]:
     """The languages a test can be taken in (:func:`item_bank.translations.offered_languages`:
     the items' source languages and those most items have a version in)."""
     return offered_languages(delivery.items[code] for code in delivery.bank.item_ids)
@@ -263,7 +263,8 @@ def start_attempt(session: Session, user: User, test_id: int,
         if used >= assignment.max_attempts:
             raise Forbidden(f"you have used all {assignment.max_attempts} attempt(s) at this test")
     snapshot_id = current_snapshot_id(session, test)
-    chosen = _attempt_language(test_languages(delivery_bank(session, snapshot_id)), language,
+    offered = offered_test_languages(delivery_bank(session, snapshot_id))
+    chosen = _attempt_language(offered, language,
                                [class_test_language(session, assignment), page_language])
     delivery = delivery_bank(session, snapshot_id, chosen)
     seed = secrets.randbits(31)
