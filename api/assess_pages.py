@@ -10,6 +10,7 @@ errors next to the fields and what was typed kept (422). Other roles get a 403 p
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -34,6 +35,7 @@ from api import jobs
 from api.db import engine_of, get_session
 from api.pages import safe_next
 from api.services import calibration_runs as runs
+from api.services.language_dif import language_dif
 from api.staff import for_roles, form_int, install_error_pages, not_found, page
 from api.v1.items import EXPORTS
 from cat_engine import ItemBank
@@ -642,7 +644,8 @@ def _run_form() -> tuple[dict[str, Any], dict[str, str]]:
             "dif_reference": request.form.get("dif_reference", "").strip()[:200],
             "dif_focal": [g.strip()[:200] for g in request.form.getlist("dif_focal")
                           if g.strip()],
-            "dif_choice": request.form.get("dif_choice") == "1"}
+            "dif_choice": request.form.get("dif_choice") == "1",
+            "languages_separately": request.form.get("languages_separately") == "1"}
     if form["kind"] not in runs.KINDS:
         errors["kind"] = _("Choose one of the kinds offered.")
     if form["model"] not in runs.MODELS:
@@ -693,7 +696,8 @@ def start_run(user: User) -> Response:
     if not errors:
         settings = {"max_iterations": form["max_iterations"],
                     "min_responses": form["min_responses"],
-                    "dif_reference": form["dif_reference"] or None}
+                    "dif_reference": form["dif_reference"] or None,
+                    "languages_separately": form["languages_separately"]}
         if form["dif_choice"]:  # the upload page's focal groups (unticked: none compared)
             reference = form["dif_reference"] or (upload_row and _largest_group(upload_row))
             focal = [g for g in form["dif_focal"] if g != reference]
@@ -776,7 +780,30 @@ def _run_page(user: User, run: CalibrationRun, status: int = 200,
                               if chosen is None else chosen),
                    held=held, review=review, preview=preview, usable=usable, form=form,
                    dif=(run.result or {}).get("dif"), flag_words=words.fit_flags,
+                   language_dif=(run.result or {}).get("language_dif"),
+                   language_dif_rows=_language_dif_rows((run.result or {}).get("language_dif")),
+                   language_dif_at=_computed_at((run.result or {}).get("language_dif")),
                    dif_words=words.dif_words, linking_names=LINKING_NAMES)
+
+
+def _computed_at(analysis: dict[str, Any] | None) -> datetime | None:
+    return datetime.fromisoformat(analysis["computed_at"]) if analysis else None
+
+
+def _language_dif_rows(analysis: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The flagged (item, language) results of a DIF-by-language analysis, for its table."""
+    rows = []
+    for report in (analysis or {}).get("reports", []):
+        if report.get("error"):
+            continue
+        for row in (*report["mantel_haenszel"], *report["standardized_mean_difference"]):
+            if row["category"] == "A":
+                continue
+            labelled = {**row, "focal": report["focal"], "reference": report["reference"]}
+            rows.append({"item_id": row["item_id"], "focal": report["focal"],
+                         "words": words.dif_words(labelled), "delta": row.get("delta_mh"),
+                         "se": row.get("se_delta"), "effect_size": row.get("effect_size")})
+    return sorted(rows, key=lambda r: (r["item_id"], r["focal"]))
 
 
 @bp.get("/calibration/runs/<int:run_id>")
@@ -787,6 +814,28 @@ def run(user: User, run_id: int) -> Response:
     if found is None:
         return not_found(user, _("There is no calibration run %(id)d.", id=run_id))
     return _run_page(user, found)
+
+
+@bp.post("/calibration/runs/<int:run_id>/language-dif")
+@staff_only
+def run_language_dif(user: User, run_id: int) -> Response:
+    """DIF by test language for the run's test, in one click: kept with the run's result."""
+    db = get_session()
+    found = _run_or_none(run_id)
+    if found is None:
+        return not_found(user, _("There is no calibration run %(id)d.", id=run_id))
+    if found.test_id is None or found.status not in FINISHED or not found.result:
+        flash(_("DIF by language needs a finished run on the attempts at a test."))
+        return redirect(url_for(".run", run_id=run_id), 303)
+    try:
+        analysis = language_dif(db, found.test_id)
+    except (Invalid, NotFound) as error:
+        db.rollback()
+        flash(_("DIF by language could not be computed: %(why)s", why=str(error)))
+        return redirect(url_for(".run", run_id=run_id), 303)
+    found.result = {**found.result, "language_dif": analysis}
+    db.commit()
+    return redirect(url_for(".run", run_id=run_id, _anchor="language-dif"), 303)
 
 
 @bp.get("/calibration/runs/<int:run_id>/items/<path:code>")

@@ -50,7 +50,7 @@ from evidence.statements import (
 )
 from evidence.tasks import bank_skills, create_task
 from evidence.xapi_clients import create_client
-from item_bank.demo_items import SKILLS, generate_demo_items
+from item_bank.demo_items import SKILLS, demo_item_translations, generate_demo_items
 from item_bank.models import (
     AdaptiveTest,
     Item,
@@ -58,6 +58,7 @@ from item_bank.models import (
     ItemStatus,
     ItemStatusEvent,
     ItemTag,
+    ItemTranslation,
     ItemVersion,
 )
 from item_bank.services import delivery_bank
@@ -238,8 +239,16 @@ def build_demo(engine: Engine, n_items: int = 320, seed: int = 20261123,
 
 
 def demo_translations() -> dict[str, dict]:
-    """The demo test's texts in Spanish: its name, description and six skill names."""
-    return {"es": {
+    """The demo test's texts in Spanish and Arabic: its name, description and six skill
+    names."""
+    return {"ar": {
+        "name": "مراجعة الرياضيات (اختبار تكيّفي)",
+        "description": "مراجعة قصيرة وتكيّفية للحساب والكسور والنسب والنسب المئوية والمعادلات "
+                       "والجداول. يُختار كل سؤال من أجلك.",
+        "skills": {"arithmetic": "الحساب", "fractions": "الكسور", "ratios": "النسب",
+                   "percentages": "النسب المئوية", "equations": "المعادلات",
+                   "tables": "قراءة جدول"},
+    }, "es": {
         "name": "Repaso de matemáticas (adaptativo)",
         "description": "Un repaso breve y adaptativo de aritmética, fracciones, razones, "
                        "porcentajes, ecuaciones y tablas. Cada pregunta se elige para ti.",
@@ -754,6 +763,9 @@ def _item_row(item, seed: int, calibration: CalibrationResult) -> Item:
     row.status_events = [ItemStatusEvent(from_status=None, to_status=ItemStatus.OPERATIONAL,
                                          reason="demo item, calibrated in a simulated trial")]
     row.tags = [ItemTag(tag=tag) for tag in sorted(set(item.content_tags))]
+    # About half the items in Spanish and Arabic too, so the demo test offers both languages.
+    row.translations = [ItemTranslation(language=language, source_version=1, **text)
+                        for language, text in sorted(demo_item_translations(item).items())]
     j = calibration.bank.index_of(item.item_id)
     estimated = calibration.bank
     row.parameter_sets = [

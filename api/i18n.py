@@ -2,8 +2,9 @@
 
 The language is the one chosen with the selector on every page (kept in the ``lang`` cookie, so it
 outlives sign-in and sign-out), else the best match of the browser's ``Accept-Language``, else
-English. Templates get ``current_language()`` for ``<html lang>`` and ``LANGUAGES`` for the
-selector.
+English. Templates get ``current_language()`` and ``current_direction()`` for ``<html lang dir>``
+(``rtl`` for Arabic), ``text_direction(tag)`` for content in another language than the page's,
+``language_name(tag)`` and ``LANGUAGES`` for selectors.
 
 Times are shown in the browser's time zone: ``tz.js`` stores it in the ``tz`` cookie, so every
 page after the first uses it. Before that, or without JavaScript, the server's zone is used:
@@ -19,6 +20,7 @@ from functools import lru_cache
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale, UnknownLocaleError
 from babel.support import Translations
 from flask import Flask, current_app, request
 from flask_babel import Babel, get_locale, get_timezone
@@ -27,7 +29,9 @@ import delivery_ui
 from api.security import cookie_secure
 
 #: Languages with a complete catalogue, each named in its own language (as the selector shows it).
-LANGUAGES: dict[str, str] = {"en": "English", "es": "Español"}
+LANGUAGES: dict[str, str] = {"en": "English", "es": "Español", "ar": "العربية"}
+#: Languages written right to left (the primary subtag of a BCP 47 tag).
+RIGHT_TO_LEFT = frozenset({"ar", "he", "fa", "ur", "ps", "sd", "ug", "yi", "dv", "ckb"})
 DEFAULT_LANGUAGE = "en"
 LANGUAGE_COOKIE = "lang"
 LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -68,6 +72,30 @@ def current_language() -> str:
     """The request's language code (``en``, ``es``), for ``<html lang>``."""
     locale = get_locale()
     return locale.language if locale is not None else DEFAULT_LANGUAGE
+
+
+def text_direction(language: str | None) -> str:
+    """``rtl`` for a language written right to left (``ar``, ``he``, ``fa``...), else ``ltr``:
+    the value of an HTML ``dir`` attribute."""
+    primary = (language or "").split("-")[0].lower()
+    return "rtl" if primary in RIGHT_TO_LEFT else "ltr"
+
+
+def current_direction() -> str:
+    """The page's writing direction (``rtl`` for Arabic), for ``<html dir>``."""
+    return text_direction(current_language())
+
+
+@lru_cache(maxsize=256)
+def language_name(tag: str) -> str:
+    """A language tag named in its own language (``ar`` -> ``العربية``, ``pt-BR`` ->
+    ``português (Brasil)``), as a language selector shows it; the tag itself when unknown."""
+    try:
+        locale = Locale.parse(tag.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        return tag
+    name = locale.get_display_name(locale) or tag
+    return name[:1].upper() + name[1:]
 
 
 @lru_cache(maxsize=len(LANGUAGES))
@@ -112,4 +140,6 @@ def init_app(app: Flask) -> None:
     app.config["BABEL_DEFAULT_TIMEZONE"] = zone
     Babel(app, locale_selector=select_language, timezone_selector=select_timezone)
     app.jinja_env.globals.update(current_language=current_language, LANGUAGES=LANGUAGES,
-                                 current_timezone=current_timezone)
+                                 current_timezone=current_timezone,
+                                 current_direction=current_direction,
+                                 text_direction=text_direction, language_name=language_name)

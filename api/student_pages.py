@@ -44,6 +44,7 @@ from werkzeug.exceptions import BadRequest
 
 from api import lti_grades
 from api.db import get_session
+from api.i18n import current_language, text_direction
 from api.pages import current_user, safe_next
 from api.site import public_url
 from api.test_texts import skill_text, test_text
@@ -53,8 +54,10 @@ from evidence.attempts import (
     Z95,
     attempt_reply,
     band_of,  # noqa: F401  (the teacher pages import it from here)
+    class_test_language,
     fallback_module,
     finish_after_time_limit,
+    offered_test_languages,
     open_assignments,
     start_attempt,
     student_result,
@@ -65,6 +68,7 @@ from evidence.drafts import open_task_cards
 from evidence.models import Attempt, AttemptStatus
 from evidence.timing import MAX_EXTENSIONS, TimeLimitConflict, extend_time, time_left
 from item_bank.markup import render_html
+from item_bank.services import BankError, current_snapshot_id, delivery_bank
 from storage import as_utc, utcnow
 from storage.accounts import Role, User
 from storage.errors import Conflict, Forbidden, Invalid, NotFound
@@ -277,22 +281,45 @@ def my_tests(user: User) -> Response:
         running = next((a for a in mine if a.status == AttemptStatus.IN_PROGRESS), None)
         used = sum(1 for a in mine if a.assignment_id == assignment.id)
         left = None if not assignment.max_attempts else max(0, assignment.max_attempts - used)
+        languages, language = _test_languages(db, assignment) if running is None else ([], None)
         rows.append({"test": assignment.test, "assignment": assignment, "running": running,
-                     "attempts_left": left,
+                     "attempts_left": left, "languages": languages, "language": language,
                      "closes_at": as_utc(assignment.closes_at)})
     finished = [a for a in attempts if a.status == AttemptStatus.FINISHED]
     return _page("student/my_tests.html", user=user, rows=rows, finished=finished,
                  as_utc=as_utc, tasks=open_task_cards(db, user))
 
 
+def _test_languages(db, assignment) -> tuple[list[str], str | None]:
+    """The languages a test can be taken in, and the one preselected: the class's default test
+    language, else the page's, else the one most items are written in."""
+    try:
+        delivery = delivery_bank(db, current_snapshot_id(db, assignment.test))
+    except BankError:  # nothing to deliver: starting will say so
+        return [], None
+    offered = offered_test_languages(delivery)
+    for wanted in (class_test_language(db, assignment), current_language()):
+        if wanted in offered:
+            return offered, wanted
+    return offered, offered[0] if offered else None
+
+
 @bp.post("/tests/<int:test_id>/start")
 @signed_in()
 def start(user: User, test_id: int) -> Response:
-    """Start the test (or resume the attempt in progress) and show its item."""
+    """Start the test (or resume the attempt in progress) in the language chosen, and show its
+    item."""
     db = get_session()
+    language = request.form.get("language", "").strip() or None
     try:
-        attempt, _reply, created = start_attempt(db, user, test_id, base_url=public_url())
+        attempt, _reply, created = start_attempt(db, user, test_id, base_url=public_url(),
+                                                 language=language,
+                                                 page_language=current_language())
         db.commit()
+    except Invalid:
+        db.rollback()
+        flash(_("That test is not offered in the language you chose; please choose another."))
+        return _go(".my_tests")
     except NotFound:
         db.rollback()
         flash(_("That test is not open for you now."))
@@ -327,7 +354,8 @@ def _fallback(attempt: Attempt, item: dict[str, Any]) -> dict[str, Any] | None:
         db.rollback()
         module = []
     shown = [{"id": i["id"], "position": i["position"], "stem": render_html(i["stem"]),
-              "options": _options(i)} for i in [item, *module]]
+              "options": _options(i), "language": i.get("language"),
+              "dir": text_direction(i.get("language"))} for i in [item, *module]]
     return {
         "attempt": attempt.id,
         "sync": url_for(".sync", attempt_id=attempt.id),

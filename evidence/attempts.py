@@ -32,14 +32,17 @@ from evidence import statements as step_log
 from evidence.classes import reaches, reaches_users
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
 from item_bank.eligibility import eligibility_stats, record_eligibility
-from item_bank.models import AdaptiveTest, ItemExposure
+from item_bank.models import SOURCE_LANGUAGE, AdaptiveTest, ItemExposure
 from item_bank.services import (
+    BankError,
     Delivery,
+    check_language,
     current_snapshot_id,
     delivery_bank,
     exposure_upsert,
     record_exposure,
 )
+from item_bank.translations import localized, offered_languages
 from storage import as_utc, bind_key, utcnow
 from storage.accounts import (
     Accommodation,
@@ -93,11 +96,17 @@ def _deadline(session: Session, user: User, assignment: Assignment | None,
 
 
 def present_item(delivery: Delivery, code: str, position: int,
-                 deadline: datetime | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """What a student sees of an item: never its key, parameters, code or pretest status."""
+                 deadline: datetime | None = None, now: datetime | None = None,
+                 language: str | None = None) -> dict[str, Any]:
+    """What a student sees of an item: never its key, parameters, code or pretest status.
+
+    The text is the item's version in ``language`` (default: the delivery's, which is the
+    attempt's), or its source text where it has none; ``language`` in the result says which.
+    """
     entry = delivery.items[code]
-    item = {"id": entry["id"], "stem": entry["stem"], "options": list(entry["options"]),
-            "position": position}
+    text = localized(entry, language or delivery.language)
+    item = {"id": entry["id"], "stem": text["stem"], "options": text["options"],
+            "position": position, "language": text["language"]}
     if entry.get("media"):
         item["media"] = list(entry["media"])
     if entry["key"] is None:  # a rating item: the categories are the answers
@@ -172,13 +181,54 @@ def _presentation_stats(session: Session, delivery: Delivery, test_id: int) -> E
 # -- starting ------------------------------------------------------------------------------------
 
 
+def offered_test_languages(delivery: Delivery) -> list[str]:
+    """The languages a test can be taken in (:func:`item_bank.translations.offered_languages`:
+    the items' source languages and those most items have a version in)."""
+    return offered_languages(delivery.items[code] for code in delivery.bank.item_ids)
+
+
+def class_test_language(session: Session, assignment: Assignment | None) -> str | None:
+    """The default test language of the class a test is assigned to, if it has one."""
+    if assignment is None:
+        return None
+    return session.scalar(select(SchoolClass.test_language)
+                          .where(SchoolClass.id == assignment.class_id))
+
+
+def _attempt_language(offered: list[str], asked: str | None, fallbacks: list[str | None]
+                      ) -> str:
+    """The language an attempt is delivered in: the one asked for (refused when the test does
+    not offer it), else the first fallback the test offers (class default, page language),
+    else the test's best-covered language."""
+    if asked is not None:
+        try:
+            asked = check_language(asked)
+        except BankError as error:
+            raise Invalid(str(error), field="language") from None
+        if asked not in offered:
+            raise Invalid(f"this test is not offered in {asked!r}; choose one of "
+                          f"{', '.join(offered)}", field="language")
+        return asked
+    for fallback in fallbacks:
+        if fallback in offered:
+            return fallback
+        primary = (fallback or "").split("-")[0]
+        if primary in offered:
+            return primary
+    return offered[0] if offered else SOURCE_LANGUAGE
+
+
 def start_attempt(session: Session, user: User, test_id: int,
-                  now: datetime | None = None, *, base_url: str
+                  now: datetime | None = None, *, base_url: str, language: str | None = None,
+                  page_language: str | None = None
                   ) -> tuple[Attempt, dict[str, Any], bool]:
     """Start ``user`` on a test, or resume the attempt already in progress.
 
     ``base_url`` is the site's address, for the xAPI statements of the attempt (see
-    :func:`submit_response`).
+    :func:`submit_response`). ``language`` is the test language the student chose; without
+    it the class's default test language applies, else ``page_language`` (the language of
+    the student's pages), else the language most of the test's items are written in. An
+    attempt keeps its language to the end: resuming ignores ``language``.
 
     Returns
     -------
@@ -191,6 +241,8 @@ def start_attempt(session: Session, user: User, test_id: int,
         No such test (or, for a student, none assigned to them: they cannot tell the two apart).
     Forbidden
         The user is not a student, or the assignment's attempts are used up.
+    Invalid
+        ``language`` is no language tag, or one the test is not offered in.
     """
     now = now or utcnow()
     test = session.get(AdaptiveTest, test_id)
@@ -211,13 +263,16 @@ def start_attempt(session: Session, user: User, test_id: int,
         if used >= assignment.max_attempts:
             raise Forbidden(f"you have used all {assignment.max_attempts} attempt(s) at this test")
     snapshot_id = current_snapshot_id(session, test)
-    delivery = delivery_bank(session, snapshot_id)
+    offered = offered_test_languages(delivery_bank(session, snapshot_id))
+    chosen = _attempt_language(offered, language,
+                               [class_test_language(session, assignment), page_language])
+    delivery = delivery_bank(session, snapshot_id, chosen)
     seed = secrets.randbits(31)
     engine_session = CATSession(delivery.bank, delivery.config, seed,
                                 live_exposure_stats(session, delivery, test.id))
     attempt = Attempt(test_id=test.id, user_id=user.id, status=AttemptStatus.IN_PROGRESS,
                       seed=seed, started_at=now, snapshot_id=snapshot_id,
-                      assignment_id=assignment.id,
+                      assignment_id=assignment.id, language=chosen,
                       deadline=_deadline(session, user, assignment, now))
     if attempt.deadline is not None:
         attempt.time_granted_seconds = round((attempt.deadline - now).total_seconds())
@@ -333,7 +388,7 @@ def submit_response(
     if not offline and row.current_item_id != item_id:
         raise Conflict(f"item {item_id} is not the item presented; answer item "
                        f"{row.current_item_id}", field="item_id")
-    delivery = delivery_bank(session, row.snapshot_id)
+    delivery = delivery_bank(session, row.snapshot_id, row.language)
     engine_session = _engine_session(delivery, row.state,
                                      live_exposure_stats(session, delivery, row.test_id))
     expected = len(engine_session.history) + 1
@@ -405,7 +460,7 @@ def _keep_after_stop(session: Session, attempt_id: int, item_id: int, response: 
     if session.scalar(select(Response.id).where(Response.attempt_id == attempt_id,
                                                 Response.item_id == item_id)) is not None:
         raise Conflict(f"item {item_id} was already answered in this attempt", field="item_id")
-    delivery = delivery_bank(session, attempt.snapshot_id)
+    delivery = delivery_bank(session, attempt.snapshot_id, attempt.language)
     code = delivery.codes[item_id]
     choice, score = _score(delivery, code, delivery.items[code], response)
     last = session.scalar(select(func.max(Response.position))
@@ -437,7 +492,7 @@ def fallback_module(session: Session, attempt: Attempt, length: int = FALLBACK_L
     if attempt.status != AttemptStatus.IN_PROGRESS or attempt.current_item_id is None:
         return []
     now = now or utcnow()
-    delivery = delivery_bank(session, attempt.snapshot_id)
+    delivery = delivery_bank(session, attempt.snapshot_id, attempt.language)
     engine_session = _engine_session(delivery, attempt.state)
     codes = engine_session.fallback_module(length)
     first = len(engine_session.history) + 2
@@ -495,7 +550,7 @@ def finish_after_time_limit(session: Session, user: User, attempt_id: int,
         return attempt_reply(session, attempt, now)
     if attempt.deadline is None or now <= as_utc(attempt.deadline):
         raise Conflict(f"attempt {attempt_id} still has time left", field="deadline")
-    delivery = delivery_bank(session, attempt.snapshot_id)
+    delivery = delivery_bank(session, attempt.snapshot_id, attempt.language)
     engine_session = _engine_session(delivery, attempt.state)
     values = _finish_values(delivery, engine_session, now, "time_limit")
     for name, value in values.items():
@@ -513,7 +568,7 @@ _ANSWER_QUERY = (
     select(_ATTEMPTS.c.user_id, _ATTEMPTS.c.test_id, _ATTEMPTS.c.status,
            _ATTEMPTS.c.snapshot_id, _ATTEMPTS.c.current_item_id, _ATTEMPTS.c.deadline,
            _ATTEMPTS.c.state, _ATTEMPTS.c.registration, _ATTEMPTS.c.started_at,
-           _ATTEMPTS.c.fallback_items, _ATTEMPTS.c.stop_reason,
+           _ATTEMPTS.c.fallback_items, _ATTEMPTS.c.stop_reason, _ATTEMPTS.c.language,
            _RESPONSES.c.id.label("earlier_id"),
            _RESPONSES.c.item_id.label("earlier_item_id"),
            _RESPONSES.c.choice.label("earlier_choice"),
@@ -857,7 +912,7 @@ def attempt_reply(session: Session, attempt: Attempt, now: datetime | None = Non
     if attempt.status != AttemptStatus.IN_PROGRESS:
         return {"id": attempt.id, "status": attempt.status.value,
                 "result": student_result(attempt.result) if attempt.result else None}
-    delivery = delivery_bank(session, attempt.snapshot_id)
+    delivery = delivery_bank(session, attempt.snapshot_id, attempt.language)
     code = delivery.codes[attempt.current_item_id]
     position = len(attempt.state["history"]) + 1
     return {"id": attempt.id, "status": attempt.status.value,
@@ -886,6 +941,7 @@ def attempt_view(session: Session, attempt: Attempt, viewer: User) -> dict[str, 
         "id": attempt.id, "test_id": attempt.test_id, "user_id": attempt.user_id,
         "status": attempt.status.value, "started_at": attempt.started_at,
         "finished_at": attempt.finished_at, "deadline": attempt.deadline, "history": history,
+        "language": attempt.language,
     }
     if attempt.status == AttemptStatus.IN_PROGRESS:
         view["item"] = attempt_reply(session, attempt)["item"]

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from evidence.models import Assignment, Attempt, Draft, Task
 from item_bank.models import AdaptiveTest
+from item_bank.services import BankError, check_language
 from storage import as_utc
 from storage.accounts import (
     AccessAction,
@@ -589,18 +590,30 @@ def create_class(session: Session, viewer: User, name: str,
     return klass
 
 
+_KEEP: Any = object()
+
+
 def update_class(session: Session, viewer: User, klass: SchoolClass, *, name: str | None = None,
-                 teacher_id: int | None = None) -> SchoolClass:
-    """Rename a class, or (administrators) give it to another teacher.
+                 teacher_id: int | None = None, test_language: str | None = _KEEP
+                 ) -> SchoolClass:
+    """Rename a class, set its default test language, or (administrators) give it to another
+    teacher.
 
     A class given to a teacher of another school (a district administrator's act) moves to
-    that school.
+    that school. ``test_language`` ``None`` clears the default (each student's page language
+    applies); left out, it stays.
 
     Raises
     ------
     Invalid, Forbidden, Conflict
-        As for :func:`create_class`.
+        As for :func:`create_class`; ``test_language`` is not a language tag.
     """
+    if test_language is not _KEEP:
+        try:
+            klass.test_language = (check_language(test_language, "test_language")
+                                   if test_language is not None else None)
+        except BankError as error:
+            raise Invalid(str(error), "test_language") from None
     new_name = _class_name(name) if name is not None else klass.name
     owner = _owner(session, viewer, teacher_id, required=False) or klass.teacher_id
     if (new_name, owner) != (klass.name, klass.teacher_id):

@@ -98,6 +98,9 @@ class Attempt(Base):
     #: Every item sent to the attempt's page as its fallback module (:func:`evidence.attempts.
     #: fallback_module`): an answer given offline is taken only for one of these.
     fallback_items: Mapped[list[int] | None] = mapped_column(JSON)
+    #: The language the attempt is delivered in, chosen at the start and never changed (items
+    #: without a version in it show their source text). NULL: attempts from before languages.
+    language: Mapped[str | None] = mapped_column(String(35))
 
     test: Mapped[AdaptiveTest] = relationship()
     user: Mapped[User] = relationship()

@@ -24,6 +24,7 @@ from evidence.classes import visible_class
 from evidence.models import Assignment, Attempt, AttemptStatus, Response
 from item_bank.models import Item, ItemVersion
 from item_bank.services import delivery_bank
+from item_bank.translations import localized
 from storage import as_utc, utcnow
 from storage.accounts import SchoolClass, User, class_members
 from storage.errors import NotFound
@@ -117,7 +118,7 @@ def attempt_review(session: Session, attempt: Attempt, now: datetime | None = No
         after this answer and its 95% interval; ``None`` for pretest items, which do not move
         the estimate).
     """
-    delivery = delivery_bank(session, attempt.snapshot_id)
+    delivery = delivery_bank(session, attempt.snapshot_id, attempt.language)
     state = attempt.state or {"history": [], "estimates": []}
     engine = CATSession.from_json(
         delivery.bank, {**state, "pending": None, "config": delivery.config.settings},
@@ -142,10 +143,11 @@ def attempt_review(session: Session, attempt: Attempt, now: datetime | None = No
         previous = answered_at
         theta, se = (engine_item.theta, engine_item.se) if engine_item else (None, None)
         key = entry.get("key")
+        text = localized(entry, attempt.language)  # what the student saw
         items.append({
             "position": stored.position, "item_id": stored.item_id, "code": entry["code"],
-            "skill": entry.get("skill"), "stem": entry["stem"],
-            "options": list(entry.get("options") or ()), "key": key,
+            "skill": entry.get("skill"), "stem": text["stem"], "language": text["language"],
+            "options": text["options"], "key": key,
             "choice": stored.choice, "score": stored.response,
             "correct": None if key is None else stored.response > 0,
             "scored": stored.scored, "rationale": rationales.get(stored.item_id, ""),

@@ -48,15 +48,17 @@ The discrimination is ``a = TEMPLATE_DISCRIMINATION[template] * exp(N(0, A_LOG_S
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
 from item_bank.markup import Table, markdown_table
 
-__all__ = ["SKILLS", "DemoItem", "generate_demo_items"]
+__all__ = ["SKILLS", "DemoItem", "demo_item_translations", "generate_demo_items"]
 
 TIMES = "\u00d7"  # multiplication sign
 DIVIDE = "\u00f7"  # division sign
@@ -1103,3 +1105,55 @@ def generate_demo_items(n: int = 320, seed: int = 20261123) -> list[DemoItem]:
         j = k // len(SKILLS)
         items.append(_make_item(group[j % len(group)], j // len(group), seed, seen))
     return items
+
+
+# -- the same items in Spanish and Arabic ---------------------------------------------------------
+
+#: Stems of the templates whose options are numbers, fractions or equations (the same in every
+#: language), and their Spanish and Arabic wording; ``{0}``, ``{1}``... are the stem's own parts.
+_WORDING: tuple[tuple[re.Pattern[str], dict[str, tuple[str, str]]], ...] = (
+    (re.compile(r"What is (\S+/\S+ [-+] \S+/\S+)\? Give the answer in lowest terms\."),
+     {"es": ("¿Cuánto es {0}? Da la respuesta en su forma más simple.",
+             "Usa un denominador común y simplifica el resultado."),
+      "ar": ("ما ناتج {0}؟ اكتب الجواب في أبسط صورة.",
+             "وحّد المقامات ثم بسّط الناتج.")}),
+    (re.compile(r"What is (\d+)% of (\d+)\?"),
+     {"es": ("¿Cuánto es el {0}% de {1}?", "Multiplica {1} por {0} y divide entre 100."),
+      "ar": ("كم يساوي {0}% من {1}؟", "اضرب {1} في {0} ثم اقسم على 100.")}),
+    (re.compile(r"What is (\d+ \S \d+)\?"),
+     {"es": ("¿Cuánto es {0}?", "Calcula columna por columna y comprueba el resultado."),
+      "ar": ("ما ناتج {0}؟", "احسب عمودًا عمودًا ثم تحقّق من الناتج.")}),
+    (re.compile(r"Write (\d+/\d+) in lowest terms\."),
+     {"es": ("Escribe {0} en su forma más simple.",
+             "Divide numerador y denominador entre su máximo común divisor."),
+      "ar": ("اكتب الكسر {0} في أبسط صورة.", "اقسم البسط والمقام على قاسمهما المشترك الأكبر.")}),
+    (re.compile(r"Which fraction is the largest: (.+), (.+), (.+) or (.+)\?"),
+     {"es": ("¿Qué fracción es la mayor: {0}, {1}, {2} o {3}?",
+             "Pásalas a un denominador común y compara los numeradores."),
+      "ar": ("أيّ الكسور هو الأكبر: {0}، {1}، {2} أم {3}؟",
+             "وحّد المقامات ثم قارن البسوط.")}),
+    (re.compile(r"Which fraction is the smallest: (.+), (.+), (.+) or (.+)\?"),
+     {"es": ("¿Qué fracción es la menor: {0}, {1}, {2} o {3}?",
+             "Pásalas a un denominador común y compara los numeradores."),
+      "ar": ("أيّ الكسور هو الأصغر: {0}، {1}، {2} أم {3}؟",
+             "وحّد المقامات ثم قارن البسوط.")}),
+    (re.compile(r"Solve for x: (.+)"),
+     {"es": ("Resuelve para x: {0}", "Haz lo mismo en los dos lados hasta dejar x sola."),
+      "ar": ("حُلّ المعادلة لإيجاد x: {0}", "طبّق العملية نفسها على الطرفين حتى تبقى x وحدها.")}),
+)
+
+
+def demo_item_translations(item: DemoItem) -> dict[str, dict[str, Any]]:
+    """The item's Spanish and Arabic versions (stem, options, rationale), for the templates
+    whose options need no translating (numbers, fractions, equations); ``{}`` for the others.
+
+    Digits stay Western in Arabic, as the interface writes them.
+    """
+    for pattern, wording in _WORDING:
+        match = pattern.fullmatch(item.stem)
+        if match is not None:
+            parts = match.groups()
+            return {language: {"stem": stem.format(*parts), "options": list(item.options),
+                               "rationale": rationale.format(*parts)}
+                    for language, (stem, rationale) in wording.items()}
+    return {}

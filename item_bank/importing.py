@@ -36,15 +36,18 @@ from item_bank.interchange import (
     CAT_NS,
     ItemRecord,
     ParameterRecord,
+    TranslationRecord,
     read_items_csv,
     read_qti,
 )
 from item_bank.models import (
+    SOURCE_LANGUAGE,
     Item,
     ItemParameterSet,
     ItemStatus,
     ItemStatusEvent,
     ItemTag,
+    ItemTranslation,
     ItemVersion,
 )
 from item_bank.services import (
@@ -53,12 +56,14 @@ from item_bank.services import (
     Conflict,
     add_parameter_set,
     change_status,
+    check_language,
     check_new_item,
     check_parameters,
     check_scoring_fit,
     content_tags,
     update_item,
 )
+from item_bank.translations import check_translation_text, set_translation
 from storage import utcnow
 
 MODES = ("create", "upsert")
@@ -217,8 +222,9 @@ def _csv_upload(text: str, records: list[ItemRecord], filename: str) -> Upload:
             continue
         values = dict(zip(names, row, strict=False))
         code = values.get("item_id", "").strip()
-        upload.lines[code] = line
-        cells[code] = values
+        if code not in upload.lines:  # later rows of a code are its translations
+            upload.lines[code] = line
+            cells[code] = values
     for record in records:
         values = cells.get(record.item_id, {})
         given = set(stated)
@@ -275,7 +281,8 @@ def _existing(session: Session, codes: Sequence[str]) -> dict[str, Item]:
     for start in range(0, len(codes), _QUERY_CHUNK):
         chunk = list(codes[start:start + _QUERY_CHUNK])
         query = (select(Item).where(Item.code.in_(chunk))
-                 .options(selectinload(Item.tags), selectinload(Item.parameter_sets)))
+                 .options(selectinload(Item.tags), selectinload(Item.parameter_sets),
+                          selectinload(Item.translations)))
         found.update((item.code, item) for item in session.scalars(query))
     return found
 
@@ -323,7 +330,9 @@ def apply_import(
     codes = [r.item_id for r in upload.records]
     existing = _existing(session, codes)
     if mode == "create" and not upload.parameters_only:
-        clash = [c for c in codes if c in existing]
+        # A record in another language than the bank's item is its translation, not a clash.
+        clash = [r.item_id for r in upload.records if r.item_id in existing
+                 and (not r.language or r.language == existing[r.item_id].language)]
         if clash:
             raise ExistingItems(clash)
     summary = ImportSummary(upload.format, mode, upload.parameters_only)
@@ -336,16 +345,31 @@ def apply_import(
         given = upload.given.get(record.item_id, frozenset())
         try:
             item = existing.get(record.item_id)
+            language = check_language(record.language) if record.language else None
+            if item is not None and language is not None and language != item.language \
+                    and not upload.parameters_only:
+                # The item is in the bank in another language: this is its translation.
+                _check_translation_only(record, item, given)
+                changed = _translate(session, item,
+                                     {language: TranslationRecord(record.stem,
+                                                                  list(record.options),
+                                                                  record.rationale)}
+                                     | record.translations, user_id)
+                summary.outcomes.append((item, "updated" if changed else "unchanged"))
+                continue
             if item is None and upload.parameters_only:
                 raise BankError(f"no item with code {record.item_id!r} in the bank (a "
                                 "parameters-only file updates existing items)", "item_id")
             if item is None:
                 item, added = _create(record, given, default_skill=default_skill)
+                item.language = language or SOURCE_LANGUAGE
+                item.translations = _checked_translations(item, record.translations)
                 created.append(item)
                 outcome = "created"
             else:
                 changed, added = _update(session, item, record, given, user_id=user_id,
                                          note=note, provenance=provenance)
+                changed = _translate(session, item, record.translations, user_id) or changed
                 outcome = "updated" if changed or added else "unchanged"
         except BankError as error:
             if len(problems) < MAX_PROBLEMS:
@@ -362,8 +386,68 @@ def apply_import(
     return summary
 
 
+class _TranslationRefused(BankError):
+    """A translation the bank refuses, with the CSV line of its row."""
+
+    def __init__(self, message: str, field: str | None, line: int | None) -> None:
+        super().__init__(message, field)
+        self.line = line
+
+
+def _check_translation_only(record: ItemRecord, item: Item, given: frozenset[str]) -> None:
+    """Check that a record for an item in another language states only text: its key is the
+    item's (or none), and it carries no parameters, skill or status of its own."""
+    where = f"a translation ({record.language}) of item {item.code!r}"
+    if record.parameters is not None:
+        raise BankError(f"{where} carries no parameters: they are the item's", "model")
+    if record.key is not None and record.key != item.key:
+        raise BankError(f"{where} keeps the item's key; leave it empty or give the item's",
+                        "key")
+    if "skill" in given and record.skill.strip() and record.skill.strip() != item.skill:
+        raise BankError(f"{where} keeps the item's skill {item.skill!r}; leave it empty",
+                        "skill")
+    if "status" in given and record.status != item.status.value:
+        raise BankError(f"{where} keeps the item's status {item.status.value!r}; leave it "
+                        "empty", "status")
+
+
+def _checked_translations(item: NewItem, translations: Mapping[str, TranslationRecord]
+                          ) -> dict[str, TranslationRecord]:
+    """A new item's translations, each checked (language tag, options as many as the item's)."""
+    out = {}
+    for language, text in translations.items():
+        try:
+            tag = check_language(language)
+            stem, options, rationale = check_translation_text(item, tag, text.stem,
+                                                              text.options, text.rationale)
+        except BankError as error:
+            raise _TranslationRefused(f"translation {language!r}: {error}", error.field,
+                                      text.line) from None
+        out[tag] = TranslationRecord(stem, options, rationale, text.line)
+    return out
+
+
+def _translate(session: Session, item: Item, translations: Mapping[str, TranslationRecord],
+               user_id: int | None) -> bool:
+    """Save an existing item's translations; whether any changed."""
+    changed = False
+    for language, text in translations.items():
+        before = next(((t.stem, list(t.options), t.rationale) for t in item.translations
+                       if t.language == language), None)
+        try:
+            saved, _created = set_translation(session, item, language, stem=text.stem,
+                                              options=text.options, rationale=text.rationale,
+                                              user_id=user_id)
+        except BankError as error:
+            raise _TranslationRefused(f"translation {language!r}: {error}", error.field,
+                                      text.line) from None
+        changed |= before != (saved.stem, list(saved.options), saved.rationale)
+    return changed
+
+
 def _problem(upload: Upload, code: str, error: BankError) -> dict[str, Any]:
-    message, line = str(error), upload.lines.get(code)
+    message = str(error)
+    line = getattr(error, "line", None) or upload.lines.get(code)
     if code and repr(code) not in message:
         message = f"{upload.where(code)}: {message}"
     elif line:
@@ -415,6 +499,8 @@ class NewItem:
     parameters: dict[str, Any] | None
     version: int = 1
     id: int | None = None
+    language: str = SOURCE_LANGUAGE
+    translations: dict[str, TranslationRecord] = field(default_factory=dict)
 
 
 def _create(record: ItemRecord, given: frozenset[str], *, default_skill) -> tuple[NewItem, int]:
@@ -456,7 +542,8 @@ def insert_new_items(session: Session, items: Sequence[NewItem], *, user_id: int
     connection.execute(insert(Item.__table__), [
         {"code": i.code, "stem": i.stem, "options": i.options, "key": i.key,
          "rationale": i.rationale, "skill": i.skill, "status": i.status, "media": i.media,
-         "version": 1, "created_at": now, "updated_at": now} for i in items])
+         "language": i.language, "version": 1, "created_at": now, "updated_at": now}
+        for i in items])
     ids: dict[str, int] = {}
     for start in range(0, len(items), _QUERY_CHUNK):  # codes are unique: read the ids back
         chunk = [i.code for i in items[start:start + _QUERY_CHUNK]]
@@ -480,6 +567,13 @@ def insert_new_items(session: Session, items: Sequence[NewItem], *, user_id: int
         for i in items if i.parameters is not None]
     if parameter_sets:
         connection.execute(insert(ItemParameterSet.__table__), parameter_sets)
+    translations = [
+        {"item_id": i.id, "language": language, "stem": text.stem, "options": text.options,
+         "rationale": text.rationale, "source_version": 1, "updated_by": user_id,
+         "updated_at": now}
+        for i in items for language, text in i.translations.items()]
+    if translations:
+        connection.execute(insert(ItemTranslation.__table__), translations)
 
 
 def _update(session: Session, item: Item, record: ItemRecord, given: frozenset[str], *,
@@ -530,13 +624,17 @@ def item_record(item: Item) -> ItemRecord:
         item_id=item.code, stem=item.stem, options=list(item.options or ()), key=item.key,
         rationale=item.rationale or "", skill=item.skill, content_tags=item.content_tags,
         status=item.status.value, media=list(item.media or ()), parameters=parameters,
+        language=item.language,
+        translations={t.language: TranslationRecord(t.stem, list(t.options), t.rationale or "")
+                      for t in item.translations},
     )
 
 
 def export_query(*, status: ItemStatus | str | None = None, skill: str | None = None,
                  tag: str | None = None):
     """The items to export (ordered by code), optionally only one status, skill or tag."""
-    query = (select(Item).options(selectinload(Item.tags), selectinload(Item.parameter_sets))
+    query = (select(Item).options(selectinload(Item.tags), selectinload(Item.parameter_sets),
+                                  selectinload(Item.translations))
              .order_by(Item.code))
     if status:
         query = query.where(Item.status == ItemStatus(status))

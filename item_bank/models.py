@@ -33,6 +33,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from storage import Base, enum_type, utcnow
 
 IRT_MODELS = ("rasch", "1pl", "2pl", "3pl", "4pl", "grm", "gpcm", "pcm")
+#: The longest language tag kept (BCP 47 tags in use are far shorter: ``ar``, ``pt-BR``).
+LANGUAGE_LENGTH = 35
+#: The language of an item's own fields unless it says otherwise.
+SOURCE_LANGUAGE = "en"
 
 
 class ItemStatus(enum.StrEnum):
@@ -65,6 +69,10 @@ class Item(Base):
         index=True,
     )
     media: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: The language of the item's own fields (its source text); translations are in
+    #: :class:`ItemTranslation`.
+    language: Mapped[str] = mapped_column(String(LANGUAGE_LENGTH), default=SOURCE_LANGUAGE,
+                                          server_default=SOURCE_LANGUAGE)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
@@ -83,6 +91,9 @@ class Item(Base):
     status_events: Mapped[list[ItemStatusEvent]] = relationship(
         back_populates="item", cascade="all, delete-orphan", order_by="ItemStatusEvent.id"
     )
+    translations: Mapped[list[ItemTranslation]] = relationship(
+        back_populates="item", cascade="all, delete-orphan", order_by="ItemTranslation.language"
+    )
 
     @property
     def content_tags(self) -> list[str]:
@@ -91,8 +102,15 @@ class Item(Base):
 
     @property
     def active_parameters(self) -> ItemParameterSet | None:
-        """The parameter set in use, or ``None`` when the item is not calibrated yet."""
-        return next((p for p in self.parameter_sets if p.is_active), None)
+        """The parameter set in use for every language, or ``None`` when the item is not
+        calibrated yet."""
+        return next((p for p in self.parameter_sets if p.is_active and p.language is None), None)
+
+    @property
+    def language_parameters(self) -> dict[str, ItemParameterSet]:
+        """The active language-specific parameter sets (languages calibrated separately)."""
+        return {p.language: p for p in self.parameter_sets
+                if p.is_active and p.language is not None}
 
     def __repr__(self) -> str:
         return f"Item(code={self.code!r}, skill={self.skill!r}, status={self.status.value!r})"
@@ -128,8 +146,16 @@ class ItemParameterSet(Base):
             "uq_item_parameter_sets_one_active",
             "item_id",
             unique=True,
-            sqlite_where=text("is_active"),
-            postgresql_where=text("is_active"),
+            sqlite_where=text("is_active AND language IS NULL"),
+            postgresql_where=text("is_active AND language IS NULL"),
+        ),
+        Index(
+            "uq_item_parameter_sets_one_active_language",
+            "item_id",
+            "language",
+            unique=True,
+            sqlite_where=text("is_active AND language IS NOT NULL"),
+            postgresql_where=text("is_active AND language IS NOT NULL"),
         ),
     )
 
@@ -142,6 +168,10 @@ class ItemParameterSet(Base):
     d: Mapped[float | None] = mapped_column(Float)
     thresholds: Mapped[list[float] | None] = mapped_column(JSON)
     is_active: Mapped[bool] = mapped_column(default=True)
+    #: ``None``: the set for every language (the default, responses of all languages pooled);
+    #: a language tag: the set for attempts in that language, from a calibration that treated
+    #: languages separately.
+    language: Mapped[str | None] = mapped_column(String(LANGUAGE_LENGTH))
     source: Mapped[str] = mapped_column(String(40))
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     sample_size: Mapped[int | None] = mapped_column(Integer)
@@ -178,6 +208,35 @@ class ItemVersion(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
     item: Mapped[Item] = relationship(back_populates="versions")
+
+
+class ItemTranslation(Base):
+    """An item's text in another language than its source: stem, options and rationale.
+
+    The key, the media and the parameters stay the item's: a translation has as many options as
+    the item, in the same order. ``version`` is the item's content version it was made from (a
+    reviewer can tell a translation older than the source).
+    """
+
+    __tablename__ = "item_translations"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    language: Mapped[str] = mapped_column(String(LANGUAGE_LENGTH), primary_key=True)
+    stem: Mapped[str] = mapped_column(Text)
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    source_version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="translations")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The translated text: ``stem``, ``options``, ``rationale``."""
+        return {"stem": self.stem, "options": list(self.options), "rationale": self.rationale}
 
 
 class ItemStatusEvent(Base):

@@ -16,6 +16,7 @@ either does all of its work or none of it. Each function raises :class:`BankErro
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -38,6 +39,8 @@ from cat_engine import CATConfig, CATError, ItemBank
 from cat_engine.limits import MAX_PRETEST_ITEMS
 from item_bank.models import (
     IRT_MODELS,
+    LANGUAGE_LENGTH,
+    SOURCE_LANGUAGE,
     AdaptiveTest,
     BankSnapshot,
     Item,
@@ -46,6 +49,7 @@ from item_bank.models import (
     ItemStatus,
     ItemStatusEvent,
     ItemTag,
+    ItemTranslation,
     ItemVersion,
     test_items,
 )
@@ -68,6 +72,35 @@ class Conflict(BankError):
 
 
 # -- items ---------------------------------------------------------------------------------------
+
+
+#: A BCP 47 tag as schools use them: a 2-3 letter language, then optionally a 4-letter script
+#: and a 2-letter or 3-digit region (``ar``, ``es``, ``pt-BR``, ``zh-Hant``, ``es-419``).
+_TAG = re.compile(r"([A-Za-z]{2,3})(?:-([A-Za-z]{4}))?(?:-([A-Za-z]{2}|[0-9]{3}))?")
+
+
+def check_language(tag: Any, field: str = "language") -> str:
+    """A language tag in its canonical case (``pt-br`` -> ``pt-BR``, ``ZH-hant`` -> ``zh-Hant``).
+
+    Raises
+    ------
+    BankError
+        ``tag`` is not a language tag of the form ``xx``, ``xx-YY`` or ``xx-Script-YY``;
+        ``field`` names it.
+    """
+    text = tag.strip() if isinstance(tag, str) else ""
+    match = _TAG.fullmatch(text) if len(text) <= LANGUAGE_LENGTH else None
+    if match is None:
+        raise BankError(f"{field} {tag!r} is not a language tag such as 'en', 'ar' or 'pt-BR'",
+                        field)
+    language, script, region = match.groups()
+    parts = [language.lower()]
+    if script:
+        parts.append(script.title())
+    if region:
+        parts.append(region.upper())
+    return "-".join(parts)
+
 
 
 #: Sizes of an item's content, the same for every way in (API, CSV, QTI, pages): a long reading
@@ -172,6 +205,7 @@ def create_item(
     user_id: int | None = None,
     note: str = "created",
     code_checked: bool = False,
+    language: str = SOURCE_LANGUAGE,
 ) -> Item:
     """Add an item with its content as version 1 and its first status event.
 
@@ -186,11 +220,13 @@ def create_item(
         The content is invalid (empty stem, a key that is no option...).
     """
     code = check_new_item(code, stem, options, key, skill, media, rationale)
+    language = check_language(language)
     if not code_checked and session.scalar(select(Item.id).where(Item.code == code)) is not None:
         raise Conflict(f"an item with code {code!r} exists already", "code")
     status = ItemStatus(status)
     item = Item(code=code, stem=stem, options=list(options), key=key, rationale=rationale,
-                skill=skill.strip(), status=status, media=list(media), version=1)
+                skill=skill.strip(), status=status, media=list(media), version=1,
+                language=language)
     item.tags = _tags(content_tags)
     item.versions = [ItemVersion(version=1, stem=stem, options=list(options), key=key,
                                  rationale=rationale, media=list(media), created_by=user_id,
@@ -228,6 +264,11 @@ def update_item(
     _check_content(content["stem"], content["options"], content["key"],
                    rationale=content["rationale"])
     _check_media(content["media"] or ())
+    if item.translations and len(content["options"]) != len(item.options):
+        languages = ", ".join(t.language for t in item.translations)
+        raise BankError(f"item {item.code} has translations ({languages}) with "
+                        f"{len(item.options)} options each; change their options with the "
+                        "item's, or delete them first", "options")
     if "skill" in changes:
         if not (changes["skill"] or "").strip():
             raise BankError("skill must not be empty", "skill")
@@ -347,8 +388,12 @@ def add_parameter_set(
     calibration_run_id: int | None = None,
     user_id: int | None = None,
     flush: bool = True,
+    language: str | None = None,
 ) -> ItemParameterSet:
     """Make ``parameters`` the item's active set; earlier sets stay, inactive, for provenance.
+
+    ``language`` makes it the active set for attempts in that language only (from a calibration
+    of languages separately), beside the item's general set, which stays.
 
     The model must fit how the item is scored: an item with a key is right or wrong (a
     dichotomous model); a rating item's categories are its options. ``flush=False`` leaves the
@@ -357,16 +402,17 @@ def add_parameter_set(
     """
     values = check_parameters(item.code, parameters)
     check_scoring_fit(item.code, item.key, item.options, values)
+    language = check_language(language) if language is not None else None
     replaced = False
     for old in item.parameter_sets:
-        if old.is_active:
+        if old.is_active and old.language == language:
             old.is_active = False
             replaced = True
     if replaced or flush:
         session.flush()  # the partial unique index allows one active set per item
     new = ItemParameterSet(is_active=True, source=source, provenance=dict(provenance or {}),
-                           sample_size=sample_size, calibration_run_id=calibration_run_id,
-                           created_by=user_id, **values)
+                           language=language, sample_size=sample_size,
+                           calibration_run_id=calibration_run_id, created_by=user_id, **values)
     item.parameter_sets.append(new)
     if flush:
         session.flush()
@@ -562,9 +608,11 @@ def tests_bank_query(test: AdaptiveTest):
     """The operational, calibrated items a test draws from: its bank filter, or its listed items."""
     return (
         select(Item)
-        .join(ItemParameterSet, (ItemParameterSet.item_id == Item.id) & ItemParameterSet.is_active)
+        .join(ItemParameterSet, (ItemParameterSet.item_id == Item.id) & ItemParameterSet.is_active
+              & ItemParameterSet.language.is_(None))
         .where(*_bank_conditions(test))
-        .options(selectinload(Item.tags), selectinload(Item.parameter_sets))
+        .options(selectinload(Item.tags), selectinload(Item.parameter_sets),
+                 selectinload(Item.translations))
         .order_by(Item.code)
     )
 
@@ -589,13 +637,33 @@ def bank_signature(session: Session, test: AdaptiveTest) -> str:
     ids = [r[0] for r in rows]
     tags = session.execute(select(ItemTag.item_id, ItemTag.tag).where(ItemTag.item_id.in_(ids))
                            .order_by(ItemTag.item_id, ItemTag.tag)).all()
+    translated = session.execute(
+        select(ItemTranslation.item_id, ItemTranslation.language, ItemTranslation.updated_at)
+        .where(ItemTranslation.item_id.in_(ids))
+        .order_by(ItemTranslation.item_id, ItemTranslation.language)).all()
     text = json.dumps([test.id, test.version, test.config, test.bank_filter, test.cut_scores,
-                       [list(map(str, r)) for r in rows], [list(t) for t in tags]],
+                       [list(map(str, r)) for r in rows], [list(t) for t in tags],
+                       [list(map(str, t)) for t in translated]],
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _item_entry(item: Item, parameters: ItemParameterSet | None) -> dict[str, Any]:
+    entry = _source_entry(item, parameters)
+    # Languages are written only where they differ from a one-language English bank, so that
+    # snapshots of such banks keep their fingerprints.
+    if item.language != SOURCE_LANGUAGE:
+        entry["language"] = item.language
+    if item.translations:
+        entry["translations"] = {t.language: t.as_dict() for t in item.translations}
+    by_language = item.language_parameters
+    if by_language:
+        entry["language_parameters"] = {language: p.as_dict()
+                                        for language, p in sorted(by_language.items())}
+    return entry
+
+
+def _source_entry(item: Item, parameters: ItemParameterSet | None) -> dict[str, Any]:
     return {
         "id": item.id,
         "code": item.code,
@@ -633,7 +701,8 @@ def snapshot_content(session: Session, test: AdaptiveTest) -> dict[str, Any]:
     if pretest_codes:
         rows = {i.code: i for i in session.scalars(
             select(Item).where(Item.code.in_(pretest_codes)).options(
-                selectinload(Item.tags), selectinload(Item.parameter_sets)))}
+                selectinload(Item.tags), selectinload(Item.parameter_sets),
+                selectinload(Item.translations)))}
         missing = [c for c in pretest_codes if c not in rows]
         if missing:
             raise BankError(f"pretest.items: no item with code {missing[0]!r}", "config")
@@ -689,11 +758,13 @@ def _stamp_query():
                                               else_=0)), 0))
     events = select(func.coalesce(func.max(ItemStatusEvent.id), 0))
     tags = select(func.count(), func.coalesce(func.sum(ItemTag.item_id), 0)).select_from(ItemTag)
+    translated = select(func.count(), func.max(ItemTranslation.updated_at)).select_from(
+        ItemTranslation)
     listed = select(func.count(), func.coalesce(func.sum(test_items.c.item_id), 0)).where(
         test_items.c.test_id == bindparam("test_id"))
     # One scalar subquery per aggregate, all in one statement (one round trip).
     return select(*(query.with_only_columns(column).scalar_subquery()
-                    for query in (items, sets, events, tags, listed)
+                    for query in (items, sets, events, tags, translated, listed)
                     for column in query.selected_columns))
 
 
@@ -781,7 +852,9 @@ class Delivery:
     """A snapshot made ready for the engine: the bank's arrays, the built configuration, content.
 
     ``items`` maps item code to its snapshot entry (content, key, skill, database id), ``codes``
-    maps database id to code. Built once per snapshot per process by :func:`delivery_bank`.
+    maps database id to code. ``language`` is the language of the attempts it serves: items
+    calibrated separately in that language get their parameters for it. Built once per snapshot
+    and language per process by :func:`delivery_bank`.
     """
 
     snapshot_id: int | None
@@ -792,6 +865,12 @@ class Delivery:
     pretest: frozenset[str]
     cut_scores: dict[str, float]
     test: dict[str, Any] = field(default_factory=dict)
+    language: str | None = None
+
+    def language_parameters_in(self, language: str) -> bool:
+        """Whether any item of the bank has parameters of its own for ``language``."""
+        return any(language in (self.items[code].get("language_parameters") or {})
+                   for code in self.bank.item_ids)
 
     @functools.cached_property
     def bank_item_ids(self) -> np.ndarray:
@@ -799,8 +878,12 @@ class Delivery:
         return np.array([self.items[code]["id"] for code in self.bank.item_ids], dtype=np.int64)
 
 
-def build_delivery(content: Mapping[str, Any], snapshot_id: int | None = None) -> Delivery:
+def build_delivery(content: Mapping[str, Any], snapshot_id: int | None = None,
+                   language: str | None = None) -> Delivery:
     """Build the engine's bank and configuration from a snapshot's content.
+
+    With ``language``, items with parameters of their own for it (``language_parameters``, from
+    a calibration of languages separately) use those; every other item its general ones.
 
     Raises
     ------
@@ -810,7 +893,10 @@ def build_delivery(content: Mapping[str, Any], snapshot_id: int | None = None) -
     """
     records = []
     for entry in content["items"]:
-        record = {"item_id": entry["code"], **{k: v for k, v in entry["parameters"].items()
+        parameters = (entry.get("language_parameters") or {}).get(language) if language \
+            else None
+        record = {"item_id": entry["code"], **{k: v for k, v in
+                                              (parameters or entry["parameters"]).items()
                                               if v is not None}}
         record["content"] = sorted({*entry["content_tags"], entry["skill"]})
         records.append(record)
@@ -829,6 +915,7 @@ def build_delivery(content: Mapping[str, Any], snapshot_id: int | None = None) -
         pretest=frozenset(e["code"] for e in content.get("pretest", ())),
         cut_scores=dict(content["test"].get("cut_scores") or {}),
         test=dict(content["test"]),
+        language=language,
     )
 
 
@@ -841,19 +928,30 @@ class _DeliveryCache:
         self._lock = threading.Lock()
         self.builds = 0
 
-    def get(self, session: Session, snapshot_id: int) -> Delivery:
+    def get(self, session: Session, snapshot_id: int, language: str | None = None) -> Delivery:
         # Keyed by database too: a process serving (or testing) several databases must not
         # mistake one database's snapshot 7 for another's.
-        key = (bind_key(session), snapshot_id)
+        key = (bind_key(session), snapshot_id, language)
         with self._lock:
             delivery = self._entries.get(key)
             if delivery is not None:
                 self._entries.move_to_end(key)
                 return delivery
-        content = session.scalar(select(BankSnapshot.content).where(BankSnapshot.id == snapshot_id))
-        if content is None:
-            raise BankError(f"no bank snapshot {snapshot_id}")
-        delivery = build_delivery(content, snapshot_id)
+        if language is not None:
+            # A language without parameters of its own shares the general arrays.
+            general = self.get(session, snapshot_id)
+            if general.language_parameters_in(language):
+                content = session.scalar(select(BankSnapshot.content)
+                                         .where(BankSnapshot.id == snapshot_id))
+                delivery = build_delivery(content, snapshot_id, language)
+            else:
+                delivery = dataclasses.replace(general, language=language)
+        else:
+            content = session.scalar(select(BankSnapshot.content)
+                                     .where(BankSnapshot.id == snapshot_id))
+            if content is None:
+                raise BankError(f"no bank snapshot {snapshot_id}")
+            delivery = build_delivery(content, snapshot_id)
         with self._lock:
             self.builds += 1
             self._entries[key] = delivery
@@ -869,13 +967,15 @@ class _DeliveryCache:
 DELIVERIES = _DeliveryCache()
 
 
-def delivery_bank(session: Session, snapshot_id: int) -> Delivery:
+def delivery_bank(session: Session, snapshot_id: int, language: str | None = None) -> Delivery:
     """The engine-ready bank of a snapshot, built on first use in this process and then reused.
+
+    ``language`` is the attempt's language (``None``: the general parameters).
 
     Snapshots never change once stored, so the cache needs no invalidation: a new bank or test
     version is a new snapshot.
     """
-    return DELIVERIES.get(session, snapshot_id)
+    return DELIVERIES.get(session, snapshot_id, language)
 
 
 # -- exposure counters ---------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def _answers(session: Session, scope: StudentScope, now: datetime, settings: Rep
         rows = by_attempt.get(attempt.id)
         if not rows:
             continue
-        delivery = delivery_bank(session, attempt.snapshot_id)
+        delivery = delivery_bank(session, attempt.snapshot_id, attempt.language)
         bank = delivery.bank
         known = set(bank.item_ids)
         grouped: dict[str, list[Any]] = defaultdict(list)

@@ -272,6 +272,9 @@ class SchoolClass(Base):
     school_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
     #: The class's OneRoster ``sourcedId`` when a roster import created or matched it.
     sourced_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    #: The language its students' tests are delivered in unless a student chooses another
+    #: (a BCP 47 tag such as ``es`` or ``ar``); NULL: the language of the student's pages.
+    test_language: Mapped[str | None] = mapped_column(String(35), default=None)
 
     teacher: Mapped[User] = relationship()
     students: Mapped[list[User]] = relationship(secondary=class_members, order_by="User.username")

@@ -26,6 +26,7 @@ import io
 import math
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from calibration.linking import LinkingResult, link
 from cat_engine import ItemBank
 from evidence.models import Attempt, AttemptStatus, Response
 from item_bank.models import (
+    SOURCE_LANGUAGE,
     AdaptiveTest,
     CalibrationRun,
     Item,
@@ -51,7 +53,14 @@ from item_bank.models import (
     ResponseUpload,
     RunStatus,
 )
-from item_bank.services import ANCHOR_STATUSES, add_parameter_set, anchor_bank, change_status
+from item_bank.services import (
+    ANCHOR_STATUSES,
+    BankError,
+    add_parameter_set,
+    anchor_bank,
+    change_status,
+    check_language,
+)
 from storage import as_utc, utcnow
 from storage.errors import Conflict, Invalid, NotFound
 from storage.rights import Purpose, consenting_query
@@ -65,6 +74,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 }
 _SHOWN = 10
 _IN_CHUNK = 500
+#: Between an item's code and a language in a run's column (languages calibrated separately).
+LANGUAGE_MARK = "@"
 
 Report = Callable[[float, str], None]
 
@@ -264,6 +275,9 @@ def create_run(
         values["items"] = list(dict.fromkeys(str(i).strip() for i in items))
         if not values["items"]:
             raise Invalid("items must name at least one item when given", "items")
+    if kind == "upload" and values.get("languages_separately"):
+        raise Invalid("settings.languages_separately needs an online run: its attempts say "
+                      "which language each response was given in", "settings.languages_separately")
     if kind == "upload":
         if upload_id is None:
             raise Invalid("an upload run needs upload_id", "upload_id")
@@ -317,11 +331,12 @@ def _check_dif_groups(values: Mapping[str, Any], data: ResponseData) -> None:
 def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
     values = dict(DEFAULT_SETTINGS)
     given = dict(settings or {})
-    unknown = set(given) - {*DEFAULT_SETTINGS, "dif_reference", "dif_focal"}
+    unknown = set(given) - {*DEFAULT_SETTINGS, "dif_reference", "dif_focal",
+                            "languages_separately"}
     if unknown:
         name = sorted(unknown)[0]
         raise Invalid(f"unknown setting {name!r}; use max_iterations, tolerance, min_responses, "
-                      "dif_reference, dif_focal", f"settings.{name}")
+                      "dif_reference, dif_focal, languages_separately", f"settings.{name}")
     for name, value in given.items():
         if value is not None:
             values[name] = value
@@ -346,6 +361,11 @@ def _settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
             raise Invalid("settings.dif_focal must be a non-empty list of group labels",
                           "settings.dif_focal")
         values["dif_focal"] = list(dict.fromkeys(focal))
+    if not isinstance(values.get("languages_separately", False), bool):
+        raise Invalid("settings.languages_separately must be true or false",
+                      "settings.languages_separately")
+    if not values.get("languages_separately"):
+        values.pop("languages_separately", None)
     values["tolerance"] = float(values["tolerance"])
     return values
 
@@ -362,7 +382,8 @@ def load_input(session: Session, run: CalibrationRun) -> RunInput:
     settings = run.settings or {}
     minimum = int(settings.get("min_responses", MIN_RESPONSES))
     if run.kind == "online":
-        run_input = _online_input(session, run.test_id, settings.get("items"), minimum)
+        run_input = _online_input(session, run.test_id, settings.get("items"), minimum,
+                                  separately=bool(settings.get("languages_separately")))
     else:
         run_input = _upload_input(session, run.upload_id, bool(settings.get("anchor")),
                                   settings.get("items"), minimum)
@@ -404,8 +425,49 @@ def _upload_input(session: Session, upload_id: int | None, anchor: bool,
     })
 
 
+def language_column(code: str, language: str) -> str:
+    """The column of an item's responses in one language, when languages are calibrated
+    separately: ``CODE@ar``."""
+    return f"{code}{LANGUAGE_MARK}{language}"
+
+
+def split_column(column: str) -> tuple[str, str | None]:
+    """``(item code, language)`` of a run's column; ``language`` is None for an item's
+    pooled column (every language, or those with too few responses of their own)."""
+    code, mark, language = column.rpartition(LANGUAGE_MARK)
+    if mark and code:
+        try:
+            return code, check_language(language)
+        except BankError:
+            pass
+    return column, None
+
+
+def _separate_languages(session: Session, rows: Sequence[tuple[int, str, int, str | None]],
+                        estimated: Sequence[str], minimum: int
+                        ) -> tuple[list[tuple[int, str, int]], list[str], dict[str, int]]:
+    """Give each estimated item a column per attempt language with at least ``minimum``
+    responses (other than the item's own language); the item's own language and languages
+    with fewer responses stay in its pooled column. Anchors are not split."""
+    source = dict(session.execute(select(Item.code, Item.language)
+                                  .where(Item.code.in_(list(estimated)))).all())
+    wanted = set(estimated)
+    counts = Counter((code, language) for _, code, _, language in rows if code in wanted)
+    own = {(code, language) for (code, language), n in counts.items()
+           if language and language != source.get(code, SOURCE_LANGUAGE) and n >= minimum}
+    kept, columns = [], []
+    for attempt, code, response, language in rows:
+        column = language_column(code, language) if (code, language) in own else code
+        kept.append((attempt, column, response))
+    for code in estimated:
+        columns.append(code)
+        columns.extend(language_column(code, lang) for c, lang in sorted(own) if c == code)
+    totals = Counter(column for _, column, _ in kept)
+    return kept, columns, {c: totals.get(c, 0) for c in columns}
+
+
 def _online_input(session: Session, test_id: int | None, items: Sequence[str] | None,
-                  minimum: int) -> RunInput:
+                  minimum: int, separately: bool = False) -> RunInput:
     if test_id is None:
         raise Invalid("the run's test was deleted", "test_id")
     test = session.get(AdaptiveTest, test_id)
@@ -446,22 +508,29 @@ def _online_input(session: Session, test_id: int | None, items: Sequence[str] | 
                .join(Item, Item.id == Response.item_id)
                .where(counted, Response.scored.is_(False), Item.code.in_(estimated)))
     rows = session.execute(
-        select(Response.attempt_id, Item.code, Response.response)
+        select(Response.attempt_id, Item.code, Response.response, Attempt.language)
         .join(Item, Item.id == Response.item_id)
+        .join(Attempt, Attempt.id == Response.attempt_id)
         .where(Response.attempt_id.in_(persons))
         .order_by(Response.attempt_id, Response.position)
     ).all()
-    others = sorted({code for _, code, _ in rows} - set(estimated))
+    others = sorted({code for _, code, _, _ in rows} - set(estimated))
     bank_items = _items_by_code(session, others)
     anchors = [bank_items[c] for c in others
                if c in bank_items and bank_items[c].active_parameters is not None]
     usable = set(estimated) | {i.code for i in anchors}
     kept = [r for r in rows if r[1] in usable]
+    if separately:
+        kept, estimated, split = _separate_languages(session, kept, estimated, minimum)
+        _check_counts(split, minimum, "test_id", test=test.name)
+    else:
+        kept = [(a, c, r) for a, c, r, _ in kept]
     data = from_long([f"attempt-{a}" for a, _, _ in kept], [c for _, c, _ in kept],
                      [int(r) for _, _, r in kept], item_order=estimated)
     fixed = anchor_bank(anchors) if anchors else None
     return RunInput(data=data, fixed=fixed, estimated=tuple(estimated), description={
         "kind": "online", "test_id": test_id, "test": test.name,
+        "languages_separately": separately,
         "n_attempts": data.n_persons, "anchors": sorted(i.code for i in anchors),
         "dropped_items": sorted(set(others) - usable),
         "attempts_without_research_consent": left_out,
@@ -737,12 +806,15 @@ def run_items(session: Session, run: CalibrationRun, *, flagged: bool | None = N
         entries = [e for e in entries if bool(e["flags"]) == flagged]
     total = len(entries)
     entries = entries[offset:None if limit is None else offset + limit]
-    bank = _items_by_code(session, [e["item_id"] for e in entries])
+    bank = _items_by_code(session, [split_column(e["item_id"])[0] for e in entries])
     out = []
     for entry in entries:
-        item = bank.get(entry["item_id"])
+        code, language = split_column(entry["item_id"])
+        item = bank.get(code)
         active = item.active_parameters if item is not None else None
-        out.append({**entry, "bank": None if item is None else {
+        if item is not None and language is not None:
+            active = item.language_parameters.get(language, active)
+        out.append({**entry, "language": language, "bank": None if item is None else {
             "item_id": item.id, "status": item.status.value,
             "parameters": active.as_dict() if active is not None else None,
             "parameter_set_id": active.id if active is not None else None}})
@@ -1082,7 +1154,7 @@ def publish_run(
             raise Invalid(f"linking ({linking}): {linked}", "linking")
     elif review.needs_decision and not confirm_unlinked:
         raise _unlinked_refusal(run, review)
-    bank = _items_by_code(session, chosen)
+    bank = _items_by_code(session, [split_column(c)[0] for c in chosen])
     now = utcnow()
     published, skipped, promoted = [], [], []
     default = set(default_selection(entries.values())) if items is None else None
@@ -1100,7 +1172,8 @@ def publish_run(
             skipped.append({"item_id": code, "reason": " and ".join(
                 why[r] for r in held_back(entry)) + ": not published unless named in items"})
             continue
-        item = bank.get(code)
+        item_code, language = split_column(code)
+        item = bank.get(item_code)
         if item is None:
             skipped.append({"item_id": code, "reason": "not in the bank"})
             continue
@@ -1123,9 +1196,10 @@ def publish_run(
                            "estimated": {"parameters": entry["parameters"], "se": entry["se"]}}
         parameter_set = add_parameter_set(
             session, item, parameters, source="calibration", provenance=provenance,
-            sample_size=entry["n"], calibration_run_id=run.id, user_id=user_id)
+            sample_size=entry["n"], calibration_run_id=run.id, user_id=user_id,
+            language=language)
         published.append({"item_id": code, "parameter_set_id": parameter_set.id})
-        if promote and item.status == ItemStatus.PRETEST:
+        if promote and item.status == ItemStatus.PRETEST and language is None:
             change_status(session, item, ItemStatus.OPERATIONAL, user_id=user_id,
                           reason=f"promoted on publishing calibration run {run.id}")
             promoted.append(code)

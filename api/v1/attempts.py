@@ -30,6 +30,9 @@ class PresentedItemSchema(ma.Schema):
     media = ma.fields.List(ma.fields.String())
     categories = ma.fields.Integer(metadata={"description": "rating items: answer 0..n-1"})
     seconds_left = ma.fields.Integer(metadata={"description": "when the test has a time limit"})
+    language = ma.fields.String(metadata={
+        "description": "The language of stem and options: the attempt's, or the item's source "
+                       "language where it has no version in the attempt's"})
 
 
 EVIDENCE = ("too_little", "rough", "fairly_sure", "sure")
@@ -101,6 +104,11 @@ class ReplySchema(ma.Schema):
 
 class StartSchema(ma.Schema):
     test_id = id_field(required=True)
+    language = ma.fields.String(load_default=None, allow_none=True,
+                                validate=ma.validate.Length(2, 35), metadata={
+        "description": "The test language (BCP 47: en, ar, pt-BR), one the test is offered in; "
+                       "default: the class's default test language, else the language the "
+                       "items are written in. Ignored when an attempt in progress is resumed"})
 
 
 class AnswerSchema(ma.Schema):
@@ -142,6 +150,8 @@ class AttemptSchema(ma.Schema):
     se = ma.fields.Float(allow_none=True)
     stop_reason = ma.fields.String(allow_none=True)
     result = ma.fields.Nested(ResultSchema, allow_none=True)
+    language = ma.fields.String(allow_none=True, metadata={
+        "description": "The language the attempt is delivered in"})
 
 
 class AttemptSummarySchema(ma.Schema):
@@ -194,7 +204,8 @@ class Attempts(MethodView):
             raise Forbidden("only students take tests; try a test design with a simulation")
         session = get_session()
         _attempt, reply, created = service.start_attempt(session, user, data["test_id"],
-                                                        base_url=public_url())
+                                                        base_url=public_url(),
+                                                        language=data["language"])
         session.commit()
         return reply, 201 if created else 200
 

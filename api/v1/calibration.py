@@ -83,6 +83,10 @@ class RunSettingsSchema(ma.Schema):
                                validate=ma.validate.Length(min=1), metadata={
         "description": "Focal groups for DIF, each compared with the reference group "
                        "(default: every other group)"})
+    languages_separately = ma.fields.Boolean(metadata={
+        "description": "Online runs: give each item its own parameters per attempt language "
+                       "with at least min_responses responses (columns CODE@language, "
+                       "published as that language's set); default false: languages pooled"})
 
 
 class RunCreateSchema(ma.Schema):

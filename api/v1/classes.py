@@ -46,6 +46,9 @@ class ClassSchema(ma.Schema):
     teacher = ma.fields.Nested(UserBriefSchema)
     n_students = ma.fields.Function(lambda klass: len(klass.students))
     created_at = UtcDateTime()
+    test_language = ma.fields.String(allow_none=True, metadata={
+        "description": "The language its students' tests are delivered in unless they choose "
+                       "another (null: the language of each student's pages)"})
 
 
 class ClassDetailSchema(ClassSchema):
@@ -68,6 +71,10 @@ class ClassPatchSchema(ma.Schema):
     name = ma.fields.String(validate=[ma.validate.Length(1, 200), no_nul])
     teacher_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=MAX_ID),
                                    metadata={"description": "Administrators only"})
+    test_language = ma.fields.String(allow_none=True, validate=ma.validate.Length(2, 35),
+                                     metadata={"description": "The class's default test "
+                                                              "language (BCP 47: es, ar, pt-BR); "
+                                                              "null clears it"})
 
 
 class EnrolSchema(ma.Schema):

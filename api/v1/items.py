@@ -53,6 +53,7 @@ from item_bank.services import (
     create_item,
     update_item,
 )
+from item_bank.translations import delete_translation, set_translation, translations_of
 from storage import utcnow
 from storage.accounts import Role, User
 from storage.errors import Invalid, NotFound
@@ -121,6 +122,9 @@ class ItemInputSchema(ma.Schema):
     content_tags = ma.fields.List(ma.fields.String(validate=ma.validate.Length(1, 80)),
                                   load_default=list)
     media = ma.fields.List(_MEDIUM, load_default=list, validate=_MEDIA)
+    language = ma.fields.String(load_default="en", validate=ma.validate.Length(2, 35),
+                                metadata={"description": "The language of stem, options and "
+                                                         "rationale (BCP 47: en, ar, pt-BR)"})
 
 
 class ItemPatchSchema(ma.Schema):
@@ -223,6 +227,35 @@ class ItemSchema(ma.Schema):
     parameter_sets = ma.fields.List(ma.fields.Nested(ParameterSetSchema))
     status_history = ma.fields.List(ma.fields.Nested(StatusEventSchema))
     versions = ma.fields.List(ma.fields.Nested(VersionSummarySchema))
+    language = ma.fields.String(metadata={"description": "The language of the item's own text"})
+    translations = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Nested("TranslationTextSchema"),
+        metadata={"description": "The item's text in other languages, by language tag"})
+
+
+class TranslationTextSchema(ma.Schema):
+    stem = ma.fields.String()
+    options = ma.fields.List(ma.fields.String())
+    rationale = ma.fields.String()
+
+
+class TranslationInputSchema(ma.Schema):
+    """An item's text in one more language; as many options as the item, in its order."""
+
+    stem = ma.fields.String(required=True, validate=ma.validate.Length(1, MAX_STEM_LENGTH))
+    options = ma.fields.List(_OPTION, load_default=list, validate=_OPTIONS)
+    rationale = ma.fields.String(load_default="",
+                                 validate=ma.validate.Length(max=MAX_RATIONALE_LENGTH))
+
+
+class TranslationSchema(TranslationTextSchema):
+    item_id = ma.fields.Integer()
+    code = ma.fields.String()
+    language = ma.fields.String()
+    source_language = ma.fields.String()
+    source_version = ma.fields.Integer(metadata={
+        "description": "The item's content version the translation was saved against"})
+    updated_at = UtcDateTime()
 
 
 class ImportArgs(ma.Schema):
@@ -335,7 +368,14 @@ def _detail(item: Item) -> dict[str, Any]:
         "versions": [{"version": v.version, "created_at": v.created_at,
                       "created_by": names.get(v.created_by), "note": v.note}
                      for v in item.versions],
+        "language": item.language, "translations": translations_of(item),
     }
+
+
+def _translation(item: Item, translation) -> dict[str, Any]:
+    return {"item_id": item.id, "code": item.code, "language": translation.language,
+            "source_language": item.language, "source_version": translation.source_version,
+            "updated_at": translation.updated_at, **translation.as_dict()}
 
 
 def _event(event, names: dict[int, str]) -> dict[str, Any]:
@@ -429,6 +469,48 @@ class ItemById(MethodView):
                     expected_version=expected)
         session.commit()
         return _detail(item)
+
+
+@blp.route("/items/<int:item_id>/translations/<language>")
+class ItemTranslationByLanguage(MethodView):
+    @requires(*STAFF)
+    @blp.response(200, TranslationSchema)
+    @blp.alt_response(404, description="No such item, or no translation in this language")
+    def get(self, item_id, language):
+        """The item's text in one language other than its source language."""
+        item = _item(item_id)
+        found = next((t for t in item.translations if t.language == language), None)
+        if found is None:
+            raise NotFound(f"item {item_id} has no translation in {language!r}")
+        return _translation(item, found)
+
+    @requires(*STAFF)
+    @blp.arguments(TranslationInputSchema())
+    @blp.response(200, TranslationSchema)
+    @blp.alt_response(422, description="Not a language tag, the item's own language, or not "
+                                       "as many options as the item")
+    def put(self, data, item_id, language):
+        """Save the item's stem, options and rationale in ``language`` (created or replaced).
+
+        The key, media and parameters stay the item's. Tests deliver it to attempts in this
+        language started from now on.
+        """
+        session = get_session()
+        item = _item(item_id)
+        translation, _created = set_translation(session, item, language,
+                                                user_id=current_user().id, **data)
+        session.commit()
+        return _translation(item, translation)
+
+    @requires(*STAFF)
+    @blp.response(204)
+    @blp.alt_response(404, description="No such item, or no translation in this language")
+    def delete(self, item_id, language):
+        """Remove the item's text in ``language``; attempts in it show the source text."""
+        session = get_session()
+        delete_translation(session, _item(item_id), language)
+        session.commit()
+        return ""
 
 
 @blp.route("/items/<int:item_id>/versions/<int:version>")

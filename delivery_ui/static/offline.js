@@ -126,6 +126,10 @@
     form.appendChild(element("input", { type: "hidden", name: "item_id", value: String(item.id) }));
     form.appendChild(element("input", { type: "hidden", name: "idempotency_key", value: randomKey() }));
     var fieldset = element("fieldset", { role: "radiogroup", "aria-labelledby": "stem", "aria-required": "true" });
+    if (item.language) {  /* the item's text may be in another language than the page's */
+      fieldset.setAttribute("lang", item.language);
+      fieldset.setAttribute("dir", item.dir || "ltr");
+    }
     var stem = element("div", { id: "stem", "class": "stem" });
     stem.innerHTML = item.stem;  /* rendered by the server from the item's safe Markdown */
     fieldset.appendChild(stem);

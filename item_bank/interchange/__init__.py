@@ -36,6 +36,7 @@ from item_bank.interchange.records import (
     InterchangeError,
     ItemRecord,
     ParameterRecord,
+    TranslationRecord,
     parameter_problems,
     record_problems,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "InterchangeError",
     "ItemRecord",
     "ParameterRecord",
+    "TranslationRecord",
     "defuse_cell",
     "parameter_problems",
     "read_items_csv",

@@ -3,7 +3,11 @@
 One row per item under a header row (column names are case-insensitive): ``item_id`` (required),
 ``stem``, ``option_1..option_k`` (or ``option_a..option_z``), ``key`` (1-based option number or a
 letter), ``rationale``, ``skill``, ``tags`` and ``media`` (separated by ``;``), ``status``, then
-``model, a, b, c, d, b1..bk``. A file without a ``stem`` column is a parameters-only file
+``model, a, b, c, d, b1..bk``, and ``language`` (the language of the row's text, such as ``en``,
+``ar`` or ``pt-BR``). A row whose ``item_id`` came earlier with another language is that item's
+translation: it states ``stem``, the options (as many as the item's) and ``rationale``; its
+``key`` is empty or the item's, and it leaves skill, tags, status, media and parameters empty.
+A file without a ``stem`` column is a parameters-only file
 (``item_id, skill, status, tags`` and the parameter columns). Text cells are kept exactly;
 identifiers, numbers, tags, skill and status are stripped of surrounding blanks. An unknown column
 is a problem that suggests the column probably meant (``difficulty`` -> ``b``).
@@ -30,6 +34,7 @@ from item_bank.interchange.records import (
     ItemRecord,
     ParameterRecord,
     Problems,
+    TranslationRecord,
     check_records,
     record_problems,
 )
@@ -37,7 +42,10 @@ from item_bank.interchange.records import (
 _OPTION = re.compile(r"option_(?:([1-9][0-9]*)|([a-z]))")
 _CONTENT_COLUMNS = ("stem", "key", "rationale", "media")
 _PARAMETER_COLUMNS = ("model", "a", "b", "c", "d")
-_BASE_COLUMNS = ("item_id", "skill", "status", "tags", *_CONTENT_COLUMNS, *_PARAMETER_COLUMNS)
+_BASE_COLUMNS = ("item_id", "language", "skill", "status", "tags", *_CONTENT_COLUMNS,
+                 *_PARAMETER_COLUMNS)
+#: Cells a translation row leaves empty (they are the item's).
+_ITEM_ONLY = ("skill", "status", "tags", "media", *_PARAMETER_COLUMNS)
 
 
 @dataclass
@@ -205,6 +213,7 @@ def _csv_record(
         status=cells.get("status", "").strip().lower() or "draft",
         media=_split(cells.get("media", "")),
         parameters=parameters,
+        language=cells.get("language", "").strip(),
     )
     if len(problems) == before:
         for name, text in record_problems(record):
@@ -212,6 +221,31 @@ def _csv_record(
                 name = f"option_{chr(ord('a') + int(m.group(1)) - 1)}"
             add(name, text)
     return record
+
+
+def _add_translation(item: ItemRecord, row: ItemRecord, cells: dict[str, str], line: int,
+                     problems: Problems) -> None:
+    """Attach a translation row to the item's first row, naming the line and column of any
+    cell a translation must not state."""
+
+    def add(column: str, text: str) -> None:
+        problems.add(f"line {line}, column {column!r}: {text}", line=line, field=column,
+                     item_id=row.item_id)
+
+    where = f"a translation ({row.language!r}) of item {row.item_id!r}"
+    stated = [c for c in _ITEM_ONLY if cells.get(c, "").strip()]
+    for column in stated:
+        add(column, f"must be empty in {where}: it is the item's")
+    if len(row.options) != len(item.options):
+        add(f"option_{min(len(row.options), len(item.options)) + 1}",
+            f"{where} needs {len(item.options)} options, as the item has; "
+            f"got {len(row.options)}")
+    if row.key is not None and row.key != item.key:
+        add("key", f"{where} keeps the item's key; leave it empty or give the item's")
+    if not row.stem.strip():
+        add("stem", f"is empty in {where}")
+    item.translations[row.language] = TranslationRecord(row.stem, list(row.options),
+                                                        row.rationale, line)
 
 
 def _csv_number(text: str, add: Callable[[str, str], None], column: str) -> float | None:
@@ -266,6 +300,7 @@ def read_items_csv(text: str) -> list[ItemRecord]:
         # problems are reported with them, in one go.
         records: list[ItemRecord] = []
         first_line: dict[str, int] = {}
+        firsts: dict[str, ItemRecord] = {}
         end = reader.line_num
         for row in reader:
             line, end = end + 1, reader.line_num
@@ -279,18 +314,26 @@ def read_items_csv(text: str) -> list[ItemRecord]:
                 )
                 continue
             row = [restore_cell(cell) for cell in row]
-            record = _csv_record(dict(zip(layout.names, row, strict=False)), line, layout, problems)
-            if record.item_id in first_line:
+            cells = dict(zip(layout.names, row, strict=False))
+            record = _csv_record(cells, line, layout, problems)
+            first = firsts.get(record.item_id)
+            if first is not None and record.language and record.language != first.language \
+                    and record.language not in first.translations:
+                _add_translation(first, record, cells, line, problems)
+            elif first is not None:
                 problems.add(
                     f"line {line}, column 'item_id': {record.item_id!r} appears again "
-                    f"(first on line {first_line[record.item_id]})",
+                    f"(first on line {first_line[record.item_id]})"
+                    + (f" in language {record.language!r}" if record.language else ""),
                     line=line,
                     field="item_id",
                     item_id=record.item_id,
                 )
-            elif record.item_id:
-                first_line[record.item_id] = line
-            records.append(record)
+            else:
+                if record.item_id:
+                    first_line[record.item_id] = line
+                    firsts[record.item_id] = record
+                records.append(record)
     except csv.Error as exc:
         problems.add(f"line {reader.line_num}: malformed CSV: {exc}", line=reader.line_num)
     problems.raise_if_any()
@@ -370,8 +413,11 @@ def write_items_csv(records: Iterable[ItemRecord]) -> str:
     """Write items as CSV with every column needed for a lossless round trip.
 
     Columns: ``item_id, stem, option_1..option_k, key, rationale, skill, tags, status, media,
-    model, a, b, c, d, b1..bm`` (``k`` and ``m`` the largest option and threshold counts). Numbers
-    are written with ``repr`` precision, so :func:`read_items_csv` gives back equal records.
+    model, a, b, c, d, b1..bm`` (``k`` and ``m`` the largest option and threshold counts), and
+    ``language`` after ``item_id`` when any item has a language other than ``en`` or a
+    translation: each translation is a row after its item's, with the item's code, its language,
+    stem, options and rationale, and the other cells empty. Numbers are written with ``repr``
+    precision, so :func:`read_items_csv` gives back equal records.
 
     Raises
     ------
@@ -382,6 +428,8 @@ def write_items_csv(records: Iterable[ItemRecord]) -> str:
     records = list(records)
     check_records(records, qti=False)
     n_options = max((len(r.options) for r in records), default=0)
+    if any(r.translations or r.language not in ("", "en") for r in records):
+        return _write_with_languages(records, n_options)
     header = [
         "item_id",
         "stem",
@@ -409,6 +457,30 @@ def write_items_csv(records: Iterable[ItemRecord]) -> str:
             ";".join(r.media),
         ],
     )
+
+
+def _write_with_languages(records: Sequence[ItemRecord], n_options: int) -> str:
+    """Items with their language and a row per translation (see :func:`write_items_csv`)."""
+    n_thresholds = _max_thresholds(records)
+    header = ["item_id", "language", "stem", *(f"option_{k}" for k in range(1, n_options + 1)),
+              "key", "rationale", "skill", "tags", "status", "media", *_PARAMETER_COLUMNS,
+              *(f"b{k}" for k in range(1, n_thresholds + 1))]
+
+    def rows() -> Iterable[list[str]]:
+        for r in records:
+            yield [*map(defuse_cell, [
+                r.item_id, r.language or "en", r.stem, *r.options,
+                *[""] * (n_options - len(r.options)),
+                "" if r.key is None else str(r.key + 1), r.rationale, r.skill,
+                ";".join(r.content_tags), r.status, ";".join(r.media)]),
+                *_parameter_cells(r.parameters, n_thresholds)]
+            for language, text in sorted(r.translations.items()):
+                yield [*map(defuse_cell, [
+                    r.item_id, language, text.stem, *text.options,
+                    *[""] * (n_options - len(text.options)), "", text.rationale, "", "", "", ""]),
+                    *[""] * (len(_PARAMETER_COLUMNS) + n_thresholds)]
+
+    return _write_csv(header, rows())
 
 
 def write_parameters_csv(records: Iterable[ItemRecord]) -> str:

@@ -169,11 +169,18 @@ def _media_element(parent: etree._Element, ref: str, d: _Dialect) -> None:
         etree.SubElement(parent, d.html("object"), data=ref, type=mime)
 
 
+#: ``xml:lang``: the language of an item's text (QTI 2.1 and 3.0 allow it on the item element).
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+
+
 def item_element(record: ItemRecord, version: str) -> etree._Element:
-    """A checked record as an item element of QTI ``version`` (``"3.0"`` or ``"2.1"``)."""
+    """A checked record as an item element of QTI ``version`` (``"3.0"`` or ``"2.1"``), its
+    language as ``xml:lang`` (none when the record does not say)."""
     d = _DIALECTS[version]
     root = etree.Element(d.tag("assessment-item"), nsmap={None: d.ns, "xsi": XSI_NS})
     root.set(f"{{{XSI_NS}}}schemaLocation", f"{d.ns} {_SCHEMA[d.ns]}")
+    if record.language:
+        root.set(XML_LANG, record.language)
     d.set_attributes(
         root,
         (
@@ -405,7 +412,8 @@ def read_item(
     if len(problems) > before:
         return None
     record = ItemRecord(
-        item_id=item_id, stem=stem, options=options, key=key, rationale=rationale, media=media
+        item_id=item_id, stem=stem, options=options, key=key, rationale=rationale, media=media,
+        language=(root.get(XML_LANG) or "").strip(),
     )
     for name, text in record_problems(record, qti=True):  # e.g. a choice holding only an image
         m = re.fullmatch(r"option_(\d+)", name)

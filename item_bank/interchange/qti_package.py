@@ -20,6 +20,7 @@ manifest references that are absolute or climb out of the package are refused; X
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import posixpath
 import re
@@ -35,6 +36,7 @@ from item_bank.interchange.records import (
     InterchangeError,
     ItemRecord,
     Problems,
+    TranslationRecord,
     check_records,
 )
 from item_bank.interchange.usage_data import (
@@ -163,10 +165,22 @@ def write_qti_package(
         elif path not in referenced:
             problems.add(f"media file {path!r} is not referenced by any item", field="media")
     problems.raise_if_any()
-    paths = [f"items/{name}.xml" for name in _safe_names(records)]
+    names = _safe_names(records)
+    # One assessment item per language version: the item's own, then each translation
+    # (same identifier, its own xml:lang), as items/<name>.xml and items/<name>.<language>.xml.
+    versions: list[ItemRecord] = []
+    paths: list[str] = []
+    for record, name in zip(records, names, strict=True):
+        versions.append(record)
+        paths.append(f"items/{name}.xml")
+        for language, text in sorted(record.translations.items()):
+            versions.append(dataclasses.replace(
+                record, stem=text.stem, options=list(text.options), rationale=text.rationale,
+                language=language, translations={}, parameters=None))
+            paths.append(f"items/{name}.{re.sub(r'[^A-Za-z0-9-]', '_', language)}.xml")
     usage = usage_data_element(records)
-    files = {"imsmanifest.xml": to_bytes(_manifest(records, paths, media, usage is not None))}
-    for record, path in zip(records, paths, strict=True):
+    files = {"imsmanifest.xml": to_bytes(_manifest(versions, paths, media, usage is not None))}
+    for record, path in zip(versions, paths, strict=True):
         files[path] = to_bytes(item_element(record, "3.0"))
     if usage is not None:
         files["usage-data.xml"] = to_bytes(usage)
@@ -319,6 +333,21 @@ def _apply_metadata(record: ItemRecord, metadata: etree._Element, problems: Prob
             )
 
 
+def _add_translation(item: ItemRecord, version: ItemRecord, source: str,
+                     root: etree._Element, problems: Problems) -> None:
+    """Attach an item's version in another language (same identifier, its own ``xml:lang``)
+    to the item: as many choices, the same correct response."""
+    where = f"the {version.language!r} version of item {item.item_id!r}"
+    if len(version.options) != len(item.options):
+        problems.at(root, source, f"{where} has {len(version.options)} choices; the item has "
+                    f"{len(item.options)}", item_id=item.item_id)
+    elif version.key != item.key:
+        problems.at(root, source, f"{where} has another correct response than the item",
+                    item_id=item.item_id)
+    item.translations[version.language] = TranslationRecord(
+        version.stem, list(version.options), version.rationale)
+
+
 def read_qti(data: bytes, filename: str = "") -> list[ItemRecord]:
     """Read single-choice items from a QTI item document or a zip package.
 
@@ -404,7 +433,16 @@ def read_qti(data: bytes, filename: str = "") -> list[ItemRecord]:
     if not strict and not items and not len(problems):
         problems.add(f"{filename or 'the zip'}: holds no imsmanifest.xml and no QTI items")
     first_source: dict[str, str] = {}
+    first: dict[str, ItemRecord] = {}
+    versions = []
     for record, source, root in items:
+        original = first.get(record.item_id)
+        if original is not None and record.language and record.language != original.language \
+                and record.language not in original.translations:
+            _add_translation(original, record, source, root, problems)
+            continue
+        versions.append((record, source, root))
+        first.setdefault(record.item_id, record)
         if record.item_id in first_source:
             problems.at(
                 root,
@@ -415,6 +453,7 @@ def read_qti(data: bytes, filename: str = "") -> list[ItemRecord]:
                 item_id=record.item_id,
             )
         first_source.setdefault(record.item_id, source)
+    items = versions
     by_id = {record.item_id: record for record, _, _ in items}
     for item_id, found in stats.items():
         if item_id not in by_id:

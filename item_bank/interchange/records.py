@@ -76,11 +76,24 @@ class ParameterRecord:
 
 
 @dataclass
+class TranslationRecord:
+    """An item's text in one more language: stem, options (as many as the item's, in its
+    order) and rationale. ``line`` is the CSV line it came from (``None`` elsewhere)."""
+
+    stem: str
+    options: list[str] = field(default_factory=list)
+    rationale: str = ""
+    line: int | None = field(default=None, compare=False)
+
+
+@dataclass
 class ItemRecord:
     """One item's content, metadata and (optionally) parameters, as exchanged in files.
 
     ``key`` is the 0-based index of the correct option; ``media`` holds references (URLs or paths
     inside a package); ``status`` is one of ``draft, pretest, operational, retired``.
+    ``language`` is the language of stem, options and rationale (``""``: the file does not say;
+    the bank's default, ``en``), ``translations`` the item's text in other languages.
     """
 
     item_id: str
@@ -93,6 +106,8 @@ class ItemRecord:
     status: str = "draft"
     media: list[str] = field(default_factory=list)
     parameters: ParameterRecord | None = None
+    language: str = ""
+    translations: dict[str, TranslationRecord] = field(default_factory=dict)
 
 
 class InterchangeError(ValueError):

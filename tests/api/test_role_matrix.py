@@ -53,6 +53,14 @@ def _new_item(world: ApiWorld) -> dict:
     return {"item": reply["id"]}
 
 
+def _translated_item(world: ApiWorld) -> dict:
+    context = _new_item(world)
+    reply = world.call("put", f"/api/v1/items/{context['item']}/translations/ar", "admin1",
+                       json={"stem": "أيّ؟", "options": ["أ", "ب"]})
+    assert reply.status_code == 200, reply.get_json()
+    return context
+
+
 def _csv_file(world: ApiWorld, context: dict) -> dict:
     code = f"CSV-{uuid.uuid4().hex[:8]}"
     text = f"item_id,stem,option_1,option_2,key,skill\n{code},Which?,a,b,1,algebra\n"
@@ -366,6 +374,16 @@ MATRIX: dict[str, Row] = {
         "post", lambda w, c: f"/api/v1/items/{c['item']}/parameter-sets",
         _all(201, **STAFF_ONLY), body=lambda w, c: {"model": "2pl", "a": 1.1, "b": 0.2},
         setup=_new_item),
+    "PUT /items/{id}/translations/{language}": Row(
+        "put", lambda w, c: f"/api/v1/items/{c['item']}/translations/ar",
+        _all(200, **STAFF_ONLY), body=lambda w, c: {"stem": "أيّ؟", "options": ["أ", "ب"]},
+        setup=_new_item),
+    "GET /items/{id}/translations/{language}": Row(
+        "get", lambda w, c: f"/api/v1/items/{c['item']}/translations/ar",
+        _all(200, **STAFF_ONLY), setup=_translated_item),
+    "DELETE /items/{id}/translations/{language}": Row(
+        "delete", lambda w, c: f"/api/v1/items/{c['item']}/translations/ar",
+        _all(204, **STAFF_ONLY), setup=_translated_item),
     "POST /items/import": Row("post", lambda w, c: "/api/v1/items/import",
                               _all(200, **STAFF_ONLY), data=_csv_file),
     "GET /items/imports/{id}": Row(

@@ -465,17 +465,17 @@ def test_extensions_follow_the_students_extended_time(student_world: StudentWorl
 def test_the_language_follows_the_browser_then_the_selector(student_world: StudentWorld) -> None:
     client = student_world.client_for(None)
     spanish = client.get("/", headers={"Accept-Language": "es-MX,es;q=0.9,en;q=0.5"})
-    assert '<html lang="es">' in spanish.get_data(as_text=True)
+    assert '<html lang="es" dir="ltr">' in spanish.get_data(as_text=True)
     assert "Iniciar sesión" in spanish.get_data(as_text=True)
-    assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "fr"}).get_data(
-        as_text=True)
+    assert '<html lang="en" dir="ltr">' in client.get(
+        "/", headers={"Accept-Language": "fr"}).get_data(as_text=True)
     token = csrf_of(spanish.get_data(as_text=True))
     response = client.post("/language", data={"lang": "es", "next": "/?next=%2Fmy-tests",
                                               "csrf_token": token})
     assert response.headers["Location"] == "/?next=%2Fmy-tests"
     assert "lang=es" in response.headers["Set-Cookie"]
     page = client.get("/", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    assert '<html lang="es">' in page  # the choice beats the browser's preference
+    assert '<html lang="es" dir="ltr">' in page  # the choice beats the browser's preference
     assert "Las páginas están ahora en español." in page
     back = client.post("/language", data={"lang": "en", "next": "https://evil.example/",
                                           "csrf_token": token})

@@ -71,6 +71,7 @@ TABLES = {
     "audit_log",
     "audit_head",
     "erasures",
+    "item_translations",
     "rate_limit_counters",
     "roster_imports",
     "xapi_lrs",
